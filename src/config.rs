@@ -1,0 +1,193 @@
+//! Configuration: one typed struct, built once at start-up from command-line flags with
+//! environment-variable fallbacks, validated, then passed down. Nothing deeper in the crate
+//! reads the environment.
+//!
+//! Every default is safe for a laptop: the server binds `127.0.0.1`, so it is reachable only
+//! from this machine until you pass `--host 0.0.0.0` on purpose (e.g. for a classroom).
+
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::market::{DEFAULT_SYMBOLS, SymbolSpec};
+
+/// Default tick interval in milliseconds: fast enough that polling visibly misses changes,
+/// slow enough that a person can read each price.
+pub const DEFAULT_TICK_MS: u64 = 200;
+
+/// Everything the server can be told at start-up. `tickerlab --help` prints it.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "tickerlab", version, about = "See and measure what WebSockets are: one price feed served as HTTP polling and as a WebSocket stream, side by side.")]
+pub struct Config {
+    /// Address to listen on. Use 0.0.0.0 to let other machines (a classroom) connect.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    pub host: String,
+
+    /// TCP port to listen on (0 picks a free one).
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    pub port: u16,
+
+    /// Milliseconds between two ticks of the feed (10 to 60000).
+    #[arg(long, env = "TICK_MS", default_value_t = DEFAULT_TICK_MS)]
+    pub tick_ms: u64,
+
+    /// Seed of the random walk: the same seed replays the same prices. Random when absent.
+    #[arg(long, env = "SEED")]
+    pub seed: Option<u64>,
+
+    /// Comma-separated symbols to publish; the first is the default symbol. Names from
+    /// A-Z, 0-9 and '.', 1 to 8 characters, at most 16 symbols.
+    #[arg(long, env = "SYMBOLS", value_delimiter = ',', default_values_t = DEFAULT_SYMBOLS.iter().map(|s| s.to_string()))]
+    pub symbols: Vec<String>,
+
+    /// HTTP worker threads (default: one per CPU core).
+    #[arg(long, env = "WORKERS")]
+    pub workers: Option<usize>,
+
+    /// Largest WebSocket message a client may send, in bytes; larger ones close the socket
+    /// with 1009 (message too big).
+    #[arg(long, env = "MAX_MESSAGE_BYTES", default_value_t = 4096)]
+    pub max_message_bytes: usize,
+
+    /// Seconds between the server's WebSocket pings to each client. Should be half (or less)
+    /// of --client-timeout-secs, so one lost ping does not drop a healthy client.
+    #[arg(long, env = "HEARTBEAT_SECS", default_value_t = 5)]
+    pub heartbeat_secs: u64,
+
+    /// Seconds of silence (no frame at all, not even a pong) after which the server closes
+    /// a WebSocket as dead.
+    #[arg(long, env = "CLIENT_TIMEOUT_SECS", default_value_t = 30)]
+    pub client_timeout_secs: u64,
+}
+
+/// Why a [`Config`] cannot be used. Each message says what was wrong and what is allowed.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    /// `--tick-ms` outside its range.
+    #[error("--tick-ms {0} is out of range: use 10 to 60000 milliseconds")]
+    TickMs(u64),
+    /// A symbol name that does not follow the rules.
+    #[error("--symbols: {0:?} is not a valid symbol: use 1 to 8 characters from A-Z, 0-9 and '.'")]
+    SymbolName(String),
+    /// No symbols, too many, or the same one twice.
+    #[error("--symbols: {0}")]
+    SymbolList(&'static str),
+    /// Heartbeat settings that would drop healthy clients.
+    #[error(
+        "--heartbeat-secs ({0}) must be at least 1 and at most half of --client-timeout-secs ({1})"
+    )]
+    Heartbeat(u64, u64),
+    /// A message limit too small for the protocol's own messages.
+    #[error("--max-message-bytes {0} is too small: use at least 256")]
+    MaxMessageBytes(usize),
+}
+
+impl Default for Config {
+    /// The same values as running `tickerlab` with no flags and no environment variables.
+    fn default() -> Config {
+        Config {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            tick_ms: DEFAULT_TICK_MS,
+            seed: None,
+            symbols: DEFAULT_SYMBOLS.iter().map(|s| s.to_string()).collect(),
+            workers: None,
+            max_message_bytes: 4096,
+            heartbeat_secs: 5,
+            client_timeout_secs: 30,
+        }
+    }
+}
+
+/// Most symbols one server publishes: enough for any lesson, few enough that a per-session
+/// subscription fits in one machine word.
+pub const MAX_SYMBOLS: usize = 16;
+
+impl Config {
+    /// Checks every rule at once, so a bad flag fails at start-up with a clear message rather
+    /// than misbehaving later.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(10..=60_000).contains(&self.tick_ms) {
+            return Err(ConfigError::TickMs(self.tick_ms));
+        }
+        if self.symbols.is_empty() {
+            return Err(ConfigError::SymbolList("give at least one symbol"));
+        }
+        if self.symbols.len() > MAX_SYMBOLS {
+            return Err(ConfigError::SymbolList("give at most 16 symbols"));
+        }
+        if let Some(bad) = self
+            .symbols
+            .iter()
+            .find(|s| !SymbolSpec::is_valid_name(s))
+        {
+            return Err(ConfigError::SymbolName(bad.clone()));
+        }
+        let mut sorted = self.symbols.clone();
+        sorted.sort();
+        if sorted.windows(2).any(|w| w[0] == w[1]) {
+            return Err(ConfigError::SymbolList("a symbol is listed twice"));
+        }
+        if self.heartbeat_secs == 0 || self.heartbeat_secs * 2 > self.client_timeout_secs {
+            return Err(ConfigError::Heartbeat(
+                self.heartbeat_secs,
+                self.client_timeout_secs,
+            ));
+        }
+        if self.max_message_bytes < 256 {
+            return Err(ConfigError::MaxMessageBytes(self.max_message_bytes));
+        }
+        Ok(())
+    }
+
+    /// The feed's tick interval.
+    pub fn tick_interval(&self) -> Duration {
+        Duration::from_millis(self.tick_ms)
+    }
+
+    /// The symbols' random-walk parameters, in `--symbols` order.
+    pub fn symbol_specs(&self) -> Vec<SymbolSpec> {
+        self.symbols.iter().map(|s| SymbolSpec::for_name(s)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_matches_the_command_line_defaults() {
+        let parsed = Config::try_parse_from(["tickerlab"]).unwrap();
+        let default = Config::default();
+        // Environment variables could differ on a developer's machine; compare what clap
+        // would produce without them where it matters.
+        assert_eq!(default.tick_ms, DEFAULT_TICK_MS);
+        if std::env::var_os("TICK_MS").is_none() {
+            assert_eq!(parsed.tick_ms, default.tick_ms);
+        }
+        if std::env::var_os("SYMBOLS").is_none() {
+            assert_eq!(parsed.symbols, default.symbols);
+        }
+        assert!(default.validate().is_ok());
+    }
+
+    #[test]
+    fn symbols_flag_splits_on_commas() {
+        let c = Config::try_parse_from(["tickerlab", "--symbols", "ACME,ZZZ"]).unwrap();
+        assert_eq!(c.symbols, ["ACME", "ZZZ"]);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_rule() {
+        let bad = |f: fn(&mut Config)| {
+            let mut c = Config::default();
+            f(&mut c);
+            c.validate().unwrap_err().to_string()
+        };
+        assert!(bad(|c| c.tick_ms = 5).contains("10 to 60000"));
+        assert!(bad(|c| c.symbols = vec!["acme".into()]).contains("A-Z"));
+        assert!(bad(|c| c.symbols = vec![]).contains("at least one"));
+        assert!(bad(|c| c.symbols = vec!["A".into(), "A".into()]).contains("twice"));
+        assert!(bad(|c| c.heartbeat_secs = 20).contains("half"));
+    }
+}

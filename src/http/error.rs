@@ -1,0 +1,60 @@
+//! The error body every HTTP route answers with: JSON that says what was wrong and what is
+//! allowed, e.g. `{"error":"unknown symbol \"XYZ\"","symbols":["ACME","GLOBX"]}`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError, http::header};
+use serde::Serialize;
+
+/// A client error with its HTTP status and a message for a person to read.
+#[derive(Debug, Serialize, thiserror::Error)]
+#[error("{error}")]
+pub struct ApiError {
+    #[serde(skip)]
+    status: StatusCode,
+    /// What went wrong, and what would have worked.
+    pub error: String,
+    /// The symbols that exist, when the mistake was about a symbol.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub symbols: Option<Vec<String>>,
+}
+
+impl ApiError {
+    /// `400 Bad Request`: the request itself was malformed.
+    pub fn bad_request(error: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            error: error.into(),
+            symbols: None,
+        }
+    }
+
+    /// `404 Not Found` for a path no route serves.
+    pub fn not_found(error: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            error: error.into(),
+            symbols: None,
+        }
+    }
+
+    /// `404 Not Found` for a symbol the feed does not publish, listing the ones it does.
+    pub fn unknown_symbol(symbol: &str, known: &[String]) -> ApiError {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            error: format!("unknown symbol {symbol:?}: use one of {}", known.join(", ")),
+            symbols: Some(known.to_vec()),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status)
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(self)
+    }
+}

@@ -1,0 +1,47 @@
+//! The HTTP side: one file per route family, all reading the same [`Feed`].
+//!
+//! * [`page`]: `GET /` (the comparison page) and `GET /static/...` (its scripts and styles).
+//! * [`price`]: `GET /price`, the request/response way to get a price, and `GET /healthz`.
+//! * [`ws`]: `GET /ws`, the WebSocket way: one request upgraded to a long-lived socket.
+//! * [`error`]: the JSON error body every route uses.
+
+pub mod error;
+pub mod page;
+pub mod price;
+pub mod ws;
+
+use actix_web::web;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::feed::Feed;
+
+/// What every request handler can reach: the feed and the settings, shared by all workers.
+#[derive(Clone)]
+pub struct AppState {
+    /// The one source of prices.
+    pub feed: Feed,
+    /// The validated start-up configuration.
+    pub config: std::sync::Arc<Config>,
+    /// Cancelled when the server shuts down: every WebSocket session then closes with 1001.
+    pub shutdown: CancellationToken,
+}
+
+/// Registers every route. `serve` calls this; so can a test that builds its own `App`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(page::index))
+        .route("/static/{path:.*}", web::get().to(page::asset))
+        .route("/price", web::get().to(price::price))
+        .route("/healthz", web::get().to(price::healthz))
+        .route("/ws", web::get().to(ws::upgrade))
+        .default_service(web::to(not_found));
+}
+
+/// Any other path: a `404` that names the routes that exist.
+async fn not_found(req: actix_web::HttpRequest) -> error::ApiError {
+    error::ApiError::not_found(format!(
+        "no route {} {}: try GET /, /price?symbol=NAME, /ws?symbols=A,B or /healthz",
+        req.method(),
+        req.path()
+    ))
+}

@@ -1,0 +1,71 @@
+//! `GET /`: the comparison page, and `GET /static/...`: its scripts and styles.
+//!
+//! The page is an askama template, checked at compile time: a typo in a variable name is a
+//! build error, not a blank spot in a classroom. The static files are compiled into the
+//! binary with `include_str!`, so `tickerlab` is one self-contained file that serves the
+//! same page from any working directory. They are served byte for byte as they are in
+//! the repository: what a learner reads in the browser's DevTools is the code in `static/`.
+
+use actix_web::{HttpResponse, http::header, web};
+use askama::Template;
+
+use super::AppState;
+
+/// The page template (`templates/index.html`) and what it needs from the server.
+#[derive(Template)]
+#[template(path = "index.html")]
+struct IndexPage<'a> {
+    symbols: &'a [String],
+    tick_ms: u64,
+    version: &'static str,
+}
+
+/// `GET /`: the comparison page for this server's symbols and tick interval.
+pub async fn index(state: web::Data<AppState>) -> HttpResponse {
+    let page = IndexPage {
+        symbols: state.feed.symbols(),
+        tick_ms: state.config.tick_ms,
+        version: env!("CARGO_PKG_VERSION"),
+    };
+    match page.render() {
+        Ok(html) => HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-cache"))
+            .content_type("text/html; charset=utf-8")
+            .body(html),
+        Err(e) => {
+            tracing::error!(error = %e, "page template failed");
+            HttpResponse::InternalServerError().body("the page template failed to render")
+        }
+    }
+}
+
+/// Every file under `static/`, compiled in: (path below `static/`, contents).
+/// A test checks this list against the directory, so a new file cannot be forgotten.
+pub const ASSETS: &[(&str, &str)] = &[
+    ("style.css", include_str!("../../static/style.css")),
+    ("js/main.js", include_str!("../../static/js/main.js")),
+    ("js/pane.js", include_str!("../../static/js/pane.js")),
+    ("js/http-pane.js", include_str!("../../static/js/http-pane.js")),
+    ("js/ws-pane.js", include_str!("../../static/js/ws-pane.js")),
+    ("js/format.js", include_str!("../../static/js/format.js")),
+];
+
+/// `GET /static/{path}`: one compiled-in asset, or `404`.
+pub async fn asset(path: web::Path<String>) -> HttpResponse {
+    let path = path.into_inner();
+    let Some((_, body)) = ASSETS.iter().find(|(p, _)| *p == path) else {
+        return HttpResponse::NotFound()
+            .content_type("text/plain; charset=utf-8")
+            .body(format!("no such asset: /static/{path}"));
+    };
+    let content_type = match path.rsplit('.').next() {
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        _ => "text/plain; charset=utf-8",
+    };
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .content_type(content_type)
+        .body(*body)
+}

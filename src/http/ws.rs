@@ -1,0 +1,627 @@
+//! `GET /ws`: the WebSocket way. One HTTP request asks to *upgrade* the connection; the
+//! server answers `101 Switching Protocols`, and from then on the same TCP connection
+//! carries WebSocket frames in both directions for as long as both sides want.
+//!
+//! [`upgrade`] checks the handshake and hands the connection to [`run_session`], whose loop
+//! waits for whichever comes first: a new tick from the feed (push it), a message from the
+//! client (answer it), the heartbeat timer (ping, or give up on a silent peer), or the
+//! server shutting down (close with 1001). The loop is an expression whose value is the
+//! close reason, so there is exactly one place where a socket is closed.
+
+use std::time::Duration;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session};
+use tokio::sync::watch;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info_span};
+
+use super::AppState;
+use crate::config::MAX_SYMBOLS;
+use crate::feed::{Feed, Snapshot};
+use crate::tick::{
+    ClientMessage, Handshake, HandshakeRequest, HandshakeResponse, PROTOCOL_VERSION, RequestId,
+    ServerMessage, epoch_ms,
+};
+
+/// The most symbols one `subscribe` or `unsubscribe` may list. Longer lists are refused
+/// whole with an error, so a client cannot make the server do unbounded work per message.
+pub const MAX_SYMBOLS_PER_REQUEST: usize = 64;
+
+/// `GET /ws`: checks that the request really asks for a WebSocket, answers `101`, and starts
+/// the session. A request that is not a WebSocket handshake gets a `400` (or `426` for a
+/// protocol version other than 13) whose text says what was missing and how to try it.
+pub async fn upgrade(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> actix_web::Result<HttpResponse> {
+    if let Err(problem) = check_handshake(req.headers()) {
+        return Ok(problem.response(&req));
+    }
+    let feed = &state.feed;
+    let requested = parse_symbols_param(req.query_string());
+    let (mut subscription, unknown) = match requested {
+        Some(names) => Subscription::from_names(feed, &names),
+        None => (Subscription::only(0), Vec::new()),
+    };
+    let request = record_request(&req);
+    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let handshake = Handshake {
+        request,
+        response: HandshakeResponse {
+            status: response.status().as_u16(),
+            reason: response
+                .status()
+                .canonical_reason()
+                .unwrap_or_default()
+                .to_owned(),
+            headers: header_pairs(response.headers()),
+        },
+    };
+    let stream = stream
+        .max_frame_size(state.config.max_message_bytes)
+        .aggregate_continuations()
+        .max_continuation_size(state.config.max_message_bytes);
+    let settings = SessionSettings {
+        heartbeat: Duration::from_secs(state.config.heartbeat_secs),
+        client_timeout: Duration::from_secs(state.config.client_timeout_secs),
+        max_message_bytes: state.config.max_message_bytes,
+    };
+    let peer = req
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let feed = feed.clone();
+    let shutdown = state.shutdown.clone();
+    actix_web::rt::spawn(
+        async move {
+            let hello = hello(&feed, &subscription, handshake);
+            let mut out = Outbox {
+                session,
+                shutdown,
+                timeout: settings.client_timeout,
+            };
+            if out.send_json(hello).await.is_err() {
+                return;
+            }
+            if !unknown.is_empty()
+                && out
+                    .send_json(unknown_symbols(&feed, &unknown, None))
+                    .await
+                    .is_err()
+            {
+                return;
+            }
+            let snapshots = feed.subscribe();
+            subscription.send_new(&mut out, &feed.latest()).await.ok();
+            run_session(out, stream, snapshots, feed, subscription, settings).await;
+        }
+        .instrument(info_span!("ws", %peer)),
+    );
+    Ok(response)
+}
+
+/// Per-session limits, taken from the configuration once per connection.
+#[derive(Debug, Clone, Copy)]
+struct SessionSettings {
+    heartbeat: Duration,
+    client_timeout: Duration,
+    max_message_bytes: usize,
+}
+
+/// Why a session ended without a close handshake: the peer vanished or the server is
+/// stopping while a send was blocked. Either way there is no one left to send a close to.
+#[derive(Debug)]
+struct Gone;
+
+/// The sending half of a session, with the rules every send obeys.
+struct Outbox {
+    session: Session,
+    shutdown: CancellationToken,
+    /// A send that cannot complete for this long means the client stopped reading entirely;
+    /// its socket is dropped. (Ticks never queue: a slow reader skips to the newest.)
+    timeout: Duration,
+}
+
+impl Outbox {
+    /// Sends one text frame. The session's outgoing queue is small and bounded, so a client
+    /// that does not read makes this wait; the wait ends at shutdown or after `timeout`.
+    async fn send(&mut self, text: bytestring::ByteString) -> Result<(), Gone> {
+        tokio::select! {
+            sent = self.session.text(text) => sent.map_err(|_| Gone),
+            _ = self.shutdown.cancelled() => Err(Gone),
+            _ = tokio::time::sleep(self.timeout) => Err(Gone),
+        }
+    }
+
+    async fn send_json(&mut self, message: ServerMessage) -> Result<(), Gone> {
+        self.send(message.to_json().into()).await
+    }
+}
+
+/// The symbols one socket receives, and the last `seq` it was sent of each.
+///
+/// Fixed-size, so a session allocates nothing per tick: the subscription is a bit set over
+/// the feed's symbols and `last_sent` an inline array.
+#[derive(Debug, Clone)]
+struct Subscription {
+    mask: u32,
+    last_sent: [u64; MAX_SYMBOLS],
+}
+
+impl Subscription {
+    fn only(index: usize) -> Subscription {
+        let mut s = Subscription {
+            mask: 0,
+            last_sent: [0; MAX_SYMBOLS],
+        };
+        s.mask |= 1 << index;
+        s
+    }
+
+    /// The subscription for a list of names (case-insensitive), and the names that are unknown.
+    fn from_names(feed: &Feed, names: &[String]) -> (Subscription, Vec<String>) {
+        let mut s = Subscription {
+            mask: 0,
+            last_sent: [0; MAX_SYMBOLS],
+        };
+        let unknown = s.change(feed, names, true);
+        (s, unknown)
+    }
+
+    /// Adds (`on`) or removes symbols; returns the names that are not in the feed.
+    fn change(&mut self, feed: &Feed, names: &[String], on: bool) -> Vec<String> {
+        let mut unknown = Vec::new();
+        for name in names {
+            match feed.index_of(&name.to_ascii_uppercase()) {
+                Some(i) if on => self.mask |= 1 << i,
+                Some(i) => self.mask &= !(1 << i),
+                None => unknown.push(name.clone()),
+            }
+        }
+        unknown
+    }
+
+    fn contains(&self, index: usize) -> bool {
+        self.mask & (1 << index) != 0
+    }
+
+    fn names(&self, feed: &Feed) -> Vec<String> {
+        feed.symbols()
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.contains(*i))
+            .map(|(_, s)| s.clone())
+            .collect()
+    }
+
+    /// Sends every subscribed tick of `snapshot` this socket has not been sent yet, as the
+    /// shared pre-serialised text. This is the hot path: per client, per tick, it copies no
+    /// bytes and allocates nothing.
+    async fn send_new(&mut self, out: &mut Outbox, snapshot: &Snapshot) -> Result<(), Gone> {
+        for (i, published) in snapshot.ticks.iter().enumerate() {
+            if self.contains(i) && published.tick.seq > self.last_sent[i] {
+                out.send(published.json.clone()).await?;
+                self.last_sent[i] = published.tick.seq;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The per-connection loop. Returns when the socket is closed, by either side.
+async fn run_session(
+    mut out: Outbox,
+    mut stream: actix_ws::AggregatedMessageStream,
+    mut snapshots: watch::Receiver<std::sync::Arc<Snapshot>>,
+    feed: Feed,
+    mut subscription: Subscription,
+    settings: SessionSettings,
+) {
+    let mut heartbeat = tokio::time::interval(settings.heartbeat);
+    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    heartbeat.tick().await; // the first tick is immediate; the first ping is due one period in
+    let mut last_heard = Instant::now();
+    let shutdown = out.shutdown.clone();
+
+    let reason: Option<CloseReason> = loop {
+        tokio::select! {
+            // The server is shutting down: tell the client it is going away.
+            _ = shutdown.cancelled() => {
+                break Some((CloseCode::Away, "server shutting down").into());
+            }
+
+            // The feed published a new snapshot: push the subscribed ticks.
+            changed = snapshots.changed() => {
+                if changed.is_err() {
+                    break Some((CloseCode::Away, "feed stopped").into());
+                }
+                // Clone the Arc and release the channel's lock before any await.
+                let snapshot = snapshots.borrow_and_update().clone();
+                if subscription.send_new(&mut out, &snapshot).await.is_err() {
+                    return;
+                }
+            }
+
+            // Heartbeat: ping, or give up on a peer that has been silent too long.
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() >= settings.client_timeout {
+                    debug!("client silent for {:?}, closing", last_heard.elapsed());
+                    break Some((CloseCode::Policy, "no answer to pings").into());
+                }
+                if out.session.ping(b"tickerlab").await.is_err() {
+                    return;
+                }
+            }
+
+            // The client sent a frame (or the connection ended).
+            message = stream.recv() => {
+                last_heard = Instant::now();
+                let message = match message {
+                    Some(Ok(message)) => message,
+                    Some(Err(error)) => break Some(protocol_close(&error, settings.max_message_bytes)),
+                    None => return, // the TCP connection is gone: nobody to close
+                };
+                match message {
+                    AggregatedMessage::Text(text) => {
+                        let answers = handle_text(&text, &feed, &mut subscription);
+                        for answer in answers {
+                            if out.send_json(answer).await.is_err() {
+                                return;
+                            }
+                        }
+                        if subscription.send_new(&mut out, &feed.latest()).await.is_err() {
+                            return;
+                        }
+                    }
+                    AggregatedMessage::Binary(_) => break Some((
+                        CloseCode::Unsupported,
+                        "binary frames are not part of this protocol: send JSON text",
+                    ).into()),
+                    AggregatedMessage::Ping(bytes) => {
+                        if out.session.pong(&bytes).await.is_err() {
+                            return;
+                        }
+                    }
+                    AggregatedMessage::Pong(_) => {}
+                    // The client started the closing handshake: answer with its own code.
+                    AggregatedMessage::Close(reason) => break reason,
+                }
+            }
+        }
+    };
+    debug!(?reason, "closing");
+    let _ = out.session.close(reason).await;
+}
+
+/// The close frame for a frame that broke the rules (RFC 6455 section 7.4.1 codes).
+fn protocol_close(error: &ProtocolError, max_bytes: usize) -> CloseReason {
+    match error {
+        ProtocolError::Overflow => (
+            CloseCode::Size,
+            format!("message larger than {max_bytes} bytes"),
+        )
+            .into(),
+        ProtocolError::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            (CloseCode::Invalid, "text frames must be valid UTF-8").into()
+        }
+        other => (CloseCode::Protocol, other.to_string()).into(),
+    }
+}
+
+/// Answers one text message. Returns the messages to send back, in order; a bad message gets
+/// an `error` and changes nothing.
+fn handle_text(text: &str, feed: &Feed, subscription: &mut Subscription) -> Vec<ServerMessage> {
+    let message: ClientMessage = match serde_json::from_str(text) {
+        Ok(message) => message,
+        Err(e) => return vec![bad_message(text, &e)],
+    };
+    match message {
+        ClientMessage::Ping { id, t } => vec![ServerMessage::Pong {
+            id,
+            t,
+            server_ts: epoch_ms(),
+        }],
+        ClientMessage::Subscribe { symbols, id } | ClientMessage::Unsubscribe { symbols, id }
+            if symbols.len() > MAX_SYMBOLS_PER_REQUEST =>
+        {
+            vec![error(
+                format!(
+                    "too many symbols in one request ({}): list at most {MAX_SYMBOLS_PER_REQUEST}",
+                    symbols.len()
+                ),
+                "bad_message",
+                id,
+            )]
+        }
+        ClientMessage::Subscribe { symbols, id } => {
+            change_subscription(feed, subscription, &symbols, id, true)
+        }
+        ClientMessage::Unsubscribe { symbols, id } => {
+            change_subscription(feed, subscription, &symbols, id, false)
+        }
+    }
+}
+
+fn change_subscription(
+    feed: &Feed,
+    subscription: &mut Subscription,
+    symbols: &[String],
+    id: RequestId,
+    on: bool,
+) -> Vec<ServerMessage> {
+    let unknown = subscription.change(feed, symbols, on);
+    let mut answers = Vec::with_capacity(2);
+    if !unknown.is_empty() {
+        answers.push(unknown_symbols(feed, &unknown, id.clone()));
+    }
+    answers.push(ServerMessage::Subscribed {
+        symbols: subscription.names(feed),
+        id,
+    });
+    answers
+}
+
+fn error(message: String, code: &str, id: RequestId) -> ServerMessage {
+    ServerMessage::Error {
+        message,
+        code: code.to_owned(),
+        id,
+        symbols: None,
+    }
+}
+
+fn unknown_symbols(feed: &Feed, unknown: &[String], id: RequestId) -> ServerMessage {
+    // Quote a few names, not all: the list came from the client and may be long.
+    let shown: Vec<&str> = unknown.iter().take(5).map(|s| truncate(s, 16)).collect();
+    let more = unknown.len().saturating_sub(shown.len());
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    ServerMessage::Error {
+        message: format!(
+            "unknown symbol(s) {}{more}: use one of {}",
+            shown.join(", "),
+            feed.symbols().join(", ")
+        ),
+        code: "unknown_symbol".into(),
+        id,
+        symbols: Some(feed.symbols().to_vec()),
+    }
+}
+
+/// The `error` for text that is not a message we understand, saying what we expected.
+fn bad_message(text: &str, e: &serde_json::Error) -> ServerMessage {
+    let (code, what) = if e.is_syntax() || e.is_eof() {
+        ("bad_json", "not valid JSON")
+    } else {
+        ("bad_message", "not a message this server understands")
+    };
+    // Echo the request id when the JSON was fine but the message was not, so the client can
+    // tell which of its requests failed.
+    let id = serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v.get("id").cloned());
+    error(
+        format!(
+            "{what} ({e}): send {{\"type\":\"subscribe\",\"symbols\":[\"ACME\"]}}, \
+             {{\"type\":\"unsubscribe\",\"symbols\":[\"ACME\"]}} or {{\"type\":\"ping\",\"id\":1,\"t\":0}}"
+        ),
+        code,
+        id,
+    )
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+fn hello(feed: &Feed, subscription: &Subscription, handshake: Handshake) -> ServerMessage {
+    ServerMessage::Hello {
+        protocol: PROTOCOL_VERSION,
+        symbols: feed.symbols().to_vec(),
+        subscribed: subscription.names(feed),
+        tick_ms: feed.tick_interval().as_millis() as u64,
+        server_ts: epoch_ms(),
+        handshake,
+    }
+}
+
+/// `?symbols=ACME,GLOBX` as a list of names; `None` when the parameter is absent.
+fn parse_symbols_param(query: &str) -> Option<Vec<String>> {
+    let value = web::Query::<std::collections::HashMap<String, String>>::from_query(query)
+        .ok()?
+        .get("symbols")?
+        .clone();
+    Some(
+        value
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .take(MAX_SYMBOLS_PER_REQUEST)
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+/// The opening request as the server saw it, for the page's handshake panel. Credentials are
+/// redacted: the page's JavaScript must not learn an `HttpOnly` cookie through this echo.
+fn record_request(req: &HttpRequest) -> HandshakeRequest {
+    HandshakeRequest {
+        method: req.method().to_string(),
+        path: match req.query_string() {
+            "" => req.path().to_owned(),
+            q => format!("{}?{q}", req.path()),
+        },
+        version: format!("{:?}", req.version()),
+        headers: header_pairs(req.headers()),
+    }
+}
+
+fn header_pairs(headers: &header::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let value = match *name {
+                header::COOKIE | header::AUTHORIZATION => "(redacted)".to_owned(),
+                _ => String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            };
+            (name.as_str().to_owned(), value)
+        })
+        .collect()
+}
+
+/// What is wrong with a request that was meant to open a WebSocket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandshakeProblem {
+    /// No `Upgrade: websocket`: a browser tab or a plain `curl`.
+    NotAnUpgrade,
+    /// `Upgrade: websocket` without `Connection: Upgrade`.
+    NoConnectionUpgrade,
+    /// `Sec-WebSocket-Version` missing or not 13, the only version RFC 6455 defines.
+    UnsupportedVersion,
+    /// `Sec-WebSocket-Key` missing, or not 16 bytes in base64.
+    BadKey,
+}
+
+/// Checks the headers of an opening handshake (RFC 6455 section 4.2.1).
+pub fn check_handshake(headers: &header::HeaderMap) -> Result<(), HandshakeProblem> {
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).any(|v| {
+            v.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case(token))
+            })
+        })
+    };
+    if !has_token(header::UPGRADE, "websocket") {
+        return Err(HandshakeProblem::NotAnUpgrade);
+    }
+    if !has_token(header::CONNECTION, "upgrade") {
+        return Err(HandshakeProblem::NoConnectionUpgrade);
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|v| v.as_bytes() != b"13")
+    {
+        return Err(HandshakeProblem::UnsupportedVersion);
+    }
+    // A valid key is 16 random bytes in base64: 24 characters ending in "==".
+    let key_ok = headers.get(header::SEC_WEBSOCKET_KEY).is_some_and(|k| {
+        let k = k.as_bytes();
+        k.len() == 24
+            && k.ends_with(b"==")
+            && k[..22]
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
+    });
+    if !key_ok {
+        return Err(HandshakeProblem::BadKey);
+    }
+    Ok(())
+}
+
+impl HandshakeProblem {
+    /// The plain-text answer: what was wrong and a command that does it right.
+    fn response(self, req: &HttpRequest) -> HttpResponse {
+        let host = req.connection_info().host().to_owned();
+        let (status, problem) = match self {
+            HandshakeProblem::NotAnUpgrade => (
+                StatusCode::BAD_REQUEST,
+                "This request did not ask to upgrade to a WebSocket (no `Upgrade: websocket` header).",
+            ),
+            HandshakeProblem::NoConnectionUpgrade => (
+                StatusCode::BAD_REQUEST,
+                "The request has `Upgrade: websocket` but not `Connection: Upgrade`.",
+            ),
+            HandshakeProblem::UnsupportedVersion => (
+                StatusCode::UPGRADE_REQUIRED,
+                "Only WebSocket version 13 (RFC 6455) is supported: send `Sec-WebSocket-Version: 13`.",
+            ),
+            HandshakeProblem::BadKey => (
+                StatusCode::BAD_REQUEST,
+                "`Sec-WebSocket-Key` must be 16 random bytes in base64 (24 characters ending in `==`).",
+            ),
+        };
+        let text = format!(
+            "{problem}\n\n\
+             /ws is tickerlab's WebSocket endpoint: it speaks WebSocket, not plain HTTP, so a \
+             browser tab or a plain curl gets this message.\n\
+             Open the page at http://{host}/ to watch it live, or try it from a terminal:\n\n\
+             \x20 curl -i -N --http1.1 -H 'Connection: Upgrade' -H 'Upgrade: websocket' \\\n\
+             \x20      -H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' \\\n\
+             \x20      'http://{host}/ws?symbols=ACME'\n\n\
+             (curl prints the 101 Switching Protocols answer, then the frames as raw bytes.)\n"
+        );
+        let mut response = HttpResponse::build(status);
+        response.content_type("text/plain; charset=utf-8");
+        if self == HandshakeProblem::UnsupportedVersion {
+            response.insert_header((header::SEC_WEBSOCKET_VERSION, "13"));
+        }
+        response.body(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(
+                HeaderName::from_static(k),
+                HeaderValue::from_static(v),
+            );
+        }
+        map
+    }
+
+    const GOOD: &[(&str, &str)] = &[
+        ("upgrade", "websocket"),
+        ("connection", "keep-alive, Upgrade"),
+        ("sec-websocket-version", "13"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+
+    #[test]
+    fn a_correct_handshake_passes() {
+        assert_eq!(check_handshake(&headers(GOOD)), Ok(()));
+    }
+
+    #[test]
+    fn each_missing_piece_is_named() {
+        let without = |name: &str| {
+            let pairs: Vec<_> = GOOD.iter().copied().filter(|(k, _)| *k != name).collect();
+            check_handshake(&headers(&pairs))
+        };
+        assert_eq!(without("upgrade"), Err(HandshakeProblem::NotAnUpgrade));
+        assert_eq!(
+            without("connection"),
+            Err(HandshakeProblem::NoConnectionUpgrade)
+        );
+        assert_eq!(
+            without("sec-websocket-version"),
+            Err(HandshakeProblem::UnsupportedVersion)
+        );
+        assert_eq!(without("sec-websocket-key"), Err(HandshakeProblem::BadKey));
+    }
+
+    #[test]
+    fn symbols_param_is_split_and_trimmed() {
+        assert_eq!(
+            parse_symbols_param("symbols=ACME,%20globx,,"),
+            Some(vec!["ACME".to_owned(), "globx".to_owned()])
+        );
+        assert_eq!(parse_symbols_param(""), None);
+    }
+}

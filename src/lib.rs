@@ -1,0 +1,154 @@
+//! # tickerlab
+//!
+//! A lab for the question "what is a WebSocket, and why does it exist?". One server runs one
+//! random-walk price feed and serves it two ways at once, so the two can be compared live
+//! and measured:
+//!
+//! * `GET /price`: HTTP request/response. The client asks; the server answers with the
+//!   newest price; to learn of a change the client must ask again (polling).
+//! * `GET /ws`: a WebSocket. One HTTP request is upgraded to a persistent, two-way
+//!   connection, and the server *pushes* every new price the moment it exists.
+//!
+//! ## The map
+//!
+//! ```text
+//!  market (pure)          feed (one task)                    delivery (many)
+//!  random walk per  -->   every tick: step each symbol, -->  GET /price : read latest
+//!  symbol, seeded         build Tick, serialise ONCE,        /ws session: await change,
+//!  no I/O, no clock       publish to a watch channel                      send shared bytes
+//! ```
+//!
+//! * [`market`]: the seeded random walk, pure functions.
+//! * [`feed`]: the ticking task and its latest-value channel.
+//! * [`tick`]: the wire protocol's message types.
+//! * [`config`]: the one configuration struct.
+//! * [`http`]: one module per route family (page, price, ws).
+//!
+//! [`serve`] starts the whole app over a listener you bind, so a test or a bench runs the
+//! real server on `127.0.0.1:0`; `main.rs` only parses flags and calls it.
+
+pub mod config;
+pub mod feed;
+pub mod http;
+pub mod market;
+pub mod tick;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{App, HttpServer, web};
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+pub use feed::Feed;
+
+use feed::FeedTask;
+use market::Market;
+
+/// Why the app could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A setting broke a rule.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The listener could not be used.
+    #[error("cannot serve on the given listener: {0}")]
+    Listen(#[from] std::io::Error),
+}
+
+/// How long shutdown waits for in-flight HTTP requests after closing every WebSocket.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A running tickerlab: the HTTP server and its feed. Drive it with [`Tickerlab::run`].
+pub struct Tickerlab {
+    server: Server,
+    feed: Feed,
+    feed_task: FeedTask,
+    addr: SocketAddr,
+    stop: Stopper,
+}
+
+/// Stops a running tickerlab gracefully: closes every WebSocket with 1001 (going away),
+/// lets in-flight HTTP requests finish, then stops the server. Cheap to clone.
+#[derive(Clone)]
+pub struct Stopper {
+    shutdown: CancellationToken,
+    server: ServerHandle,
+}
+
+impl Stopper {
+    /// Starts the graceful shutdown and waits until the server has stopped.
+    pub async fn stop(&self) {
+        self.shutdown.cancel();
+        self.server.stop(true).await;
+    }
+}
+
+/// Starts tickerlab on `listener` (already bound, e.g. to `127.0.0.1:0`): starts the feed,
+/// builds the routes and returns the running app. Must be called inside a Tokio runtime (an
+/// actix or `#[tokio::main]` one); the HTTP workers get threads of their own.
+pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartError> {
+    config.validate()?;
+    let addr = listener.local_addr()?;
+    let seed = config.seed.unwrap_or_else(rand::random);
+    let market = Market::new(config.symbol_specs(), seed);
+    let (feed, feed_task) = Feed::start(market, config.tick_interval());
+    let shutdown = CancellationToken::new();
+    let state = http::AppState {
+        feed: feed.clone(),
+        config: Arc::new(config.clone()),
+        shutdown: shutdown.clone(),
+    };
+    tracing::info!(%addr, seed, tick_ms = config.tick_ms, symbols = ?config.symbols, "starting");
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(state.clone()))
+            .configure(http::routes)
+    })
+    // Signals are handled by the caller through `Stopper`, so that WebSockets are closed
+    // with 1001 before the server stops, not cut.
+    .disable_signals()
+    .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
+    .listen(listener)?;
+    if let Some(workers) = config.workers {
+        server = server.workers(workers);
+    }
+    let server = server.run();
+    let stop = Stopper {
+        shutdown,
+        server: server.handle(),
+    };
+    Ok(Tickerlab {
+        server,
+        feed,
+        feed_task,
+        addr,
+        stop,
+    })
+}
+
+impl Tickerlab {
+    /// The address the server listens on (the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The feed, e.g. to read its counters.
+    pub fn feed(&self) -> &Feed {
+        &self.feed
+    }
+
+    /// A handle that stops this server gracefully from anywhere.
+    pub fn stopper(&self) -> Stopper {
+        self.stop.clone()
+    }
+
+    /// Serves until stopped (through a [`Stopper`]), then stops the feed.
+    pub async fn run(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.feed_task.stop();
+        result
+    }
+}

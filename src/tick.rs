@@ -1,0 +1,223 @@
+//! The wire protocol (v1): every message the server and its clients exchange, as serde types.
+//!
+//! This file *is* the protocol reference in code form; the README's protocol section
+//! documents the same shapes for people. The rule that keeps old clients working: the
+//! protocol only grows. A new field or a new message type may be added; nothing is renamed
+//! or reshaped, and clients ignore fields and types they do not know.
+//!
+//! Server to client: [`Tick`] (also the body of `GET /price`) and [`ServerMessage`].
+//! Client to server: [`ClientMessage`].
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The protocol version announced in `hello`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// One new price of one symbol.
+///
+/// ```json
+/// {"type":"tick","symbol":"ACME","price":101.23,"change":0.12,"seq":42,"ts":1795895822123.456}
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename = "tick")]
+pub struct Tick {
+    /// The symbol this price belongs to.
+    pub symbol: String,
+    /// The price, rounded to cents.
+    pub price: f64,
+    /// The difference to the previous tick of the same symbol, in currency units.
+    pub change: f64,
+    /// Per symbol: 1 for the first price, +1 for every new one. A client that sees seq 7 after
+    /// seq 4 missed two price changes.
+    pub seq: u64,
+    /// When the server made this price: Unix epoch milliseconds with a sub-millisecond
+    /// fraction. `now - ts` on the same machine is how old the price is.
+    pub ts: f64,
+}
+
+/// The `id` a client put on a request, echoed back so it can match answers to questions.
+/// Any JSON value is accepted (number or string in practice); absent means `null`.
+pub type RequestId = Option<Value>;
+
+/// A message a client sends over the WebSocket.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ClientMessage {
+    /// Start receiving ticks of these symbols (in addition to the current ones).
+    /// `{"type":"subscribe","symbols":["GLOBX"],"id":7}`
+    Subscribe {
+        /// Symbols to add.
+        symbols: Vec<String>,
+        /// Echoed in the `subscribed` answer.
+        #[serde(default)]
+        id: RequestId,
+    },
+    /// Stop receiving ticks of these symbols.
+    /// `{"type":"unsubscribe","symbols":["ACME"],"id":9}`
+    Unsubscribe {
+        /// Symbols to remove.
+        symbols: Vec<String>,
+        /// Echoed in the `subscribed` answer.
+        #[serde(default)]
+        id: RequestId,
+    },
+    /// Ask for a `pong`, to measure the round trip over the open socket.
+    /// `{"type":"ping","id":8,"t":1795895822000.5}`
+    Ping {
+        /// Echoed in the `pong`.
+        #[serde(default)]
+        id: RequestId,
+        /// The client's clock when it sent the ping (ms), echoed so it can compute the RTT
+        /// without remembering anything.
+        #[serde(default)]
+        t: Option<f64>,
+    },
+}
+
+/// The HTTP request and response that opened a WebSocket, as the server saw them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Handshake {
+    /// The client's `GET` with its `Upgrade: websocket` headers.
+    pub request: HandshakeRequest,
+    /// The server's `101 Switching Protocols` answer.
+    pub response: HandshakeResponse,
+}
+
+/// The opening request of a WebSocket, as received.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HandshakeRequest {
+    /// Always `GET`.
+    pub method: String,
+    /// Path and query, e.g. `/ws?symbols=ACME`.
+    pub path: String,
+    /// e.g. `HTTP/1.1`.
+    pub version: String,
+    /// Header name/value pairs in the order received (names lower-case).
+    pub headers: Vec<(String, String)>,
+}
+
+/// The server's answer to the opening request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HandshakeResponse {
+    /// `101`.
+    pub status: u16,
+    /// `Switching Protocols`.
+    pub reason: String,
+    /// Header name/value pairs the server sent (names lower-case).
+    pub headers: Vec<(String, String)>,
+}
+
+/// A message the server sends over the WebSocket, other than a [`Tick`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ServerMessage {
+    /// The first message on every socket: what this server offers and how the socket was opened.
+    Hello {
+        /// [`PROTOCOL_VERSION`].
+        protocol: u32,
+        /// Every symbol the feed publishes.
+        symbols: Vec<String>,
+        /// The symbols this socket receives ticks of.
+        subscribed: Vec<String>,
+        /// The feed's tick interval in milliseconds.
+        tick_ms: u64,
+        /// The server clock when it said hello (epoch ms).
+        server_ts: f64,
+        /// The opening HTTP exchange.
+        handshake: Handshake,
+    },
+    /// The answer to `subscribe` and `unsubscribe`: the socket's whole subscription now.
+    Subscribed {
+        /// The symbols this socket now receives.
+        symbols: Vec<String>,
+        /// The `id` of the request this answers.
+        id: RequestId,
+    },
+    /// The answer to `ping`.
+    Pong {
+        /// The ping's `id`.
+        id: RequestId,
+        /// The ping's `t`, unchanged.
+        t: Option<f64>,
+        /// The server clock when it answered (epoch ms).
+        server_ts: f64,
+    },
+    /// Something the client sent could not be used. The socket stays open.
+    Error {
+        /// What was wrong and what is allowed, for a person to read.
+        message: String,
+        /// A stable machine-readable reason: `bad_json`, `bad_message`, `unknown_symbol`,
+        /// `not_text`.
+        code: String,
+        /// The `id` of the request this answers, when it had one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: RequestId,
+        /// For `unknown_symbol`: the symbols that exist.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        symbols: Option<Vec<String>>,
+    },
+}
+
+impl ServerMessage {
+    /// The message as JSON text, ready to send. Server messages other than ticks are rare
+    /// (one per client request), so serialising them per client is fine; ticks are not
+    /// serialised here but once per tick in [`crate::feed`].
+    pub fn to_json(&self) -> String {
+        // Serialising these types cannot fail: every field is a string, number, list or map
+        // with string keys.
+        serde_json::to_string(self).expect("server messages always serialise")
+    }
+}
+
+/// The current time as the protocol writes it: Unix epoch milliseconds with a microsecond
+/// fraction (`1795895822123.456`). Finer digits would be noise: clocks are not that exact.
+pub fn epoch_ms() -> f64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    now.as_micros() as f64 / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tick_serialises_as_the_protocol_says() {
+        let tick = Tick {
+            symbol: "ACME".into(),
+            price: 101.23,
+            change: 0.12,
+            seq: 42,
+            ts: 1795895822123.456,
+        };
+        assert_eq!(
+            serde_json::to_string(&tick).unwrap(),
+            r#"{"type":"tick","symbol":"ACME","price":101.23,"change":0.12,"seq":42,"ts":1795895822123.456}"#
+        );
+    }
+
+    #[test]
+    fn client_messages_parse() {
+        let m: ClientMessage =
+            serde_json::from_str(r#"{"type":"ping","id":8,"t":12.5}"#).unwrap();
+        assert_eq!(
+            m,
+            ClientMessage::Ping {
+                id: Some(8.into()),
+                t: Some(12.5)
+            }
+        );
+        let m: ClientMessage =
+            serde_json::from_str(r#"{"type":"subscribe","symbols":["A"]}"#).unwrap();
+        assert_eq!(
+            m,
+            ClientMessage::Subscribe {
+                symbols: vec!["A".into()],
+                id: None
+            }
+        );
+        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"dance"}"#).is_err());
+    }
+}
