@@ -38,10 +38,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// Any other path: a `404` that names the routes that exist.
-async fn not_found(req: actix_web::HttpRequest) -> error::ApiError {
+async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
+    use actix_web::ResponseError;
     error::ApiError::not_found(format!(
         "no route {} {}: try GET /, /price?symbol=NAME, /ws?symbols=A,B or /healthz",
         req.method(),
         req.path()
     ))
+    .error_response()
 }
