@@ -17,7 +17,11 @@ pub const DEFAULT_TICK_MS: u64 = 200;
 
 /// Everything the server can be told at start-up. `tickerlab --help` prints it.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "tickerlab", version, about = "See and measure what WebSockets are: one price feed served as HTTP polling and as a WebSocket stream, side by side.")]
+#[command(
+    name = "tickerlab",
+    version,
+    about = "See and measure what WebSockets are: one price feed served as HTTP polling and as a WebSocket stream, side by side."
+)]
 pub struct Config {
     /// Address to listen on. Use 0.0.0.0 to let other machines (a classroom) connect.
     #[arg(long, env = "HOST", default_value = "127.0.0.1")]
@@ -116,11 +120,7 @@ impl Config {
         if self.symbols.len() > MAX_SYMBOLS {
             return Err(ConfigError::SymbolList("give at most 16 symbols"));
         }
-        if let Some(bad) = self
-            .symbols
-            .iter()
-            .find(|s| !SymbolSpec::is_valid_name(s))
-        {
+        if let Some(bad) = self.symbols.iter().find(|s| !SymbolSpec::is_valid_name(s)) {
             return Err(ConfigError::SymbolName(bad.clone()));
         }
         let mut sorted = self.symbols.clone();
@@ -147,7 +147,10 @@ impl Config {
 
     /// The symbols' random-walk parameters, in `--symbols` order.
     pub fn symbol_specs(&self) -> Vec<SymbolSpec> {
-        self.symbols.iter().map(|s| SymbolSpec::for_name(s)).collect()
+        self.symbols
+            .iter()
+            .map(|s| SymbolSpec::for_name(s))
+            .collect()
     }
 }
 

@@ -27,6 +27,8 @@
 //! [`serve`] starts the whole app over a listener you bind, so a test or a bench runs the
 //! real server on `127.0.0.1:0`; `main.rs` only parses flags and calls it.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod feed;
 pub mod http;

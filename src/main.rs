@@ -32,7 +32,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
             std::io::ErrorKind::AddrInUse => {
                 " (another program, perhaps another tickerlab, uses this port: try --port 8081)"
             }
-            std::io::ErrorKind::PermissionDenied => " (ports below 1024 need privileges: try --port 8080)",
+            std::io::ErrorKind::PermissionDenied => {
+                " (ports below 1024 need privileges: try --port 8080)"
+            }
             _ => "",
         };
         anyhow::anyhow!("cannot listen on {wanted}: {e}{hint}")

@@ -48,8 +48,7 @@ impl SymbolSpec {
     /// The parameters for `name`: from [`CATALOGUE`] when it is listed there, otherwise derived
     /// from the name's bytes, so the same name always gets the same start price and volatility.
     pub fn for_name(name: &str) -> SymbolSpec {
-        if let Some(&(_, start_price, volatility)) = CATALOGUE.iter().find(|(n, ..)| *n == name)
-        {
+        if let Some(&(_, start_price, volatility)) = CATALOGUE.iter().find(|(n, ..)| *n == name) {
             return SymbolSpec {
                 name: name.to_owned(),
                 start_price,

@@ -200,8 +200,7 @@ mod tests {
 
     #[test]
     fn client_messages_parse() {
-        let m: ClientMessage =
-            serde_json::from_str(r#"{"type":"ping","id":8,"t":12.5}"#).unwrap();
+        let m: ClientMessage = serde_json::from_str(r#"{"type":"ping","id":8,"t":12.5}"#).unwrap();
         assert_eq!(
             m,
             ClientMessage::Ping {

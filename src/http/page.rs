@@ -45,7 +45,10 @@ pub const ASSETS: &[(&str, &str)] = &[
     ("style.css", include_str!("../../static/style.css")),
     ("js/main.js", include_str!("../../static/js/main.js")),
     ("js/pane.js", include_str!("../../static/js/pane.js")),
-    ("js/http-pane.js", include_str!("../../static/js/http-pane.js")),
+    (
+        "js/http-pane.js",
+        include_str!("../../static/js/http-pane.js"),
+    ),
     ("js/ws-pane.js", include_str!("../../static/js/ws-pane.js")),
     ("js/format.js", include_str!("../../static/js/format.js")),
 ];

@@ -2,7 +2,7 @@
 //! server answers `101 Switching Protocols`, and from then on the same TCP connection
 //! carries WebSocket frames in both directions for as long as both sides want.
 //!
-//! [`upgrade`] checks the handshake and hands the connection to [`run_session`], whose loop
+//! [`upgrade`] checks the handshake and hands the connection to `run_session`, whose loop
 //! waits for whichever comes first: a new tick from the feed (push it), a message from the
 //! client (answer it), the heartbeat timer (ping, or give up on a silent peer), or the
 //! server shutting down (close with 1001). The loop is an expression whose value is the
@@ -496,10 +496,8 @@ pub enum HandshakeProblem {
 pub fn check_handshake(headers: &header::HeaderMap) -> Result<(), HandshakeProblem> {
     let has_token = |name: header::HeaderName, token: &str| {
         headers.get_all(name).any(|v| {
-            v.to_str().is_ok_and(|v| {
-                v.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case(token))
-            })
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
         })
     };
     if !has_token(header::UPGRADE, "websocket") {
@@ -578,10 +576,7 @@ mod tests {
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (k, v) in pairs {
-            map.append(
-                HeaderName::from_static(k),
-                HeaderValue::from_static(v),
-            );
+            map.append(HeaderName::from_static(k), HeaderValue::from_static(v));
         }
         map
     }

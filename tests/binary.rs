@@ -1,0 +1,87 @@
+//! The `tickerlab` binary as a user runs it: what it prints, and how it fails.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn tickerlab() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tickerlab"));
+    command
+        .env_remove("PORT")
+        .env_remove("HOST")
+        .env("RUST_LOG", "warn");
+    command
+}
+
+#[test]
+fn port_in_use_is_one_clear_line_and_a_nonzero_exit() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let output = tickerlab().args(["--port", &port]).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line, no panic: {stderr}");
+    assert!(
+        lines[0].contains("cannot listen") && lines[0].contains(&port),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"));
+}
+
+#[test]
+fn bad_flags_fail_with_the_rule() {
+    let output = tickerlab()
+        .args(["--port", "0", "--tick-ms", "1"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("10 to 60000"), "{stderr}");
+}
+
+#[test]
+fn prints_the_url_then_serves_and_stops_on_sigterm() {
+    let mut child = tickerlab()
+        .args(["--port", "0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("tickerlab listening on http://127.0.0.1:"),
+        "{line}"
+    );
+    let url = line.trim().rsplit(' ').next().unwrap().to_owned();
+    let addr = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    use std::io::{Read, Write};
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+
+    // SIGTERM: a graceful stop with exit code 0.
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+}

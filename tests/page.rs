@@ -1,0 +1,137 @@
+//! GET / and /static: the page and its assets are served, and reference nothing off-site.
+
+mod common;
+
+use std::path::Path;
+
+use common::{spawn_app, test_config};
+
+/// Every `src="..."`, `href="..."` and JS `import ... from '...'` target in `text`.
+fn references(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for marker in ["src=\"", "href=\"", "from '", "from \"", "import('"] {
+        for (start, _) in text.match_indices(marker) {
+            let rest = &text[start + marker.len()..];
+            if let Some(end) = rest.find(['"', '\'']) {
+                found.push(rest[..end].to_owned());
+            }
+        }
+    }
+    found
+}
+
+fn is_local(reference: &str) -> bool {
+    reference.starts_with('/') && !reference.starts_with("//") || reference.starts_with("./")
+}
+
+#[tokio::test]
+async fn the_page_is_served_with_the_feed_settings() {
+    let app = spawn_app(test_config()).await;
+    let response = reqwest::get(app.http("/")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = response.text().await.unwrap();
+    assert!(html.contains("data-tick-ms=\"20\""));
+    assert!(html.contains("ACME,GLOBX,INITECH,UMBRL"));
+    assert!(html.contains("Get price"));
+    assert!(html.contains("id=\"pane-http\"") && html.contains("id=\"pane-ws\""));
+}
+
+#[tokio::test]
+async fn every_reference_is_local_and_served() {
+    let app = spawn_app(test_config()).await;
+    let client = reqwest::Client::new();
+    let html = client
+        .get(app.http("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut queue: Vec<(String, String)> = references(&html)
+        .into_iter()
+        .map(|r| ("/".to_owned(), r))
+        .collect();
+    let mut fetched = std::collections::HashSet::new();
+    assert!(!queue.is_empty());
+    while let Some((base, reference)) = queue.pop() {
+        assert!(
+            is_local(&reference),
+            "off-site reference {reference:?} in {base}"
+        );
+        let path = if let Some(relative) = reference.strip_prefix("./") {
+            format!("{}{}", &base[..=base.rfind('/').unwrap()], relative)
+        } else {
+            reference
+        };
+        if !fetched.insert(path.clone()) {
+            continue;
+        }
+        let response = client.get(app.http(&path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path} (referenced from {base})");
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body = response.text().await.unwrap();
+        if path.ends_with(".js") {
+            assert!(
+                content_type.starts_with("text/javascript"),
+                "{path}: {content_type}"
+            );
+            queue.extend(references(&body).into_iter().map(|r| (path.clone(), r)));
+        }
+    }
+    assert!(
+        fetched.iter().any(|p| p.ends_with("ws-pane.js")),
+        "{fetched:?}"
+    );
+}
+
+#[tokio::test]
+async fn every_file_in_static_is_compiled_in_and_identical() {
+    let app = spawn_app(test_config()).await;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("static");
+    let mut files = Vec::new();
+    let mut dirs = vec![root.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    assert!(!files.is_empty());
+    for file in files {
+        let relative = file
+            .strip_prefix(&root)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .replace('\\', "/");
+        let response = reqwest::get(app.http(&format!("/static/{relative}")))
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            200,
+            "static/{relative} is not in http::page::ASSETS"
+        );
+        assert_eq!(
+            response.bytes().await.unwrap(),
+            std::fs::read(&file).unwrap(),
+            "{relative}"
+        );
+    }
+    let missing = reqwest::get(app.http("/static/nope.js")).await.unwrap();
+    assert_eq!(missing.status(), 404);
+}

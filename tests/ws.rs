@@ -1,0 +1,272 @@
+//! GET /ws against the real server with a real WebSocket client (tokio-tungstenite).
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::{hello, next_json, next_of_type, send_json, spawn_app, test_config};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+#[tokio::test]
+async fn hello_comes_first_and_records_the_handshake() {
+    let app = spawn_app(test_config()).await;
+    let mut request = app
+        .ws_url("/ws?symbols=ACME")
+        .into_client_request()
+        .unwrap();
+    let key = request.headers()["sec-websocket-key"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    request
+        .headers_mut()
+        .insert("x-lesson", "handshake".parse().unwrap());
+    let (mut ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(response.status(), 101);
+
+    let hello = hello(&mut ws).await;
+    assert_eq!(hello["protocol"], 1);
+    assert_eq!(hello["tick_ms"], 20);
+    assert_eq!(hello["subscribed"], json!(["ACME"]));
+    assert_eq!(hello["symbols"], json!(app.feed.symbols()));
+    let handshake = &hello["handshake"];
+    assert_eq!(handshake["request"]["method"], "GET");
+    assert_eq!(handshake["request"]["path"], "/ws?symbols=ACME");
+    let header = |side: &str, name: &str| -> Option<String> {
+        handshake[side]["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|pair| pair[0] == name)
+            .map(|pair| pair[1].as_str().unwrap().to_owned())
+    };
+    assert_eq!(
+        header("request", "sec-websocket-key").as_deref(),
+        Some(key.as_str())
+    );
+    assert_eq!(header("request", "x-lesson").as_deref(), Some("handshake"));
+    assert_eq!(handshake["response"]["status"], 101);
+    assert_eq!(handshake["response"]["reason"], "Switching Protocols");
+    // The accept value the server reports is the RFC 6455 derivation of our key.
+    assert_eq!(
+        header("response", "sec-websocket-accept").as_deref(),
+        Some(derive_accept_key(key.as_bytes()).as_str())
+    );
+}
+
+#[tokio::test]
+async fn streams_every_tick_in_seq_order_per_symbol() {
+    let app = spawn_app(test_config()).await;
+    let mut ws = app.ws("/ws?symbols=ACME,GLOBX").await;
+    hello(&mut ws).await;
+    let mut last: HashMap<String, u64> = HashMap::new();
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    while counts.values().min().copied().unwrap_or(0) < 20 || counts.len() < 2 {
+        let tick = next_json(&mut ws).await;
+        assert_eq!(tick["type"], "tick", "{tick}");
+        let symbol = tick["symbol"].as_str().unwrap().to_owned();
+        assert!(
+            symbol == "ACME" || symbol == "GLOBX",
+            "unsubscribed {symbol}"
+        );
+        let seq = tick["seq"].as_u64().unwrap();
+        if let Some(previous) = last.insert(symbol.clone(), seq) {
+            assert_eq!(seq, previous + 1, "{symbol}: seq {previous} then {seq}");
+        }
+        *counts.entry(symbol).or_default() += 1;
+    }
+}
+
+#[tokio::test]
+async fn price_and_ws_agree_on_seq_and_price() {
+    let app = spawn_app(test_config()).await;
+    let mut ws = app.ws("/ws?symbols=INITECH").await;
+    hello(&mut ws).await;
+    let mut by_seq: HashMap<u64, Value> = HashMap::new();
+    let client = reqwest::Client::new();
+    let mut matched = 0;
+    while matched < 5 {
+        let polled: Value = client
+            .get(app.http("/price?symbol=INITECH"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let seq = polled["seq"].as_u64().unwrap();
+        // The socket may be a moment behind the poll: read until it has this seq.
+        while !by_seq.contains_key(&seq) {
+            let tick = next_json(&mut ws).await;
+            by_seq.insert(tick["seq"].as_u64().unwrap(), tick);
+        }
+        assert_eq!(
+            by_seq[&seq], polled,
+            "same seq must be the same tick everywhere"
+        );
+        matched += 1;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
+#[tokio::test]
+async fn subscribe_and_unsubscribe_change_what_arrives() {
+    let app = spawn_app(test_config()).await;
+    let mut ws = app.ws("/ws?symbols=ACME").await;
+    hello(&mut ws).await;
+
+    send_json(
+        &mut ws,
+        json!({"type": "subscribe", "symbols": ["UMBRL"], "id": 7}),
+    )
+    .await;
+    let answer = next_of_type(&mut ws, "subscribed").await;
+    assert_eq!(answer["id"], 7);
+    assert_eq!(answer["symbols"], json!(["ACME", "UMBRL"]));
+    let mut seen = HashMap::<String, usize>::new();
+    while seen.len() < 2 {
+        let tick = next_of_type(&mut ws, "tick").await;
+        *seen
+            .entry(tick["symbol"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+
+    send_json(
+        &mut ws,
+        json!({"type": "unsubscribe", "symbols": ["ACME"], "id": "u1"}),
+    )
+    .await;
+    let answer = next_of_type(&mut ws, "subscribed").await;
+    assert_eq!(answer["id"], "u1");
+    assert_eq!(answer["symbols"], json!(["UMBRL"]));
+    for _ in 0..20 {
+        let tick = next_of_type(&mut ws, "tick").await;
+        assert_eq!(tick["symbol"], "UMBRL", "ACME arrived after unsubscribe");
+    }
+}
+
+#[tokio::test]
+async fn ping_is_answered_with_pong_echoing_id_and_t() {
+    let app = spawn_app(test_config()).await;
+    let mut ws = app.ws("/ws").await;
+    hello(&mut ws).await;
+    let before = tickerlab::tick::epoch_ms();
+    send_json(&mut ws, json!({"type": "ping", "id": 8, "t": 1234.5})).await;
+    let pong = next_of_type(&mut ws, "pong").await;
+    assert_eq!(pong["id"], 8);
+    assert_eq!(pong["t"], 1234.5);
+    let server_ts = pong["server_ts"].as_f64().unwrap();
+    assert!(server_ts >= before - 1.0 && server_ts <= tickerlab::tick::epoch_ms() + 1.0);
+}
+
+#[tokio::test]
+async fn bad_messages_get_an_error_and_the_stream_goes_on() {
+    let app = spawn_app(test_config()).await;
+    let mut ws = app.ws("/ws?symbols=ACME").await;
+    hello(&mut ws).await;
+    let cases = [
+        ("{not json", "bad_json"),
+        (r#"{"type":"dance","id":3}"#, "bad_message"),
+        (r#"{"type":"subscribe"}"#, "bad_message"),
+        (r#"[1,2,3]"#, "bad_message"),
+        (
+            r#"{"type":"subscribe","symbols":["NOPE"],"id":4}"#,
+            "unknown_symbol",
+        ),
+    ];
+    for (text, code) in cases {
+        ws.send_text(text).await;
+        let error = next_of_type(&mut ws, "error").await;
+        assert_eq!(error["code"], code, "{text}: {error}");
+        let message = error["message"].as_str().unwrap();
+        assert!(message.len() > 20, "a message a person can use: {message}");
+        if code == "unknown_symbol" {
+            assert_eq!(error["id"], 4);
+            assert!(
+                message.contains("NOPE") && message.contains("ACME"),
+                "{message}"
+            );
+            assert_eq!(error["symbols"], json!(app.feed.symbols()));
+        }
+        if code == "bad_message" && text.contains("dance") {
+            assert_eq!(error["id"], 3, "the id is echoed when the JSON parsed");
+        }
+    }
+    // Still streaming, still in order.
+    let first = next_of_type(&mut ws, "tick").await["seq"].as_u64().unwrap();
+    let second = next_of_type(&mut ws, "tick").await["seq"].as_u64().unwrap();
+    assert_eq!(second, first + 1);
+}
+
+#[tokio::test]
+async fn unknown_symbols_in_the_url_get_an_error_naming_the_known_ones() {
+    let app = spawn_app(test_config()).await;
+    let mut ws = app.ws("/ws?symbols=ACME,NOPE").await;
+    let hello = hello(&mut ws).await;
+    assert_eq!(hello["subscribed"], json!(["ACME"]));
+    let error = next_json(&mut ws).await;
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["code"], "unknown_symbol");
+    assert!(error["message"].as_str().unwrap().contains("GLOBX"));
+    assert_eq!(next_of_type(&mut ws, "tick").await["symbol"], "ACME");
+}
+
+#[tokio::test]
+async fn a_plain_get_of_ws_is_400_with_help() {
+    let app = spawn_app(test_config()).await;
+    let response = reqwest::get(app.http("/ws")).await.unwrap();
+    assert_eq!(response.status(), 400);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("speaks WebSocket"), "{text}");
+    assert!(
+        text.contains("Upgrade: websocket"),
+        "shows how to try it: {text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_clients_cost_one_serialisation_per_tick_per_symbol() {
+    let app = spawn_app(test_config()).await;
+    let symbols = app.feed.symbols().len() as u64;
+    let mut clients = Vec::new();
+    for _ in 0..50 {
+        let mut ws = app.ws("/ws?symbols=ACME,GLOBX,INITECH,UMBRL").await;
+        hello(&mut ws).await;
+        clients.push(ws);
+    }
+    // Every client reads 40 ticks (10 per symbol), so the feed ticks with 50 readers.
+    let readers = clients.into_iter().map(|mut ws| {
+        tokio::spawn(async move {
+            for _ in 0..40 {
+                assert_eq!(next_json(&mut ws).await["type"], "tick");
+            }
+        })
+    });
+    for reader in futures_util::future::join_all(readers).await {
+        reader.unwrap();
+    }
+    let (ticks, serialisations) = (app.feed.ticks(), app.feed.serialisations());
+    assert!(ticks >= 10);
+    // Read the counters together: retry if a tick landed between the two loads.
+    let exact = (0..100).any(|_| app.feed.serialisations() == app.feed.ticks() * symbols);
+    assert!(
+        exact,
+        "serialisations {serialisations} for {ticks} ticks x {symbols} symbols"
+    );
+}
+
+trait SendText {
+    async fn send_text(&mut self, text: &str);
+}
+
+impl SendText for common::Ws {
+    async fn send_text(&mut self, text: &str) {
+        use futures_util::SinkExt;
+        self.send(tokio_tungstenite::tungstenite::Message::text(text))
+            .await
+            .unwrap();
+    }
+}
