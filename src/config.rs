@@ -62,6 +62,12 @@ pub struct Config {
     /// a WebSocket as dead.
     #[arg(long, env = "CLIENT_TIMEOUT_SECS", default_value_t = 30)]
     pub client_timeout_secs: u64,
+
+    /// Seconds a long poll (`GET /price/next`) is held waiting for a new tick before it is
+    /// answered `204 No Content` (1 to 120). Below the 30-60 s at which proxies cut idle
+    /// requests.
+    #[arg(long, env = "LONG_POLL_SECS", default_value_t = 25)]
+    pub long_poll_secs: u64,
 }
 
 /// Why a [`Config`] cannot be used. Each message says what was wrong and what is allowed.
@@ -81,6 +87,9 @@ pub enum ConfigError {
         "--heartbeat-secs ({0}) must be at least 1 and at most half of --client-timeout-secs ({1})"
     )]
     Heartbeat(u64, u64),
+    /// A long-poll timeout outside its range.
+    #[error("--long-poll-secs {0} is out of range: use 1 to 120 seconds")]
+    LongPollSecs(u64),
     /// A message limit too small for the protocol's own messages.
     #[error("--max-message-bytes {0} is too small: use at least 256")]
     MaxMessageBytes(usize),
@@ -99,6 +108,7 @@ impl Default for Config {
             max_message_bytes: 4096,
             heartbeat_secs: 5,
             client_timeout_secs: 30,
+            long_poll_secs: 25,
         }
     }
 }
@@ -133,6 +143,9 @@ impl Config {
                 self.heartbeat_secs,
                 self.client_timeout_secs,
             ));
+        }
+        if !(1..=120).contains(&self.long_poll_secs) {
+            return Err(ConfigError::LongPollSecs(self.long_poll_secs));
         }
         if self.max_message_bytes < 256 {
             return Err(ConfigError::MaxMessageBytes(self.max_message_bytes));

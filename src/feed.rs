@@ -19,10 +19,11 @@
 //! rather than once per subscribed symbol, subscribing is a flag flip rather than
 //! juggling a set of channels, and every reader sees a consistent cross-section.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use actix_web::web::Bytes;
 use bytestring::ByteString;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -38,6 +39,33 @@ pub struct Published {
     pub tick: Tick,
     /// The tick serialised once; clone it to send it (a reference-count bump, no copy).
     pub json: ByteString,
+    /// The same tick as a Server-Sent Events frame, made by the first SSE client that needs
+    /// it and then shared by all of them (nothing is formatted when no one listens).
+    sse: OnceLock<Bytes>,
+}
+
+impl Published {
+    /// Wraps a tick and its one serialisation.
+    pub fn new(tick: Tick, json: ByteString) -> Published {
+        Published {
+            tick,
+            json,
+            sse: OnceLock::new(),
+        }
+    }
+
+    /// This tick as one Server-Sent Events frame: `id: ACME:42`, then `data:` and the JSON.
+    /// Formatted once per tick, whatever the number of SSE clients.
+    pub fn sse_frame(&self) -> Bytes {
+        self.sse
+            .get_or_init(|| {
+                Bytes::from(format!(
+                    "id: {}:{}\ndata: {}\n\n",
+                    self.tick.symbol, self.tick.seq, self.json
+                ))
+            })
+            .clone()
+    }
 }
 
 /// Every symbol's newest tick, as published by one tick of the feed.
@@ -183,10 +211,7 @@ impl Ticker {
                 // numbers cannot fail.
                 let json = serde_json::to_string(&tick).expect("a tick always serialises");
                 stats.serialisations.fetch_add(1, Ordering::Relaxed);
-                Published {
-                    tick,
-                    json: json.into(),
-                }
+                Published::new(tick, json.into())
             })
             .collect();
         stats.ticks.fetch_add(1, Ordering::Relaxed);

@@ -33,6 +33,7 @@ pub mod config;
 pub mod feed;
 pub mod http;
 pub mod market;
+pub mod subscription;
 pub mod tick;
 
 use std::net::{SocketAddr, TcpListener};

@@ -2,12 +2,16 @@
 //!
 //! * [`page`]: `GET /` (the comparison page) and `GET /static/...` (its scripts and styles).
 //! * [`price`]: `GET /price`, the request/response way to get a price, and `GET /healthz`.
+//! * [`longpoll`]: `GET /price/next`, long polling: a request held until the next tick.
+//! * [`sse`]: `GET /events`, Server-Sent Events: one response that never ends.
 //! * [`ws`]: `GET /ws`, the WebSocket way: one request upgraded to a long-lived socket.
 //! * [`error`]: the JSON error body every route uses.
 
 pub mod error;
+pub mod longpoll;
 pub mod page;
 pub mod price;
+pub mod sse;
 pub mod ws;
 
 use actix_web::web;
@@ -32,6 +36,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(page::index))
         .route("/static/{path:.*}", web::get().to(page::asset))
         .route("/price", web::get().to(price::price))
+        .route("/price/next", web::get().to(longpoll::next))
+        .route("/events", web::get().to(sse::events))
         .route("/healthz", web::get().to(price::healthz))
         .route("/ws", web::get().to(ws::upgrade))
         .default_service(web::to(not_found));
@@ -41,7 +47,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
     use actix_web::ResponseError;
     error::ApiError::not_found(format!(
-        "no route {} {}: try GET /, /price?symbol=NAME, /ws?symbols=A,B or /healthz",
+        "no route {} {}: try GET /, /price?symbol=NAME, /price/next?symbol=NAME&after=SEQ, /events?symbols=A,B, /ws?symbols=A,B or /healthz",
         req.method(),
         req.path()
     ))

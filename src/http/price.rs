@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::feed::Feed;
 
 /// The query `GET /price` understands: `?symbol=ACME`, or nothing for the default symbol.
 #[derive(Debug, Deserialize)]
@@ -37,22 +38,26 @@ impl PriceQuery {
 pub async fn price(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let query = PriceQuery::parse(req.query_string())?;
     let feed = &state.feed;
-    let index = match query.symbol {
-        None => 0,
-        Some(s) if s.is_empty() => {
-            return Err(ApiError::bad_request(
-                "empty symbol: use ?symbol=NAME or leave it out for the default symbol",
-            ));
-        }
-        Some(s) => feed
-            .index_of(&s.to_ascii_uppercase())
-            .ok_or_else(|| ApiError::unknown_symbol(&s, feed.symbols()))?,
-    };
+    let index = symbol_index(feed, query.symbol.as_deref())?;
     let json = feed.latest().ticks[index].json.clone();
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header(header::ContentType::json())
         .body(json.into_bytes()))
+}
+
+/// The position of `symbol` (case-insensitive) in the feed; the default symbol for `None`.
+/// Unknown names are a `404` listing the known ones; an empty name is a `400`.
+pub fn symbol_index(feed: &Feed, symbol: Option<&str>) -> Result<usize, ApiError> {
+    match symbol {
+        None => Ok(0),
+        Some("") => Err(ApiError::bad_request(
+            "empty symbol: use ?symbol=NAME or leave it out for the default symbol",
+        )),
+        Some(s) => feed
+            .index_of(&s.to_ascii_uppercase())
+            .ok_or_else(|| ApiError::unknown_symbol(s, feed.symbols())),
+    }
 }
 
 /// `GET /healthz`: `200` while the server runs, with how many ticks the feed has made.

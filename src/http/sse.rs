@@ -1,0 +1,145 @@
+//! `GET /events?symbols=ACME,GLOBX`: Server-Sent Events, the browser's built-in one-way push.
+//!
+//! The response is an ordinary HTTP `200` whose body never ends: `text/event-stream`, one
+//! event per tick. The browser's `EventSource` parses it and reconnects by itself when the
+//! connection drops, sending the last `id:` it saw as `Last-Event-ID`. tickerlab answers a
+//! reconnect with the *current* tick at once (latest value wins): no backlog is replayed,
+//! the `seq` gap shows what the outage cost.
+//!
+//! SSE is push without a new protocol, which is often all a one-way feed needs; what it
+//! cannot do is carry messages from the client over the same connection. Compare `ws.rs`.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
+use futures_util::stream;
+use tokio::time::MissedTickBehavior;
+
+use super::AppState;
+use crate::feed::Feed;
+use crate::subscription::{Subscription, parse_symbols_param};
+
+/// Sent first: how long the browser should wait before reconnecting (ms), and a comment.
+const PREAMBLE: &str = "retry: 1000\n: tickerlab event stream, one event per tick\n\n";
+
+/// The comment sent when the stream has been idle for a heartbeat period. Comments are
+/// ignored by `EventSource`; they keep proxies and NAT tables from dropping a quiet stream.
+const HEARTBEAT: &str = ": heartbeat\n\n";
+
+/// `GET /events`: a `text/event-stream` of the subscribed symbols' ticks. Unknown symbols are
+/// a `404` listing the known ones (an SSE client cannot be told anything after the fact).
+pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    use actix_web::ResponseError;
+    let feed = state.feed.clone();
+    let mut subscription = match parse_symbols_param(req.query_string()) {
+        None => Subscription::only(0),
+        Some(names) => {
+            let (subscription, unknown) = Subscription::from_names(&feed, &names);
+            if let Some(name) = unknown.first() {
+                return super::error::ApiError::unknown_symbol(name, feed.symbols())
+                    .error_response();
+            }
+            subscription
+        }
+    };
+    if let Some((index, seq)) = last_event_id(&req, &feed) {
+        subscription.mark_sent(index, seq);
+    }
+    let heartbeat = Duration::from_secs(state.config.heartbeat_secs);
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        // Tell reverse proxies such as nginx not to buffer the stream.
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(event_stream(
+            feed,
+            subscription,
+            heartbeat,
+            state.shutdown.clone(),
+        ))
+}
+
+/// `Last-Event-ID: ACME:42` as (symbol index, seq), when it names a symbol of this feed.
+fn last_event_id(req: &HttpRequest, feed: &Feed) -> Option<(usize, u64)> {
+    let value = req.headers().get("last-event-id")?.to_str().ok()?;
+    let (symbol, seq) = value.split_once(':')?;
+    Some((feed.index_of(symbol)?, seq.trim().parse().ok()?))
+}
+
+/// The body: the preamble, then the subscribed ticks as they are published, heartbeat
+/// comments when idle, and the end of the stream when the server shuts down.
+fn event_stream(
+    feed: Feed,
+    subscription: Subscription,
+    heartbeat: Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> {
+    let mut timer = tokio::time::interval(heartbeat);
+    timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let state = EventState {
+        snapshots: feed.subscribe(),
+        subscription,
+        pending: VecDeque::with_capacity(feed.symbols().len()),
+        timer,
+        shutdown,
+        started: false,
+        first: true,
+    };
+    stream::unfold(state, |mut state| async move {
+        let chunk = state.next_chunk().await?;
+        Some((Ok(chunk), state))
+    })
+}
+
+struct EventState {
+    snapshots: tokio::sync::watch::Receiver<std::sync::Arc<crate::feed::Snapshot>>,
+    subscription: Subscription,
+    /// Frames of the current snapshot not yet sent (at most one per symbol).
+    pending: VecDeque<Bytes>,
+    timer: tokio::time::Interval,
+    shutdown: tokio_util::sync::CancellationToken,
+    started: bool,
+    first: bool,
+}
+
+impl EventState {
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        if !self.started {
+            self.started = true;
+            self.timer.tick().await; // the first tick is immediate
+            return Some(Bytes::from_static(PREAMBLE.as_bytes()));
+        }
+        loop {
+            if let Some(frame) = self.pending.pop_front() {
+                return Some(frame);
+            }
+            if self.first {
+                // The current tick at once, as on every (re)connect.
+                self.first = false;
+                let snapshot = self.snapshots.borrow_and_update().clone();
+                self.queue(&snapshot);
+                continue;
+            }
+            tokio::select! {
+                // The server is shutting down: end the stream (EventSource will retry).
+                _ = self.shutdown.cancelled() => return None,
+                // A new snapshot: queue the subscribed ticks.
+                changed = self.snapshots.changed() => {
+                    changed.ok()?;
+                    let snapshot = self.snapshots.borrow_and_update().clone();
+                    self.queue(&snapshot);
+                    self.timer.reset();
+                }
+                // Idle for a heartbeat period: a comment keeps the connection alive.
+                _ = self.timer.tick() => return Some(Bytes::from_static(HEARTBEAT.as_bytes())),
+            }
+        }
+    }
+
+    fn queue(&mut self, snapshot: &crate::feed::Snapshot) {
+        self.pending
+            .extend(self.subscription.take_new(snapshot).map(|p| p.sse_frame()));
+    }
+}

@@ -1,0 +1,110 @@
+//! GET /price/next: long polling against the real server.
+
+mod common;
+
+use common::{spawn_app, test_config};
+use serde_json::Value;
+use tickerlab::Config;
+
+async fn current_seq(app: &common::TestApp, symbol: &str) -> u64 {
+    let tick: Value = reqwest::get(app.http(&format!("/price?symbol={symbol}")))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    tick["seq"].as_u64().unwrap()
+}
+
+fn slow_feed(tick_ms: u64) -> Config {
+    Config {
+        tick_ms,
+        ..test_config()
+    }
+}
+
+#[tokio::test]
+async fn answers_at_once_when_the_client_is_behind() {
+    // A one-minute tick: if the server waited for the next tick, this test would time out.
+    let app = spawn_app(slow_feed(60_000)).await;
+    let response = reqwest::get(app.http("/price/next?symbol=GLOBX&after=0"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let tick: Value = response.json().await.unwrap();
+    assert_eq!(tick["symbol"], "GLOBX");
+    assert_eq!(tick["seq"], 1);
+    // Without `after` it answers at once too.
+    let response = reqwest::get(app.http("/price/next")).await.unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn waits_for_the_next_tick_when_up_to_date() {
+    let app = spawn_app(slow_feed(300)).await;
+    let seq = current_seq(&app, "ACME").await;
+    let response = reqwest::get(app.http(&format!("/price/next?symbol=ACME&after={seq}")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let tick: Value = response.json().await.unwrap();
+    assert!(tick["seq"].as_u64().unwrap() > seq, "{tick} after {seq}");
+}
+
+#[tokio::test]
+async fn times_out_with_204() {
+    let app = spawn_app(Config {
+        long_poll_secs: 1,
+        ..slow_feed(60_000)
+    })
+    .await;
+    let response = reqwest::get(app.http("/price/next?symbol=ACME&after=1"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    assert!(response.bytes().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn bad_after_is_400_json() {
+    let app = spawn_app(test_config()).await;
+    for query in ["after=-1", "after=soon", "symbol=ACME&after=1&x=2"] {
+        let response = reqwest::get(app.http(&format!("/price/next?{query}")))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{query}");
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body["error"].as_str().unwrap().contains("after=SEQ"),
+            "{body}"
+        );
+    }
+    let response = reqwest::get(app.http("/price/next?symbol=NOPE"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_held_polls_all_complete_on_the_next_tick() {
+    // Ticks 5 s apart: the 1000 requests are sent and held well before the next one.
+    let app = spawn_app(slow_feed(5_000)).await;
+    let seq = current_seq(&app, "ACME").await;
+    let client = reqwest::Client::new();
+    let url = app.http(&format!("/price/next?symbol=ACME&after={seq}"));
+    let polls = (0..1000).map(|_| {
+        let request = client.get(&url).send();
+        tokio::spawn(async move {
+            let response = request.await.expect("long poll");
+            assert_eq!(response.status(), 200);
+            let tick: Value = response.json().await.unwrap();
+            tick["seq"].as_u64().unwrap()
+        })
+    });
+    let seqs = futures_util::future::join_all(polls).await;
+    assert_eq!(seqs.len(), 1000);
+    for got in seqs {
+        assert_eq!(got.unwrap(), seq + 1, "every held poll gets the next tick");
+    }
+}

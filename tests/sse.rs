@@ -1,0 +1,147 @@
+//! GET /events: Server-Sent Events against the real server, read as a raw byte stream and
+//! parsed per the HTML standard's event-stream rules (the browser test uses EventSource).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{WAIT, spawn_app, test_config};
+use futures_util::StreamExt;
+use serde_json::Value;
+use tickerlab::Config;
+
+/// One parsed block of an event stream: an event (id + data) or a comment.
+#[derive(Debug, Default)]
+struct Block {
+    id: Option<String>,
+    data: Option<String>,
+    comment: Option<String>,
+    retry: Option<u64>,
+}
+
+struct EventReader {
+    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: String,
+}
+
+impl EventReader {
+    async fn open(url: &str, last_event_id: Option<&str>) -> EventReader {
+        let mut request = reqwest::Client::new().get(url);
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        EventReader {
+            body: Box::pin(response.bytes_stream()),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next block (events are separated by a blank line).
+    async fn next(&mut self) -> Block {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let raw: String = self.buffer.drain(..end + 2).collect();
+                let mut block = Block::default();
+                for line in raw.lines() {
+                    if let Some(comment) = line.strip_prefix(':') {
+                        block.comment = Some(comment.trim().to_owned());
+                    } else if let Some((field, value)) = line.split_once(": ") {
+                        match field {
+                            "id" => block.id = Some(value.to_owned()),
+                            "data" => block.data = Some(value.to_owned()),
+                            "retry" => block.retry = value.parse().ok(),
+                            _ => {}
+                        }
+                    }
+                }
+                return block;
+            }
+            let chunk = tokio::time::timeout(WAIT, self.body.next())
+                .await
+                .expect("no data within the wait")
+                .expect("stream ended")
+                .unwrap();
+            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+
+    async fn next_event(&mut self) -> (String, Value) {
+        loop {
+            let block = self.next().await;
+            if let (Some(id), Some(data)) = (block.id, block.data) {
+                return (id, serde_json::from_str(&data).unwrap());
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn streams_ticks_as_events_with_symbol_seq_ids() {
+    let app = spawn_app(test_config()).await;
+    let mut events = EventReader::open(&app.http("/events?symbols=ACME,GLOBX"), None).await;
+    let preamble = events.next().await;
+    assert_eq!(preamble.retry, Some(1000));
+    let mut last = std::collections::HashMap::new();
+    for _ in 0..30 {
+        let (id, tick) = events.next_event().await;
+        assert_eq!(tick["type"], "tick");
+        let symbol = tick["symbol"].as_str().unwrap().to_owned();
+        let seq = tick["seq"].as_u64().unwrap();
+        assert_eq!(id, format!("{symbol}:{seq}"));
+        if let Some(previous) = last.insert(symbol.clone(), seq) {
+            assert_eq!(seq, previous + 1, "{symbol}");
+        }
+    }
+    assert_eq!(last.len(), 2);
+}
+
+#[tokio::test]
+async fn sends_a_heartbeat_comment_when_idle() {
+    let app = spawn_app(Config {
+        tick_ms: 60_000,
+        heartbeat_secs: 1,
+        client_timeout_secs: 2,
+        ..test_config()
+    })
+    .await;
+    let mut events = EventReader::open(&app.http("/events"), None).await;
+    events.next().await; // preamble
+    let (_, first) = events.next_event().await;
+    assert_eq!(first["seq"], 1, "the current tick at once");
+    let block = events.next().await;
+    assert_eq!(block.comment.as_deref(), Some("heartbeat"), "{block:?}");
+}
+
+#[tokio::test]
+async fn last_event_id_resumes_with_the_current_tick_and_no_backlog() {
+    let app = spawn_app(Config {
+        tick_ms: 100,
+        ..test_config()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // A client that last saw seq 1 reconnects: it gets the newest tick, not 2, 3, 4...
+    let mut events = EventReader::open(&app.http("/events?symbols=ACME"), Some("ACME:1")).await;
+    let (_, tick) = events.next_event().await;
+    let seq = tick["seq"].as_u64().unwrap();
+    assert!(seq > 3, "latest value wins, no replay from 2: got {seq}");
+    // A client that already holds the newest tick is not sent it twice.
+    let held = format!("ACME:{seq}");
+    let mut events = EventReader::open(&app.http("/events?symbols=ACME"), Some(&held)).await;
+    let (_, tick) = events.next_event().await;
+    assert!(tick["seq"].as_u64().unwrap() > seq);
+}
+
+#[tokio::test]
+async fn unknown_symbols_are_404_json() {
+    let app = spawn_app(test_config()).await;
+    let response = reqwest::get(app.http("/events?symbols=ACME,NOPE"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("NOPE"));
+}
