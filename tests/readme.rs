@@ -76,9 +76,7 @@ fn routes(text: &str) -> BTreeSet<String> {
     text.match_indices("GET /")
         .map(|(i, _)| {
             let rest = &text[i + 4..];
-            let end = rest
-                .find(|c: char| c == '`' || c == ' ' || c == '?' || c == ')' || c == '|')
-                .unwrap_or(rest.len());
+            let end = rest.find(['`', ' ', '?', ')', '|']).unwrap_or(rest.len());
             rest[..end].trim_end_matches("...").to_owned()
         })
         .collect()
