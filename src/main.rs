@@ -46,7 +46,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     } else {
         addr.to_string()
     };
-    println!("tickerlab listening on http://{shown}");
+    println!("tickerlab listening on {}://{shown}", app.scheme());
+    if let Some(identity) = app.tls() {
+        print_tls(identity, addr.port());
+    }
     let stopper = app.stopper();
     actix_web::rt::spawn(async move {
         wait_for_signal().await;
@@ -55,6 +58,45 @@ async fn run(config: Config) -> anyhow::Result<()> {
     });
     app.run().await?;
     Ok(())
+}
+
+/// Tells the learner what certificate is served and how to trust it: its SHA-256
+/// fingerprint (to compare with the browser's certificate viewer) and, for a generated one,
+/// where its PEM files are. A date problem is a warning: the server still starts.
+fn print_tls(identity: &tickerlab::tls::Identity, port: u16) {
+    use tickerlab::tls::{Origin, SelfSigned};
+    println!(
+        "TLS certificate SHA-256 fingerprint: {}",
+        identity.fingerprint()
+    );
+    match identity.origin() {
+        Origin::Files { cert, .. } => println!("TLS certificate from {}", cert.display()),
+        Origin::SelfSigned(generated) => {
+            let dir = SelfSigned::default_dir(port);
+            match generated.write_to(&dir) {
+                Ok((cert, key)) => {
+                    println!(
+                        "self-signed for {}; wrote {} and {}",
+                        generated.names.join(", "),
+                        cert.display(),
+                        key.display()
+                    );
+                    println!(
+                        "try: curl --cacert {} https://localhost:{port}/price",
+                        cert.display()
+                    );
+                }
+                Err(e) => eprintln!(
+                    "tickerlab: warning: cannot write the certificate to {}: {e} (serving it anyway)",
+                    dir.display()
+                ),
+            }
+        }
+    }
+    let now = rustls::pki_types::UnixTime::now();
+    if let Some(problem) = identity.date_problem(now) {
+        eprintln!("tickerlab: warning: {problem}");
+    }
 }
 
 /// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM (what `kill` and service managers send).
