@@ -46,10 +46,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
     } else {
         addr.to_string()
     };
-    println!("tickerlab listening on {}://{shown}", app.scheme());
+    let mut report = format!("tickerlab listening on {}://{shown}\n", app.scheme());
     if let Some(identity) = app.tls() {
-        print_tls(identity, addr.port());
+        report.push_str(&tls_report(identity, addr.port()));
     }
+    // One write, errors ignored: a reader that stops early (`tickerlab | head -1`) must not
+    // take the server down with a broken-pipe panic.
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), report.as_bytes());
     let stopper = app.stopper();
     actix_web::rt::spawn(async move {
         wait_for_signal().await;
@@ -62,30 +65,28 @@ async fn run(config: Config) -> anyhow::Result<()> {
 
 /// Tells the learner what certificate is served and how to trust it: its SHA-256
 /// fingerprint (to compare with the browser's certificate viewer) and, for a generated one,
-/// where its PEM files are. A date problem is a warning: the server still starts.
-fn print_tls(identity: &tickerlab::tls::Identity, port: u16) {
+/// where its PEM files are. Returns the lines for stdout; problems go to stderr as warnings,
+/// since the server still starts.
+fn tls_report(identity: &tickerlab::tls::Identity, port: u16) -> String {
     use tickerlab::tls::{Origin, SelfSigned};
-    println!(
-        "TLS certificate SHA-256 fingerprint: {}",
+    let mut report = format!(
+        "TLS certificate SHA-256 fingerprint: {}\n",
         identity.fingerprint()
     );
     match identity.origin() {
-        Origin::Files { cert, .. } => println!("TLS certificate from {}", cert.display()),
+        Origin::Files { cert, .. } => {
+            report.push_str(&format!("TLS certificate from {}\n", cert.display()));
+        }
         Origin::SelfSigned(generated) => {
             let dir = SelfSigned::default_dir(port);
             match generated.write_to(&dir) {
-                Ok((cert, key)) => {
-                    println!(
-                        "self-signed for {}; wrote {} and {}",
-                        generated.names.join(", "),
-                        cert.display(),
-                        key.display()
-                    );
-                    println!(
-                        "try: curl --cacert {} https://localhost:{port}/price",
-                        cert.display()
-                    );
-                }
+                Ok((cert, key)) => report.push_str(&format!(
+                    "self-signed for {}; wrote {} and {}\ntry: curl --cacert {} https://localhost:{port}/price\n",
+                    generated.names.join(", "),
+                    cert.display(),
+                    key.display(),
+                    cert.display(),
+                )),
                 Err(e) => eprintln!(
                     "tickerlab: warning: cannot write the certificate to {}: {e} (serving it anyway)",
                     dir.display()
@@ -93,10 +94,10 @@ fn print_tls(identity: &tickerlab::tls::Identity, port: u16) {
             }
         }
     }
-    let now = rustls::pki_types::UnixTime::now();
-    if let Some(problem) = identity.date_problem(now) {
+    if let Some(problem) = identity.date_problem(rustls::pki_types::UnixTime::now()) {
         eprintln!("tickerlab: warning: {problem}");
     }
+    report
 }
 
 /// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM (what `kill` and service managers send).
