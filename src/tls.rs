@@ -44,21 +44,21 @@ pub const SELF_SIGNED_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// A certificate or key file could not be read (missing, a directory, no permission).
-    #[error("cannot read {flag} {path}: {source}")]
+    // The OS reason is part of the one line, not a `source` (anyhow's `{:#}` would print it
+    // twice).
+    #[error("cannot read {flag} {path}: {reason}")]
     Read {
         /// `--tls-cert` or `--tls-key`.
         flag: &'static str,
         /// The file as given.
         path: PathBuf,
         /// What the operating system said.
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     /// The file was read but holds no usable PEM block of the expected kind.
-    #[error("{flag} {what} holds no {expected} ({detail})")]
+    #[error("{what} holds no {expected} ({detail})")]
     Pem {
-        /// `--tls-cert` or `--tls-key`.
-        flag: &'static str,
-        /// The file (or "PEM text" when given in memory).
+        /// The flag and file, or "the generated certificate".
         what: String,
         /// The PEM block that was expected.
         expected: &'static str,
@@ -77,18 +77,20 @@ pub enum TlsError {
         key: String,
     },
     /// rustls refused the certificate or key for another reason (e.g. an unsupported key type).
-    #[error("cannot use the certificate {cert} with the key {key}: {source}")]
+    #[error(
+        "cannot use the certificate {cert} with the key {key}: {reason} (supported keys: RSA of 2048 to 8192 bits, ECDSA P-256 or P-384, Ed25519)"
+    )]
     Unusable {
         /// Where the certificate came from.
         cert: String,
         /// Where the key came from.
         key: String,
         /// rustls's reason.
-        source: rustls::Error,
+        reason: rustls::Error,
     },
     /// Generating a self-signed certificate failed.
     #[error("cannot generate a self-signed certificate: {0}")]
-    Generate(#[from] rcgen::Error),
+    Generate(rcgen::Error),
 }
 
 /// Where an [`Identity`] came from, so the binary can tell the learner what it serves.
@@ -107,7 +109,7 @@ pub enum Origin {
 }
 
 /// A freshly generated self-signed certificate and its private key, as PEM text.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SelfSigned {
     /// The certificate (`-----BEGIN CERTIFICATE-----`): public, give it to clients to trust.
     pub cert_pem: String,
@@ -183,6 +185,14 @@ pub fn generate(
     not_before: time::OffsetDateTime,
     not_after: time::OffsetDateTime,
 ) -> Result<SelfSigned, TlsError> {
+    generate_inner(names, not_before, not_after).map_err(TlsError::Generate)
+}
+
+fn generate_inner(
+    names: Vec<String>,
+    not_before: time::OffsetDateTime,
+    not_after: time::OffsetDateTime,
+) -> Result<SelfSigned, rcgen::Error> {
     let mut params = rcgen::CertificateParams::new(names.clone())?;
     params.not_before = not_before;
     params.not_after = not_after;
@@ -197,6 +207,17 @@ pub fn generate(
         key_pem: key.serialize_pem(),
         names,
     })
+}
+
+impl std::fmt::Debug for SelfSigned {
+    /// Like the rustls key types, never prints the private key (logs get shared).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SelfSigned")
+            .field("cert_pem", &self.cert_pem)
+            .field("key_pem", &"[secret key elided]")
+            .field("names", &self.names)
+            .finish()
+    }
 }
 
 impl SelfSigned {
@@ -247,10 +268,10 @@ impl Identity {
     /// a PEM private key (PKCS#8, PKCS#1 or SEC1), and checks that they belong together.
     pub fn from_files(cert: &Path, key: &Path) -> Result<Identity, TlsError> {
         let read = |flag, path: &Path| {
-            std::fs::read(path).map_err(|source| TlsError::Read {
+            std::fs::read(path).map_err(|reason| TlsError::Read {
                 flag,
                 path: path.to_owned(),
-                source,
+                reason,
             })
         };
         let cert_pem = read("--tls-cert", cert)?;
@@ -281,7 +302,6 @@ impl Identity {
             Ok(chain) if !chain.is_empty() => chain,
             other => {
                 return Err(TlsError::Pem {
-                    flag: "--tls-cert",
                     what: cert_name,
                     expected: "PEM certificate",
                     detail: other
@@ -291,8 +311,7 @@ impl Identity {
             }
         };
         let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| TlsError::Pem {
-            flag: "--tls-key",
-            what: key_name.clone(),
+            what: key_name,
             expected: "PEM private key",
             detail: match e {
                 rustls::pki_types::pem::Error::NoItemsFound => {
@@ -320,11 +339,11 @@ impl Identity {
                     .with_no_client_auth()
                     .with_single_cert(self.chain.clone(), self.key.clone_key())
             })
-            .map_err(|source| match source {
+            .map_err(|reason| match reason {
                 rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
                     TlsError::KeyMismatch { cert, key }
                 }
-                source => TlsError::Unusable { cert, key, source },
+                reason => TlsError::Unusable { cert, key, reason },
             })
     }
 
@@ -482,6 +501,18 @@ mod tests {
         let err = Identity::self_signed(mixed).unwrap_err();
         assert!(matches!(err, TlsError::KeyMismatch { .. }), "{err}");
         assert!(err.to_string().contains("does not belong"), "{err}");
+    }
+
+    #[test]
+    fn a_key_block_rustls_cannot_parse_is_refused_with_the_supported_kinds() {
+        let a = self_signed(&[]).unwrap();
+        let garbage = SelfSigned {
+            key_pem: "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".into(),
+            ..a
+        };
+        let err = Identity::self_signed(garbage).unwrap_err();
+        assert!(matches!(err, TlsError::Unusable { .. }), "{err}");
+        assert!(err.to_string().contains("supported keys: RSA"), "{err}");
     }
 
     #[test]
