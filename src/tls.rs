@@ -221,19 +221,30 @@ impl std::fmt::Debug for SelfSigned {
 }
 
 impl SelfSigned {
-    /// Writes `cert.pem` and `key.pem` into `dir` (created if needed; the key readable by
-    /// its owner only on Unix) and returns their paths. With them, the next run can keep
-    /// the same certificate: `--tls-cert DIR/cert.pem --tls-key DIR/key.pem`.
+    /// Writes `cert.pem` and `key.pem` into `dir` (created if needed) and returns their
+    /// paths. With them, the next run can keep the same certificate:
+    /// `--tls-cert DIR/cert.pem --tls-key DIR/key.pem`.
+    ///
+    /// The temporary directory is shared with every user of the machine, so the directory
+    /// is made private (Unix: `0700`), a symbolic link in its place is refused, and old files
+    /// are removed and created afresh rather than written through (a planted link could
+    /// point at one of your files). The key is readable by its owner only.
     pub fn write_to(&self, dir: &Path) -> std::io::Result<(PathBuf, PathBuf)> {
-        std::fs::create_dir_all(dir)?;
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir)?;
+        if std::fs::symlink_metadata(dir)?.file_type().is_symlink() {
+            return Err(std::io::Error::other(format!(
+                "{} is a symbolic link, not a directory of our own",
+                dir.display()
+            )));
+        }
         let cert = dir.join("cert.pem");
         let key = dir.join("key.pem");
-        std::fs::write(&cert, &self.cert_pem)?;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        std::io::Write::write_all(&mut options.open(&key)?, self.key_pem.as_bytes())?;
+        write_new(&cert, &self.cert_pem, 0o644)?;
+        write_new(&key, &self.key_pem, 0o600)?;
         Ok((cert, key))
     }
 
@@ -243,6 +254,22 @@ impl SelfSigned {
     pub fn default_dir(port: u16) -> PathBuf {
         std::env::temp_dir().join(format!("tickerlab-tls-{port}"))
     }
+}
+
+/// Replaces `path` with a new file holding `text` (Unix permissions `mode`).
+fn write_new(path: &Path, text: &str, mode: u32) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut options = std::fs::OpenOptions::new();
+    // `create_new` fails rather than follow a link that appeared in between.
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    #[cfg(not(unix))]
+    let _ = mode;
+    std::io::Write::write_all(&mut options.open(path)?, text.as_bytes())
 }
 
 /// The identity `config` asks for: `None` for plain HTTP, otherwise loaded from the files or
@@ -452,6 +479,25 @@ mod tests {
         let a = Identity::self_signed(self_signed(&[]).unwrap()).unwrap();
         let b = Identity::self_signed(self_signed(&[]).unwrap()).unwrap();
         assert_ne!(a.fingerprint(), b.fingerprint());
+    }
+
+    #[test]
+    fn written_files_load_back_and_are_replaced_not_appended() {
+        let dir = std::env::temp_dir().join(format!("tickerlab-tls-unit-{}", std::process::id()));
+        let first = self_signed(&[]).unwrap();
+        first.write_to(&dir).unwrap();
+        let second = self_signed(&[]).unwrap();
+        let (cert, key) = second.write_to(&dir).unwrap();
+        let loaded = Identity::from_files(&cert, &key).unwrap();
+        let expected = Identity::self_signed(second).unwrap();
+        assert_eq!(loaded.fingerprint(), expected.fingerprint());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "the key is private: {mode:o}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
