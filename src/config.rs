@@ -5,6 +5,7 @@
 //! Every default is safe for a laptop: the server binds `127.0.0.1`, so it is reachable only
 //! from this machine until you pass `--host 0.0.0.0` on purpose (e.g. for a classroom).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -68,6 +69,20 @@ pub struct Config {
     /// requests.
     #[arg(long, env = "LONG_POLL_SECS", default_value_t = 25)]
     pub long_poll_secs: u64,
+    /// Serve https:// and wss:// with this PEM certificate chain (server certificate first).
+    /// Needs --tls-key.
+    #[arg(long, env = "TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve https:// and wss:// with a certificate generated at start-up for localhost,
+    /// 127.0.0.1 and ::1 (and --host). Prints its SHA-256 fingerprint and where its PEM files
+    /// were written.
+    #[arg(long, env = "TLS_SELF_SIGNED")]
+    pub tls_self_signed: bool,
 }
 
 /// Why a [`Config`] cannot be used. Each message says what was wrong and what is allowed.
@@ -93,6 +108,9 @@ pub enum ConfigError {
     /// A message limit too small for the protocol's own messages.
     #[error("--max-message-bytes {0} is too small: use at least 256")]
     MaxMessageBytes(usize),
+    /// TLS flags that do not make one choice.
+    #[error("{0}")]
+    Tls(&'static str),
 }
 
 impl Default for Config {
@@ -109,6 +127,9 @@ impl Default for Config {
             heartbeat_secs: 5,
             client_timeout_secs: 30,
             long_poll_secs: 25,
+            tls_cert: None,
+            tls_key: None,
+            tls_self_signed: false,
         }
     }
 }
@@ -150,7 +171,30 @@ impl Config {
         if self.max_message_bytes < 256 {
             return Err(ConfigError::MaxMessageBytes(self.max_message_bytes));
         }
+        match (&self.tls_cert, &self.tls_key, self.tls_self_signed) {
+            (Some(_), None, _) => {
+                return Err(ConfigError::Tls(
+                    "--tls-cert needs --tls-key (its private key)",
+                ));
+            }
+            (None, Some(_), _) => {
+                return Err(ConfigError::Tls(
+                    "--tls-key needs --tls-cert (its certificate)",
+                ));
+            }
+            (Some(_), Some(_), true) => {
+                return Err(ConfigError::Tls(
+                    "--tls-self-signed cannot be combined with --tls-cert/--tls-key: choose one",
+                ));
+            }
+            _ => {}
+        }
         Ok(())
+    }
+
+    /// Whether the server speaks TLS (`https://`, `wss://`) rather than plain HTTP.
+    pub fn tls_enabled(&self) -> bool {
+        self.tls_self_signed || self.tls_cert.is_some()
     }
 
     /// The feed's tick interval.
@@ -205,5 +249,15 @@ mod tests {
         assert!(bad(|c| c.symbols = vec![]).contains("at least one"));
         assert!(bad(|c| c.symbols = vec!["A".into(), "A".into()]).contains("twice"));
         assert!(bad(|c| c.heartbeat_secs = 20).contains("half"));
+        assert!(bad(|c| c.tls_cert = Some("c.pem".into())).contains("needs --tls-key"));
+        assert!(bad(|c| c.tls_key = Some("k.pem".into())).contains("needs --tls-cert"));
+        assert!(
+            bad(|c| {
+                c.tls_cert = Some("c.pem".into());
+                c.tls_key = Some("k.pem".into());
+                c.tls_self_signed = true;
+            })
+            .contains("choose one")
+        );
     }
 }

@@ -23,6 +23,7 @@
 //! * [`tick`]: the wire protocol's message types.
 //! * [`config`]: the one configuration struct.
 //! * [`http`]: one module per route family (page, price, ws).
+//! * [`tls`]: certificates for `https://` and `wss://` (files or self-signed).
 //!
 //! [`serve`] starts the whole app over a listener you bind, so a test or a bench runs the
 //! real server on `127.0.0.1:0`; `main.rs` only parses flags and calls it.
@@ -35,6 +36,7 @@ pub mod http;
 pub mod market;
 pub mod subscription;
 pub mod tick;
+pub mod tls;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -59,6 +61,9 @@ pub enum StartError {
     /// The listener could not be used.
     #[error("cannot serve on the given listener: {0}")]
     Listen(#[from] std::io::Error),
+    /// The TLS certificate or key could not be used.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// How long shutdown waits for in-flight HTTP requests after closing every WebSocket.
@@ -71,6 +76,7 @@ pub struct Tickerlab {
     feed_task: FeedTask,
     addr: SocketAddr,
     stop: Stopper,
+    tls: Option<tls::Identity>,
 }
 
 /// Stops a running tickerlab gracefully: closes every WebSocket with 1001 (going away),
@@ -94,6 +100,8 @@ impl Stopper {
 /// actix or `#[tokio::main]` one); the HTTP workers get threads of their own.
 pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartError> {
     config.validate()?;
+    // Before anything starts: a bad certificate or key fails here, once, with its reason.
+    let identity = tls::identity_for(&config)?;
     let addr = listener.local_addr()?;
     let seed = config.seed.unwrap_or_else(rand::random);
     let market = Market::new(config.symbol_specs(), seed);
@@ -104,7 +112,8 @@ pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartEr
         config: Arc::new(config.clone()),
         shutdown: shutdown.clone(),
     };
-    tracing::info!(%addr, seed, tick_ms = config.tick_ms, symbols = ?config.symbols, "starting");
+    let scheme = if identity.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, scheme, seed, tick_ms = config.tick_ms, symbols = ?config.symbols, "starting");
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
@@ -113,8 +122,13 @@ pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartEr
     // Signals are handled by the caller through `Stopper`, so that WebSockets are closed
     // with 1001 before the server stops, not cut.
     .disable_signals()
-    .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
-    .listen(listener)?;
+    .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
+    // The same app either way: TLS only wraps the connection, so every route (the page,
+    // /price and the /ws upgrade) is served unchanged over https:// and wss://.
+    server = match &identity {
+        Some(identity) => server.listen_rustls_0_23(listener, identity.server_config()?)?,
+        None => server.listen(listener)?,
+    };
     if let Some(workers) = config.workers {
         server = server.workers(workers);
     }
@@ -129,6 +143,7 @@ pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartEr
         feed_task,
         addr,
         stop,
+        tls: identity,
     })
 }
 
@@ -136,6 +151,17 @@ impl Tickerlab {
     /// The address the server listens on (the real port when bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// `"https"` when serving TLS, else `"http"`; WebSockets follow: `wss` or `ws`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    /// The certificate and key being served, when TLS is on: its fingerprint, and for a
+    /// self-signed one the PEM text to write out for clients to trust.
+    pub fn tls(&self) -> Option<&tls::Identity> {
+        self.tls.as_ref()
     }
 
     /// The feed, e.g. to read its counters.

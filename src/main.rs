@@ -40,16 +40,23 @@ async fn run(config: Config) -> anyhow::Result<()> {
         anyhow::anyhow!("cannot listen on {wanted}: {e}{hint}")
     })?;
     let app = tickerlab::serve(config.clone(), listener)?;
+    let signal = shutdown_signal();
     let addr = app.local_addr();
     let shown = if addr.ip().is_unspecified() {
         format!("localhost:{}", addr.port())
     } else {
         addr.to_string()
     };
-    println!("tickerlab listening on http://{shown}");
+    let mut report = format!("tickerlab listening on {}://{shown}\n", app.scheme());
+    if let Some(identity) = app.tls() {
+        report.push_str(&tls_report(identity, addr.port()));
+    }
+    // One write, errors ignored: a reader that stops early (`tickerlab | head -1`) must not
+    // take the server down with a broken-pipe panic.
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), report.as_bytes());
     let stopper = app.stopper();
     actix_web::rt::spawn(async move {
-        wait_for_signal().await;
+        signal.await;
         tracing::info!("shutting down: closing WebSockets with 1001, finishing requests");
         stopper.stop().await;
     });
@@ -57,25 +64,73 @@ async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM (what `kill` and service managers send).
-async fn wait_for_signal() {
+/// Tells the learner what certificate is served and how to trust it: its SHA-256
+/// fingerprint (to compare with the browser's certificate viewer) and, for a generated one,
+/// where its PEM files are. Returns the lines for stdout; problems go to stderr as warnings,
+/// since the server still starts.
+fn tls_report(identity: &tickerlab::tls::Identity, port: u16) -> String {
+    use tickerlab::tls::{Origin, SelfSigned};
+    let mut report = format!(
+        "TLS certificate SHA-256 fingerprint: {}\n",
+        identity.fingerprint()
+    );
+    match identity.origin() {
+        Origin::Files { cert, .. } => {
+            report.push_str(&format!("TLS certificate from {}\n", cert.display()));
+        }
+        Origin::SelfSigned(generated) => {
+            let dir = SelfSigned::default_dir(port);
+            match generated.write_to(&dir) {
+                Ok((cert, key)) => report.push_str(&format!(
+                    "self-signed for {}; wrote {} and {}\ntry: curl --cacert {} https://localhost:{port}/price\n",
+                    generated.names.join(", "),
+                    cert.display(),
+                    key.display(),
+                    cert.display(),
+                )),
+                Err(e) => eprintln!(
+                    "tickerlab: warning: cannot write the certificate to {}: {e} (serving it anyway)",
+                    dir.display()
+                ),
+            }
+        }
+    }
+    if let Some(problem) = identity.date_problem(rustls::pki_types::UnixTime::now()) {
+        eprintln!("tickerlab: warning: {problem}");
+    }
+    report
+}
+
+/// Registers the handlers for Ctrl-C (SIGINT) and, on Unix, SIGTERM (what `kill` and service
+/// managers send) *now*, and returns a future that resolves on the first of them. Registering
+/// before the URL is printed means a signal sent the moment the server is announced is
+/// already a graceful shutdown, not the default "terminate at once".
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let streams = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        );
+        async move {
+            match streams {
+                (Ok(mut int), Ok(mut term)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
