@@ -1,0 +1,78 @@
+// The scoreboard: one row per pane, the same measurements side by side, the better value in
+// each column marked with a star and the words "best", not by colour alone.
+
+import * as fmt from './format.js';
+
+/** The columns: what is shown, how, and which way is better (null: no "better"). */
+const COLUMNS = [
+  { label: 'requests / messages', value: (v) => v.stats.count, format: fmt.count, better: null },
+  { label: 'bytes received (headers + payload)', value: (v) => v.stats.down.total, format: fmt.bytes, better: 'low',
+    detail: (v) => `${fmt.bytes(v.stats.down.headers)} + ${fmt.bytes(v.stats.down.payload)}` },
+  { label: 'bytes sent', value: (v) => v.stats.up.total, format: fmt.bytes, better: 'low' },
+  { label: 'bytes per price shown', value: (v) => v.stats.bytesPerPrice, format: fmt.bytes, better: 'low' },
+  { label: 'shown price age', value: (v, now) => v.age(now), format: fmt.ms, better: 'low' },
+  { label: 'changes missed', value: (v) => v.stats.seq.missed, format: fmt.count, better: 'low' },
+  { label: 'changes seen', value: (v) => v.stats.seq.seenShare, format: fmt.percent, better: 'high' },
+  { label: 'delay p50', value: (v) => v.stats.delays.percentile(50), format: fmt.ms, better: 'low' },
+  { label: 'delay p95', value: (v) => v.stats.delays.percentile(95), format: fmt.ms, better: 'low' },
+  { label: 'delay max', value: (v) => v.stats.delays.max, format: fmt.ms, better: 'low' },
+];
+
+export class Scoreboard {
+  constructor(root, views) {
+    this.views = views;
+    const head = root.querySelector('thead tr');
+    head.append(cell('th', 'pane'));
+    for (const column of COLUMNS) head.append(cell('th', column.label));
+    const body = root.querySelector('tbody');
+    this.rows = views.map((view) => {
+      const row = document.createElement('tr');
+      row.dataset.pane = view.kind;
+      const name = cell('th', view.name);
+      name.scope = 'row';
+      row.append(name);
+      const cells = COLUMNS.map(() => cell('td', '–'));
+      row.append(...cells);
+      body.append(row);
+      return cells;
+    });
+  }
+
+  update(now) {
+    COLUMNS.forEach((column, c) => {
+      // A pane that has not sent or received anything yet has no figures to compare.
+      const values = this.views.map((view) => (view.stats.count === 0 ? NaN : column.value(view, now)));
+      const best = bestIndex(values, column.better);
+      this.rows.forEach((cells, r) => {
+        const td = cells[c];
+        const text = column.detail ? `${column.format(values[r])} (${column.detail(this.views[r])})` : column.format(values[r]);
+        td.textContent = text;
+        td.dataset.value = Number.isFinite(values[r]) ? String(values[r]) : '';
+        if (r === best) {
+          td.dataset.best = 'true';
+          const mark = document.createElement('span');
+          mark.className = 'best';
+          mark.textContent = ' ★ best';
+          td.append(mark);
+        } else {
+          delete td.dataset.best;
+        }
+      });
+    });
+  }
+}
+
+/** The index of the better value, or -1 when there is no better (a tie, or not comparable). */
+function bestIndex(values, better) {
+  if (!better) return -1;
+  const finite = values.map((v, i) => [v, i]).filter(([v]) => Number.isFinite(v));
+  if (finite.length < 2) return -1;
+  finite.sort((a, b) => (better === 'low' ? a[0] - b[0] : b[0] - a[0]));
+  return finite[0][0] === finite[1][0] ? -1 : finite[0][1];
+}
+
+function cell(tag, text) {
+  const el = document.createElement(tag);
+  el.textContent = text;
+  return el;
+}
