@@ -398,3 +398,33 @@ async fn every_control_works_without_console_errors_and_a_screenshot_is_saved() 
     browser.assert_no_console_errors().await;
     browser.quit().await;
 }
+
+/// Not a check but a measurement for the README: the default settings (tick 200 ms, HTTP
+/// auto-poll every 1000 ms) for 60 s, then the scoreboard is printed and the page saved as
+/// `target/tickerlab-60s.png`. Run it with
+/// `cargo test --release --test browser -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "a 60-second measurement, run by hand"]
+async fn scoreboard_after_60_seconds_with_default_settings() {
+    let Some(browser) = Browser::launch(BrowserOptions::default()).await else {
+        return;
+    };
+    let app = spawn_app(tickerlab::Config {
+        port: 0,
+        ..tickerlab::Config::default()
+    })
+    .await;
+    browser.open(&app.http("/")).await;
+    browser.click("#pane-http .auto-poll").await;
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let rows = browser
+        .js("return [...document.querySelectorAll('#scoreboard tr')].map(r => [...r.children].map(c => c.innerText.replace(/\\n/g, ' ')).join(' | '));")
+        .await;
+    for row in rows.as_array().expect("rows") {
+        println!("{}", row.as_str().unwrap_or_default());
+    }
+    let png = browser.full_page_screenshot(1280).await;
+    std::fs::write(target_dir().join("tickerlab-60s.png"), &png).expect("write the screenshot");
+    browser.assert_no_console_errors().await;
+    browser.quit().await;
+}

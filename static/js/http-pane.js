@@ -33,7 +33,7 @@ export function mountHttpPane(root, { symbols, scale, shared }) {
         view.status(`HTTP ${response.status}: ${body.error}`);
         return;
       }
-      const fresh = view.arrived(bytes, `200 seq ${body.seq} (sizes: ${bytes.source})`, body);
+      const fresh = view.arrived(bytes, `200 seq ${body.seq} (${bytes.source})`, body);
       view.status(fresh ? '' : `seq ${body.seq} again: no new price since the last request`);
     } catch (error) {
       view.status(`request failed: ${error.message}`);

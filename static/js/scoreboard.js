@@ -5,10 +5,9 @@ import * as fmt from './format.js';
 
 /** The columns: what is shown, how, and which way is better (null: no "better"). */
 const COLUMNS = [
-  { label: 'requests / messages', value: (v) => v.stats.count, format: fmt.count, better: null },
-  { label: 'bytes received (headers + payload)', value: (v) => v.stats.down.total, format: fmt.bytes, better: 'low',
-    detail: (v) => `${fmt.bytes(v.stats.down.headers)} + ${fmt.bytes(v.stats.down.payload)}` },
-  { label: 'bytes sent', value: (v) => v.stats.up.total, format: fmt.bytes, better: 'low' },
+  { label: 'requests or messages', value: (v) => v.stats.count, format: fmt.count, better: null },
+  { label: 'bytes received', value: (v) => v.stats.down.total, format: fmt.bytes, better: 'low', detail: (v) => v.stats.down },
+  { label: 'bytes sent', value: (v) => v.stats.up.total, format: fmt.bytes, better: 'low', detail: (v) => v.stats.up },
   { label: 'bytes per price shown', value: (v) => v.stats.bytesPerPrice, format: fmt.bytes, better: 'low' },
   { label: 'shown price age', value: (v, now) => v.age(now), format: fmt.ms, better: 'low' },
   { label: 'changes missed', value: (v) => v.stats.seq.missed, format: fmt.count, better: 'low' },
@@ -45,17 +44,17 @@ export class Scoreboard {
       const best = bestIndex(values, column.better);
       this.rows.forEach((cells, r) => {
         const td = cells[c];
-        const text = column.detail ? `${column.format(values[r])} (${column.detail(this.views[r])})` : column.format(values[r]);
-        td.textContent = text;
+        td.textContent = column.format(values[r]);
         td.dataset.value = Number.isFinite(values[r]) ? String(values[r]) : '';
         if (r === best) {
           td.dataset.best = 'true';
-          const mark = document.createElement('span');
-          mark.className = 'best';
-          mark.textContent = ' ★ best';
-          td.append(mark);
+          td.append(span('best', '★ best'));
         } else {
           delete td.dataset.best;
+        }
+        if (column.detail && Number.isFinite(values[r])) {
+          const { headers, payload } = column.detail(this.views[r]);
+          td.append(span('detail', `headers ${fmt.bytes(headers)} + payload ${fmt.bytes(payload)}`));
         }
       });
     });
@@ -69,6 +68,13 @@ function bestIndex(values, better) {
   if (finite.length < 2) return -1;
   finite.sort((a, b) => (better === 'low' ? a[0] - b[0] : b[0] - a[0]));
   return finite[0][0] === finite[1][0] ? -1 : finite[0][1];
+}
+
+function span(className, text) {
+  const el = document.createElement('span');
+  el.className = className;
+  el.textContent = text;
+  return el;
 }
 
 function cell(tag, text) {

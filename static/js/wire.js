@@ -5,8 +5,11 @@
 // client are masked, which adds a 4-byte key. The opening handshake is ordinary HTTP, paid once.
 //
 // HTTP: every request and every response carries its headers again. The Resource Timing API
-// measures a response: `transferSize` is headers plus body as received, `encodedBodySize` the
-// body alone. Where the browser withholds them (0, or no entry) we count what fetch() shows.
+// measures a response's body (`encodedBodySize`), but not its headers: the Fetch standard sets
+// `transferSize` to the body size plus a fixed 300 bytes, so a page cannot learn header sizes
+// from it. We count the response's headers ourselves from what fetch() exposes (same-origin:
+// all of them), and the request's from the headers this browser sent on the WebSocket
+// handshake, since a page cannot see its own request headers.
 
 const encoder = new TextEncoder();
 
@@ -44,26 +47,19 @@ export function handshakeBytes(handshake) {
 }
 
 /**
- * Response bytes of a finished fetch: from Resource Timing when the browser gives it,
- * otherwise counted from the status line, the headers fetch() exposes, and the body text.
+ * Response bytes of a finished fetch: the status line and headers counted from the response,
+ * the body from Resource Timing's `encodedBodySize` (or the body text where there is no entry).
  */
 export function responseBytes(url, response, bodyText) {
   const entries = performance.getEntriesByName(url, 'resource');
   const entry = entries[entries.length - 1];
   // Entries would pile up (and the buffer fills at 250): we read ours and clear them.
   performance.clearResourceTimings();
-  if (entry && entry.transferSize > 0) {
-    return {
-      headers: entry.transferSize - entry.encodedBodySize,
-      payload: entry.encodedBodySize,
-      source: 'Resource Timing',
-    };
+  const headers = httpHeadBytes(`HTTP/1.1 ${response.status} ${response.statusText}`, [...response.headers]);
+  if (entry && entry.encodedBodySize > 0) {
+    return { headers, payload: entry.encodedBodySize, source: 'body from Resource Timing' };
   }
-  return {
-    headers: httpHeadBytes(`HTTP/1.1 ${response.status} ${response.statusText}`, [...response.headers]),
-    payload: utf8Length(bodyText),
-    source: 'counted',
-  };
+  return { headers, payload: utf8Length(bodyText), source: 'body counted' };
 }
 
 /** Headers a WebSocket handshake has that a plain GET would not. */
