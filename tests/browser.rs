@@ -69,7 +69,7 @@ async fn the_websocket_pane_updates_by_itself() {
 
 #[tokio::test]
 async fn the_http_pane_does_nothing_until_clicked_then_shows_a_newer_price() {
-    let Some((_app, browser)) = page().await else {
+    let Some((app, browser)) = page().await else {
         return;
     };
     // Give the page time to do whatever it would do by itself: the WebSocket pane ticks...
@@ -117,11 +117,24 @@ async fn the_http_pane_does_nothing_until_clicked_then_shows_a_newer_price() {
             .parse::<f64>()
             .is_ok()
     );
-    // Nothing more happens by itself.
-    tokio::time::sleep(Duration::from_millis(4 * TICK_MS)).await;
+    // Nothing more happens by itself, while the server makes at least two new prices.
+    let start = std::time::Instant::now();
+    while (app.feed.latest().ticks[0].tick.seq as f64) < first + 2.0 {
+        assert!(start.elapsed() < browser::PAGE_WAIT, "the feed stalled");
+        tokio::time::sleep(Duration::from_millis(TICK_MS)).await;
+    }
+    assert_eq!(app.feed.latest().ticks[0].tick.symbol, "ACME");
     assert_eq!(
         number(&browser, "document.getElementById('pane-http').dataset.seq").await,
         first
+    );
+    assert_eq!(
+        number(
+            &browser,
+            "document.getElementById('pane-http').dataset.count"
+        )
+        .await,
+        1.0
     );
 
     browser.click("#pane-http .get-price").await;
@@ -138,7 +151,7 @@ async fn the_http_pane_does_nothing_until_clicked_then_shows_a_newer_price() {
         )
         .await;
     assert_eq!(browser.text("#pane-http .s-count").await, "2");
-    // Four ticks passed between the clicks: the pane knows it missed some.
+    // Two or more prices were made between the clicks: the pane knows it missed some.
     assert!(
         number(
             &browser,
@@ -374,10 +387,6 @@ async fn every_control_works_without_console_errors_and_a_screenshot_is_saved() 
     let path = target_dir().join("tickerlab-page.png");
     std::fs::write(&path, &png).expect("write the screenshot");
     eprintln!("screenshot: {}", path.display());
-    if std::env::var("TICKERLAB_UPDATE_SCREENSHOT").is_ok_and(|v| v == "1") {
-        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshot.png");
-        std::fs::write(&docs, &png).expect("write docs/screenshot.png");
-    }
     // Phone width: the panes stack and nothing scrolls sideways.
     browser
         .client
@@ -401,8 +410,8 @@ async fn every_control_works_without_console_errors_and_a_screenshot_is_saved() 
 
 /// Not a check but a measurement for the README: the default settings (tick 200 ms, HTTP
 /// auto-poll every 1000 ms) for 60 s, then the scoreboard is printed and the page saved as
-/// `target/tickerlab-60s.png`. Run it with
-/// `cargo test --release --test browser -- --ignored --nocapture`.
+/// `target/tickerlab-60s.png` and as the README's `docs/screenshot.png`. Run it with
+/// `cargo test --test browser -- --ignored --nocapture`.
 #[tokio::test]
 #[ignore = "a 60-second measurement, run by hand"]
 async fn scoreboard_after_60_seconds_with_default_settings() {
@@ -425,6 +434,9 @@ async fn scoreboard_after_60_seconds_with_default_settings() {
     }
     let png = browser.full_page_screenshot(1280).await;
     std::fs::write(target_dir().join("tickerlab-60s.png"), &png).expect("write the screenshot");
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    std::fs::create_dir_all(&docs).expect("create docs/");
+    std::fs::write(docs.join("screenshot.png"), &png).expect("write docs/screenshot.png");
     browser.assert_no_console_errors().await;
     browser.quit().await;
 }

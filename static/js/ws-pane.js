@@ -64,6 +64,7 @@ export function mountWsPane(root, { symbols, scale, shared }) {
 
   function received(data) {
     view.countOne();
+    if (typeof data !== 'string') return; // this protocol is JSON text; never sent by the server
     const bytes = textFrame(data, { fromClient: false });
     const message = JSON.parse(data);
     switch (message.type) {
