@@ -440,3 +440,62 @@ async fn scoreboard_after_60_seconds_with_default_settings() {
     browser.assert_no_console_errors().await;
     browser.quit().await;
 }
+
+#[tokio::test]
+async fn the_pages_arithmetic_follows_the_rfc_and_the_protocol() {
+    let Some((_app, browser)) = page().await else {
+        return;
+    };
+    // The page's own modules, imported in the page, fed known inputs.
+    let results = browser
+        .client
+        .execute_async(
+            r#"
+            const done = arguments[arguments.length - 1];
+            Promise.all([
+              import('/static/js/wire.js'),
+              import('/static/js/stats.js'),
+              import('/static/js/backoff.js'),
+              import('/static/js/handshake.js'),
+            ]).then(async ([wire, stats, backoff, handshake]) => {
+              const seq = new stats.SeqTracker();
+              for (const s of [4, 5, 5, 8, 9]) seq.observe(s);
+              const window = new stats.SlidingWindow(3);
+              for (const v of [100, 1, 2, 3]) window.add(v);
+              done({
+                headers: [[125, false], [126, false], [65535, false], [65536, false], [10, true], [200, true]]
+                  .map(([n, masked]) => wire.frameHeaderBytes(n, masked)),
+                utf8: wire.utf8Length('a€'),
+                head: wire.httpHeadBytes('HTTP/1.1 200 OK', [['a', 'b']]),
+                seq: [seq.seen, seq.missed, seq.seenShare],
+                window: [window.percentile(50), window.max],
+                backoff: [backoff.backoffDelay(0, () => 0), backoff.backoffDelay(0, () => 1),
+                          backoff.backoffDelay(3, () => 0), backoff.backoffDelay(30, () => 1)],
+                accept: (await handshake.deriveAccept('dGhlIHNhbXBsZSBub25jZQ==')).base64,
+              });
+            }, (error) => done({ error: String(error) }));
+            "#,
+            Vec::new(),
+        )
+        .await
+        .expect("the script ran");
+    assert_eq!(
+        results,
+        serde_json::json!({
+            // RFC 6455 5.2: 7-bit, 16-bit and 64-bit lengths; +4 for a client's mask.
+            "headers": [2, 4, 4, 10, 6, 8],
+            "utf8": 4,
+            // "HTTP/1.1 200 OK\r\n" + "a: b\r\n" + "\r\n"
+            "head": 25,
+            // seen 4, 5, 8, 9 (5 again is no new price); missed 6 and 7.
+            "seq": [4, 2, 4.0 / 6.0],
+            "window": [2, 3],
+            // half fixed, half random; doubling from 500 ms up to the 15 s cap
+            "backoff": [250, 500, 2000, 15000],
+            // the RFC's own example
+            "accept": "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
+        })
+    );
+    browser.assert_no_console_errors().await;
+    browser.quit().await;
+}

@@ -64,6 +64,8 @@ impl Default for BrowserOptions {
 pub struct Browser {
     pub client: Client,
     driver: Driver,
+    /// Every error read from the console so far (chromedriver hands each entry out once).
+    errors: std::sync::Mutex<Vec<String>>,
     _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
@@ -154,6 +156,7 @@ impl Browser {
         Some(Browser {
             client,
             driver,
+            errors: std::sync::Mutex::new(Vec::new()),
             _turn: turn,
         })
     }
@@ -190,9 +193,13 @@ impl Browser {
             if truthy {
                 return value;
             }
-            if start.elapsed() > PAGE_WAIT {
-                let errors = self.console_errors().await;
-                panic!("waited {PAGE_WAIT:?} for {what} ({condition}); console errors: {errors:?}");
+            // A page that threw will not get there: say so now rather than at the timeout.
+            let errors = self.console_errors().await;
+            if !errors.is_empty() || start.elapsed() > PAGE_WAIT {
+                panic!(
+                    "waited {:?} for {what} ({condition}); console errors: {errors:#?}",
+                    start.elapsed()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -220,8 +227,8 @@ impl Browser {
             .expect("element text")
     }
 
-    /// Every console message of level SEVERE since the last call (JavaScript errors, failed
-    /// loads, Content-Security-Policy violations), read from chromedriver's browser log.
+    /// Every console message of level SEVERE so far (JavaScript errors, failed loads,
+    /// Content-Security-Policy violations), read from chromedriver's browser log.
     pub async fn console_errors(&self) -> Vec<String> {
         let Some(session) = &self.driver.session else {
             return vec!["no WebDriver session id: cannot read the console".into()];
@@ -240,11 +247,14 @@ impl Browser {
         let entries = body["value"]
             .as_array()
             .unwrap_or_else(|| panic!("unexpected browser log answer: {body}"));
-        entries
-            .iter()
-            .filter(|e| e["level"] == "SEVERE")
-            .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
-            .collect()
+        let mut errors = self.errors.lock().unwrap_or_else(|e| e.into_inner());
+        errors.extend(
+            entries
+                .iter()
+                .filter(|e| e["level"] == "SEVERE")
+                .map(|e| e["message"].as_str().unwrap_or_default().to_owned()),
+        );
+        errors.clone()
     }
 
     /// Fails the test if the page logged any error.
