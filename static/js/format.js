@@ -22,6 +22,7 @@ export function ms(value) {
 
 /** A count with thousands separators. */
 export function count(value) {
+  if (!Number.isFinite(value)) return '–';
   return value.toLocaleString('en-US');
 }
 

@@ -30,7 +30,11 @@ export class Scoreboard {
       const name = cell('th', view.name);
       name.scope = 'row';
       row.append(name);
-      const cells = COLUMNS.map(() => cell('td', '–'));
+      const cells = COLUMNS.map((column) => {
+        const td = cell('td', '–');
+        td.dataset.label = column.label; // shown before the value when the table is stacked
+        return td;
+      });
       row.append(...cells);
       body.append(row);
       return cells;
@@ -40,7 +44,8 @@ export class Scoreboard {
   update(now) {
     COLUMNS.forEach((column, c) => {
       // A pane that has not sent or received anything yet has no figures to compare.
-      const values = this.views.map((view) => (view.stats.count === 0 ? NaN : column.value(view, now)));
+      const values = this.views.map((view) =>
+        (view.stats.count === 0 && column.better ? NaN : column.value(view, now)));
       const best = bestIndex(values, column.better);
       this.rows.forEach((cells, r) => {
         const td = cells[c];

@@ -32,6 +32,7 @@ export function mountWsPane(root, { symbols, scale, shared }) {
   let retryAt = 0;
   let openedAt = 0;
   let connections = 0; // sockets that said hello: 2 after one reconnect
+  let lostAt = null; // when the current outage began
 
   function setState(state) {
     stateEl.dataset.state = state;
@@ -112,6 +113,10 @@ export function mountWsPane(root, { symbols, scale, shared }) {
     showHandshake(document.getElementById('handshake'), message.handshake).catch((error) => {
       view.status(`could not check the handshake: ${error.message}`);
     });
+    if (lostAt !== null) {
+      view.status(`reconnected ${fmt.ms(nowMs() - lostAt)} after the connection was lost; the prices made meanwhile count as missed`);
+      lostAt = null;
+    }
     // The server may have subscribed us to a symbol other than the one now selected.
     if (select.value !== subscribed) changeSymbol();
   }
@@ -127,10 +132,12 @@ export function mountWsPane(root, { symbols, scale, shared }) {
     const by = event.wasClean ? `code ${event.code}${event.reason ? `: ${event.reason}` : ''}` : `code ${event.code}, no close frame`;
     view.log.add('←', `close (${by})`, 0);
     if (stateEl.dataset.state === 'closing-by-user') {
+      lostAt = null;
       setState('closed');
       view.status(`closed by you (${by})`);
       return;
     }
+    if (lostAt === null) lostAt = nowMs();
     const delay = backoffDelay(attempt);
     attempt += 1;
     retryAt = nowMs() + delay;
