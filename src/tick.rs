@@ -73,6 +73,15 @@ pub enum ClientMessage {
         #[serde(default)]
         t: Option<f64>,
     },
+    /// Ask the server to close this socket, as if the connection had failed: the server
+    /// answers with close code 1012 ("service restart", i.e. please reconnect). It exists for
+    /// the lesson, so a learner can watch a client notice the loss, back off and reconnect.
+    /// `{"type":"drop","id":10}`
+    Drop {
+        /// Echoed in the close reason.
+        #[serde(default)]
+        id: RequestId,
+    },
 }
 
 /// The HTTP request and response that opened a WebSocket, as the server saw them.
@@ -217,6 +226,8 @@ mod tests {
                 id: None
             }
         );
+        let m: ClientMessage = serde_json::from_str(r#"{"type":"drop"}"#).unwrap();
+        assert_eq!(m, ClientMessage::Drop { id: None });
         assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"dance"}"#).is_err());
     }
 }

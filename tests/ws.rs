@@ -270,3 +270,34 @@ impl SendText for common::Ws {
             .unwrap();
     }
 }
+
+#[tokio::test]
+async fn drop_makes_the_server_close_with_1012_and_a_new_socket_works() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+    let app = spawn_app(test_config()).await;
+    let mut ws = app.ws("/ws?symbols=ACME").await;
+    hello(&mut ws).await;
+    next_of_type(&mut ws, "tick").await;
+    send_json(&mut ws, json!({"type": "drop", "id": 10})).await;
+    let close = loop {
+        let message = tokio::time::timeout(common::WAIT, ws.next())
+            .await
+            .expect("no close within the wait")
+            .expect("socket ended without a close frame")
+            .expect("socket error");
+        match message {
+            Message::Close(frame) => break frame.expect("a close frame with a code"),
+            Message::Text(_) | Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(close.code, CloseCode::Restart, "{close:?}");
+    assert!(close.reason.contains("id 10"), "{}", close.reason);
+    // The drop closed this socket only: a new one is served as usual.
+    let mut again = app.ws("/ws?symbols=ACME").await;
+    hello(&mut again).await;
+    assert_eq!(next_of_type(&mut again, "tick").await["symbol"], "ACME");
+}

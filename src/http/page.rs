@@ -43,6 +43,7 @@ pub async fn index(state: web::Data<AppState>) -> HttpResponse {
 /// A test checks this list against the directory, so a new file cannot be forgotten.
 pub const ASSETS: &[(&str, &str)] = &[
     ("style.css", include_str!("../../static/style.css")),
+    ("favicon.svg", include_str!("../../static/favicon.svg")),
     ("js/main.js", include_str!("../../static/js/main.js")),
     ("js/pane.js", include_str!("../../static/js/pane.js")),
     (
@@ -51,6 +52,20 @@ pub const ASSETS: &[(&str, &str)] = &[
     ),
     ("js/ws-pane.js", include_str!("../../static/js/ws-pane.js")),
     ("js/format.js", include_str!("../../static/js/format.js")),
+    ("js/stats.js", include_str!("../../static/js/stats.js")),
+    ("js/wire.js", include_str!("../../static/js/wire.js")),
+    ("js/chart.js", include_str!("../../static/js/chart.js")),
+    (
+        "js/scoreboard.js",
+        include_str!("../../static/js/scoreboard.js"),
+    ),
+    (
+        "js/handshake.js",
+        include_str!("../../static/js/handshake.js"),
+    ),
+    ("js/log.js", include_str!("../../static/js/log.js")),
+    ("js/backoff.js", include_str!("../../static/js/backoff.js")),
+    ("js/clock.js", include_str!("../../static/js/clock.js")),
 ];
 
 /// `GET /static/{path}`: one compiled-in asset, or `404`.

@@ -267,6 +267,10 @@ async fn run_session(
                 };
                 match message {
                     AggregatedMessage::Text(text) => {
+                        // The client asked us to drop it (the page's "drop connection").
+                        if let Some(reason) = drop_request(&text) {
+                            break Some(reason);
+                        }
                         let answers = handle_text(&text, &feed, &mut subscription);
                         for answer in answers {
                             if out.send_json(answer).await.is_err() {
@@ -337,12 +341,35 @@ fn handle_text(text: &str, feed: &Feed, subscription: &mut Subscription) -> Vec<
                 id,
             )]
         }
+        // Handled by `drop_request` before we get here; nothing to answer.
+        ClientMessage::Drop { .. } => Vec::new(),
         ClientMessage::Subscribe { symbols, id } => {
             change_subscription(feed, subscription, &symbols, id, true)
         }
         ClientMessage::Unsubscribe { symbols, id } => {
             change_subscription(feed, subscription, &symbols, id, false)
         }
+    }
+}
+
+/// The close reason for a `{"type":"drop"}` request, or `None` for any other text.
+///
+/// The server closes with 1012 ("service restart"): the code a server uses to say "I am
+/// going away for a moment, reconnect". The socket really closes, so the client goes through
+/// exactly what a real outage would put it through: the close event, backoff, a new
+/// handshake, a new `hello`, and a `seq` gap for the ticks it missed meanwhile.
+fn drop_request(text: &str) -> Option<CloseReason> {
+    match serde_json::from_str::<ClientMessage>(text) {
+        Ok(ClientMessage::Drop { id }) => {
+            // A close frame's reason must fit in 123 bytes, so a long client id is cut.
+            let id = id.map(|id| id.to_string()).unwrap_or_default();
+            let description = match truncate(&id, 32) {
+                "" => "dropped at the client's request: reconnect".to_owned(),
+                id => format!("dropped at the client's request (id {id}): reconnect"),
+            };
+            Some((CloseCode::Restart, description).into())
+        }
+        _ => None,
     }
 }
 

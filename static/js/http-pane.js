@@ -1,11 +1,15 @@
 // The HTTP pane: request/response. Nothing happens until someone asks. "Get price" sends one
 // GET /price; the optional auto-poll repeats it on a timer, which is how people fake real
-// time over plain HTTP, and the missed counter shows what that costs.
+// time over plain HTTP, and the counters show what that costs: every request pays its
+// headers again, most answers repeat the price already shown, and the changes in between
+// are missed.
 
 import { PaneView } from './pane.js';
+import { responseBytes, requestBytesEstimate } from './wire.js';
 
-export function mountHttpPane(root, { symbols }) {
-  const view = new PaneView(root, symbols);
+/** `shared.browserHeaders`: the request headers this browser sends, once the WebSocket pane learnt them. */
+export function mountHttpPane(root, { symbols, scale, shared }) {
+  const view = new PaneView(root, { symbols, scale, countLabel: 'requests' });
   const button = root.querySelector('.get-price');
   const autoPoll = root.querySelector('.auto-poll');
   const pollMs = root.querySelector('.poll-ms');
@@ -15,16 +19,22 @@ export function mountHttpPane(root, { symbols }) {
   async function getPrice() {
     if (inFlight) return; // one request at a time, as a simple poller would
     inFlight = true;
+    const path = `/price?symbol=${encodeURIComponent(view.symbol)}`;
+    const url = new URL(path, location.href).href;
     try {
       view.countOne();
-      const response = await fetch(`/price?symbol=${encodeURIComponent(view.symbol)}`, { cache: 'no-store' });
-      const body = await response.json();
+      view.sent({ headers: requestBytesEstimate(path, shared.browserHeaders), payload: 0 }, `GET ${path} (headers ≈)`);
+      const response = await fetch(url, { cache: 'no-store' });
+      const text = await response.text();
+      const bytes = responseBytes(url, response, text);
+      const body = JSON.parse(text);
       if (!response.ok) {
+        view.arrived(bytes, `${response.status} ${body.error}`);
         view.status(`HTTP ${response.status}: ${body.error}`);
         return;
       }
-      view.status('');
-      view.showTick(body);
+      const fresh = view.arrived(bytes, `200 seq ${body.seq} (${bytes.source})`, body);
+      view.status(fresh ? '' : `seq ${body.seq} again: no new price since the last request`);
     } catch (error) {
       view.status(`request failed: ${error.message}`);
     } finally {
@@ -38,12 +48,12 @@ export function mountHttpPane(root, { symbols }) {
     if (autoPoll.checked) {
       const interval = Math.max(50, Number(pollMs.value) || 1000);
       timer = setInterval(getPrice, interval);
+      getPrice();
     }
   }
 
   button.addEventListener('click', getPrice);
   autoPoll.addEventListener('change', schedule);
   pollMs.addEventListener('change', schedule);
-  root.querySelector('.symbol').addEventListener('change', () => view.symbolChanged());
   return view;
 }

@@ -1,21 +1,42 @@
-// Boots the page: one pane module per transport, one shared animation-frame loop that keeps
-// every pane's "shown price is N ms old" current.
+// Boots the page: one pane module per transport (chosen by the pane's data-kind), one shared
+// chart scale, one scoreboard, and one animation-frame loop that keeps every pane's numbers
+// current. A new transport registers its mount function in `MOUNTS`.
 
 import { mountHttpPane } from './http-pane.js';
 import { mountWsPane } from './ws-pane.js';
 import { nowMs } from './pane.js';
+import { SharedScale } from './chart.js';
+import { Scoreboard } from './scoreboard.js';
+
+const MOUNTS = { http: mountHttpPane, ws: mountWsPane };
+
+/** How often counters, charts and the scoreboard are redrawn (ages update every frame). */
+const RENDER_EVERY_MS = 250;
 
 const symbols = document.body.dataset.symbols.split(',');
-const mounts = { http: mountHttpPane, ws: mountWsPane };
+const scale = new SharedScale();
+const shared = { browserHeaders: null }; // what one pane learns that another can use
 const views = [];
 for (const root of document.querySelectorAll('.pane')) {
-  const mount = mounts[root.dataset.kind];
-  if (mount) views.push(mount(root, { symbols }));
+  const mount = MOUNTS[root.dataset.kind];
+  if (mount) views.push(mount(root, { symbols, scale, shared }));
 }
+const scoreboard = new Scoreboard(document.getElementById('scoreboard'), views);
 
+let lastRender = 0;
 function frame() {
   const now = nowMs();
-  for (const view of views) view.refreshAge(now);
+  for (const view of views) view.frame(now);
+  if (now - lastRender >= RENDER_EVERY_MS) {
+    lastRender = now;
+    scale.update(now);
+    for (const view of views) {
+      view.render();
+      view.chart.draw();
+    }
+    scoreboard.update(now);
+  }
   requestAnimationFrame(frame);
 }
 requestAnimationFrame(frame);
+document.body.dataset.ready = 'true';

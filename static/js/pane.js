@@ -1,70 +1,78 @@
-// The view every pane shares: the shown quote, its age, and the counters. A pane module
-// (http-pane.js, ws-pane.js, ...) decides *when* a tick arrives; this module shows it and
-// keeps the arithmetic every pane must do the same way (seq gaps, age).
+// The view every pane shares, whatever its transport: the shown quote, its age, the counters,
+// the chart and the log. A transport module (http-pane.js, ws-pane.js, ...) decides *when*
+// something is sent or arrives and reports it here:
+//
+//   view.countOne()                         one more request (HTTP) or message (WebSocket)
+//   view.sent({headers, payload}, label)    bytes the browser sent
+//   view.arrived({headers, payload}, label, tick?)   bytes received, and the tick they carried
+//
+// Everything else (seq gaps, share seen, tick-to-screen delay, chart, scoreboard) follows
+// from those calls, computed the same way for every pane. A new transport is one small
+// module that makes them.
 
 import * as fmt from './format.js';
+import { PaneStats, DELAY_WINDOW } from './stats.js';
+import { PriceChart } from './chart.js';
+import { WireLog, LOG_MAX } from './log.js';
 
 /** Wall-clock now in epoch milliseconds with sub-millisecond precision, like the server's `ts`. */
 export function nowMs() {
   return performance.timeOrigin + performance.now();
 }
 
-/**
- * Counts price changes missed from `seq` gaps. The server numbers every new price of a
- * symbol 1, 2, 3, ...; a client that sees 7 after 4 missed 5 and 6.
- */
-export class SeqTracker {
-  constructor() {
-    this.lastSeq = null;
-    this.missed = 0;
-    this.seen = 0;
-    this.repeats = 0;
-  }
-
-  /** Records a tick's seq; returns true when it is a price not shown before. */
-  observe(seq) {
-    if (this.lastSeq !== null && seq <= this.lastSeq) {
-      this.repeats += 1; // e.g. a poll that came back with the price already shown
-      return false;
-    }
-    if (this.lastSeq !== null) this.missed += seq - this.lastSeq - 1;
-    this.lastSeq = seq;
-    this.seen += 1;
-    return true;
-  }
-
-  /** Forgets the last seq, e.g. when the pane switches symbol (a gap across symbols means nothing). */
-  restart() {
-    this.lastSeq = null;
-  }
-}
-
-/** Binds a pane's DOM (see templates/index.html) to the numbers it shows. */
+/** Binds one pane's DOM (templates/index.html) to its measurements. */
 export class PaneView {
-  constructor(root, symbols) {
+  /**
+   * `countLabel`: what one count is ("requests", "messages received").
+   * `scale`: the chart scale every pane shares.
+   */
+  constructor(root, { symbols, scale, countLabel }) {
     this.root = root;
+    this.kind = root.dataset.kind;
+    this.name = root.dataset.name;
+    const body = root.querySelector('.pane-body');
+    body.append(document.getElementById('pane-body-template').content.cloneNode(true));
     this.el = (cls) => root.querySelector(`.${cls}`);
+    this.el('s-count-label').textContent = countLabel;
+    this.el('s-window').textContent = String(DELAY_WINDOW);
+    this.el('log-max').textContent = String(LOG_MAX);
+    this.stats = new PaneStats();
     this.shown = null; // the tick on screen
-    this.count = 0;
-    this.tracker = new SeqTracker();
+    this.onFrame = null; // a transport's own per-frame work (e.g. a retry countdown)
+    this.pending = []; // ticks put on screen, waiting for the next frame to be painted
+    this.chart = new PriceChart(this.el('chart'), scale);
+    this.log = new WireLog(this.el('log'));
     const select = this.el('symbol');
     for (const s of symbols) select.add(new Option(s, s));
+    select.addEventListener('change', () => this.symbolChanged());
   }
 
   get symbol() {
     return this.el('symbol').value;
   }
 
-  /** One more request (HTTP) or message (WebSocket). */
   countOne() {
-    this.count += 1;
-    this.el('s-count').textContent = fmt.count(this.count);
+    this.stats.count += 1;
   }
 
-  /** Shows `tick` if it is newer than what is on screen; updates seq, missed and the quote. */
+  sent(bytes, label) {
+    this.stats.up.add(bytes);
+    this.log.add('→', label, bytes.headers + bytes.payload);
+  }
+
+  /** Bytes received; `tick` when they carried one. Returns true when the tick was a new price. */
+  arrived(bytes, label, tick = null) {
+    this.stats.down.add(bytes);
+    this.log.add('←', label, bytes.headers + bytes.payload);
+    const fresh = tick !== null && this.showTick(tick);
+    if (!fresh) this.stats.repeats += 1;
+    return fresh;
+  }
+
+  /** Shows `tick` if it is the selected symbol and newer than what is on screen. */
   showTick(tick) {
-    if (tick.symbol !== this.symbol) return;
-    if (!this.tracker.observe(tick.seq)) return;
+    if (tick.symbol !== this.symbol) return false;
+    if (!this.stats.seq.observe(tick.seq)) return false;
     this.shown = tick;
     const change = fmt.change(tick.change);
     this.el('q-symbol').textContent = tick.symbol;
@@ -72,22 +80,60 @@ export class PaneView {
     const changeEl = this.el('q-change');
     changeEl.textContent = change.text;
     changeEl.dataset.direction = change.direction;
-    changeEl.setAttribute('aria-label', `${change.word} ${Math.abs(tick.change).toFixed(2)}`);
     this.el('s-seq').textContent = String(tick.seq);
-    this.el('s-missed').textContent = fmt.count(this.tracker.missed);
     this.root.dataset.seq = String(tick.seq);
+    this.root.dataset.symbol = tick.symbol;
+    this.pending.push(tick);
+    return true;
   }
 
-  /** Called every animation frame: how old the shown price is now. */
-  refreshAge(now) {
-    if (this.shown) this.el('s-age').textContent = `${fmt.ms(now - this.shown.ts)} old`;
+  /**
+   * Called on every animation frame, i.e. right before the browser paints: the ticks put on
+   * screen since the last frame are now visible, so their tick-to-screen delay is known.
+   */
+  frame(now) {
+    for (const tick of this.pending) {
+      this.stats.delays.add(now - tick.ts);
+      this.chart.add(now, tick.price);
+    }
+    this.pending.length = 0;
+    if (this.shown) this.el('s-age').textContent = `${fmt.ms(this.age(now))} old`;
+    if (this.onFrame) this.onFrame(now);
+  }
+
+  /** How old the shown price is: `now - ts` (same clock assumed: see clock.js). */
+  age(now) {
+    return this.shown ? now - this.shown.ts : NaN;
+  }
+
+  /** Writes the counters (a few times a second is enough for people to read). */
+  render() {
+    const s = this.stats;
+    const text = {
+      's-count': fmt.count(s.count),
+      's-repeats': fmt.count(s.repeats),
+      's-missed': fmt.count(s.seq.missed),
+      's-seen': fmt.percent(s.seq.seenShare),
+      's-down-headers': fmt.bytes(s.down.headers),
+      's-down-payload': fmt.bytes(s.down.payload),
+      's-up-headers': fmt.bytes(s.up.headers),
+      's-up-payload': fmt.bytes(s.up.payload),
+      's-delay': s.delays.samples.length === 0 ? '–'
+        : [50, 95].map((p) => fmt.ms(s.delays.percentile(p))).concat(fmt.ms(s.delays.max)).join(' / '),
+    };
+    for (const [cls, value] of Object.entries(text)) this.el(cls).textContent = value;
+    this.root.dataset.count = String(s.count);
+    this.root.dataset.missed = String(s.seq.missed);
+    this.root.dataset.seen = String(s.seq.seen);
   }
 
   /** Switching symbol: the next tick is the first of a new series. */
   symbolChanged() {
-    this.tracker.restart();
+    this.stats.seq.restart();
     this.shown = null;
+    this.chart.clear();
     for (const cls of ['q-symbol', 'q-price', 'q-change', 's-seq', 's-age']) this.el(cls).textContent = '–';
+    delete this.root.dataset.seq;
   }
 
   status(text) {

@@ -1,8 +1,15 @@
 // The WebSocket pane: server push. One handshake, then the server sends every new price by
-// itself. Changing the symbol sends `unsubscribe` and `subscribe` over the same socket:
-// the connection carries messages both ways.
+// itself. The same socket carries messages the other way too: the symbol picker sends
+// `unsubscribe`/`subscribe`, the ping button a `ping` whose `pong` gives the round-trip time,
+// and "Drop connection" a `drop` that makes the server close the socket, so you can watch the
+// pane back off, reconnect, and count the prices the outage cost.
 
-import { PaneView } from './pane.js';
+import * as fmt from './format.js';
+import { PaneView, nowMs } from './pane.js';
+import { textFrame, handshakeBytes } from './wire.js';
+import { backoffDelay } from './backoff.js';
+import { ClockOffset } from './clock.js';
+import { showHandshake } from './handshake.js';
 
 /** ws: for a page loaded over http:, wss: for https: (a secure page may not open ws:). */
 export function socketUrl(path) {
@@ -10,54 +17,163 @@ export function socketUrl(path) {
   return `${scheme}//${location.host}${path}`;
 }
 
-export function mountWsPane(root, { symbols }) {
-  const view = new PaneView(root, symbols);
-  const connectButton = root.querySelector('.connect');
-  const disconnectButton = root.querySelector('.disconnect');
-  const stateEl = root.querySelector('.ws-state');
-  const select = root.querySelector('.symbol');
+export function mountWsPane(root, { symbols, scale, shared }) {
+  const view = new PaneView(root, { symbols, scale, countLabel: 'messages received' });
+  const q = (cls) => root.querySelector(`.${cls}`);
+  const buttons = { connect: q('connect'), disconnect: q('disconnect'), drop: q('drop'), ping: q('ping') };
+  const stateEl = q('ws-state');
+  const select = q('symbol');
+  const clock = new ClockOffset();
   let socket = null;
   let subscribed = select.value;
   let nextId = 1;
+  let attempt = 0; // failed tries since the last good hello: drives the backoff
+  let retryTimer = null;
+  let retryAt = 0;
+  let openedAt = 0;
+  let connections = 0; // sockets that said hello: 2 after one reconnect
+  let lostAt = null; // when the current outage began
 
   function setState(state) {
-    stateEl.textContent = state;
     stateEl.dataset.state = state;
     root.dataset.state = state;
-    connectButton.disabled = state !== 'closed';
-    disconnectButton.disabled = state === 'closed';
+    if (state !== 'retrying') stateEl.textContent = state;
+    buttons.connect.disabled = state === 'open' || state === 'connecting';
+    buttons.disconnect.disabled = state === 'closed';
+    buttons.drop.disabled = state !== 'open';
+    buttons.ping.disabled = state !== 'open';
   }
 
-  function send(message) {
-    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+  function send(message, label) {
+    if (!socket || socket.readyState !== WebSocket.OPEN) return;
+    const text = JSON.stringify(message);
+    socket.send(text);
+    view.sent(textFrame(text, { fromClient: true }), label);
   }
 
   function connect() {
+    clearTimeout(retryTimer);
+    retryTimer = null;
     subscribed = select.value;
+    openedAt = nowMs();
     socket = new WebSocket(socketUrl(`/ws?symbols=${encodeURIComponent(subscribed)}`));
     setState('connecting');
     socket.addEventListener('open', () => setState('open'));
-    socket.addEventListener('message', (event) => {
-      view.countOne();
-      const message = JSON.parse(event.data);
-      if (message.type === 'tick') view.showTick(message);
-      else if (message.type === 'error') view.status(`server: ${message.message}`);
-    });
-    socket.addEventListener('close', (event) => {
-      setState('closed');
-      view.status(`closed (code ${event.code}${event.reason ? `: ${event.reason}` : ''})`);
-      socket = null;
-    });
+    socket.addEventListener('message', (event) => received(event.data));
+    socket.addEventListener('close', (event) => closed(event));
   }
 
-  select.addEventListener('change', () => {
-    view.symbolChanged();
-    send({ type: 'unsubscribe', symbols: [subscribed], id: nextId++ });
+  function received(data) {
+    view.countOne();
+    if (typeof data !== 'string') return; // this protocol is JSON text; never sent by the server
+    const bytes = textFrame(data, { fromClient: false });
+    const message = JSON.parse(data);
+    switch (message.type) {
+      case 'tick':
+        view.arrived(bytes, `tick ${message.symbol} seq ${message.seq}`, message);
+        break;
+      case 'hello':
+        hello(message, bytes);
+        break;
+      case 'pong': {
+        const now = nowMs();
+        view.arrived(bytes, `pong id ${message.id}`);
+        clock.sample(message.t, message.server_ts, now);
+        q('rtt').textContent = `round trip: ${fmt.ms(now - message.t)} (ping → pong on the open socket)`;
+        showClock('ping');
+        break;
+      }
+      case 'subscribed':
+        view.arrived(bytes, `subscribed ${message.symbols.join(',')}`);
+        view.status(`subscribed to ${message.symbols.join(', ')}`);
+        break;
+      case 'error':
+        view.arrived(bytes, `error ${message.code}`);
+        view.status(`server: ${message.message}`);
+        break;
+      default: // the protocol only grows: ignore what we do not know
+        view.arrived(bytes, message.type);
+    }
+  }
+
+  function hello(message, bytes) {
+    attempt = 0;
+    connections += 1;
+    root.dataset.connections = String(connections);
+    // The opening handshake is ordinary HTTP, paid once per connection.
+    const handshake = handshakeBytes(message.handshake);
+    view.stats.up.add({ headers: handshake.up });
+    view.stats.down.add({ headers: handshake.down });
+    view.log.add('→', `GET ${message.handshake.request.path} (handshake)`, handshake.up);
+    view.log.add('←', `${message.handshake.response.status} ${message.handshake.response.reason}`, handshake.down);
+    view.arrived(bytes, 'hello');
+    shared.browserHeaders = message.handshake.request.headers;
+    clock.sample(openedAt, message.server_ts, nowMs());
+    showClock('hello');
+    showHandshake(document.getElementById('handshake'), message.handshake).catch((error) => {
+      view.status(`could not check the handshake: ${error.message}`);
+    });
+    if (lostAt !== null) {
+      view.status(`reconnected ${fmt.ms(nowMs() - lostAt)} after the connection was lost; the prices made meanwhile count as missed`);
+      lostAt = null;
+    }
+    // The server may have subscribed us to a symbol other than the one now selected.
+    if (select.value !== subscribed) changeSymbol();
+  }
+
+  function showClock(source) {
+    const sign = clock.offset >= 0 ? '+' : '−';
+    q('clock').textContent = `server clock ≈ ${sign}${fmt.ms(Math.abs(clock.offset))} ± ${fmt.ms(clock.uncertainty)} vs this browser (from ${source}); ages assume one clock`;
+  }
+
+  function closed(event) {
+    socket = null;
+    root.dataset.lastClose = String(event.code);
+    const by = event.wasClean ? `code ${event.code}${event.reason ? `: ${event.reason}` : ''}` : `code ${event.code}, no close frame`;
+    view.log.add('←', `close (${by})`, 0);
+    if (stateEl.dataset.state === 'closing-by-user') {
+      lostAt = null;
+      setState('closed');
+      view.status(`closed by you (${by})`);
+      return;
+    }
+    if (lostAt === null) lostAt = nowMs();
+    const delay = backoffDelay(attempt);
+    attempt += 1;
+    retryAt = nowMs() + delay;
+    retryTimer = setTimeout(connect, delay);
+    setState('retrying');
+    view.status(`connection lost (${by}); retry ${attempt} in ${fmt.ms(delay)} (exponential backoff with jitter)`);
+  }
+
+  function changeSymbol() {
+    send({ type: 'unsubscribe', symbols: [subscribed], id: nextId++ }, `unsubscribe ${subscribed}`);
     subscribed = select.value;
-    send({ type: 'subscribe', symbols: [subscribed], id: nextId++ });
+    send({ type: 'subscribe', symbols: [subscribed], id: nextId++ }, `subscribe ${subscribed}`);
+  }
+
+  view.onFrame = (now) => {
+    if (retryTimer !== null) stateEl.textContent = `retrying in ${fmt.ms(Math.max(0, retryAt - now))}`;
+  };
+
+  select.addEventListener('change', changeSymbol);
+  buttons.connect.addEventListener('click', () => {
+    attempt = 0;
+    if (!socket) connect();
   });
-  connectButton.addEventListener('click', connect);
-  disconnectButton.addEventListener('click', () => socket && socket.close(1000, 'bye'));
+  buttons.disconnect.addEventListener('click', () => {
+    clearTimeout(retryTimer);
+    retryTimer = null;
+    if (socket) {
+      setState('closing-by-user');
+      stateEl.textContent = 'closing';
+      socket.close(1000, 'bye');
+    } else {
+      setState('closed');
+    }
+  });
+  buttons.drop.addEventListener('click', () => send({ type: 'drop', id: nextId++ }, 'drop (server, please close)'));
+  buttons.ping.addEventListener('click', () => send({ type: 'ping', id: nextId++, t: nowMs() }, 'ping'));
   setState('closed');
   connect(); // push needs no button: the pane is live as soon as the page loads
   return view;
