@@ -499,3 +499,76 @@ async fn the_pages_arithmetic_follows_the_rfc_and_the_protocol() {
     browser.assert_no_console_errors().await;
     browser.quit().await;
 }
+
+#[tokio::test]
+async fn long_polling_and_sse_panes_join_when_chosen_and_update() {
+    let Some((_app, browser)) = page().await else {
+        return;
+    };
+    // The lesson's two panes by default; the earlier attempts are hidden and silent.
+    let hidden = browser
+        .js("return ['pane-longpoll','pane-sse'].map((id) => document.getElementById(id).hidden);")
+        .await;
+    assert_eq!(hidden, serde_json::json!([true, true]));
+    assert_eq!(
+        number(
+            &browser,
+            "document.getElementById('pane-sse').dataset.count || 0"
+        )
+        .await,
+        0.0
+    );
+
+    browser.click("#pane-chooser input[value=longpoll]").await;
+    browser.click("#pane-chooser input[value=sse]").await;
+    for pane in ["pane-longpoll", "pane-sse"] {
+        let first = browser
+            .wait_for(
+                &format!("document.getElementById('{pane}').dataset.seq"),
+                &format!("{pane} shows a price"),
+            )
+            .await;
+        let first: u64 = first.as_str().unwrap().parse().unwrap();
+        browser
+            .wait_for(
+                &format!(
+                    "Number(document.getElementById('{pane}').dataset.seq) >= {} ",
+                    first + 5
+                ),
+                &format!("{pane} updates by itself"),
+            )
+            .await;
+    }
+    // Both rows are on the scoreboard now, with figures.
+    let rows = browser
+        .js("return [...document.querySelectorAll('#scoreboard tbody tr')].filter((r) => !r.hidden).length;")
+        .await;
+    assert_eq!(rows, 4);
+    assert_eq!(browser.text("#pane-sse .sse-state").await, "open");
+    // Unticking stops the traffic: the SSE pane's count stays put.
+    browser.click("#pane-chooser input[value=sse]").await;
+    browser
+        .wait_for(
+            "document.getElementById('pane-sse').dataset.state === 'closed'",
+            "SSE closed",
+        )
+        .await;
+    // Counters are redrawn four times a second: let the last redraw land before reading.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let count = number(
+        &browser,
+        "document.getElementById('pane-sse').dataset.count",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        number(
+            &browser,
+            "document.getElementById('pane-sse').dataset.count"
+        )
+        .await,
+        count
+    );
+    browser.assert_no_console_errors().await;
+    browser.quit().await;
+}

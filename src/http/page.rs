@@ -51,6 +51,15 @@ pub const ASSETS: &[(&str, &str)] = &[
         include_str!("../../static/js/http-pane.js"),
     ),
     ("js/ws-pane.js", include_str!("../../static/js/ws-pane.js")),
+    (
+        "js/longpoll-pane.js",
+        include_str!("../../static/js/longpoll-pane.js"),
+    ),
+    (
+        "js/sse-pane.js",
+        include_str!("../../static/js/sse-pane.js"),
+    ),
+    ("js/chooser.js", include_str!("../../static/js/chooser.js")),
     ("js/format.js", include_str!("../../static/js/format.js")),
     ("js/stats.js", include_str!("../../static/js/stats.js")),
     ("js/wire.js", include_str!("../../static/js/wire.js")),

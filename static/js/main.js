@@ -4,11 +4,14 @@
 
 import { mountHttpPane } from './http-pane.js';
 import { mountWsPane } from './ws-pane.js';
+import { mountLongPollPane } from './longpoll-pane.js';
+import { mountSsePane } from './sse-pane.js';
+import { mountChooser } from './chooser.js';
 import { nowMs } from './pane.js';
 import { SharedScale } from './chart.js';
 import { Scoreboard } from './scoreboard.js';
 
-const MOUNTS = { http: mountHttpPane, ws: mountWsPane };
+const MOUNTS = { http: mountHttpPane, longpoll: mountLongPollPane, sse: mountSsePane, ws: mountWsPane };
 
 /** How often counters, charts and the scoreboard are redrawn (ages update every frame). */
 const RENDER_EVERY_MS = 250;
@@ -22,6 +25,7 @@ for (const root of document.querySelectorAll('.pane')) {
   if (mount) views.push(mount(root, { symbols, scale, shared }));
 }
 const scoreboard = new Scoreboard(document.getElementById('scoreboard'), views);
+mountChooser(document.getElementById('pane-chooser'), views);
 
 let lastRender = 0;
 function frame() {

@@ -42,10 +42,12 @@ export class Scoreboard {
   }
 
   update(now) {
+    // A hidden pane (see chooser.js) leaves the comparison.
+    this.rows.forEach((cells, r) => { cells[0].parentElement.hidden = this.views[r].root.hidden; });
     COLUMNS.forEach((column, c) => {
       // A pane that has not sent or received anything yet has no figures to compare.
       const values = this.views.map((view) =>
-        (view.stats.count === 0 && column.better ? NaN : column.value(view, now)));
+        (view.root.hidden || (view.stats.count === 0 && column.better) ? NaN : column.value(view, now)));
       const best = bestIndex(values, column.better);
       this.rows.forEach((cells, r) => {
         const td = cells[c];

@@ -1,0 +1,17 @@
+// Which panes are on the page. The lesson's comparison is the first two (HTTP button vs
+// WebSocket); long polling and SSE, the earlier attempts at push, join when ticked. A hidden
+// pane stops its traffic (where it has any of its own) and leaves the scoreboard.
+
+export function mountChooser(form, views) {
+  for (const view of views) {
+    const box = form.querySelector(`input[value="${view.kind}"]`);
+    if (!box) continue;
+    const apply = () => {
+      view.root.hidden = !box.checked;
+      if (box.checked && view.activate) view.activate();
+      if (!box.checked && view.deactivate) view.deactivate();
+    };
+    box.addEventListener('change', apply);
+    if (!box.checked) apply();
+  }
+}
