@@ -572,3 +572,70 @@ async fn long_polling_and_sse_panes_join_when_chosen_and_update() {
     browser.assert_no_console_errors().await;
     browser.quit().await;
 }
+
+#[tokio::test]
+async fn over_https_the_page_opens_a_wss_socket_and_says_so() {
+    let Some(browser) = Browser::launch(BrowserOptions {
+        accept_insecure_certs: true,
+        ..BrowserOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let app = spawn_app(tickerlab::Config {
+        tick_ms: TICK_MS,
+        tls_self_signed: true,
+        ..test_config()
+    })
+    .await;
+    browser
+        .open(&format!("https://localhost:{}/", app.addr.port()))
+        .await;
+    browser
+        .wait_for(
+            "document.getElementById('pane-ws').dataset.state === 'open'",
+            "the wss socket opens",
+        )
+        .await;
+    let first = number(
+        &browser,
+        "document.getElementById('pane-ws').dataset.seq || 0",
+    )
+    .await;
+    browser
+        .wait_for(
+            &format!(
+                "Number(document.getElementById('pane-ws').dataset.seq) >= {}",
+                first + 3.0
+            ),
+            "prices arrive over wss",
+        )
+        .await;
+    assert_eq!(
+        browser
+            .js("return document.getElementById('pane-ws').dataset.scheme;")
+            .await,
+        "wss"
+    );
+    assert!(
+        browser
+            .text("#pane-ws .ws-url")
+            .await
+            .contains("wss://localhost:")
+    );
+    browser
+        .wait_for(
+            "document.querySelector('#handshake .hs-url').textContent.includes('wss://')",
+            "the handshake panel names wss://",
+        )
+        .await;
+    assert_eq!(
+        browser
+            .js("return document.getElementById('handshake').dataset.acceptOk;")
+            .await,
+        "true"
+    );
+    browser.assert_no_console_errors().await;
+    browser.quit().await;
+}

@@ -27,10 +27,11 @@ function headText(startLine, pairs) {
   return [startLine, ...pairs.map(([n, v]) => `${n}: ${v}`)].join('\n');
 }
 
-/** Fills the panel from `hello.handshake`. */
-export async function showHandshake(root, handshake) {
+/** Fills the panel from `hello.handshake`; `url` says which socket URL (ws: or wss:) it opened. */
+export async function showHandshake(root, handshake, url) {
   const { request, response } = handshake;
   const el = (cls) => root.querySelector(`.${cls}`);
+  el('hs-url').textContent = `opened ${url}`;
   el('hs-request').textContent = headText(`${request.method} ${request.path} ${request.version}`, request.headers);
   el('hs-response').textContent = headText(`HTTP/1.1 ${response.status} ${response.reason}`, response.headers);
   root.dataset.status = String(response.status);

@@ -17,6 +17,13 @@ export function socketUrl(path) {
   return `${scheme}//${location.host}${path}`;
 }
 
+/** What a socket URL's scheme means, in words, for the pane and the handshake panel. */
+export function describeSocketUrl(url) {
+  return url.startsWith('wss:')
+    ? `${url} · wss: WebSocket inside TLS (like https:), encrypted and authenticated`
+    : `${url} · ws: plain text, readable on the way (run with --tls-self-signed for wss:)`;
+}
+
 export function mountWsPane(root, { symbols, scale, shared }) {
   const view = new PaneView(root, { symbols, scale, countLabel: 'messages received' });
   const q = (cls) => root.querySelector(`.${cls}`);
@@ -57,6 +64,8 @@ export function mountWsPane(root, { symbols, scale, shared }) {
     subscribed = select.value;
     openedAt = nowMs();
     socket = new WebSocket(socketUrl(`/ws?symbols=${encodeURIComponent(subscribed)}`));
+    q('ws-url').textContent = `socket: ${describeSocketUrl(socket.url)}`;
+    root.dataset.scheme = new URL(socket.url).protocol.replace(':', '');
     setState('connecting');
     socket.addEventListener('open', () => setState('open'));
     socket.addEventListener('message', (event) => received(event.data));
@@ -110,7 +119,7 @@ export function mountWsPane(root, { symbols, scale, shared }) {
     shared.browserHeaders = message.handshake.request.headers;
     clock.sample(openedAt, message.server_ts, nowMs());
     showClock('hello');
-    showHandshake(document.getElementById('handshake'), message.handshake).catch((error) => {
+    showHandshake(document.getElementById('handshake'), message.handshake, describeSocketUrl(socket.url)).catch((error) => {
       view.status(`could not check the handshake: ${error.message}`);
     });
     if (lostAt !== null) {
