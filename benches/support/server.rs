@@ -74,10 +74,16 @@ pub struct Counters {
 pub struct Usage {
     /// User + system CPU time, seconds.
     pub cpu_secs: f64,
+    /// Of which in the kernel (system calls, and on loopback the TCP receive path too).
+    pub system_secs: f64,
     /// Resident memory now, KiB.
     pub rss_kib: u64,
     /// Threads.
     pub threads: u64,
+    /// Time the process's threads were ready to run but waited for a core, seconds (summed
+    /// over threads, from `/proc/<pid>/task/*/schedstat`): on a shared machine, the delay
+    /// other programs caused.
+    pub runq_wait_secs: f64,
 }
 
 /// The real app in a child process: this bench executable run with `--serve-child`.
@@ -239,10 +245,26 @@ pub fn process_usage(pid: u32) -> Usage {
             .unwrap_or(0)
     };
     Usage {
+        runq_wait_secs: run_queue_wait_secs(pid),
         cpu_secs,
+        system_secs: field(12) as f64 / ticks_per_sec,
         rss_kib: status_kib("VmRSS:"),
         threads: status_kib("Threads:"),
     }
+}
+
+/// The sum over `pid`'s live threads of the time spent runnable but not running
+/// (schedstat's second field, nanoseconds).
+fn run_queue_wait_secs(pid: u32) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    let nanos: u64 = tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum();
+    nanos as f64 / 1e9
 }
 
 /// Raises this process's open-files limit to its hard limit (children inherit it), so
