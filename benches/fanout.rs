@@ -620,6 +620,26 @@ mod plot {
         RGBColor(120, 60, 160),
     ];
 
+    /// One chart: its y label, its caption, and the figure it plots.
+    struct Panel {
+        y_desc: &'static str,
+        caption: &'static str,
+        figure: fn(&Step) -> f64,
+    }
+
+    const PANELS: [Panel; 2] = [
+        Panel {
+            y_desc: "delivery delay p99 (ms)",
+            caption: "delay p99",
+            figure: |s| s.delay.p99,
+        },
+        Panel {
+            y_desc: "server CPU (% of one core)",
+            caption: "server CPU",
+            figure: |s| s.server_cpu_pct,
+        },
+    ];
+
     pub fn fanout(path: &Path, steps: &[Step]) -> Result<(), Box<dyn std::error::Error>> {
         let root = SVGBackend::new(path, (1100, 520)).into_drawing_area();
         root.fill(&WHITE)?;
@@ -627,15 +647,8 @@ mod plot {
         let mut ticks: Vec<u64> = steps.iter().map(|s| s.tick_ms).collect();
         ticks.dedup();
         let x_max = steps.iter().map(|s| s.clients).max().unwrap_or(1) as f64 * 2.0;
-        let panels: [(&DrawingArea<_, _>, &str, &str, fn(&Step) -> f64); 2] = [
-            (&left, "delivery delay p99 (ms)", "delay p99", |s| {
-                s.delay.p99
-            }),
-            (&right, "server CPU (% of one core)", "server CPU", |s| {
-                s.server_cpu_pct
-            }),
-        ];
-        for (area, y_desc, caption, f) in panels {
+        for (area, panel) in [left, right].iter().zip(PANELS) {
+            let (y_desc, caption, f) = (panel.y_desc, panel.caption, panel.figure);
             let values: Vec<f64> = steps.iter().map(f).filter(|v| v.is_finite()).collect();
             let y_max = values.iter().copied().fold(1.0, f64::max) * 2.0;
             let y_min = values.iter().copied().fold(y_max, f64::min).max(0.01) / 2.0;

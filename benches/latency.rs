@@ -621,6 +621,9 @@ mod plot {
 
     const TEAL: RGBColor = RGBColor(0, 130, 160);
 
+    /// A series: its legend, the figure of a row it plots, its colour.
+    type Line = (&'static str, fn(&Row) -> f64, RGBColor);
+
     pub fn latency(path: &Path, rows: &[Row], tick: f64) -> Result<(), Box<dyn std::error::Error>> {
         let polls: Vec<&Row> = rows.iter().filter(|r| r.interval_ms.is_some()).collect();
         let push = rows.iter().find(|r| r.interval_ms.is_none());
@@ -653,7 +656,7 @@ mod plot {
         let series = |f: fn(&Row) -> f64| -> Vec<(f64, f64)> {
             polls.iter().map(|r| (x(r), f(r))).collect()
         };
-        let measured: [(&str, fn(&Row) -> f64, RGBColor); 3] = [
+        let measured: [Line; 3] = [
             ("polling: time to see a change, p50", |r| r.see.p50, BLUE),
             ("polling: time to see a change, p99", |r| r.see.p99, TEAL),
             ("polling: age of the shown price, mean", |r| r.age_mean, RED),
@@ -669,7 +672,7 @@ mod plot {
                     .map(move |p| Circle::new(p, 4, color.filled())),
             )?;
         }
-        let theory: [(&str, fn(&Row) -> f64, RGBColor); 3] = [
+        let theory: [Line; 3] = [
             ("theory (dashed): T/2", |r| r.theory.see[0], BLUE),
             ("theory (dashed): 0.99 T", |r| r.theory.see[2], TEAL),
             ("theory (dashed): tick/2 + T/2", |r| r.theory.age_mean, RED),
