@@ -665,6 +665,7 @@ mod plot {
                 .configure_mesh()
                 .x_desc("clients")
                 .y_desc(y_desc)
+                .x_label_formatter(&|x| format!("{x:.0}"))
                 .draw()?;
             for (i, tick) in ticks.iter().enumerate() {
                 let color = COLORS[i % COLORS.len()];
