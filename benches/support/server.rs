@@ -99,7 +99,18 @@ impl ChildServer {
     /// Starts a child serving with a `tick_ms` tick and waits until it listens.
     pub fn start(tick_ms: u64, workers: Option<usize>) -> io::Result<ChildServer> {
         let exe = std::env::current_exe()?;
-        let mut command = Command::new(exe);
+        // BENCH_SERVER_WRAPPER runs the child under a profiler, e.g.
+        // "valgrind --tool=callgrind --callgrind-out-file=target/tickerlab-bench/server.%p.out".
+        let wrapper = std::env::var("BENCH_SERVER_WRAPPER").unwrap_or_default();
+        let mut words = wrapper.split_whitespace();
+        let mut command = match words.next() {
+            Some(program) => {
+                let mut command = Command::new(program);
+                command.args(words).arg(exe);
+                command
+            }
+            None => Command::new(exe),
+        };
         command.args(["--serve-child", "--tick-ms", &tick_ms.to_string()]);
         if let Some(workers) = workers {
             command.args(["--workers", &workers.to_string()]);
