@@ -231,6 +231,7 @@ pub fn child_main(tick_ms: u64, workers: Option<usize>) {
 
 /// CPU time (user + system) and RSS of process `pid`, from `/proc/<pid>/stat` and `status`.
 pub fn process_usage(pid: u32) -> Usage {
+    // SAFETY: sysconf only reads a system constant.
     let ticks_per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name, which is in parentheses and may contain spaces.
