@@ -1,0 +1,18 @@
+//! Helpers shared by the `latency` and `fanout` benches: one concept per file.
+//!
+//! * [`args`]: the few flags a bench takes (`--secs 10`), with environment fallbacks.
+//! * [`counting`]: a stream wrapper that counts every byte read and written, so "bytes on the
+//!   wire" is a measurement, not an estimate.
+//! * [`http_client`]: a minimal HTTP/1.1 keep-alive client over that counting stream, which
+//!   also knows where the headers end and the payload starts.
+//! * [`server`]: the real app, started in-process on its own threads or as a child process.
+//! * [`stats`]: percentiles and the other small sums the tables are made of.
+//! * [`output`]: where results go (`target/tickerlab-bench/`) and the Markdown/CSV writers.
+#![allow(dead_code)] // each bench binary uses a different subset
+
+pub mod args;
+pub mod counting;
+pub mod http_client;
+pub mod output;
+pub mod server;
+pub mod stats;
