@@ -62,6 +62,18 @@ pub struct Config {
     /// a WebSocket as dead.
     #[arg(long, env = "CLIENT_TIMEOUT_SECS", default_value_t = 30)]
     pub client_timeout_secs: u64,
+
+    /// Share one feed between several instances through Redis, e.g. redis://127.0.0.1:6379.
+    /// Without --feed-publisher this instance is a front-end: it runs no market and serves
+    /// the ticks the publisher sends through Redis. Every instance needs the same --symbols
+    /// and --tick-ms.
+    #[arg(long, env = "REDIS_URL", value_name = "URL")]
+    pub redis: Option<String>,
+
+    /// With --redis: run the market here and publish every tick to Redis for the front-ends.
+    /// Only one publisher may run per Redis; a second one is refused at start-up.
+    #[arg(long, env = "FEED_PUBLISHER", requires = "redis")]
+    pub feed_publisher: bool,
 }
 
 /// Why a [`Config`] cannot be used. Each message says what was wrong and what is allowed.
@@ -84,6 +96,9 @@ pub enum ConfigError {
     /// A message limit too small for the protocol's own messages.
     #[error("--max-message-bytes {0} is too small: use at least 256")]
     MaxMessageBytes(usize),
+    /// `--feed-publisher` without `--redis`, or a Redis URL of the wrong kind.
+    #[error("{0}")]
+    Redis(String),
 }
 
 impl Default for Config {
@@ -99,6 +114,8 @@ impl Default for Config {
             max_message_bytes: 4096,
             heartbeat_secs: 5,
             client_timeout_secs: 30,
+            redis: None,
+            feed_publisher: false,
         }
     }
 }
@@ -136,6 +153,20 @@ impl Config {
         }
         if self.max_message_bytes < 256 {
             return Err(ConfigError::MaxMessageBytes(self.max_message_bytes));
+        }
+        match &self.redis {
+            None if self.feed_publisher => {
+                return Err(ConfigError::Redis(
+                    "--feed-publisher needs --redis URL: it publishes to that Redis".into(),
+                ));
+            }
+            Some(url) if !(url.starts_with("redis://") || url.starts_with("unix://")) => {
+                return Err(ConfigError::Redis(format!(
+                    "--redis {url:?} is not a Redis URL: use redis://HOST:PORT (e.g. \
+                     redis://127.0.0.1:6379) or unix:///path/to/redis.sock"
+                )));
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -192,5 +223,19 @@ mod tests {
         assert!(bad(|c| c.symbols = vec![]).contains("at least one"));
         assert!(bad(|c| c.symbols = vec!["A".into(), "A".into()]).contains("twice"));
         assert!(bad(|c| c.heartbeat_secs = 20).contains("half"));
+        assert!(bad(|c| c.feed_publisher = true).contains("needs --redis"));
+        assert!(bad(|c| c.redis = Some("localhost:6379".into())).contains("redis://HOST:PORT"));
+    }
+
+    #[test]
+    fn redis_flags_parse() {
+        let c = Config::try_parse_from(["tickerlab", "--redis", "redis://127.0.0.1:6379"]).unwrap();
+        assert_eq!(c.redis.as_deref(), Some("redis://127.0.0.1:6379"));
+        assert!(!c.feed_publisher);
+        assert!(c.validate().is_ok());
+        // clap refuses --feed-publisher alone before validate() sees it.
+        if std::env::var_os("REDIS_URL").is_none() {
+            assert!(Config::try_parse_from(["tickerlab", "--feed-publisher"]).is_err());
+        }
     }
 }
