@@ -165,10 +165,10 @@ async fn next_tick(ws: &mut Ws) -> (Tick, String) {
             .expect("no tick within the wait")
             .expect("socket ended")
             .expect("socket error");
-        if let Message::Text(text) = message {
-            if let Ok(tick) = serde_json::from_str::<Tick>(&text) {
-                return (tick, text.to_string());
-            }
+        if let Message::Text(text) = message
+            && let Ok(tick) = serde_json::from_str::<Tick>(&text)
+        {
+            return (tick, text.to_string());
         }
     }
 }
