@@ -12,6 +12,7 @@
 //!  market -> feed -> PUBLISH  -->  tickerlab:tick:ACME   -->  SUBSCRIBE -> relay -> watch -> sockets
 //!                    SET      -->  tickerlab:latest:ACME -->  GET at (re)connect
 //!                    lease    -->  tickerlab:publisher
+//!                    SET      -->  tickerlab:settings    -->  GET at (re)connect: same symbols?
 //! ```
 //!
 //! The decisions, and where each is made:
@@ -56,6 +57,21 @@ pub fn tick_channel(symbol: &str) -> String {
 /// The key holding one symbol's newest tick: `tickerlab:latest:ACME`.
 pub fn latest_key(symbol: &str) -> String {
     format!("{PREFIX}:latest:{symbol}")
+}
+
+/// The key holding the publisher's feed settings, `{"symbols":[...],"tick_ms":200}`, so a
+/// front-end started with different `--symbols` or `--tick-ms` can say so in its log
+/// instead of silently serving `503` for a symbol nobody publishes.
+pub const SETTINGS_KEY: &str = "tickerlab:settings";
+
+/// The feed settings every instance of one backplane must share, as the publisher writes
+/// them to [`SETTINGS_KEY`].
+pub fn settings_json(feed: &crate::feed::Feed) -> String {
+    serde_json::json!({
+        "symbols": feed.symbols(),
+        "tick_ms": feed.tick_interval().as_millis() as u64,
+    })
+    .to_string()
 }
 
 /// The key whose value names the publisher in charge: `tickerlab:publisher`.

@@ -18,8 +18,8 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use super::{
-    Backoff, BackplaneError, LEASE_RENEW, REDIS_TIMEOUT, claim_lease, client, latest_key,
-    tick_channel,
+    Backoff, BackplaneError, LEASE_RENEW, REDIS_TIMEOUT, SETTINGS_KEY, claim_lease, client,
+    latest_key, settings_json, tick_channel,
 };
 use crate::feed::{Feed, FeedTask, Snapshot};
 use crate::market::Market;
@@ -148,6 +148,15 @@ async fn forward(
         .collect();
     if let Err(ended) = renew(&mut con, id).await {
         return ended;
+    }
+    // (Re)state the settings front-ends must share: a restarted Redis forgot them.
+    let settings: redis::RedisResult<()> = redis::cmd("SET")
+        .arg(SETTINGS_KEY)
+        .arg(settings_json(feed))
+        .query_async(&mut con)
+        .await;
+    if let Err(e) = settings {
+        return e.into();
     }
     feed.set_link(Some(RedisLink::Connected));
     backoff.reset();

@@ -23,7 +23,10 @@ use futures_util::{FutureExt, StreamExt};
 use redis::AsyncConnectionConfig;
 use tracing::{info, warn};
 
-use super::{Backoff, BackplaneError, PREFIX, REDIS_TIMEOUT, client, latest_key, tick_channel};
+use super::{
+    Backoff, BackplaneError, PREFIX, REDIS_TIMEOUT, SETTINGS_KEY, client, latest_key,
+    settings_json, tick_channel,
+};
 use crate::feed::{Feed, FeedTask, Published, Relay};
 use crate::tick::{RedisLink, Tick};
 
@@ -79,16 +82,38 @@ async fn follow(client: &redis::Client, relay: &mut Relay, backoff: &mut Backoff
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(REDIS_TIMEOUT))
         .set_response_timeout(Some(REDIS_TIMEOUT));
-    let latest: Vec<Option<Vec<u8>>> = match client
+    let mut con = match client
         .get_multiplexed_async_connection_with_config(&config)
         .await
     {
-        Ok(mut con) => match redis::cmd("MGET").arg(&keys).query_async(&mut con).await {
-            Ok(latest) => latest,
-            Err(e) => return format!("MGET failed: {e}"),
-        },
+        Ok(con) => con,
         Err(e) => return format!("cannot connect for MGET: {e}"),
     };
+    let latest: Vec<Option<Vec<u8>>> =
+        match redis::cmd("MGET").arg(&keys).query_async(&mut con).await {
+            Ok(latest) => latest,
+            Err(e) => return format!("MGET failed: {e}"),
+        };
+    let settings: Option<String> = match redis::cmd("GET")
+        .arg(SETTINGS_KEY)
+        .query_async(&mut con)
+        .await
+    {
+        Ok(settings) => settings,
+        Err(e) => return format!("GET {SETTINGS_KEY} failed: {e}"),
+    };
+    drop(con);
+    let ours = settings_json(&feed);
+    match settings {
+        Some(theirs) if theirs != ours => warn!(
+            publisher = %theirs,
+            this_instance = %ours,
+            "this front-end's --symbols or --tick-ms differ from the publisher's: start every \
+             instance with the same ones"
+        ),
+        None => info!("no publisher has written its settings to Redis yet"),
+        Some(_) => {}
+    }
     let batch: Vec<(usize, Published)> = latest
         .into_iter()
         .enumerate()
