@@ -78,6 +78,18 @@ pub fn start(
 
     let (feed, task) =
         Feed::start_after(market, tick_interval, last_seq, Some(RedisLink::Connected));
+    // The first tick goes out before `serve` returns, so the `latest` keys and settings
+    // exist as soon as this instance is up, even if it stops before its task first runs.
+    let mut first = pipeline(&names(&feed), &feed.latest());
+    first
+        .cmd("SET")
+        .arg(SETTINGS_KEY)
+        .arg(settings_json(&feed))
+        .ignore();
+    if let Err(source) = first.query::<()>(&mut con) {
+        task.stop();
+        return Err(unreachable(source));
+    }
     let handle = tokio::spawn(run(client, feed.clone(), id));
     Ok((feed, task.with(handle)))
 }
@@ -141,11 +153,7 @@ async fn forward(
         Ok(con) => con,
         Err(e) => return e.into(),
     };
-    let names: Vec<(String, String)> = feed
-        .symbols()
-        .iter()
-        .map(|s| (latest_key(s), tick_channel(s)))
-        .collect();
+    let names = names(feed);
     if let Err(ended) = renew(&mut con, id).await {
         return ended;
     }
@@ -200,18 +208,31 @@ async fn renew(con: &mut MultiplexedConnection, id: &str) -> Result<(), Ended> {
     }
 }
 
+/// Each symbol's `(latest key, tick channel)`, in snapshot order.
+fn names(feed: &Feed) -> Vec<(String, String)> {
+    feed.symbols()
+        .iter()
+        .map(|s| (latest_key(s), tick_channel(s)))
+        .collect()
+}
+
 /// One round trip per tick: for each symbol, `SET` its latest key then `PUBLISH` the same
 /// bytes on its channel, all in one pipeline. The bytes are the tick's one serialisation.
-async fn publish(
-    con: &mut MultiplexedConnection,
-    names: &[(String, String)],
-    snapshot: &Snapshot,
-) -> redis::RedisResult<()> {
+fn pipeline(names: &[(String, String)], snapshot: &Snapshot) -> redis::Pipeline {
     let mut pipe = redis::pipe();
     for ((key, channel), published) in names.iter().zip(&snapshot.ticks) {
         let json: &str = &published.json;
         pipe.cmd("SET").arg(key).arg(json).ignore();
         pipe.cmd("PUBLISH").arg(channel).arg(json).ignore();
     }
-    pipe.query_async(con).await
+    pipe
+}
+
+/// Sends [`pipeline`] over the forwarding connection.
+async fn publish(
+    con: &mut MultiplexedConnection,
+    names: &[(String, String)],
+    snapshot: &Snapshot,
+) -> redis::RedisResult<()> {
+    pipeline(names, snapshot).query_async(con).await
 }
