@@ -427,4 +427,59 @@ mod tests {
         assert_eq!(feed.serialisations(), 20);
         task.stop();
     }
+
+    fn published(symbol: &str, seq: u64) -> Published {
+        let tick = Tick {
+            symbol: symbol.into(),
+            price: 1.0,
+            change: 0.0,
+            seq,
+            ts: 1.0,
+        };
+        Published {
+            json: serde_json::to_string(&tick).unwrap().into(),
+            tick,
+        }
+    }
+
+    #[test]
+    fn a_relay_keeps_only_newer_ticks_and_counts_what_it_adopts() {
+        let (feed, mut relay) = Feed::relay(
+            vec!["ACME".into(), "GLOBX".into()],
+            Duration::from_millis(100),
+        );
+        assert!(feed.latest().ticks.iter().all(|p| p.tick.seq == 0));
+        assert!(feed.status().stale, "no Redis yet");
+        let mut rx = feed.subscribe();
+        rx.borrow_and_update();
+
+        let batch = vec![
+            (0, published("ACME", 5)),
+            (0, published("ACME", 4)),
+            (1, published("GLOBX", 5)),
+        ];
+        assert_eq!(relay.publish(batch, true), 2);
+        assert!(rx.has_changed().unwrap());
+        rx.borrow_and_update();
+        // Nothing newer: no snapshot is published, nobody wakes.
+        assert_eq!(
+            relay.publish(
+                vec![(0, published("ACME", 5)), (9, published("X", 9))],
+                true
+            ),
+            0
+        );
+        assert!(!rx.has_changed().unwrap());
+        assert_eq!(relay.publish(vec![(0, published("ACME", 6))], true), 1);
+        let seqs: Vec<u64> = feed.latest().ticks.iter().map(|p| p.tick.seq).collect();
+        assert_eq!(seqs, [6, 5]);
+        assert_eq!((feed.serialisations(), feed.ticks()), (3, 2));
+
+        feed.set_link(Some(RedisLink::Connected));
+        assert!(
+            !feed.status().stale,
+            "connected, and a live tick just arrived"
+        );
+        assert_eq!(feed.status().source, FeedSource::Redis);
+    }
 }
