@@ -83,6 +83,17 @@ pub struct Config {
     /// were written.
     #[arg(long, env = "TLS_SELF_SIGNED")]
     pub tls_self_signed: bool,
+    /// Share one feed between several instances through Redis, e.g. redis://127.0.0.1:6379.
+    /// Without --feed-publisher this instance is a front-end: it runs no market and serves
+    /// the ticks the publisher sends through Redis. Every instance needs the same --symbols
+    /// and --tick-ms.
+    #[arg(long, env = "REDIS_URL", value_name = "URL")]
+    pub redis: Option<String>,
+
+    /// With --redis: run the market here and publish every tick to Redis for the front-ends.
+    /// Only one publisher may run per Redis; a second one is refused at start-up.
+    #[arg(long, env = "FEED_PUBLISHER", requires = "redis")]
+    pub feed_publisher: bool,
 }
 
 /// Why a [`Config`] cannot be used. Each message says what was wrong and what is allowed.
@@ -111,6 +122,9 @@ pub enum ConfigError {
     /// TLS flags that do not make one choice.
     #[error("{0}")]
     Tls(&'static str),
+    /// `--feed-publisher` without `--redis`, or a Redis URL of the wrong kind.
+    #[error("{0}")]
+    Redis(String),
 }
 
 impl Default for Config {
@@ -130,6 +144,8 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             tls_self_signed: false,
+            redis: None,
+            feed_publisher: false,
         }
     }
 }
@@ -186,6 +202,20 @@ impl Config {
                 return Err(ConfigError::Tls(
                     "--tls-self-signed cannot be combined with --tls-cert/--tls-key: choose one",
                 ));
+            }
+            _ => {}
+        }
+        match &self.redis {
+            None if self.feed_publisher => {
+                return Err(ConfigError::Redis(
+                    "--feed-publisher needs --redis URL: it publishes to that Redis".into(),
+                ));
+            }
+            Some(url) if !(url.starts_with("redis://") || url.starts_with("unix://")) => {
+                return Err(ConfigError::Redis(format!(
+                    "--redis {url:?} is not a Redis URL: use redis://HOST:PORT (e.g. \
+                     redis://127.0.0.1:6379) or unix:///path/to/redis.sock"
+                )));
             }
             _ => {}
         }
@@ -259,5 +289,19 @@ mod tests {
             })
             .contains("choose one")
         );
+        assert!(bad(|c| c.feed_publisher = true).contains("needs --redis"));
+        assert!(bad(|c| c.redis = Some("localhost:6379".into())).contains("redis://HOST:PORT"));
+    }
+
+    #[test]
+    fn redis_flags_parse() {
+        let c = Config::try_parse_from(["tickerlab", "--redis", "redis://127.0.0.1:6379"]).unwrap();
+        assert_eq!(c.redis.as_deref(), Some("redis://127.0.0.1:6379"));
+        assert!(!c.feed_publisher);
+        assert!(c.validate().is_ok());
+        // clap refuses --feed-publisher alone before validate() sees it.
+        if std::env::var_os("REDIS_URL").is_none() {
+            assert!(Config::try_parse_from(["tickerlab", "--feed-publisher"]).is_err());
+        }
     }
 }

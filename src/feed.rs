@@ -14,6 +14,11 @@
 //!   never queues ticks for it. (A `broadcast` channel would queue, then report `Lagged`,
 //!   which every reader would have to handle on purpose.)
 //!
+//! The channel can be fed two ways. By default the ticking task in this process steps the market
+//! ([`Feed::start`]). A front-end instance behind a Redis backplane has no market: its
+//! [`Relay`] writes the ticks a publisher instance sent through Redis into the same channel
+//! ([`Feed::relay`]), so every transport downstream works unchanged.
+//!
 //! DESIGN suggests one channel per symbol. Every symbol steps on the same tick, so we
 //! publish one [`Snapshot`] of all symbols per tick instead: a session wakes once per tick
 //! rather than once per subscribed symbol, subscribing is a flag flip rather than
@@ -30,7 +35,7 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use crate::market::Market;
-use crate::tick::{Tick, epoch_ms};
+use crate::tick::{FeedSource, FeedStatus, RedisLink, Tick, epoch_ms};
 
 /// One symbol's newest tick, both as data and as the JSON text every client is sent.
 #[derive(Debug, Clone)]
@@ -82,11 +87,23 @@ struct Stats {
     serialisations: AtomicU64,
 }
 
+/// How the feed's Redis link is doing, written by the backplane tasks, read by `/healthz`
+/// and `hello`. Atomics, because a request reads it while a task writes it.
+#[derive(Debug, Default)]
+struct Health {
+    /// 0 without `--redis`, else the [`RedisLink`] (see [`Feed::set_link`] for the codes).
+    link: std::sync::atomic::AtomicU8,
+    /// Epoch ms (as `f64` bits) when the last live tick arrived from Redis; 0 for never.
+    last_live: AtomicU64,
+}
+
 struct Shared {
     symbols: Vec<String>,
     tick_interval: Duration,
     latest: watch::Receiver<Arc<Snapshot>>,
     stats: Stats,
+    source: FeedSource,
+    health: Health,
 }
 
 /// A handle to the running feed. Cheap to clone: every clone reads the same channel.
@@ -95,17 +112,44 @@ pub struct Feed {
     shared: Arc<Shared>,
 }
 
-/// The feed's ticking task. Dropping this handle does not stop the task; call
+/// The feed's tasks: the ticking task and, with `--redis`, the backplane task that publishes
+/// to or subscribes from Redis. Dropping this handle does not stop them; call
 /// [`FeedTask::stop`].
 pub struct FeedTask {
-    handle: JoinHandle<()>,
+    handles: Vec<JoinHandle<()>>,
 }
 
 impl FeedTask {
-    /// Stops ticking. Readers keep the last snapshot.
+    /// Stops ticking (and relaying). Readers keep the last snapshot.
     pub fn stop(&self) {
-        self.handle.abort();
+        for handle in &self.handles {
+            handle.abort();
+        }
     }
+
+    /// A handle on one task.
+    pub fn new(handle: JoinHandle<()>) -> FeedTask {
+        FeedTask {
+            handles: vec![handle],
+        }
+    }
+
+    /// The same tasks plus `handle`, so that [`FeedTask::stop`] stops it too.
+    pub fn with(mut self, handle: JoinHandle<()>) -> FeedTask {
+        self.handles.push(handle);
+        self
+    }
+}
+
+/// The writing end of a front-end's feed: what the Redis subscriber uses to publish the
+/// ticks it receives, in place of a market. Created by [`Feed::relay`].
+///
+/// It keeps the feed's promises for ticks it did not make: a tick replaces the current one of
+/// its symbol only if its `seq` is newer, so a reader never sees a symbol go back in time or
+/// the same tick twice, whatever order Redis and the start-up `GET` deliver them in.
+pub struct Relay {
+    tx: watch::Sender<Arc<Snapshot>>,
+    feed: Feed,
 }
 
 impl Feed {
@@ -113,23 +157,29 @@ impl Feed {
     /// the task that publishes one tick every `tick_interval`. Must be called inside a Tokio
     /// runtime.
     pub fn start(market: Market, tick_interval: Duration) -> (Feed, FeedTask) {
+        Feed::start_after(market, tick_interval, 0, None)
+    }
+
+    /// [`Feed::start`] for a publisher instance: the first tick gets `seq` `last_seq + 1`, so
+    /// a publisher that replaces another continues its numbering (front-ends drop any tick
+    /// whose `seq` is not newer than the one they have), and the feed reports the Redis link
+    /// `link` in its status.
+    pub fn start_after(
+        market: Market,
+        tick_interval: Duration,
+        last_seq: u64,
+        link: Option<RedisLink>,
+    ) -> (Feed, FeedTask) {
         let symbols: Vec<String> = market.specs().map(|s| s.name.clone()).collect();
         let mut ticker = Ticker {
             market,
-            seq: 0,
+            seq: last_seq,
             symbols: symbols.clone(),
         };
         let stats = Stats::default();
         let first = ticker.next_snapshot(&stats);
-        let (tx, rx) = watch::channel(Arc::new(first));
-        let feed = Feed {
-            shared: Arc::new(Shared {
-                symbols,
-                tick_interval,
-                latest: rx,
-                stats,
-            }),
-        };
+        let (tx, feed) = Feed::new(symbols, tick_interval, first, stats, FeedSource::Local);
+        feed.set_link(link);
         let task_feed = feed.clone();
         let handle = tokio::spawn(async move {
             let mut interval = tokio::time::interval(tick_interval);
@@ -143,7 +193,113 @@ impl Feed {
                 tx.send_replace(Arc::new(snapshot));
             }
         });
-        (feed, FeedTask { handle })
+        (feed, FeedTask::new(handle))
+    }
+
+    /// A feed with no market, for a front-end instance: the returned [`Relay`] publishes the
+    /// ticks a publisher sent through Redis. Until the first one arrives, every symbol holds a
+    /// placeholder with `seq` 0: `GET /price` answers `503` and `/ws` sends nothing for it
+    /// (a session only sends a `seq` newer than the last it sent, which starts at 0).
+    pub fn relay(symbols: Vec<String>, tick_interval: Duration) -> (Feed, Relay) {
+        let placeholder = Snapshot {
+            ticks: symbols
+                .iter()
+                .map(|symbol| {
+                    let tick = Tick {
+                        symbol: symbol.clone(),
+                        price: 0.0,
+                        change: 0.0,
+                        seq: 0,
+                        ts: 0.0,
+                    };
+                    {
+                        let json = serde_json::to_string(&tick)
+                            .expect("a tick always serialises")
+                            .into();
+                        Published::new(tick, json)
+                    }
+                })
+                .collect(),
+        };
+        let (tx, feed) = Feed::new(
+            symbols,
+            tick_interval,
+            placeholder,
+            Stats::default(),
+            FeedSource::Redis,
+        );
+        feed.set_link(Some(RedisLink::Down));
+        let relay = Relay {
+            tx,
+            feed: feed.clone(),
+        };
+        (feed, relay)
+    }
+
+    fn new(
+        symbols: Vec<String>,
+        tick_interval: Duration,
+        first: Snapshot,
+        stats: Stats,
+        source: FeedSource,
+    ) -> (watch::Sender<Arc<Snapshot>>, Feed) {
+        let (tx, rx) = watch::channel(Arc::new(first));
+        let feed = Feed {
+            shared: Arc::new(Shared {
+                symbols,
+                tick_interval,
+                latest: rx,
+                stats,
+                source,
+                health: Health::default(),
+            }),
+        };
+        (tx, feed)
+    }
+
+    /// Where this feed's prices come from and whether they are current, as `/healthz` and
+    /// `hello` report it.
+    pub fn status(&self) -> FeedStatus {
+        let redis = self.link();
+        let stale = match self.shared.source {
+            FeedSource::Local => false,
+            FeedSource::Redis => {
+                let last = f64::from_bits(self.shared.health.last_live.load(Ordering::Relaxed));
+                let stale_ms = self.stale_after().as_secs_f64() * 1000.0;
+                redis != Some(RedisLink::Connected) || epoch_ms() - last > stale_ms
+            }
+        };
+        FeedStatus {
+            source: self.shared.source,
+            stale,
+            redis,
+        }
+    }
+
+    /// A front-end calls its prices stale after three tick intervals without a live tick
+    /// (at least one second, so a busy machine's scheduling hiccup is not an outage).
+    pub fn stale_after(&self) -> Duration {
+        (self.shared.tick_interval * 3).max(Duration::from_secs(1))
+    }
+
+    fn link(&self) -> Option<RedisLink> {
+        match self.shared.health.link.load(Ordering::Relaxed) {
+            1 => Some(RedisLink::Connected),
+            2 => Some(RedisLink::Down),
+            3 => Some(RedisLink::LeaseLost),
+            _ => None,
+        }
+    }
+
+    /// Records the state of the Redis link (the backplane tasks call this).
+    pub fn set_link(&self, link: Option<RedisLink>) {
+        let code = match link {
+            None => 0,
+            Some(RedisLink::Connected) => 1,
+            Some(RedisLink::Down) => 2,
+            Some(RedisLink::LeaseLost) => 3,
+        };
+        self.shared.health.link.store(code, Ordering::Relaxed);
     }
 
     /// The symbols this feed publishes, in snapshot order. The first is the default symbol.
@@ -179,8 +335,57 @@ impl Feed {
 
     /// How many times a tick was serialised to JSON: always `ticks() * symbols().len()`,
     /// whatever the number of clients.
+    ///
+    /// On a front-end ([`Feed::relay`]) nothing is serialised: the publisher made the JSON
+    /// once and Redis delivered those very bytes. Here the counter counts the tick texts the
+    /// front-end *adopted* as its shared buffers (at most one per symbol per `seq`), so the
+    /// promise it checks is the same: work per tick, never per client. And `ticks()` counts
+    /// the snapshots the relay published (one per batch of ticks that arrived together).
     pub fn serialisations(&self) -> u64 {
         self.shared.stats.serialisations.load(Ordering::Relaxed)
+    }
+}
+
+impl Relay {
+    /// Publishes the ticks that arrived together (`(symbol index, tick)` pairs) as one new
+    /// snapshot, keeping only ticks newer than the current one of their symbol. `live` says
+    /// they came from the pub/sub stream (not the start-up `GET`), which is what keeps the
+    /// feed from being stale. Returns how many ticks were adopted.
+    pub fn publish(&mut self, batch: Vec<(usize, Published)>, live: bool) -> usize {
+        let stats = &self.feed.shared.stats;
+        if live {
+            let now = epoch_ms().to_bits();
+            self.feed
+                .shared
+                .health
+                .last_live
+                .store(now, Ordering::Relaxed);
+        }
+        let mut ticks = self.tx.borrow().ticks.clone();
+        let mut adopted = 0;
+        for (index, published) in batch {
+            let Some(current) = ticks.get_mut(index) else {
+                continue;
+            };
+            // Older or equal: a duplicate, or a tick the start-up GET already superseded.
+            if published.tick.seq > current.tick.seq {
+                *current = published;
+                adopted += 1;
+            }
+        }
+        if adopted > 0 {
+            stats
+                .serialisations
+                .fetch_add(adopted as u64, Ordering::Relaxed);
+            stats.ticks.fetch_add(1, Ordering::Relaxed);
+            self.tx.send_replace(Arc::new(Snapshot { ticks }));
+        }
+        adopted
+    }
+
+    /// The feed this relay writes to.
+    pub fn feed(&self) -> &Feed {
+        &self.feed
     }
 }
 
@@ -246,5 +451,58 @@ mod tests {
         assert_eq!(feed.ticks(), 10);
         assert_eq!(feed.serialisations(), 20);
         task.stop();
+    }
+
+    fn published(symbol: &str, seq: u64) -> Published {
+        let tick = Tick {
+            symbol: symbol.into(),
+            price: 1.0,
+            change: 0.0,
+            seq,
+            ts: 1.0,
+        };
+        let json = serde_json::to_string(&tick).unwrap().into();
+        Published::new(tick, json)
+    }
+
+    #[test]
+    fn a_relay_keeps_only_newer_ticks_and_counts_what_it_adopts() {
+        let (feed, mut relay) = Feed::relay(
+            vec!["ACME".into(), "GLOBX".into()],
+            Duration::from_millis(100),
+        );
+        assert!(feed.latest().ticks.iter().all(|p| p.tick.seq == 0));
+        assert!(feed.status().stale, "no Redis yet");
+        let mut rx = feed.subscribe();
+        rx.borrow_and_update();
+
+        let batch = vec![
+            (0, published("ACME", 5)),
+            (0, published("ACME", 4)),
+            (1, published("GLOBX", 5)),
+        ];
+        assert_eq!(relay.publish(batch, true), 2);
+        assert!(rx.has_changed().unwrap());
+        rx.borrow_and_update();
+        // Nothing newer: no snapshot is published, nobody wakes.
+        assert_eq!(
+            relay.publish(
+                vec![(0, published("ACME", 5)), (9, published("X", 9))],
+                true
+            ),
+            0
+        );
+        assert!(!rx.has_changed().unwrap());
+        assert_eq!(relay.publish(vec![(0, published("ACME", 6))], true), 1);
+        let seqs: Vec<u64> = feed.latest().ticks.iter().map(|p| p.tick.seq).collect();
+        assert_eq!(seqs, [6, 5]);
+        assert_eq!((feed.serialisations(), feed.ticks()), (3, 2));
+
+        feed.set_link(Some(RedisLink::Connected));
+        assert!(
+            !feed.status().stale,
+            "connected, and a live tick just arrived"
+        );
+        assert_eq!(feed.status().source, FeedSource::Redis);
     }
 }

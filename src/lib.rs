@@ -18,6 +18,7 @@
 //!  no I/O, no clock       publish to a watch channel                      send shared bytes
 //! ```
 //!
+//! * [`backplane`]: several instances, one feed: the Redis publisher and front-end.
 //! * [`market`]: the seeded random walk, pure functions.
 //! * [`feed`]: the ticking task and its latest-value channel.
 //! * [`tick`]: the wire protocol's message types.
@@ -30,6 +31,7 @@
 
 #![warn(missing_docs)]
 
+pub mod backplane;
 pub mod config;
 pub mod feed;
 pub mod http;
@@ -58,6 +60,10 @@ pub enum StartError {
     /// A setting broke a rule.
     #[error(transparent)]
     Config(#[from] config::ConfigError),
+    /// `--redis`: the backplane could not start (bad URL, Redis unreachable for a
+    /// publisher, or another publisher already running).
+    #[error(transparent)]
+    Backplane(#[from] backplane::BackplaneError),
     /// The listener could not be used.
     #[error("cannot serve on the given listener: {0}")]
     Listen(#[from] std::io::Error),
@@ -105,7 +111,16 @@ pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartEr
     let addr = listener.local_addr()?;
     let seed = config.seed.unwrap_or_else(rand::random);
     let market = Market::new(config.symbol_specs(), seed);
-    let (feed, feed_task) = Feed::start(market, config.tick_interval());
+    let (feed, feed_task) = match &config.redis {
+        None => Feed::start(market, config.tick_interval()),
+        Some(url) if config.feed_publisher => {
+            let describe = format!("http://{addr}");
+            backplane::publisher::start(url, market, config.tick_interval(), &describe)?
+        }
+        Some(url) => {
+            backplane::subscriber::start(url, config.symbols.clone(), config.tick_interval())?
+        }
+    };
     let shutdown = CancellationToken::new();
     let state = http::AppState {
         feed: feed.clone(),

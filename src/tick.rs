@@ -117,6 +117,51 @@ pub struct HandshakeResponse {
     pub headers: Vec<(String, String)>,
 }
 
+/// Where an instance's prices come from, and whether they are current. Sent in `hello` and
+/// `GET /healthz` as `"feed":{"source":"redis","stale":false,"redis":"connected"}`.
+///
+/// With one instance this is always `{"source":"local","stale":false}`. It matters once
+/// several instances share one feed through Redis: a front-end that lost Redis keeps serving
+/// its last prices, and this is how it says so instead of pretending they are live.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct FeedStatus {
+    /// `local`: this process runs the market. `redis`: a front-end that receives the ticks
+    /// of a publisher instance through Redis.
+    pub source: FeedSource,
+    /// `true` when the prices this instance serves may be out of date: a front-end that is
+    /// cut off from Redis, or that heard no tick for three tick intervals (the publisher
+    /// stopped). Always `false` for a local feed.
+    pub stale: bool,
+    /// The Redis link, only with `--redis`: `connected` (for a publisher: holding the
+    /// publisher lease and publishing), `down` (reconnecting with backoff), or `lease_lost`
+    /// (a publisher that found another publisher in charge and stopped publishing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisLink>,
+}
+
+/// Where an instance's prices come from. See [`FeedStatus::source`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedSource {
+    /// This process runs the market (the default, and the `--feed-publisher`).
+    #[default]
+    Local,
+    /// A front-end fed by a Redis subscription.
+    Redis,
+}
+
+/// The state of an instance's connection to Redis. See [`FeedStatus::redis`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedisLink {
+    /// Connected; a publisher also holds the publisher lease.
+    Connected,
+    /// Not connected: reconnecting with backoff.
+    Down,
+    /// A publisher whose lease another publisher holds: it no longer publishes.
+    LeaseLost,
+}
+
 /// A message the server sends over the WebSocket, other than a [`Tick`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -135,6 +180,10 @@ pub enum ServerMessage {
         server_ts: f64,
         /// The opening HTTP exchange.
         handshake: Handshake,
+        /// Where this instance's prices come from and whether they are current (added with
+        /// the Redis backplane; absent from older servers).
+        #[serde(default)]
+        feed: FeedStatus,
     },
     /// The answer to `subscribe` and `unsubscribe`: the socket's whole subscription now.
     Subscribed {

@@ -37,6 +37,16 @@ impl ApiError {
         }
     }
 
+    /// `503 Service Unavailable`: the server is fine but has nothing to answer with yet (a
+    /// front-end that has not received its first tick from Redis).
+    pub fn unavailable(error: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            error: error.into(),
+            symbols: None,
+        }
+    }
+
     /// `404 Not Found` for a symbol the feed does not publish, listing the ones it does.
     pub fn unknown_symbol(symbol: &str, known: &[String]) -> ApiError {
         ApiError {

@@ -39,7 +39,17 @@ pub async fn price(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpR
     let query = PriceQuery::parse(req.query_string())?;
     let feed = &state.feed;
     let index = symbol_index(feed, query.symbol.as_deref())?;
-    let json = feed.latest().ticks[index].json.clone();
+    let latest = feed.latest();
+    let published = &latest.ticks[index];
+    // seq 0 is a front-end's placeholder: no publisher has reached it through Redis yet.
+    if published.tick.seq == 0 {
+        return Err(ApiError::unavailable(format!(
+            "no price for {} yet: this front-end is waiting for the first tick from the \
+             publisher through Redis (see GET /healthz)",
+            published.tick.symbol
+        )));
+    }
+    let json = published.json.clone();
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header(header::ContentType::json())
@@ -60,9 +70,15 @@ pub fn symbol_index(feed: &Feed, symbol: Option<&str>) -> Result<usize, ApiError
     }
 }
 
-/// `GET /healthz`: `200` while the server runs, with how many ticks the feed has made.
+/// `GET /healthz`: `200` while the server runs, with how many ticks the feed has made and
+/// where they come from (`feed`: see [`crate::tick::FeedStatus`]). A stale front-end still
+/// answers `200`: it is up and serving its last prices; `feed.stale` says they may be old.
 pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(serde_json::json!({ "status": "ok", "ticks": state.feed.ticks() }))
+        .json(serde_json::json!({
+            "status": "ok",
+            "ticks": state.feed.ticks(),
+            "feed": state.feed.status(),
+        }))
 }

@@ -459,6 +459,7 @@ fn hello(feed: &Feed, subscription: &Subscription, handshake: Handshake) -> Serv
         tick_ms: feed.tick_interval().as_millis() as u64,
         server_ts: epoch_ms(),
         handshake,
+        feed: feed.status(),
     }
 }
 

@@ -1,0 +1,238 @@
+//! The publisher side of the backplane (`--redis URL --feed-publisher`): this instance runs
+//! the market as usual (its own clients are served from its in-process feed, unchanged) and
+//! forwards every tick to Redis for the front-ends.
+//!
+//! Start-up is strict, run time is forgiving. At start-up the publisher must reach Redis:
+//! it claims the publisher lease (a second publisher is refused here, with a message saying
+//! who holds it) and reads the newest `seq` so that its ticks continue the numbering
+//! front-ends already hold. Once running, a Redis outage costs nothing but the ticks
+//! published during it: the forwarder reconnects with backoff, re-claims its lease and
+//! republishes the current snapshot, which also restores the `latest` keys a restarted Redis
+//! forgot.
+
+use std::time::Duration;
+
+use redis::AsyncConnectionConfig;
+use redis::aio::MultiplexedConnection;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use super::{
+    Backoff, BackplaneError, LEASE_RENEW, REDIS_TIMEOUT, SETTINGS_KEY, claim_lease, client,
+    latest_key, settings_json, tick_channel,
+};
+use crate::feed::{Feed, FeedTask, Snapshot};
+use crate::market::Market;
+use crate::tick::{RedisLink, Tick};
+
+/// Starts a publisher: claims the lease, continues `seq` from Redis, starts the market's
+/// feed and the task that forwards it to Redis. `describe` names this instance in the lease
+/// (e.g. its address), so a refused second publisher can say which one is in charge.
+///
+/// This talks to Redis synchronously (for at most a few seconds) because it runs once,
+/// before the server accepts anything, and a publisher that cannot claim its lease must not
+/// start at all.
+pub fn start(
+    url: &str,
+    market: Market,
+    tick_interval: Duration,
+    describe: &str,
+) -> Result<(Feed, FeedTask), BackplaneError> {
+    let client = client(url)?;
+    let unreachable = |source| BackplaneError::Unreachable {
+        url: url.to_owned(),
+        source,
+    };
+    let mut con = client
+        .get_connection_with_timeout(REDIS_TIMEOUT)
+        .map_err(unreachable)?;
+    con.set_read_timeout(Some(REDIS_TIMEOUT))
+        .map_err(unreachable)?;
+    con.set_write_timeout(Some(REDIS_TIMEOUT))
+        .map_err(unreachable)?;
+
+    let id = format!(
+        "pid {} at {describe}, run {:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    let holder: String = claim_lease(&id).query(&mut con).map_err(unreachable)?;
+    if holder != id {
+        return Err(BackplaneError::PublisherTaken { holder });
+    }
+
+    let symbols: Vec<String> = market.specs().map(|s| s.name.clone()).collect();
+    let keys: Vec<String> = symbols.iter().map(|s| latest_key(s)).collect();
+    let latest: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+        .arg(&keys)
+        .query(&mut con)
+        .map_err(unreachable)?;
+    let last_seq = latest
+        .iter()
+        .flatten()
+        .filter_map(|bytes| serde_json::from_slice::<Tick>(bytes).ok())
+        .map(|tick| tick.seq)
+        .max()
+        .unwrap_or(0);
+    info!(%id, last_seq, "holding the publisher lease; continuing seq after {last_seq}");
+
+    let (feed, task) =
+        Feed::start_after(market, tick_interval, last_seq, Some(RedisLink::Connected));
+    // The first tick goes out before `serve` returns, so the `latest` keys and settings
+    // exist as soon as this instance is up, even if it stops before its task first runs.
+    let mut first = pipeline(&names(&feed), &feed.latest());
+    first
+        .cmd("SET")
+        .arg(SETTINGS_KEY)
+        .arg(settings_json(&feed))
+        .ignore();
+    if let Err(source) = first.query::<()>(&mut con) {
+        task.stop();
+        return Err(unreachable(source));
+    }
+    let handle = tokio::spawn(run(client, feed.clone(), id));
+    Ok((feed, task.with(handle)))
+}
+
+/// Why one connection's forwarding ended.
+enum Ended {
+    /// Redis went away or failed a command: reconnect.
+    Redis(redis::RedisError),
+    /// Another publisher holds the lease (named here): stop publishing for good.
+    LeaseLost(String),
+    /// The feed itself stopped (the server is shutting down).
+    FeedStopped,
+}
+
+impl From<redis::RedisError> for Ended {
+    fn from(e: redis::RedisError) -> Ended {
+        Ended::Redis(e)
+    }
+}
+
+/// The forwarding task: one connection at a time, reconnecting with backoff.
+async fn run(client: redis::Client, feed: Feed, id: String) {
+    let mut snapshots = feed.subscribe();
+    let mut backoff = Backoff::new();
+    loop {
+        match forward(&client, &feed, &mut snapshots, &id, &mut backoff).await {
+            Ended::Redis(e) => {
+                feed.set_link(Some(RedisLink::Down));
+                warn!(error = %e, "Redis link lost; reconnecting (ticks are not queued meanwhile)");
+            }
+            Ended::LeaseLost(holder) => {
+                feed.set_link(Some(RedisLink::LeaseLost));
+                error!(
+                    %holder,
+                    "another publisher took the lease: this instance stops publishing to Redis \
+                     (it keeps serving its own clients); restart it without --feed-publisher"
+                );
+                return;
+            }
+            Ended::FeedStopped => return,
+        }
+        tokio::time::sleep(backoff.next_delay()).await;
+    }
+}
+
+/// Forwards every new snapshot over one connection, renewing the lease between ticks.
+async fn forward(
+    client: &redis::Client,
+    feed: &Feed,
+    snapshots: &mut watch::Receiver<std::sync::Arc<Snapshot>>,
+    id: &str,
+    backoff: &mut Backoff,
+) -> Ended {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(REDIS_TIMEOUT))
+        .set_response_timeout(Some(REDIS_TIMEOUT));
+    let mut con = match client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+    {
+        Ok(con) => con,
+        Err(e) => return e.into(),
+    };
+    let names = names(feed);
+    if let Err(ended) = renew(&mut con, id).await {
+        return ended;
+    }
+    // (Re)state the settings front-ends must share: a restarted Redis forgot them.
+    let settings: redis::RedisResult<()> = redis::cmd("SET")
+        .arg(SETTINGS_KEY)
+        .arg(settings_json(feed))
+        .query_async(&mut con)
+        .await;
+    if let Err(e) = settings {
+        return e.into();
+    }
+    feed.set_link(Some(RedisLink::Connected));
+    backoff.reset();
+    // Publish what we have at once: after a Redis restart the `latest` keys are gone, and a
+    // front-end that reconnects before our next tick would have nothing newer to read.
+    let current = snapshots.borrow_and_update().clone();
+    if let Err(e) = publish(&mut con, &names, &current).await {
+        return e.into();
+    }
+    let mut lease = tokio::time::interval(LEASE_RENEW);
+    loop {
+        tokio::select! {
+            // The feed ticked. The watch channel holds only the newest snapshot, so if the
+            // previous PUBLISH was slow we skip to the newest here: nothing queues up.
+            changed = snapshots.changed() => {
+                if changed.is_err() {
+                    return Ended::FeedStopped;
+                }
+                let snapshot = snapshots.borrow_and_update().clone();
+                if let Err(e) = publish(&mut con, &names, &snapshot).await {
+                    return e.into();
+                }
+            }
+            // Time to renew the lease (and to notice if someone else holds it).
+            _ = lease.tick() => {
+                if let Err(ended) = renew(&mut con, id).await {
+                    return ended;
+                }
+            }
+        }
+    }
+}
+
+/// Renews (or re-claims, after a Redis restart) the lease for `id`.
+async fn renew(con: &mut MultiplexedConnection, id: &str) -> Result<(), Ended> {
+    let holder: String = claim_lease(id).query_async(con).await?;
+    if holder == id {
+        Ok(())
+    } else {
+        Err(Ended::LeaseLost(holder))
+    }
+}
+
+/// Each symbol's `(latest key, tick channel)`, in snapshot order.
+fn names(feed: &Feed) -> Vec<(String, String)> {
+    feed.symbols()
+        .iter()
+        .map(|s| (latest_key(s), tick_channel(s)))
+        .collect()
+}
+
+/// One round trip per tick: for each symbol, `SET` its latest key then `PUBLISH` the same
+/// bytes on its channel, all in one pipeline. The bytes are the tick's one serialisation.
+fn pipeline(names: &[(String, String)], snapshot: &Snapshot) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    for ((key, channel), published) in names.iter().zip(&snapshot.ticks) {
+        let json: &str = &published.json;
+        pipe.cmd("SET").arg(key).arg(json).ignore();
+        pipe.cmd("PUBLISH").arg(channel).arg(json).ignore();
+    }
+    pipe
+}
+
+/// Sends [`pipeline`] over the forwarding connection.
+async fn publish(
+    con: &mut MultiplexedConnection,
+    names: &[(String, String)],
+    snapshot: &Snapshot,
+) -> redis::RedisResult<()> {
+    pipeline(names, snapshot).query_async(con).await
+}

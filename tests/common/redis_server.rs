@@ -1,0 +1,96 @@
+//! A real `redis-server` for tests and benches: started on a free loopback port with no
+//! persistence, killed when dropped (pass or fail), so nothing outlives the run.
+//! Included with `#[path]` by `tests/redis.rs` and `benches/backplane.rs`.
+#![allow(dead_code)] // each user needs a different subset
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// How long redis-server may take to answer after starting.
+const READY: Duration = Duration::from_secs(10);
+
+/// A `redis-server` child process on a loopback port, killed when dropped.
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+}
+
+impl RedisServer {
+    /// Starts one on a free port, or returns `None` if `TICKERLAB_SKIP_REDIS=1`.
+    pub fn start() -> Option<RedisServer> {
+        if std::env::var("TICKERLAB_SKIP_REDIS").is_ok_and(|v| v == "1") {
+            eprintln!("TICKERLAB_SKIP_REDIS=1: skipping a test that needs redis-server");
+            return None;
+        }
+        let port = free_port();
+        let mut server = RedisServer { child: None, port };
+        server.restart();
+        Some(server)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (SIGKILL: no goodbye to its clients, like a crash).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server (again) on the same port, empty, and waits until it answers.
+    pub fn restart(&mut self) {
+        self.kill();
+        let spawned = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match spawned {
+            Ok(child) => child,
+            Err(e) => panic!(
+                "cannot start redis-server ({e}): install it (Debian: apt-get install \
+                 redis-server; .ci/run does this) or set TICKERLAB_SKIP_REDIS=1 to skip"
+            ),
+        };
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + READY;
+        loop {
+            if self.connection().is_some() {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not answer on port {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A plain (blocking) connection, to play a third party that writes to Redis.
+    pub fn connection(&self) -> Option<redis::Connection> {
+        let client = redis::Client::open(self.url()).ok()?;
+        let mut con = client
+            .get_connection_with_timeout(Duration::from_secs(1))
+            .ok()?;
+        redis::cmd("PING").query::<String>(&mut con).ok()?;
+        Some(con)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A loopback port nothing listens on (at the moment of asking).
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}

@@ -1,0 +1,423 @@
+//! The Redis backplane against a real `redis-server`: one publisher, front-ends, real
+//! WebSocket and HTTP clients, and Redis killed and restarted under them.
+//!
+//! Each test starts its own `redis-server` on a free loopback port (no persistence) and stops
+//! it when the test ends, pass or fail. Without `redis-server` these tests fail, saying how
+//! to install it; `TICKERLAB_SKIP_REDIS=1` skips them on purpose.
+
+mod common;
+#[path = "common/redis_server.rs"]
+mod redis_server;
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::time::Duration;
+
+use common::{TestApp, WAIT, Ws, hello, spawn_app, test_config};
+use futures_util::StreamExt;
+use redis_server::{RedisServer, free_port};
+use serde_json::Value;
+use tickerlab::Config;
+use tickerlab::tick::Tick;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+/// How long a recovery (reconnecting after a Redis restart, noticing a stopped publisher)
+/// may take on a loaded machine before the test fails.
+const RECOVER: Duration = Duration::from_secs(20);
+
+/// Ticks every 50 ms: enough to see many, light on a shared 2-core machine.
+fn base_config(url: &str) -> Config {
+    Config {
+        tick_ms: 50,
+        workers: Some(1),
+        redis: Some(url.to_owned()),
+        ..test_config()
+    }
+}
+
+fn publisher_config(url: &str) -> Config {
+    Config {
+        feed_publisher: true,
+        ..base_config(url)
+    }
+}
+
+async fn get(app: &TestApp, path: &str) -> (u16, String) {
+    let response = tokio::time::timeout(WAIT, reqwest::get(app.http(path)))
+        .await
+        .expect("request timed out")
+        .expect("request failed");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("body"))
+}
+
+async fn health(app: &TestApp) -> Value {
+    let (status, body) = get(app, "/healthz").await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).expect("healthz is JSON")
+}
+
+/// Polls `/healthz` until `feed` satisfies `ok`; fails after [`RECOVER`] naming `what`.
+async fn wait_for_feed(app: &TestApp, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + RECOVER;
+    loop {
+        let health = health(app).await;
+        if ok(&health["feed"]) {
+            return health;
+        }
+        assert!(Instant::now() < deadline, "{what}: still {health}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn connected(feed: &Value) -> bool {
+    feed["redis"] == "connected" && feed["stale"] == false
+}
+
+/// The next tick on the socket as (parsed, raw text), skipping other messages.
+async fn next_tick(ws: &mut Ws) -> (Tick, String) {
+    loop {
+        let message = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("no tick within the wait")
+            .expect("socket ended")
+            .expect("socket error");
+        if let Message::Text(text) = message
+            && let Ok(tick) = serde_json::from_str::<Tick>(&text)
+        {
+            return (tick, text.to_string());
+        }
+    }
+}
+
+/// Every tick a socket received, by symbol then seq, raw text kept.
+type Received = BTreeMap<String, BTreeMap<u64, String>>;
+
+/// Reads ticks until every symbol in `symbols` reached `until_seq`; asserts on the way that
+/// each symbol's seqs only go up (in order, no duplicates).
+async fn collect(ws: &mut Ws, symbols: &[&str], until_seq: u64) -> Received {
+    let mut received = Received::new();
+    loop {
+        let done = symbols.iter().all(|s| {
+            received
+                .get(*s)
+                .and_then(|m| m.keys().next_back())
+                .is_some_and(|seq| *seq >= until_seq)
+        });
+        if done {
+            return received;
+        }
+        let (tick, text) = next_tick(ws).await;
+        let by_seq = received.entry(tick.symbol.clone()).or_default();
+        if let Some(last) = by_seq.keys().next_back() {
+            assert!(
+                tick.seq > *last,
+                "{}: seq {} after {last}: out of order or repeated",
+                tick.symbol,
+                tick.seq
+            );
+        }
+        by_seq.insert(tick.seq, text);
+    }
+}
+
+#[tokio::test]
+async fn front_ends_serve_the_publishers_ticks_byte_for_byte() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let publisher = spawn_app(publisher_config(&redis.url())).await;
+    let front_ends = [
+        spawn_app(base_config(&redis.url())).await,
+        spawn_app(base_config(&redis.url())).await,
+    ];
+    for app in &front_ends {
+        wait_for_feed(app, "front-end following the publisher", connected).await;
+    }
+
+    // One client on each instance, the publisher's own included.
+    let symbols = ["ACME", "GLOBX"];
+    let mut sockets = Vec::new();
+    for app in [&publisher, &front_ends[0], &front_ends[1]] {
+        let mut ws = app.ws("/ws?symbols=ACME,GLOBX").await;
+        let hello = hello(&mut ws).await;
+        sockets.push((ws, hello));
+    }
+    assert_eq!(sockets[0].1["feed"]["source"], "local");
+    assert_eq!(sockets[0].1["feed"]["redis"], "connected");
+    for (_, hello) in &sockets[1..] {
+        assert_eq!(hello["feed"]["source"], "redis", "{hello}");
+        assert_eq!(hello["feed"]["stale"], false, "{hello}");
+    }
+
+    let start = publisher.feed.latest().ticks[0].tick.seq;
+    let until = start + 30;
+    let mut received = Vec::new();
+    for (ws, _) in &mut sockets {
+        received.push(collect(ws, &symbols, until).await);
+    }
+
+    // Same (symbol, seq) means the same bytes everywhere: the publisher's one serialisation.
+    // A reader may skip a tick if it falls behind (latest value wins), so compare what two
+    // clients both received, and require that to be most of the window.
+    for symbol in symbols {
+        let on = |i: usize| &received[i][symbol];
+        for other in 1..3 {
+            let mut common = 0;
+            for (seq, text) in on(other).range(start + 1..=until) {
+                if let Some(expected) = on(0).get(seq) {
+                    assert_eq!(text, expected, "{symbol} seq {seq} differs");
+                    common += 1;
+                }
+            }
+            assert!(
+                common >= 15,
+                "{symbol}: only {common} of 30 ticks seen by both the publisher's client and \
+                 front-end {other}'s"
+            );
+        }
+    }
+
+    // Front-ends adopt the publisher's JSON: at most one text per symbol per tick, however
+    // many clients they have, and none of their own.
+    for app in &front_ends {
+        let adopted = app.feed.serialisations();
+        assert!(adopted > 0);
+        assert!(
+            adopted <= publisher.feed.serialisations(),
+            "a front-end adopted {adopted} texts, more than the publisher made"
+        );
+    }
+
+    // Stop the publisher: both front-ends keep its last tick, agree on it byte for byte,
+    // and say their prices are stale.
+    publisher.stopper.stop().await;
+    for app in &front_ends {
+        wait_for_feed(app, "stale after the publisher stopped", |f| {
+            f["stale"] == true && f["redis"] == "connected"
+        })
+        .await;
+    }
+    let (status_a, price_a) = get(&front_ends[0], "/price?symbol=GLOBX").await;
+    let (status_b, price_b) = get(&front_ends[1], "/price?symbol=GLOBX").await;
+    assert_eq!((status_a, status_b), (200, 200), "{price_a} {price_b}");
+    assert_eq!(price_a, price_b, "/price differs between the front-ends");
+    let tick: Tick = serde_json::from_str(&price_a).expect("a tick");
+    assert!(tick.seq >= until);
+    assert!(tick.seq <= publisher.feed.latest().ticks[1].tick.seq);
+}
+
+#[tokio::test]
+async fn a_redis_restart_is_survived_with_stale_prices_then_resumes() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let publisher = spawn_app(publisher_config(&redis.url())).await;
+    let front_end = spawn_app(base_config(&redis.url())).await;
+    wait_for_feed(&front_end, "front-end following the publisher", connected).await;
+    let mut ws = front_end.ws("/ws?symbols=ACME").await;
+    hello(&mut ws).await;
+    let mut last_seq = 0;
+    for _ in 0..5 {
+        let (tick, _) = next_tick(&mut ws).await;
+        assert!(tick.seq > last_seq);
+        last_seq = tick.seq;
+    }
+
+    redis.kill();
+    wait_for_feed(&front_end, "stale while Redis is down", |f| {
+        f["stale"] == true && f["redis"] == "down"
+    })
+    .await;
+    wait_for_feed(&publisher, "publisher noticing Redis is down", |f| {
+        f["redis"] == "down" && f["stale"] == false
+    })
+    .await;
+    // Still serving the last tick, over HTTP and to a socket opened during the outage.
+    let (status, body) = get(&front_end, "/price?symbol=ACME").await;
+    assert_eq!(status, 200, "{body}");
+    let held: Tick = serde_json::from_str(&body).expect("a tick");
+    assert!(held.seq >= last_seq);
+    let mut late = front_end.ws("/ws?symbols=ACME").await;
+    let late_hello = hello(&mut late).await;
+    assert_eq!(late_hello["feed"]["stale"], true, "{late_hello}");
+    let (first, _) = next_tick(&mut late).await;
+    assert_eq!(
+        first.seq, held.seq,
+        "a new socket gets the held tick at once"
+    );
+
+    redis.restart();
+    wait_for_feed(&front_end, "resuming after Redis restarted", connected).await;
+    wait_for_feed(&publisher, "publisher publishing again", |f| {
+        f["redis"] == "connected"
+    })
+    .await;
+    // The socket that lived through the outage resumes, seq still only going up.
+    let resumed_from = held.seq;
+    loop {
+        let (tick, _) = next_tick(&mut ws).await;
+        assert!(tick.seq > last_seq, "seq {} after {last_seq}", tick.seq);
+        last_seq = tick.seq;
+        if tick.seq > resumed_from + 3 {
+            break;
+        }
+    }
+    let (status, body) = get(&front_end, "/price?symbol=ACME").await;
+    assert_eq!(status, 200);
+    let now: Tick = serde_json::from_str(&body).expect("a tick");
+    assert!(now.seq > resumed_from);
+}
+
+#[tokio::test]
+async fn a_second_publisher_is_refused_and_a_replacement_continues_seq() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let first = spawn_app(publisher_config(&redis.url())).await;
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let refused = tickerlab::serve(publisher_config(&redis.url()), listener)
+        .err()
+        .expect("a second publisher must not start");
+    let message = refused.to_string();
+    assert!(
+        message.contains("another feed publisher is running"),
+        "{message}"
+    );
+    assert!(message.contains(&first.addr.to_string()), "{message}");
+    // The first one carries on.
+    let health = health(&first).await;
+    assert_eq!(health["feed"]["redis"], "connected", "{health}");
+
+    // A front-end started after the publisher stopped serves its last tick at once (from
+    // the latest key) and says it is stale: nothing live is arriving.
+    first.stopper.stop().await;
+    let front_end = spawn_app(base_config(&redis.url())).await;
+    wait_for_feed(&front_end, "connected but stale: no publisher", |f| {
+        f["redis"] == "connected" && f["stale"] == true
+    })
+    .await;
+    let (status, body) = get(&front_end, "/price").await;
+    assert_eq!(status, 200, "{body}");
+    let last: Tick = serde_json::from_str(&body).expect("a tick");
+    assert!(last.seq >= 1);
+
+    // Once the stopped publisher's lease expires, a replacement starts and continues the
+    // numbering, so the front-end's clients see seq go on rising.
+    let mut ws = front_end.ws("/ws?symbols=ACME").await;
+    hello(&mut ws).await;
+    let (held, _) = next_tick(&mut ws).await;
+    assert_eq!(held.seq, last.seq);
+    let deadline = Instant::now() + RECOVER;
+    let _replacement = loop {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        match tickerlab::serve(publisher_config(&redis.url()), listener) {
+            Ok(app) => {
+                let stopper = app.stopper();
+                tokio::spawn(app.run());
+                break stopper;
+            }
+            Err(e) => {
+                assert!(Instant::now() < deadline, "replacement refused: {e}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    };
+    let (next, _) = next_tick(&mut ws).await;
+    assert!(
+        next.seq > held.seq,
+        "after a publisher change seq went from {} to {}",
+        held.seq,
+        next.seq
+    );
+    wait_for_feed(&front_end, "live again", connected).await;
+}
+
+#[tokio::test]
+async fn a_front_end_keeps_only_well_formed_newer_ticks() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    // No publisher: this test plays it by hand, badly, through a plain connection.
+    let mut con = redis.connection().expect("connect to redis-server");
+    let tick = |seq: u64, symbol: &str| {
+        format!(
+            r#"{{"type":"tick","symbol":"{symbol}","price":{seq}.5,"change":0.5,"seq":{seq},"ts":1.5}}"#
+        )
+    };
+    let _: () = redis::cmd("SET")
+        .arg("tickerlab:latest:ACME")
+        .arg(tick(5, "ACME"))
+        .query(&mut con)
+        .expect("SET");
+    let front_end = spawn_app(base_config(&redis.url())).await;
+    wait_for_feed(&front_end, "front-end connected", |f| {
+        f["redis"] == "connected"
+    })
+    .await;
+    let mut ws = front_end.ws("/ws?symbols=ACME").await;
+    hello(&mut ws).await;
+    assert_eq!(next_tick(&mut ws).await.0.seq, 5, "the latest key, at once");
+
+    for message in [
+        "not json".to_owned(),
+        r#"{"type":"tick","symbol":"ACME"}"#.to_owned(),
+        tick(9, "GLOBX"), // right shape, wrong channel
+        tick(4, "ACME"),  // older than what we have
+        tick(7, "ACME"),
+        tick(7, "ACME"), // a duplicate
+        tick(6, "ACME"), // late
+        tick(8, "ACME"),
+    ] {
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg("tickerlab:tick:ACME")
+            .arg(message)
+            .query(&mut con)
+            .expect("PUBLISH");
+    }
+    // Only newer, well-formed ACME ticks get through, in order, once; the last one may
+    // arrive with 7 in the same batch, in which case 7 is superseded before it is sent.
+    let (tick_a, _) = next_tick(&mut ws).await;
+    let seqs = if tick_a.seq == 7 {
+        vec![7, next_tick(&mut ws).await.0.seq]
+    } else {
+        vec![tick_a.seq]
+    };
+    assert_eq!(seqs.last(), Some(&8), "{seqs:?}");
+    assert!(seqs == [7, 8] || seqs == [8], "{seqs:?}");
+    let (status, body) = get(&front_end, "/price?symbol=ACME").await;
+    assert_eq!(status, 200);
+    assert_eq!(body, tick(8, "ACME"), "the received text, unchanged");
+    // GLOBX never got a tick: the front-end says so instead of inventing one.
+    let (status, body) = get(&front_end, "/price?symbol=GLOBX").await;
+    assert_eq!(status, 503, "{body}");
+    // Adopted texts: 5 (the key), 7 and 8 (or just 8 when they came together).
+    let adopted = front_end.feed.serialisations();
+    assert!((2..=3).contains(&adopted), "{adopted}");
+}
+
+#[tokio::test]
+async fn without_redis_a_front_end_starts_stale_and_a_publisher_refuses() {
+    // Needs no redis-server: nothing listens on this port.
+    let url = format!("redis://127.0.0.1:{}", free_port());
+    let front_end = spawn_app(base_config(&url)).await;
+    let (status, body) = get(&front_end, "/price").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("waiting for the first tick"), "{body}");
+    let health = health(&front_end).await;
+    assert_eq!(
+        health["feed"],
+        serde_json::json!({"source": "redis", "stale": true, "redis": "down"})
+    );
+    let mut ws = front_end.ws("/ws").await;
+    let hello = hello(&mut ws).await;
+    assert_eq!(hello["feed"]["stale"], true);
+
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let error = tickerlab::serve(publisher_config(&url), listener)
+        .err()
+        .expect("a publisher needs Redis at start-up")
+        .to_string();
+    assert!(error.contains("cannot reach Redis"), "{error}");
+}
