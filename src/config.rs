@@ -62,6 +62,26 @@ pub struct Config {
     /// a WebSocket as dead.
     #[arg(long, env = "CLIENT_TIMEOUT_SECS", default_value_t = 30)]
     pub client_timeout_secs: u64,
+
+    /// Another origin (scheme://host[:port]) whose pages may open a WebSocket here, besides the
+    /// server's own origin and localhost. Repeat the flag (or separate with commas) for more.
+    #[arg(
+        long = "allowed-origin",
+        env = "ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// Most long-lived connections (WebSockets) open at once; past it a handshake gets
+    /// `503 Service Unavailable` with `Retry-After`. Keep it below the process's open-file
+    /// limit (`ulimit -n`), since each connection holds a file descriptor.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: u64,
+
+    /// Most messages per second one WebSocket client may send (bursts of twice as many are
+    /// tolerated); a client that keeps sending faster is closed with 1008 (policy violation).
+    #[arg(long, env = "MAX_MESSAGES_PER_SEC", default_value_t = 20)]
+    pub max_messages_per_sec: u32,
 }
 
 /// Why a [`Config`] cannot be used. Each message says what was wrong and what is allowed.
@@ -84,6 +104,14 @@ pub enum ConfigError {
     /// A message limit too small for the protocol's own messages.
     #[error("--max-message-bytes {0} is too small: use at least 256")]
     MaxMessageBytes(usize),
+    /// An `--allowed-origin` that is not `scheme://host[:port]`.
+    #[error(
+        "--allowed-origin {0:?} is not an origin: write it as a browser sends it, scheme://host[:port] (e.g. https://example.org), without a path"
+    )]
+    AllowedOrigin(String),
+    /// A limit of zero would refuse every client.
+    #[error("{0} must be at least 1")]
+    ZeroLimit(&'static str),
 }
 
 impl Default for Config {
@@ -99,6 +127,9 @@ impl Default for Config {
             max_message_bytes: 4096,
             heartbeat_secs: 5,
             client_timeout_secs: 30,
+            allowed_origins: Vec::new(),
+            max_connections: 10_000,
+            max_messages_per_sec: 20,
         }
     }
 }
@@ -136,6 +167,19 @@ impl Config {
         }
         if self.max_message_bytes < 256 {
             return Err(ConfigError::MaxMessageBytes(self.max_message_bytes));
+        }
+        if let Some(bad) = self
+            .allowed_origins
+            .iter()
+            .find(|o| crate::http::origin::Origin::parse(o).is_none())
+        {
+            return Err(ConfigError::AllowedOrigin(bad.clone()));
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::ZeroLimit("--max-connections"));
+        }
+        if self.max_messages_per_sec == 0 {
+            return Err(ConfigError::ZeroLimit("--max-messages-per-sec"));
         }
         Ok(())
     }
@@ -192,5 +236,7 @@ mod tests {
         assert!(bad(|c| c.symbols = vec![]).contains("at least one"));
         assert!(bad(|c| c.symbols = vec!["A".into(), "A".into()]).contains("twice"));
         assert!(bad(|c| c.heartbeat_secs = 20).contains("half"));
+        assert!(bad(|c| c.allowed_origins = vec!["example.org".into()]).contains("scheme://"));
+        assert!(bad(|c| c.max_connections = 0).contains("at least 1"));
     }
 }

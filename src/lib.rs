@@ -22,7 +22,8 @@
 //! * [`feed`]: the ticking task and its latest-value channel.
 //! * [`tick`]: the wire protocol's message types.
 //! * [`config`]: the one configuration struct.
-//! * [`http`]: one module per route family (page, price, ws).
+//! * [`http`]: one module per route family (page, price, ws, metrics).
+//! * [`metrics`]: the counters behind `GET /metrics`.
 //!
 //! [`serve`] starts the whole app over a listener you bind, so a test or a bench runs the
 //! real server on `127.0.0.1:0`; `main.rs` only parses flags and calls it.
@@ -33,6 +34,7 @@ pub mod config;
 pub mod feed;
 pub mod http;
 pub mod market;
+pub mod metrics;
 pub mod tick;
 
 use std::net::{SocketAddr, TcpListener};
@@ -40,7 +42,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpServer, middleware, web};
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
@@ -102,11 +104,14 @@ pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartEr
         feed: feed.clone(),
         config: Arc::new(config.clone()),
         shutdown: shutdown.clone(),
+        metrics: Default::default(),
     };
     tracing::info!(%addr, seed, tick_ms = config.tick_ms, symbols = ?config.symbols, "starting");
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
+            .wrap(middleware::from_fn(http::headers::security_headers))
+            .wrap(middleware::from_fn(http::metrics::count_responses))
             .configure(http::routes)
     })
     // Signals are handled by the caller through `Stopper`, so that WebSockets are closed
