@@ -14,13 +14,20 @@
 //!   never queues ticks for it. (A `broadcast` channel would queue, then report `Lagged`,
 //!   which every reader would have to handle on purpose.)
 //!
+//! "Latest value wins" is for readers held back by their *client* (a full send queue). A
+//! reader that is merely woken a little late (a busy machine delays a task by a few
+//! ticks) should not lose ticks: the feed keeps the last [`HISTORY`] snapshots, and such a
+//! reader sends the ones it missed from there ([`Feed::recent_json`]). Memory stays bounded
+//! either way: the history is shared by all readers and fixed in length.
+//!
 //! DESIGN suggests one channel per symbol. Every symbol steps on the same tick, so we
 //! publish one [`Snapshot`] of all symbols per tick instead: a session wakes once per tick
 //! rather than once per subscribed symbol, subscribing is a flag flip rather than
 //! juggling a set of channels, and every reader sees a consistent cross-section.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use bytestring::ByteString;
@@ -54,11 +61,18 @@ struct Stats {
     serialisations: AtomicU64,
 }
 
+/// How many past snapshots the feed keeps for readers that woke up late (see the module
+/// docs): 256 ticks, 2.5 s at the fastest tick. A fixed number, so memory is bounded.
+pub const HISTORY: usize = 256;
+
 struct Shared {
     symbols: Vec<String>,
     tick_interval: Duration,
     latest: watch::Receiver<Arc<Snapshot>>,
     stats: Stats,
+    /// The last [`HISTORY`] snapshots, oldest first. Written once per tick; read only by a
+    /// reader that found a gap, so the lock is off every reader's normal path.
+    history: RwLock<VecDeque<Arc<Snapshot>>>,
 }
 
 /// A handle to the running feed. Cheap to clone: every clone reads the same channel.
@@ -92,14 +106,15 @@ impl Feed {
             symbols: symbols.clone(),
         };
         let stats = Stats::default();
-        let first = ticker.next_snapshot(&stats);
-        let (tx, rx) = watch::channel(Arc::new(first));
+        let first = Arc::new(ticker.next_snapshot(&stats));
+        let (tx, rx) = watch::channel(first.clone());
         let feed = Feed {
             shared: Arc::new(Shared {
                 symbols,
                 tick_interval,
                 latest: rx,
                 stats,
+                history: RwLock::new(VecDeque::from([first])),
             }),
         };
         let task_feed = feed.clone();
@@ -111,8 +126,9 @@ impl Feed {
             interval.tick().await; // the first tick completes at once: that was seq 1
             loop {
                 interval.tick().await;
-                let snapshot = ticker.next_snapshot(&task_feed.shared.stats);
-                tx.send_replace(Arc::new(snapshot));
+                let snapshot = Arc::new(ticker.next_snapshot(&task_feed.shared.stats));
+                task_feed.remember(snapshot.clone());
+                tx.send_replace(snapshot);
             }
         });
         (feed, FeedTask { handle })
@@ -142,6 +158,33 @@ impl Feed {
     /// costs nothing while the feed is quiet, however many receivers wait.
     pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
         self.shared.latest.clone()
+    }
+
+    /// The JSON of tick `seq` of the symbol at `index`, if it is among the last [`HISTORY`]
+    /// ticks: for a reader that woke up after the feed had moved on.
+    pub fn recent_json(&self, index: usize, seq: u64) -> Option<ByteString> {
+        let history = self
+            .shared
+            .history
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let newest = history.back()?.ticks.first()?.tick.seq;
+        let back = usize::try_from(newest.checked_sub(seq)?).ok()?;
+        let position = history.len().checked_sub(1 + back)?;
+        let published = history.get(position)?.ticks.get(index)?;
+        (published.tick.seq == seq).then(|| published.json.clone())
+    }
+
+    fn remember(&self, snapshot: Arc<Snapshot>) {
+        let mut history = self
+            .shared
+            .history
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if history.len() == HISTORY {
+            history.pop_front();
+        }
+        history.push_back(snapshot);
     }
 
     /// How many ticks the feed has published (the first one included).
@@ -219,6 +262,10 @@ mod tests {
             assert_eq!(parsed, snap.ticks[1].tick);
         }
         assert_eq!(feed.ticks(), 10);
+        let third: Tick = serde_json::from_str(&feed.recent_json(1, 3).unwrap()).unwrap();
+        assert_eq!((third.symbol.as_str(), third.seq), ("GLOBX", 3));
+        assert_eq!(feed.recent_json(0, 11), None);
+        assert_eq!(feed.recent_json(0, 0), None);
         assert_eq!(feed.serialisations(), 20);
         task.stop();
     }

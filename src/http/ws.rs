@@ -62,10 +62,6 @@ pub async fn upgrade(
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
     let metrics = &state.metrics;
-    if let Err(problem) = check_handshake(req.headers()) {
-        metrics.refused(Refusal::NotAHandshake);
-        return Ok(problem.response(&req));
-    }
     let requested = match parse_symbols_param(req.query_string()) {
         Ok(requested) => requested,
         Err(e) => {
@@ -73,6 +69,10 @@ pub async fn upgrade(
             return Err(e.into());
         }
     };
+    if let Err(problem) = check_handshake(req.headers()) {
+        metrics.refused(Refusal::NotAHandshake);
+        return Ok(problem.response(&req));
+    }
     match origin::check(&req, &state.config.allowed_origins) {
         Verdict::Allowed => {}
         Verdict::NoOrigin => info!(
@@ -144,6 +144,7 @@ pub async fn upgrade(
                 shutdown,
                 timeout: settings.client_timeout,
                 metrics,
+                waited: false,
             };
             if out.send_json(hello).await.is_err() {
                 return;
@@ -157,7 +158,10 @@ pub async fn upgrade(
                 return;
             }
             let snapshots = feed.subscribe();
-            subscription.send_new(&mut out, &feed.latest()).await.ok();
+            subscription
+                .send_new(&mut out, &feed, &feed.latest())
+                .await
+                .ok();
             run_session(out, stream, snapshots, feed, subscription, settings).await;
         }
         .instrument(info_span!("ws", %peer)),
@@ -187,6 +191,9 @@ struct Outbox {
     /// its socket is dropped. (Ticks never queue: a slow reader skips to the newest.)
     timeout: Duration,
     metrics: Arc<Metrics>,
+    /// Set when a send had to wait for the client since the last tick: the client is slow,
+    /// so missed ticks are skipped rather than caught up.
+    waited: bool,
 }
 
 impl Outbox {
@@ -202,6 +209,7 @@ impl Outbox {
             shutdown,
             timeout,
             metrics,
+            waited,
         } = self;
         let mut sending = std::pin::pin!(session.text(text));
         // Try once without waiting: the normal case, a queue with room, costs no timer.
@@ -209,6 +217,7 @@ impl Outbox {
         let sent = match first {
             Poll::Ready(sent) => sent.map_err(|_| Gone),
             Poll::Pending => {
+                *waited = true;
                 let _waiting = metrics.ws_send_waiting.hold();
                 tokio::select! {
                     sent = &mut sending => sent.map_err(|_| Gone),
@@ -293,22 +302,36 @@ impl Subscription {
     /// shared pre-serialised text. This is the hot path: per client, per tick, it copies no
     /// bytes and allocates nothing.
     ///
-    /// A client that reads slowly makes `send` wait; meanwhile the feed moves on and this
-    /// session is handed only the newest snapshot. The ticks in between are never sent:
-    /// they are counted in `ws_ticks_skipped`, and the client sees them as a `seq` gap.
-    async fn send_new(&mut self, out: &mut Outbox, snapshot: &Snapshot) -> Result<(), Gone> {
+    /// Latest value wins: a client that reads slowly makes `send` wait; meanwhile the feed
+    /// moves on and this session is handed only the newest snapshot. The ticks in between
+    /// are never sent: they are counted in `ws_ticks_skipped`, and the client sees them as a
+    /// `seq` gap. A session that did *not* wait on its client but was merely woken late
+    /// (a busy machine) sends the ticks it missed from the feed's short history instead.
+    async fn send_new(
+        &mut self,
+        out: &mut Outbox,
+        feed: &Feed,
+        snapshot: &Snapshot,
+    ) -> Result<(), Gone> {
+        let client_is_slow = std::mem::take(&mut out.waited);
         for (i, published) in snapshot.ticks.iter().enumerate() {
             let seq = published.tick.seq;
             let last = self.last_sent[i];
-            if self.contains(i) && seq > last {
-                if last > 0 && seq > last + 1 {
-                    out.metrics
-                        .ws_ticks_skipped
-                        .fetch_add(seq - last - 1, Ordering::Relaxed);
-                }
-                out.send(published.json.clone()).await?;
-                self.last_sent[i] = seq;
+            if !self.contains(i) || seq <= last {
+                continue;
             }
+            if last > 0 {
+                for missed in last + 1..seq {
+                    match feed.recent_json(i, missed) {
+                        Some(json) if !client_is_slow && !out.waited => out.send(json).await?,
+                        _ => {
+                            out.metrics.ws_ticks_skipped.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+            out.send(published.json.clone()).await?;
+            self.last_sent[i] = seq;
         }
         Ok(())
     }
@@ -344,7 +367,7 @@ async fn run_session(
                 }
                 // Clone the Arc and release the channel's lock before any await.
                 let snapshot = snapshots.borrow_and_update().clone();
-                if subscription.send_new(&mut out, &snapshot).await.is_err() {
+                if subscription.send_new(&mut out, &feed, &snapshot).await.is_err() {
                     return;
                 }
             }
@@ -392,7 +415,7 @@ async fn run_session(
                                 return;
                             }
                         }
-                        if subscription.send_new(&mut out, &feed.latest()).await.is_err() {
+                        if subscription.send_new(&mut out, &feed, &feed.latest()).await.is_err() {
                             return;
                         }
                     }
@@ -419,16 +442,28 @@ async fn run_session(
 /// The close frame for a frame that broke the rules (RFC 6455 section 7.4.1 codes).
 fn protocol_close(error: &ProtocolError, max_bytes: usize) -> CloseReason {
     match error {
-        ProtocolError::Overflow => (
-            CloseCode::Size,
-            format!("message larger than {max_bytes} bytes"),
-        )
-            .into(),
+        ProtocolError::Overflow => too_big(max_bytes),
+        // Fragments that add up past the limit: actix-ws reports this only as an I/O error
+        // with this text, so the text is what we can match.
+        ProtocolError::Io(e)
+            if e.kind() == std::io::ErrorKind::Other
+                && e.to_string().contains("maximum continuation size") =>
+        {
+            too_big(max_bytes)
+        }
         ProtocolError::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
             (CloseCode::Invalid, "text frames must be valid UTF-8").into()
         }
         other => (CloseCode::Protocol, other.to_string()).into(),
     }
+}
+
+fn too_big(max_bytes: usize) -> CloseReason {
+    (
+        CloseCode::Size,
+        format!("message larger than {max_bytes} bytes"),
+    )
+        .into()
 }
 
 /// Answers one text message. Returns the messages to send back, in order; a bad message gets
