@@ -62,6 +62,14 @@ pub enum StartError {
     Listen(#[from] std::io::Error),
 }
 
+/// The kernel send buffer each connection gets, in bytes (Linux doubles it for its own
+/// bookkeeping). Left alone, Linux grows a socket's send buffer up to 4 MiB for a client that
+/// does not read, so a few thousand stalled clients could pin gigabytes of kernel memory
+/// and the server would never notice them. A fixed, modest buffer bounds that, and lets a
+/// stalled client's back-pressure reach its session, which then skips ticks ("latest value
+/// wins"). Ticks are small; 16 KiB is plenty for them and for the page's assets.
+pub const SEND_BUFFER_BYTES: usize = 16 * 1024;
+
 /// How long shutdown waits for in-flight HTTP requests after closing every WebSocket.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -96,6 +104,8 @@ impl Stopper {
 pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartError> {
     config.validate()?;
     let addr = listener.local_addr()?;
+    // Accepted sockets inherit the listener's send buffer size (see SEND_BUFFER_BYTES).
+    socket2::SockRef::from(&listener).set_send_buffer_size(SEND_BUFFER_BYTES)?;
     let seed = config.seed.unwrap_or_else(rand::random);
     let market = Market::new(config.symbol_specs(), seed);
     let (feed, feed_task) = Feed::start(market, config.tick_interval());
