@@ -739,6 +739,9 @@ impl HandshakeProblem {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
