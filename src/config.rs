@@ -63,7 +63,7 @@ pub struct Config {
     #[arg(long, env = "CLIENT_TIMEOUT_SECS", default_value_t = 30)]
     pub client_timeout_secs: u64,
 
-    /// Another origin (scheme://host[:port]) whose pages may open a WebSocket here, besides the
+    /// Another origin (`scheme://host[:port]`) whose pages may open a WebSocket here, besides the
     /// server's own origin and localhost. Repeat the flag (or separate with commas) for more.
     #[arg(
         long = "allowed-origin",
