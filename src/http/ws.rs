@@ -34,7 +34,7 @@ use super::error::ApiError;
 use super::origin::{self, Verdict};
 use super::rate_limit::RateLimit;
 use crate::config::MAX_SYMBOLS;
-use crate::feed::{Feed, Snapshot};
+use crate::feed::{Feed, HISTORY, Snapshot};
 use crate::metrics::{Metrics, Refusal};
 use crate::tick::{
     ClientMessage, Handshake, HandshakeRequest, HandshakeResponse, PROTOCOL_VERSION, RequestId,
@@ -320,10 +320,15 @@ impl Subscription {
             if !self.contains(i) || seq <= last {
                 continue;
             }
-            if last > 0 {
+            let missed = if last > 0 { seq - last - 1 } else { 0 };
+            if missed > 0 && (client_is_slow || missed > HISTORY as u64) {
+                out.metrics
+                    .ws_ticks_skipped
+                    .fetch_add(missed, Ordering::Relaxed);
+            } else {
                 for missed in last + 1..seq {
                     match feed.recent_json(i, missed) {
-                        Some(json) if !client_is_slow && !out.waited => out.send(json).await?,
+                        Some(json) if !out.waited => out.send(json).await?,
                         _ => {
                             out.metrics.ws_ticks_skipped.fetch_add(1, Ordering::Relaxed);
                         }
