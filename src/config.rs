@@ -94,6 +94,25 @@ pub struct Config {
     /// Only one publisher may run per Redis; a second one is refused at start-up.
     #[arg(long, env = "FEED_PUBLISHER", requires = "redis")]
     pub feed_publisher: bool,
+    /// Another origin (`scheme://host[:port]`) whose pages may open a WebSocket here, besides the
+    /// server's own origin and localhost. Repeat the flag (or separate with commas) for more.
+    #[arg(
+        long = "allowed-origin",
+        env = "ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// Most long-lived connections (WebSockets) open at once; past it a handshake gets
+    /// `503 Service Unavailable` with `Retry-After`. Keep it below the process's open-file
+    /// limit (`ulimit -n`), since each connection holds a file descriptor.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: u64,
+
+    /// Most messages per second one WebSocket client may send (bursts of twice as many are
+    /// tolerated); a client that keeps sending faster is closed with 1008 (policy violation).
+    #[arg(long, env = "MAX_MESSAGES_PER_SEC", default_value_t = 20)]
+    pub max_messages_per_sec: u32,
 }
 
 /// Why a [`Config`] cannot be used. Each message says what was wrong and what is allowed.
@@ -125,6 +144,14 @@ pub enum ConfigError {
     /// `--feed-publisher` without `--redis`, or a Redis URL of the wrong kind.
     #[error("{0}")]
     Redis(String),
+    /// An `--allowed-origin` that is not `scheme://host[:port]`.
+    #[error(
+        "--allowed-origin {0:?} is not an origin: write it as a browser sends it, scheme://host[:port] (e.g. https://example.org), without a path"
+    )]
+    AllowedOrigin(String),
+    /// A limit of zero would refuse every client.
+    #[error("{0} must be at least 1")]
+    ZeroLimit(&'static str),
 }
 
 impl Default for Config {
@@ -146,6 +173,9 @@ impl Default for Config {
             tls_self_signed: false,
             redis: None,
             feed_publisher: false,
+            allowed_origins: Vec::new(),
+            max_connections: 10_000,
+            max_messages_per_sec: 20,
         }
     }
 }
@@ -219,6 +249,19 @@ impl Config {
             }
             _ => {}
         }
+        if let Some(bad) = self
+            .allowed_origins
+            .iter()
+            .find(|o| crate::http::origin::Origin::parse(o).is_none())
+        {
+            return Err(ConfigError::AllowedOrigin(bad.clone()));
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::ZeroLimit("--max-connections"));
+        }
+        if self.max_messages_per_sec == 0 {
+            return Err(ConfigError::ZeroLimit("--max-messages-per-sec"));
+        }
         Ok(())
     }
 
@@ -291,6 +334,8 @@ mod tests {
         );
         assert!(bad(|c| c.feed_publisher = true).contains("needs --redis"));
         assert!(bad(|c| c.redis = Some("localhost:6379".into())).contains("redis://HOST:PORT"));
+        assert!(bad(|c| c.allowed_origins = vec!["example.org".into()]).contains("scheme://"));
+        assert!(bad(|c| c.max_connections = 0).contains("at least 1"));
     }
 
     #[test]

@@ -19,13 +19,20 @@
 //! [`Relay`] writes the ticks a publisher instance sent through Redis into the same channel
 //! ([`Feed::relay`]), so every transport downstream works unchanged.
 //!
+//! "Latest value wins" is for readers held back by their *client* (a full send queue). A
+//! reader that is merely woken a little late (a busy machine delays a task by a few
+//! ticks) should not lose ticks: the feed keeps the last [`HISTORY`] snapshots, and such a
+//! reader sends the ones it missed from there ([`Feed::recent_json`]). Memory stays bounded
+//! either way: the history is shared by all readers and fixed in length.
+//!
 //! DESIGN suggests one channel per symbol. Every symbol steps on the same tick, so we
 //! publish one [`Snapshot`] of all symbols per tick instead: a session wakes once per tick
 //! rather than once per subscribed symbol, subscribing is a flag flip rather than
 //! juggling a set of channels, and every reader sees a consistent cross-section.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use actix_web::web::Bytes;
@@ -97,6 +104,10 @@ struct Health {
     last_live: AtomicU64,
 }
 
+/// How many past snapshots the feed keeps for readers that woke up late (see the module
+/// docs): 256 ticks, 2.5 s at the fastest tick. A fixed number, so memory is bounded.
+pub const HISTORY: usize = 256;
+
 struct Shared {
     symbols: Vec<String>,
     tick_interval: Duration,
@@ -104,6 +115,9 @@ struct Shared {
     stats: Stats,
     source: FeedSource,
     health: Health,
+    /// The last [`HISTORY`] snapshots, oldest first. Written once per tick; read only by a
+    /// reader that found a gap, so the lock is off every reader's normal path.
+    history: RwLock<VecDeque<Arc<Snapshot>>>,
 }
 
 /// A handle to the running feed. Cheap to clone: every clone reads the same channel.
@@ -189,8 +203,9 @@ impl Feed {
             interval.tick().await; // the first tick completes at once: that was seq 1
             loop {
                 interval.tick().await;
-                let snapshot = ticker.next_snapshot(&task_feed.shared.stats);
-                tx.send_replace(Arc::new(snapshot));
+                let snapshot = Arc::new(ticker.next_snapshot(&task_feed.shared.stats));
+                task_feed.remember(snapshot.clone());
+                tx.send_replace(snapshot);
             }
         });
         (feed, FeedTask::new(handle))
@@ -243,7 +258,8 @@ impl Feed {
         stats: Stats,
         source: FeedSource,
     ) -> (watch::Sender<Arc<Snapshot>>, Feed) {
-        let (tx, rx) = watch::channel(Arc::new(first));
+        let first = Arc::new(first);
+        let (tx, rx) = watch::channel(first.clone());
         let feed = Feed {
             shared: Arc::new(Shared {
                 symbols,
@@ -252,9 +268,37 @@ impl Feed {
                 stats,
                 source,
                 health: Health::default(),
+                history: RwLock::new(VecDeque::from([first])),
             }),
         };
         (tx, feed)
+    }
+
+    /// The JSON of tick `seq` of the symbol at `index`, if it is among the last [`HISTORY`]
+    /// ticks: for a reader that woke up after the feed had moved on.
+    pub fn recent_json(&self, index: usize, seq: u64) -> Option<ByteString> {
+        let history = self
+            .shared
+            .history
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let newest = history.back()?.ticks.first()?.tick.seq;
+        let back = usize::try_from(newest.checked_sub(seq)?).ok()?;
+        let position = history.len().checked_sub(1 + back)?;
+        let published = history.get(position)?.ticks.get(index)?;
+        (published.tick.seq == seq).then(|| published.json.clone())
+    }
+
+    fn remember(&self, snapshot: Arc<Snapshot>) {
+        let mut history = self
+            .shared
+            .history
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if history.len() == HISTORY {
+            history.pop_front();
+        }
+        history.push_back(snapshot);
     }
 
     /// Where this feed's prices come from and whether they are current, as `/healthz` and
@@ -378,7 +422,9 @@ impl Relay {
                 .serialisations
                 .fetch_add(adopted as u64, Ordering::Relaxed);
             stats.ticks.fetch_add(1, Ordering::Relaxed);
-            self.tx.send_replace(Arc::new(Snapshot { ticks }));
+            let snapshot = Arc::new(Snapshot { ticks });
+            self.feed.remember(snapshot.clone());
+            self.tx.send_replace(snapshot);
         }
         adopted
     }

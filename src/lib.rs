@@ -23,7 +23,9 @@
 //! * [`feed`]: the ticking task and its latest-value channel.
 //! * [`tick`]: the wire protocol's message types.
 //! * [`config`]: the one configuration struct.
-//! * [`http`]: one module per route family (page, price, ws).
+//! * [`subscription`]: which symbols a push client receives, without per-tick allocation.
+//! * [`http`]: one module per route family (page, price, long poll, SSE, ws, metrics).
+//! * [`metrics`]: the counters behind `GET /metrics`.
 //! * [`tls`]: certificates for `https://` and `wss://` (files or self-signed).
 //!
 //! [`serve`] starts the whole app over a listener you bind, so a test or a bench runs the
@@ -36,6 +38,7 @@ pub mod config;
 pub mod feed;
 pub mod http;
 pub mod market;
+pub mod metrics;
 pub mod subscription;
 pub mod tick;
 pub mod tls;
@@ -45,7 +48,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpServer, middleware, web};
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
@@ -71,6 +74,14 @@ pub enum StartError {
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
 }
+
+/// The kernel send buffer each connection gets, in bytes (Linux doubles it for its own
+/// bookkeeping). Left alone, Linux grows a socket's send buffer up to 4 MiB for a client that
+/// does not read, so a few thousand stalled clients could pin gigabytes of kernel memory
+/// and the server would never notice them. A fixed, modest buffer bounds that, and lets a
+/// stalled client's back-pressure reach its session, which then skips ticks ("latest value
+/// wins"). Ticks are small; 16 KiB is plenty for them and for the page's assets.
+pub const SEND_BUFFER_BYTES: usize = 16 * 1024;
 
 /// How long shutdown waits for in-flight HTTP requests after closing every WebSocket.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -109,6 +120,8 @@ pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartEr
     // Before anything starts: a bad certificate or key fails here, once, with its reason.
     let identity = tls::identity_for(&config)?;
     let addr = listener.local_addr()?;
+    // Accepted sockets inherit the listener's send buffer size (see SEND_BUFFER_BYTES).
+    socket2::SockRef::from(&listener).set_send_buffer_size(SEND_BUFFER_BYTES)?;
     let seed = config.seed.unwrap_or_else(rand::random);
     let market = Market::new(config.symbol_specs(), seed);
     let (feed, feed_task) = match &config.redis {
@@ -126,12 +139,15 @@ pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartEr
         feed: feed.clone(),
         config: Arc::new(config.clone()),
         shutdown: shutdown.clone(),
+        metrics: Default::default(),
     };
     let scheme = if identity.is_some() { "https" } else { "http" };
     tracing::info!(%addr, scheme, seed, tick_ms = config.tick_ms, symbols = ?config.symbols, "starting");
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
+            .wrap(middleware::from_fn(http::headers::security_headers))
+            .wrap(middleware::from_fn(http::metrics::count_responses))
             .configure(http::routes)
     })
     // Signals are handled by the caller through `Stopper`, so that WebSockets are closed

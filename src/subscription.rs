@@ -47,7 +47,12 @@ impl Subscription {
         for name in names {
             match feed.index_of(&name.to_ascii_uppercase()) {
                 Some(i) if on => self.mask |= 1 << i,
-                Some(i) => self.mask &= !(1 << i),
+                Some(i) => {
+                    self.mask &= !(1 << i);
+                    // Resubscribing starts afresh: ticks missed while unsubscribed were not
+                    // skipped for slowness, and there is no backlog to catch up.
+                    self.last_sent[i] = 0;
+                }
                 None => unknown.push(name.clone()),
             }
         }
@@ -72,6 +77,11 @@ impl Subscription {
             .filter(|(i, _)| self.contains(*i))
             .map(|(_, s)| s.clone())
             .collect()
+    }
+
+    /// The last `seq` of the symbol at `index` this client was sent (0: none yet).
+    pub fn last_sent(&self, index: usize) -> u64 {
+        self.last_sent.get(index).copied().unwrap_or(0)
     }
 
     /// Records that the client already holds `seq` of the symbol at `index` (e.g. from an SSE
@@ -101,42 +111,5 @@ impl Subscription {
                     None
                 }
             })
-    }
-}
-
-/// `?symbols=ACME,GLOBX` as a list of names (trimmed, empties dropped, at most
-/// [`MAX_SYMBOLS_PER_REQUEST`]); `None` when the parameter is absent or the query is unparsable.
-pub fn parse_symbols_param(query: &str) -> Option<Vec<String>> {
-    let pairs: Vec<(String, String)> = serde_urlencoded_pairs(query)?;
-    let value = pairs.into_iter().find(|(k, _)| k == "symbols")?.1;
-    Some(
-        value
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .take(MAX_SYMBOLS_PER_REQUEST)
-            .map(str::to_owned)
-            .collect(),
-    )
-}
-
-fn serde_urlencoded_pairs(query: &str) -> Option<Vec<(String, String)>> {
-    actix_web::web::Query::<Vec<(String, String)>>::from_query(query)
-        .ok()
-        .map(actix_web::web::Query::into_inner)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn symbols_param_is_split_and_trimmed() {
-        assert_eq!(
-            parse_symbols_param("symbols=ACME,%20globx,,"),
-            Some(vec!["ACME".to_owned(), "globx".to_owned()])
-        );
-        assert_eq!(parse_symbols_param(""), None);
-        assert_eq!(parse_symbols_param("other=1"), None);
     }
 }

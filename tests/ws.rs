@@ -301,3 +301,25 @@ async fn drop_makes_the_server_close_with_1012_and_a_new_socket_works() {
     hello(&mut again).await;
     assert_eq!(next_of_type(&mut again, "tick").await["symbol"], "ACME");
 }
+
+#[tokio::test]
+async fn a_new_socket_starts_at_the_newest_tick_not_a_backlog() {
+    let app = spawn_app(test_config()).await;
+    // Let the feed run for a while, so there is history a buggy catch-up could replay.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let polled: Value = reqwest::get(app.http("/price?symbol=ACME"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let newest = polled["seq"].as_u64().unwrap();
+    assert!(newest > 5);
+    let mut ws = app.ws("/ws?symbols=ACME").await;
+    hello(&mut ws).await;
+    let first = next_of_type(&mut ws, "tick").await;
+    assert!(
+        first["seq"].as_u64().unwrap() >= newest,
+        "first tick {first} is older than the newest {newest}: latest value wins"
+    );
+}

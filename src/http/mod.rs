@@ -5,12 +5,20 @@
 //! * [`longpoll`]: `GET /price/next`, long polling: a request held until the next tick.
 //! * [`sse`]: `GET /events`, Server-Sent Events: one response that never ends.
 //! * [`ws`]: `GET /ws`, the WebSocket way: one request upgraded to a long-lived socket.
+//! * [`metrics`]: `GET /metrics`, the server's counters, and the middleware counting responses.
+//! * [`origin`]: the WebSocket handshake's `Origin` check (Cross-Site WebSocket Hijacking).
+//! * [`rate_limit`]: the per-connection token bucket that stops message floods.
+//! * [`headers`]: the security headers (Content-Security-Policy, ...) on every response.
 //! * [`error`]: the JSON error body every route uses.
 
 pub mod error;
+pub mod headers;
 pub mod longpoll;
+pub mod metrics;
+pub mod origin;
 pub mod page;
 pub mod price;
+pub mod rate_limit;
 pub mod sse;
 pub mod ws;
 
@@ -29,6 +37,8 @@ pub struct AppState {
     pub config: std::sync::Arc<Config>,
     /// Cancelled when the server shuts down: every WebSocket session then closes with 1001.
     pub shutdown: CancellationToken,
+    /// The server's counters, exposed at `GET /metrics`.
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 /// Registers every route. `serve` calls this; so can a test that builds its own `App`.
@@ -40,6 +50,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/events", web::get().to(sse::events))
         .route("/healthz", web::get().to(price::healthz))
         .route("/ws", web::get().to(ws::upgrade))
+        .route("/metrics", web::get().to(metrics::metrics))
         .default_service(web::to(not_found));
 }
 
@@ -47,7 +58,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
     use actix_web::ResponseError;
     error::ApiError::not_found(format!(
-        "no route {} {}: try GET /, /price?symbol=NAME, /price/next?symbol=NAME&after=SEQ, /events?symbols=A,B, /ws?symbols=A,B or /healthz",
+        "no route {} {}: try GET /, /price?symbol=NAME, /price/next?symbol=NAME&after=SEQ, \
+         /events?symbols=A,B, /ws?symbols=A,B, /healthz or /metrics",
         req.method(),
         req.path()
     ))

@@ -18,8 +18,9 @@ use futures_util::stream;
 use tokio::time::MissedTickBehavior;
 
 use super::AppState;
+use super::ws::parse_symbols_param;
 use crate::feed::Feed;
-use crate::subscription::{Subscription, parse_symbols_param};
+use crate::subscription::Subscription;
 
 /// Sent first: how long the browser should wait before reconnecting (ms), and a comment.
 const PREAMBLE: &str = "retry: 1000\n: tickerlab event stream, one event per tick\n\n";
@@ -33,7 +34,11 @@ const HEARTBEAT: &str = ": heartbeat\n\n";
 pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     use actix_web::ResponseError;
     let feed = state.feed.clone();
-    let mut subscription = match parse_symbols_param(req.query_string()) {
+    let requested = match parse_symbols_param(req.query_string()) {
+        Ok(requested) => requested,
+        Err(error) => return error.error_response(),
+    };
+    let mut subscription = match requested {
         None => Subscription::only(0),
         Some(names) => {
             let (subscription, unknown) = Subscription::from_names(&feed, &names);

@@ -7,7 +7,18 @@
 //! client (answer it), the heartbeat timer (ping, or give up on a silent peer), or the
 //! server shutting down (close with 1001). The loop is an expression whose value is the
 //! close reason, so there is exactly one place where a socket is closed.
+//!
+//! Before a socket is opened, [`upgrade`] answers every way a handshake can be refused:
+//! not a WebSocket request (`400`), wrong version (`426`), a malformed or too long query
+//! (`400` JSON), a foreign `Origin` (`403`, see [`super::origin`]), or too many open
+//! connections (`503` with `Retry-After`). Once open, a session defends itself: messages
+//! over `--max-message-bytes` (1009), binary frames (1003), invalid UTF-8 (1007), floods
+//! past `--max-messages-per-sec` (1008), and silence past `--client-timeout-secs`.
 
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::Duration;
 
 use actix_web::http::{StatusCode, header};
@@ -16,19 +27,27 @@ use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info_span};
+use tracing::{Instrument, debug, info, info_span};
 
 use super::AppState;
-use crate::config::MAX_SYMBOLS;
-use crate::feed::{Feed, Snapshot};
+use super::error::ApiError;
+use super::origin::{self, Verdict};
+use super::rate_limit::RateLimit;
+use crate::feed::{Feed, HISTORY, Snapshot};
+use crate::metrics::{Metrics, Refusal};
+use crate::subscription::{MAX_SYMBOLS_PER_REQUEST, Subscription};
 use crate::tick::{
     ClientMessage, Handshake, HandshakeRequest, HandshakeResponse, PROTOCOL_VERSION, RequestId,
     ServerMessage, epoch_ms,
 };
 
-/// The most symbols one `subscribe` or `unsubscribe` may list. Longer lists are refused
-/// whole with an error, so a client cannot make the server do unbounded work per message.
-pub const MAX_SYMBOLS_PER_REQUEST: usize = 64;
+/// The longest query string `/ws` and `/price` accept, in bytes. Ours are short
+/// (`?symbols=ACME,GLOBX`); a longer one is a mistake or an attack and gets a `400`.
+pub const MAX_QUERY_BYTES: usize = 1024;
+
+/// What a refused handshake's `Retry-After` says, in seconds: long enough for a few of the
+/// open connections to end, short enough that a person retrying is not kept waiting.
+pub const RETRY_AFTER_SECS: u32 = 5;
 
 /// `GET /ws`: checks that the request really asks for a WebSocket, answers `101`, and starts
 /// the session. A request that is not a WebSocket handshake gets a `400` (or `426` for a
@@ -38,11 +57,43 @@ pub async fn upgrade(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
+    let metrics = &state.metrics;
+    let requested = match parse_symbols_param(req.query_string()) {
+        Ok(requested) => requested,
+        Err(e) => {
+            metrics.refused(Refusal::NotAHandshake);
+            return Err(e.into());
+        }
+    };
     if let Err(problem) = check_handshake(req.headers()) {
+        metrics.refused(Refusal::NotAHandshake);
         return Ok(problem.response(&req));
     }
+    match origin::check(&req, &state.config.allowed_origins) {
+        Verdict::Allowed => {}
+        Verdict::NoOrigin => info!(
+            peer = ?req.peer_addr(),
+            "WebSocket handshake without Origin (not from a browser page): allowed"
+        ),
+        Verdict::Refused(text) => {
+            info!(peer = ?req.peer_addr(), "{}", text.lines().next().unwrap_or_default());
+            metrics.refused(Refusal::Origin);
+            return Ok(HttpResponse::Forbidden()
+                .content_type("text/plain; charset=utf-8")
+                .body(text));
+        }
+    }
+    let Ok(place) = metrics.open_connection(state.config.max_connections, |m| &m.ws_open) else {
+        return Ok(HttpResponse::ServiceUnavailable()
+            .insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()))
+            .content_type("text/plain; charset=utf-8")
+            .body(format!(
+                "This server already has {} open connections, its limit (--max-connections): \
+                 try again in {RETRY_AFTER_SECS} seconds.\n",
+                state.config.max_connections
+            )));
+    };
     let feed = &state.feed;
-    let requested = parse_symbols_param(req.query_string());
     let (mut subscription, unknown) = match requested {
         Some(names) => Subscription::from_names(feed, &names),
         None => (Subscription::only(0), Vec::new()),
@@ -69,6 +120,7 @@ pub async fn upgrade(
         heartbeat: Duration::from_secs(state.config.heartbeat_secs),
         client_timeout: Duration::from_secs(state.config.client_timeout_secs),
         max_message_bytes: state.config.max_message_bytes,
+        max_messages_per_sec: state.config.max_messages_per_sec,
     };
     let peer = req
         .peer_addr()
@@ -76,13 +128,19 @@ pub async fn upgrade(
         .unwrap_or_else(|| "unknown".into());
     let feed = feed.clone();
     let shutdown = state.shutdown.clone();
+    let metrics = metrics.clone();
     actix_web::rt::spawn(
         async move {
+            // Held until the session ends, however it ends: the connection's place in the
+            // open-connection gauge and under --max-connections.
+            let _place = place;
             let hello = hello(&feed, &subscription, handshake);
             let mut out = Outbox {
                 session,
                 shutdown,
                 timeout: settings.client_timeout,
+                metrics,
+                waited: false,
             };
             if out.send_json(hello).await.is_err() {
                 return;
@@ -96,7 +154,9 @@ pub async fn upgrade(
                 return;
             }
             let snapshots = feed.subscribe();
-            subscription.send_new(&mut out, &feed.latest()).await.ok();
+            send_new(&mut subscription, &mut out, &feed, &feed.latest())
+                .await
+                .ok();
             run_session(out, stream, snapshots, feed, subscription, settings).await;
         }
         .instrument(info_span!("ws", %peer)),
@@ -110,6 +170,7 @@ struct SessionSettings {
     heartbeat: Duration,
     client_timeout: Duration,
     max_message_bytes: usize,
+    max_messages_per_sec: u32,
 }
 
 /// Why a session ended without a close handshake: the peer vanished or the server is
@@ -124,17 +185,46 @@ struct Outbox {
     /// A send that cannot complete for this long means the client stopped reading entirely;
     /// its socket is dropped. (Ticks never queue: a slow reader skips to the newest.)
     timeout: Duration,
+    metrics: Arc<Metrics>,
+    /// Set when a send had to wait for the client since the last tick: the client is slow,
+    /// so missed ticks are skipped rather than caught up.
+    waited: bool,
 }
 
 impl Outbox {
     /// Sends one text frame. The session's outgoing queue is small and bounded, so a client
     /// that does not read makes this wait; the wait ends at shutdown or after `timeout`.
+    ///
+    /// While it waits, the session counts in the `ws_send_waiting` gauge: that is how a test
+    /// (or an operator) sees that a slow client is being held at the bound, not queued for.
     async fn send(&mut self, text: bytestring::ByteString) -> Result<(), Gone> {
-        tokio::select! {
-            sent = self.session.text(text) => sent.map_err(|_| Gone),
-            _ = self.shutdown.cancelled() => Err(Gone),
-            _ = tokio::time::sleep(self.timeout) => Err(Gone),
+        let bytes = text.len();
+        let Outbox {
+            session,
+            shutdown,
+            timeout,
+            metrics,
+            waited,
+        } = self;
+        let mut sending = std::pin::pin!(session.text(text));
+        // Try once without waiting: the normal case, a queue with room, costs no timer.
+        let first = std::future::poll_fn(|cx| Poll::Ready(sending.as_mut().poll(cx))).await;
+        let sent = match first {
+            Poll::Ready(sent) => sent.map_err(|_| Gone),
+            Poll::Pending => {
+                *waited = true;
+                let _waiting = metrics.ws_send_waiting.hold();
+                tokio::select! {
+                    sent = &mut sending => sent.map_err(|_| Gone),
+                    _ = shutdown.cancelled() => Err(Gone),
+                    _ = tokio::time::sleep(*timeout) => Err(Gone),
+                }
+            }
+        };
+        if sent.is_ok() {
+            metrics.ws_sent(bytes);
         }
+        sent
     }
 
     async fn send_json(&mut self, message: ServerMessage) -> Result<(), Gone> {
@@ -142,74 +232,48 @@ impl Outbox {
     }
 }
 
-/// The symbols one socket receives, and the last `seq` it was sent of each.
+/// Sends every subscribed tick of `snapshot` this socket has not been sent yet, as the
+/// shared pre-serialised text. This is the hot path: per client, per tick, it copies no
+/// bytes and allocates nothing.
 ///
-/// Fixed-size, so a session allocates nothing per tick: the subscription is a bit set over
-/// the feed's symbols and `last_sent` an inline array.
-#[derive(Debug, Clone)]
-struct Subscription {
-    mask: u32,
-    last_sent: [u64; MAX_SYMBOLS],
-}
-
-impl Subscription {
-    fn only(index: usize) -> Subscription {
-        let mut s = Subscription {
-            mask: 0,
-            last_sent: [0; MAX_SYMBOLS],
-        };
-        s.mask |= 1 << index;
-        s
-    }
-
-    /// The subscription for a list of names (case-insensitive), and the names that are unknown.
-    fn from_names(feed: &Feed, names: &[String]) -> (Subscription, Vec<String>) {
-        let mut s = Subscription {
-            mask: 0,
-            last_sent: [0; MAX_SYMBOLS],
-        };
-        let unknown = s.change(feed, names, true);
-        (s, unknown)
-    }
-
-    /// Adds (`on`) or removes symbols; returns the names that are not in the feed.
-    fn change(&mut self, feed: &Feed, names: &[String], on: bool) -> Vec<String> {
-        let mut unknown = Vec::new();
-        for name in names {
-            match feed.index_of(&name.to_ascii_uppercase()) {
-                Some(i) if on => self.mask |= 1 << i,
-                Some(i) => self.mask &= !(1 << i),
-                None => unknown.push(name.clone()),
+/// Latest value wins: a client that reads slowly makes `send` wait; meanwhile the feed
+/// moves on and this session is handed only the newest snapshot. The ticks in between
+/// are never sent: they are counted in `ws_ticks_skipped`, and the client sees them as a
+/// `seq` gap. A session that did *not* wait on its client but was merely woken late
+/// (a busy machine) sends the ticks it missed from the feed's short history instead.
+async fn send_new(
+    subscription: &mut Subscription,
+    out: &mut Outbox,
+    feed: &Feed,
+    snapshot: &Snapshot,
+) -> Result<(), Gone> {
+    let client_is_slow = std::mem::take(&mut out.waited);
+    for (i, published) in snapshot.ticks.iter().enumerate() {
+        let seq = published.tick.seq;
+        let last = subscription.last_sent(i);
+        if !subscription.contains(i) || seq <= last {
+            continue;
+        }
+        // A first send (last == 0) has nothing to catch up: the client starts at the newest.
+        let missed = if last > 0 { seq - last - 1 } else { 0 };
+        if missed > 0 && (client_is_slow || missed > HISTORY as u64) {
+            out.metrics
+                .ws_ticks_skipped
+                .fetch_add(missed, Ordering::Relaxed);
+        } else if missed > 0 {
+            for missed in last + 1..seq {
+                match feed.recent_json(i, missed) {
+                    Some(json) if !out.waited => out.send(json).await?,
+                    _ => {
+                        out.metrics.ws_ticks_skipped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
             }
         }
-        unknown
+        out.send(published.json.clone()).await?;
+        subscription.mark_sent(i, seq);
     }
-
-    fn contains(&self, index: usize) -> bool {
-        self.mask & (1 << index) != 0
-    }
-
-    fn names(&self, feed: &Feed) -> Vec<String> {
-        feed.symbols()
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| self.contains(*i))
-            .map(|(_, s)| s.clone())
-            .collect()
-    }
-
-    /// Sends every subscribed tick of `snapshot` this socket has not been sent yet, as the
-    /// shared pre-serialised text. This is the hot path: per client, per tick, it copies no
-    /// bytes and allocates nothing.
-    async fn send_new(&mut self, out: &mut Outbox, snapshot: &Snapshot) -> Result<(), Gone> {
-        for (i, published) in snapshot.ticks.iter().enumerate() {
-            if self.contains(i) && published.tick.seq > self.last_sent[i] {
-                out.send(published.json.clone()).await?;
-                self.last_sent[i] = published.tick.seq;
-            }
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 /// The per-connection loop. Returns when the socket is closed, by either side.
@@ -225,6 +289,7 @@ async fn run_session(
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
     heartbeat.tick().await; // the first tick is immediate; the first ping is due one period in
     let mut last_heard = Instant::now();
+    let mut rate_limit = RateLimit::new(settings.max_messages_per_sec);
     let shutdown = out.shutdown.clone();
 
     let reason: Option<CloseReason> = loop {
@@ -241,7 +306,7 @@ async fn run_session(
                 }
                 // Clone the Arc and release the channel's lock before any await.
                 let snapshot = snapshots.borrow_and_update().clone();
-                if subscription.send_new(&mut out, &snapshot).await.is_err() {
+                if send_new(&mut subscription, &mut out, &feed, &snapshot).await.is_err() {
                     return;
                 }
             }
@@ -265,6 +330,22 @@ async fn run_session(
                     Some(Err(error)) => break Some(protocol_close(&error, settings.max_message_bytes)),
                     None => return, // the TCP connection is gone: nobody to close
                 };
+                if matches!(
+                    message,
+                    AggregatedMessage::Text(_) | AggregatedMessage::Binary(_) | AggregatedMessage::Ping(_)
+                ) {
+                    out.metrics.ws_messages_received.fetch_add(1, Ordering::Relaxed);
+                    if !rate_limit.allow(last_heard) {
+                        out.metrics.ws_rate_limited.fetch_add(1, Ordering::Relaxed);
+                        break Some((
+                            CloseCode::Policy,
+                            format!(
+                                "too many messages: at most {} per second",
+                                rate_limit.per_sec()
+                            ),
+                        ).into());
+                    }
+                }
                 match message {
                     AggregatedMessage::Text(text) => {
                         // The client asked us to drop it (the page's "drop connection").
@@ -277,7 +358,7 @@ async fn run_session(
                                 return;
                             }
                         }
-                        if subscription.send_new(&mut out, &feed.latest()).await.is_err() {
+                        if send_new(&mut subscription, &mut out, &feed, &feed.latest()).await.is_err() {
                             return;
                         }
                     }
@@ -304,16 +385,28 @@ async fn run_session(
 /// The close frame for a frame that broke the rules (RFC 6455 section 7.4.1 codes).
 fn protocol_close(error: &ProtocolError, max_bytes: usize) -> CloseReason {
     match error {
-        ProtocolError::Overflow => (
-            CloseCode::Size,
-            format!("message larger than {max_bytes} bytes"),
-        )
-            .into(),
+        ProtocolError::Overflow => too_big(max_bytes),
+        // Fragments that add up past the limit: actix-ws reports this only as an I/O error
+        // with this text, so the text is what we can match.
+        ProtocolError::Io(e)
+            if e.kind() == std::io::ErrorKind::Other
+                && e.to_string().contains("maximum continuation size") =>
+        {
+            too_big(max_bytes)
+        }
         ProtocolError::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
             (CloseCode::Invalid, "text frames must be valid UTF-8").into()
         }
         other => (CloseCode::Protocol, other.to_string()).into(),
     }
+}
+
+fn too_big(max_bytes: usize) -> CloseReason {
+    (
+        CloseCode::Size,
+        format!("message larger than {max_bytes} bytes"),
+    )
+        .into()
 }
 
 /// Answers one text message. Returns the messages to send back, in order; a bad message gets
@@ -463,21 +556,37 @@ fn hello(feed: &Feed, subscription: &Subscription, handshake: Handshake) -> Serv
     }
 }
 
-/// `?symbols=ACME,GLOBX` as a list of names; `None` when the parameter is absent.
-fn parse_symbols_param(query: &str) -> Option<Vec<String>> {
-    let value = web::Query::<std::collections::HashMap<String, String>>::from_query(query)
-        .ok()?
-        .get("symbols")?
-        .clone();
-    Some(
+/// The query `/ws` understands: `?symbols=ACME,GLOBX`, or nothing for the default symbol.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WsQuery {
+    symbols: Option<String>,
+}
+
+/// `?symbols=ACME,GLOBX` as a list of names; `None` when the parameter is absent. A query
+/// that is too long, malformed, or has other parameters is a `400` saying what is expected.
+pub(crate) fn parse_symbols_param(query: &str) -> Result<Option<Vec<String>>, ApiError> {
+    if query.len() > MAX_QUERY_BYTES {
+        return Err(ApiError::bad_request(format!(
+            "query string too long ({} bytes): at most {MAX_QUERY_BYTES}; expected nothing or \
+             ?symbols=NAME,NAME",
+            query.len()
+        )));
+    }
+    let parsed = web::Query::<WsQuery>::from_query(query).map_err(|e| {
+        ApiError::bad_request(format!(
+            "malformed query string ({e}): expected nothing or ?symbols=NAME,NAME"
+        ))
+    })?;
+    Ok(parsed.into_inner().symbols.map(|value| {
         value
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .take(MAX_SYMBOLS_PER_REQUEST)
             .map(str::to_owned)
-            .collect(),
-    )
+            .collect()
+    }))
 }
 
 /// The opening request as the server saw it, for the page's handshake panel. Credentials are
@@ -597,6 +706,9 @@ impl HandshakeProblem {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -642,9 +754,10 @@ mod tests {
     #[test]
     fn symbols_param_is_split_and_trimmed() {
         assert_eq!(
-            parse_symbols_param("symbols=ACME,%20globx,,"),
+            parse_symbols_param("symbols=ACME,%20globx,,").unwrap(),
             Some(vec!["ACME".to_owned(), "globx".to_owned()])
         );
-        assert_eq!(parse_symbols_param(""), None);
+        assert_eq!(parse_symbols_param("").unwrap(), None);
+        assert!(parse_symbols_param("symbol=ACME").is_err());
     }
 }

@@ -1,6 +1,8 @@
 //! Test helpers: start the real app on 127.0.0.1:0 and talk to it with real clients.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod raw;
+
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
@@ -109,4 +111,69 @@ pub async fn hello(ws: &mut Ws) -> Value {
         "first message must be hello: {hello}"
     );
     hello
+}
+
+/// `GET /metrics` as text.
+pub async fn metrics_text(app: &TestApp) -> String {
+    let response = reqwest::get(app.http("/metrics"))
+        .await
+        .expect("GET /metrics");
+    assert_eq!(response.status(), 200);
+    response.text().await.expect("metrics body")
+}
+
+/// The value of one series of `GET /metrics`, e.g. `tickerlab_open_connections{transport="websocket"}`.
+/// Panics if the series is missing.
+pub fn metric(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no series {series} in /metrics:\n{text}"))
+        .parse()
+        .expect("a whole number")
+}
+
+/// The open WebSocket gauge.
+pub const WS_OPEN: &str = "tickerlab_open_connections{transport=\"websocket\"}";
+
+/// Polls `GET /metrics` until `series` satisfies `ok` (the server updates counters when a
+/// session ends, a moment after the client sees the close). Panics after [`WAIT`].
+pub async fn wait_for_metric(app: &TestApp, series: &str, ok: impl Fn(u64) -> bool) -> u64 {
+    let start = std::time::Instant::now();
+    loop {
+        let value = metric(&metrics_text(app).await, series);
+        if ok(value) {
+            return value;
+        }
+        assert!(start.elapsed() < WAIT, "{series} stuck at {value}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Reads until the server's close frame; returns its code and reason.
+pub async fn close_of(ws: &mut Ws) -> (u16, String) {
+    loop {
+        let message = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("no close within the wait")
+            .expect("socket ended without a close frame")
+            .expect("socket error");
+        if let Message::Close(frame) = message {
+            let frame = frame.expect("a close frame with a code");
+            return (u16::from(frame.code), frame.reason.to_string());
+        }
+    }
+}
+
+/// Reads `n` ticks and asserts their `seq` are consecutive: a client that is being served
+/// normally. Bad-input tests call this on a bystander to show it was not affected.
+pub async fn assert_streaming(ws: &mut Ws, n: usize) {
+    let mut last: Option<u64> = None;
+    for _ in 0..n {
+        let tick = next_of_type(ws, "tick").await;
+        let seq = tick["seq"].as_u64().expect("seq");
+        if let Some(last) = last {
+            assert_eq!(seq, last + 1, "bystander missed a tick");
+        }
+        last = Some(seq);
+    }
 }

@@ -1,0 +1,355 @@
+//! The server's counters, and their Prometheus text exposition for `GET /metrics`.
+//!
+//! Every promise the robustness lesson makes ("a slow client skips ticks instead of growing
+//! memory", "past the limit the handshake is refused", "after the clients leave, nothing is
+//! left open") is checked by reading a number here, not by watching a clock.
+//!
+//! The rules that keep this cheap enough for the per-tick hot path:
+//!
+//! * every number is a relaxed atomic: a counter only ever goes up, a gauge up and down; no
+//!   lock, no allocation when one changes;
+//! * the set of series is fixed at compile time (no label maps growing with client input);
+//! * text is built only when someone asks for `/metrics`.
+//!
+//! To add a counter: add an [`AtomicU64`] field (or a [`Gauge`]) to [`Metrics`], bump it where
+//! the event happens, and add one line to [`Metrics::render`]. A new long-lived transport
+//! (long polling, Server-Sent Events) adds a [`Gauge`] for its open connections and takes a
+//! [`ConnectionGuard`] from [`Metrics::open_connection`], so `--max-connections` counts it too.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The routes `GET /metrics` reports requests for, by their pattern as registered in
+/// [`crate::http::routes`]. A request that matched none (a `404`) counts as `other`. A new
+/// route adds its pattern here.
+pub const ROUTES: &[&str] = &[
+    "/",
+    "/static/{path:.*}",
+    "/price",
+    "/healthz",
+    "/ws",
+    "/metrics",
+];
+
+/// Why a WebSocket handshake was refused; each has its own counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The request was not a valid WebSocket handshake (no `Upgrade`, wrong version, bad key).
+    NotAHandshake,
+    /// The page that opened it came from an origin that is not allowed (`403`).
+    Origin,
+    /// `--max-connections` were already open (`503`).
+    Capacity,
+}
+
+impl Refusal {
+    const ALL: [Refusal; 3] = [Refusal::NotAHandshake, Refusal::Origin, Refusal::Capacity];
+
+    /// The label value in `/metrics`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::NotAHandshake => "not_a_handshake",
+            Refusal::Origin => "origin",
+            Refusal::Capacity => "capacity",
+        }
+    }
+}
+
+/// A number that goes up and down, e.g. the open connections of a transport.
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicU64);
+
+impl Gauge {
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Counts one in the gauge until the returned guard is dropped (e.g. "sessions waiting").
+    pub fn hold(&self) -> GaugeHold<'_> {
+        self.add(1);
+        GaugeHold(self)
+    }
+
+    fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn sub(&self, n: u64) {
+        self.0.fetch_sub(n, Ordering::Relaxed);
+    }
+}
+
+/// One count in a [`Gauge`], given back when dropped, on every path out of a scope.
+#[derive(Debug)]
+pub struct GaugeHold<'a>(&'a Gauge);
+
+impl Drop for GaugeHold<'_> {
+    fn drop(&mut self) {
+        self.0.sub(1);
+    }
+}
+
+/// Every counter of one running server. One instance lives in
+/// [`AppState`](crate::http::AppState), shared by all workers through an `Arc`.
+#[derive(Debug)]
+pub struct Metrics {
+    /// Long-lived connections of any transport, the number `--max-connections` limits.
+    live: Gauge,
+    /// Open WebSocket sessions.
+    pub ws_open: Gauge,
+    /// Sessions waiting for room in their outgoing queue: the client is not reading as fast
+    /// as the feed ticks. Their queue is bounded; they skip ticks instead of queueing more.
+    pub ws_send_waiting: Gauge,
+    /// Text messages handed to WebSocket sessions (ticks and answers).
+    pub ws_messages_sent: AtomicU64,
+    /// Bytes of those messages' payloads.
+    pub ws_bytes_sent: AtomicU64,
+    /// Ticks a session never sent because a newer tick of the same symbol replaced them
+    /// while it waited for a slow client ("latest value wins").
+    pub ws_ticks_skipped: AtomicU64,
+    /// Messages received from WebSocket clients (text, binary, ping).
+    pub ws_messages_received: AtomicU64,
+    /// Sessions closed for sending faster than `--max-messages-per-sec` (close 1008).
+    pub ws_rate_limited: AtomicU64,
+    refused: [AtomicU64; Refusal::ALL.len()],
+    /// HTTP responses by route (index in [`ROUTES`], last = other) and status code.
+    http: Box<[[AtomicU64; STATUS_SLOTS]; ROUTES.len() + 1]>,
+}
+
+/// Status codes 100 to 599 each get a counter; a status outside that range counts as 599.
+const STATUS_SLOTS: usize = 500;
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            live: Gauge::default(),
+            ws_open: Gauge::default(),
+            ws_send_waiting: Gauge::default(),
+            ws_messages_sent: AtomicU64::new(0),
+            ws_bytes_sent: AtomicU64::new(0),
+            ws_ticks_skipped: AtomicU64::new(0),
+            ws_messages_received: AtomicU64::new(0),
+            ws_rate_limited: AtomicU64::new(0),
+            refused: Default::default(),
+            http: Box::new(std::array::from_fn(|_| {
+                std::array::from_fn(|_| AtomicU64::new(0))
+            })),
+        }
+    }
+}
+
+/// Holds one long-lived connection's place: while it lives, the connection counts in its
+/// transport's gauge and against `--max-connections`; dropping it (however the session
+/// ends, even by a panic) gives the place back. This is what lets the soak test expect the
+/// gauges back at exactly 0.
+#[derive(Debug)]
+pub struct ConnectionGuard {
+    metrics: std::sync::Arc<Metrics>,
+    transport: fn(&Metrics) -> &Gauge,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        (self.transport)(&self.metrics).sub(1);
+        self.metrics.live.sub(1);
+    }
+}
+
+/// The handshake was refused because `--max-connections` connections are open.
+#[derive(Debug)]
+pub struct AtCapacity;
+
+impl Metrics {
+    /// Takes a place for a new long-lived connection of the transport whose gauge `transport`
+    /// selects (e.g. `|m| &m.ws_open`), unless `max` are already open.
+    ///
+    /// The check and the increment are one atomic step, so two handshakes racing for the
+    /// last place cannot both win.
+    pub fn open_connection(
+        self: &std::sync::Arc<Self>,
+        max: u64,
+        transport: fn(&Metrics) -> &Gauge,
+    ) -> Result<ConnectionGuard, AtCapacity> {
+        self.live
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .map_err(|_| {
+                self.refused(Refusal::Capacity);
+                AtCapacity
+            })?;
+        transport(self).add(1);
+        Ok(ConnectionGuard {
+            metrics: self.clone(),
+            transport,
+        })
+    }
+
+    /// Long-lived connections open, all transports together.
+    pub fn live_connections(&self) -> u64 {
+        self.live.get()
+    }
+
+    /// Counts a refused handshake.
+    pub fn refused(&self, why: Refusal) {
+        self.refused[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many handshakes were refused for `why`.
+    pub fn refusals(&self, why: Refusal) -> u64 {
+        self.refused[why as usize].load(Ordering::Relaxed)
+    }
+
+    /// Counts one WebSocket text message of `bytes` bytes handed to a session.
+    pub fn ws_sent(&self, bytes: usize) {
+        self.ws_messages_sent.fetch_add(1, Ordering::Relaxed);
+        self.ws_bytes_sent
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Counts one HTTP response. `route` is the matched pattern (`None`: no route matched).
+    pub fn http_response(&self, route: Option<&str>, status: u16) {
+        let row = route
+            .and_then(|r| ROUTES.iter().position(|known| *known == r))
+            .unwrap_or(ROUTES.len());
+        let slot = usize::from(status.clamp(100, 599) - 100);
+        self.http[row][slot].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition format (version 0.0.4): `# HELP`, `# TYPE`, then one
+    /// `name{labels} value` line per series. `ticks` and `serialisations` come from the feed,
+    /// which keeps its own counters.
+    pub fn render(&self, ticks: u64, serialisations: u64) -> String {
+        let mut out = String::with_capacity(4096);
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut metric = |name: &str, kind: &str, help: &str, series: &[(&str, u64)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, value) in series {
+                let _ = writeln!(out, "{name}{labels} {value}");
+            }
+        };
+        metric(
+            "tickerlab_open_connections",
+            "gauge",
+            "Long-lived connections open, by transport.",
+            &[("{transport=\"websocket\"}", self.ws_open.get())],
+        );
+        metric(
+            "tickerlab_feed_ticks_total",
+            "counter",
+            "Ticks the feed has published.",
+            &[("", ticks)],
+        );
+        metric(
+            "tickerlab_feed_serialisations_total",
+            "counter",
+            "Ticks serialised to JSON: ticks x symbols, whatever the number of clients.",
+            &[("", serialisations)],
+        );
+        metric(
+            "tickerlab_ws_messages_sent_total",
+            "counter",
+            "Text messages handed to WebSocket sessions.",
+            &[("", load(&self.ws_messages_sent))],
+        );
+        metric(
+            "tickerlab_ws_bytes_sent_total",
+            "counter",
+            "Payload bytes of those messages.",
+            &[("", load(&self.ws_bytes_sent))],
+        );
+        metric(
+            "tickerlab_ws_messages_received_total",
+            "counter",
+            "Messages received from WebSocket clients (text, binary, ping).",
+            &[("", load(&self.ws_messages_received))],
+        );
+        metric(
+            "tickerlab_ws_send_waiting",
+            "gauge",
+            "Sessions waiting for a slow client to read (their queue is full and bounded).",
+            &[("", self.ws_send_waiting.get())],
+        );
+        metric(
+            "tickerlab_ws_ticks_skipped_total",
+            "counter",
+            "Ticks not sent to a slow client because a newer one replaced them.",
+            &[("", load(&self.ws_ticks_skipped))],
+        );
+        metric(
+            "tickerlab_ws_rate_limited_total",
+            "counter",
+            "Sessions closed (1008) for sending messages too fast.",
+            &[("", load(&self.ws_rate_limited))],
+        );
+        let refused: Vec<(String, u64)> = Refusal::ALL
+            .iter()
+            .map(|r| (format!("{{reason=\"{}\"}}", r.label()), self.refusals(*r)))
+            .collect();
+        let refused: Vec<(&str, u64)> = refused.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        metric(
+            "tickerlab_handshakes_refused_total",
+            "counter",
+            "WebSocket handshakes refused, by reason.",
+            &refused,
+        );
+        let mut http = Vec::new();
+        for (row, counts) in self.http.iter().enumerate() {
+            let route = ROUTES.get(row).copied().unwrap_or("other");
+            for (slot, count) in counts.iter().enumerate() {
+                let n = load(count);
+                if n > 0 {
+                    let status = slot + 100;
+                    http.push((format!("{{route=\"{route}\",status=\"{status}\"}}"), n));
+                }
+            }
+        }
+        let http: Vec<(&str, u64)> = http.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        metric(
+            "tickerlab_http_responses_total",
+            "counter",
+            "HTTP responses, by route pattern and status code.",
+            &http,
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn the_connection_limit_is_exact_and_places_come_back() {
+        let metrics = Arc::new(Metrics::default());
+        let a = metrics.open_connection(2, |m| &m.ws_open).unwrap();
+        let _b = metrics.open_connection(2, |m| &m.ws_open).unwrap();
+        assert!(metrics.open_connection(2, |m| &m.ws_open).is_err());
+        assert_eq!(metrics.refusals(Refusal::Capacity), 1);
+        drop(a);
+        assert_eq!(metrics.ws_open.get(), 1);
+        assert!(metrics.open_connection(2, |m| &m.ws_open).is_ok());
+    }
+
+    #[test]
+    fn renders_prometheus_text() {
+        let metrics = Metrics::default();
+        metrics.http_response(Some("/price"), 200);
+        metrics.http_response(None, 404);
+        metrics.ws_sent(10);
+        let text = metrics.render(3, 12);
+        assert!(text.contains("# TYPE tickerlab_ws_bytes_sent_total counter\n"));
+        assert!(text.contains("tickerlab_ws_bytes_sent_total 10\n"));
+        assert!(text.contains("tickerlab_feed_serialisations_total 12\n"));
+        assert!(
+            text.contains("tickerlab_http_responses_total{route=\"/price\",status=\"200\"} 1\n")
+        );
+        assert!(
+            text.contains("tickerlab_http_responses_total{route=\"other\",status=\"404\"} 1\n")
+        );
+        assert!(text.contains("tickerlab_handshakes_refused_total{reason=\"origin\"} 0\n"));
+    }
+}

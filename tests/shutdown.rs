@@ -1,0 +1,100 @@
+//! Graceful shutdown of the real binary: on SIGTERM or SIGINT (Ctrl-C) every WebSocket gets a
+//! close frame with 1001 (going away), idle HTTP connections are closed, and the process
+//! exits 0.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Instant;
+
+use common::{close_of, hello};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::Command;
+
+async fn graceful_stop_on(signal: &str) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tickerlab"))
+        .args(["--port", "0", "--tick-ms", "20"])
+        .env_remove("PORT")
+        .env_remove("HOST")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next_line().await.unwrap().expect("the URL line");
+        if let Some(url) = line.strip_prefix("tickerlab listening on http://") {
+            break url.to_owned();
+        }
+    };
+    // Keep reading the output (the log goes to stdout too), so the process never blocks or
+    // fails on a full or closed pipe; print it for a failing run.
+    let output = tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            eprintln!("tickerlab: {line}");
+        }
+    });
+
+    let mut sockets = Vec::new();
+    for _ in 0..5 {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+            .await
+            .unwrap();
+        hello(&mut ws).await;
+        sockets.push(ws);
+    }
+    // A keep-alive HTTP connection that has just been answered.
+    let mut keep_alive = TcpStream::connect(&addr).await.unwrap();
+    keep_alive
+        .write_all(format!("GET /price HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut first = [0u8; 17];
+    keep_alive.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200 OK\r\n");
+
+    let signalled = Instant::now();
+    let pid = child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for ws in &mut sockets {
+        let (code, reason) = close_of(ws).await;
+        assert_eq!(code, 1001, "{reason}");
+        assert_eq!(reason, "server shutting down");
+    }
+    eprintln!(
+        "{signal}: all 5 sockets got 1001 within {:?}",
+        signalled.elapsed()
+    );
+
+    // The idle keep-alive connection is closed (end of stream), not left hanging.
+    let mut rest = Vec::new();
+    tokio::time::timeout(common::WAIT, keep_alive.read_to_end(&mut rest))
+        .await
+        .expect("the idle connection is closed")
+        .ok();
+
+    let status = tokio::time::timeout(common::WAIT, child.wait())
+        .await
+        .expect("the process exits")
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    output.await.unwrap();
+    // After the exit nobody listens any more.
+    assert!(TcpStream::connect(&addr).await.is_err());
+}
+
+#[tokio::test]
+async fn sigterm_closes_sockets_with_1001_closes_idle_http_and_exits_0() {
+    graceful_stop_on("TERM").await;
+}
+
+#[tokio::test]
+async fn sigint_closes_sockets_with_1001_closes_idle_http_and_exits_0() {
+    graceful_stop_on("INT").await;
+}
