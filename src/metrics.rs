@@ -26,6 +26,8 @@ pub const ROUTES: &[&str] = &[
     "/",
     "/static/{path:.*}",
     "/price",
+    "/price/next",
+    "/events",
     "/healthz",
     "/ws",
     "/metrics",
@@ -98,6 +100,10 @@ pub struct Metrics {
     live: Gauge,
     /// Open WebSocket sessions.
     pub ws_open: Gauge,
+    /// Open Server-Sent Events streams.
+    pub sse_open: Gauge,
+    /// Long polls held, waiting for the next tick.
+    pub longpoll_open: Gauge,
     /// Sessions waiting for room in their outgoing queue: the client is not reading as fast
     /// as the feed ticks. Their queue is bounded; they skip ticks instead of queueing more.
     pub ws_send_waiting: Gauge,
@@ -125,6 +131,8 @@ impl Default for Metrics {
         Metrics {
             live: Gauge::default(),
             ws_open: Gauge::default(),
+            sse_open: Gauge::default(),
+            longpoll_open: Gauge::default(),
             ws_send_waiting: Gauge::default(),
             ws_messages_sent: AtomicU64::new(0),
             ws_bytes_sent: AtomicU64::new(0),
@@ -234,7 +242,11 @@ impl Metrics {
             "tickerlab_open_connections",
             "gauge",
             "Long-lived connections open, by transport.",
-            &[("{transport=\"websocket\"}", self.ws_open.get())],
+            &[
+                ("{transport=\"websocket\"}", self.ws_open.get()),
+                ("{transport=\"sse\"}", self.sse_open.get()),
+                ("{transport=\"longpoll\"}", self.longpoll_open.get()),
+            ],
         );
         metric(
             "tickerlab_feed_ticks_total",

@@ -145,3 +145,60 @@ async fn unknown_symbols_are_404_json() {
     let body: Value = response.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("NOPE"));
 }
+
+#[tokio::test]
+async fn streams_and_held_polls_count_as_connections_and_respect_the_limits() {
+    use common::wait_for_metric;
+    let app = spawn_app(Config {
+        tick_ms: 60_000,
+        max_connections: 2,
+        long_poll_secs: 3,
+        ..test_config()
+    })
+    .await;
+    let sse = r#"tickerlab_open_connections{transport="sse"}"#;
+    let longpoll = r#"tickerlab_open_connections{transport="longpoll"}"#;
+    let stream = EventReader::open(&app.http("/events"), None).await;
+    wait_for_metric(&app, sse, |n| n == 1).await;
+    // A long poll that has to wait holds the second place.
+    let held = tokio::spawn(reqwest::get(app.http("/price/next?after=1")));
+    wait_for_metric(&app, longpoll, |n| n == 1).await;
+    // A third long-lived connection of any kind is refused, clearly.
+    let refused = reqwest::get(app.http("/events")).await.unwrap();
+    assert_eq!(refused.status(), 503);
+    let body: Value = refused.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("--max-connections")
+    );
+    let refused = reqwest::get(app.http("/price/next?after=1")).await.unwrap();
+    assert_eq!(refused.status(), 503);
+    // Places are given back when the stream is dropped and when the poll is answered (here:
+    // 204 at the long-poll timeout; actix does not cancel a handler whose client left, so a
+    // held poll always ends at the next tick or the timeout).
+    drop(stream);
+    assert_eq!(held.await.unwrap().unwrap().status(), 204);
+    wait_for_metric(&app, sse, |n| n == 0).await;
+    wait_for_metric(&app, longpoll, |n| n == 0).await;
+}
+
+#[tokio::test]
+async fn a_cross_origin_event_stream_is_refused() {
+    let app = spawn_app(test_config()).await;
+    let response = reqwest::Client::new()
+        .get(app.http("/events"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let same_origin = reqwest::Client::new()
+        .get(app.http("/events"))
+        .header("origin", format!("http://{}", app.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same_origin.status(), 200);
+}

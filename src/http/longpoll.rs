@@ -49,6 +49,18 @@ pub async fn next(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
     let after = query.after.unwrap_or(0);
     let timeout = Duration::from_secs(state.config.long_poll_secs);
 
+    // A held request occupies a connection like a socket does: it counts against the limit
+    // (and in /metrics) while it waits.
+    let Ok(_place) = state
+        .metrics
+        .open_connection(state.config.max_connections, |m| &m.longpoll_open)
+    else {
+        return Err(ApiError::unavailable(format!(
+            "this server already has {} open connections, its limit (--max-connections): \
+             try again later",
+            state.config.max_connections
+        )));
+    };
     // Subscribe *before* looking at the latest value, so a tick published in between wakes us.
     let mut snapshots = feed.subscribe();
     let wait = async {

@@ -18,8 +18,10 @@ use futures_util::stream;
 use tokio::time::MissedTickBehavior;
 
 use super::AppState;
+use super::origin;
 use super::ws::parse_symbols_param;
 use crate::feed::Feed;
+use crate::metrics::{ConnectionGuard, Refusal};
 use crate::subscription::Subscription;
 
 /// Sent first: how long the browser should wait before reconnecting (ms), and a comment.
@@ -38,6 +40,14 @@ pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
         Ok(requested) => requested,
         Err(error) => return error.error_response(),
     };
+    // The same Origin policy as /ws. (Browsers also apply CORS to EventSource, and this
+    // server sends no CORS headers, so a foreign page could not read the stream anyway.)
+    if let origin::Verdict::Refused(text) = origin::check(&req, &state.config.allowed_origins) {
+        state.metrics.refused(Refusal::Origin);
+        return HttpResponse::Forbidden()
+            .content_type("text/plain; charset=utf-8")
+            .body(text);
+    }
     let mut subscription = match requested {
         None => Subscription::only(0),
         Some(names) => {
@@ -52,6 +62,18 @@ pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
     if let Some((index, seq)) = last_event_id(&req, &feed) {
         subscription.mark_sent(index, seq);
     }
+    // A stream holds a connection as long as a socket does: it counts against the same limit.
+    let Ok(place) = state
+        .metrics
+        .open_connection(state.config.max_connections, |m| &m.sse_open)
+    else {
+        return super::error::ApiError::unavailable(format!(
+            "this server already has {} open connections, its limit (--max-connections): \
+             try again later",
+            state.config.max_connections
+        ))
+        .error_response();
+    };
     let heartbeat = Duration::from_secs(state.config.heartbeat_secs);
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/event-stream"))
@@ -63,6 +85,7 @@ pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
             subscription,
             heartbeat,
             state.shutdown.clone(),
+            place,
         ))
 }
 
@@ -80,6 +103,7 @@ fn event_stream(
     subscription: Subscription,
     heartbeat: Duration,
     shutdown: tokio_util::sync::CancellationToken,
+    place: ConnectionGuard,
 ) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> {
     let mut timer = tokio::time::interval(heartbeat);
     timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -91,6 +115,7 @@ fn event_stream(
         shutdown,
         started: false,
         first: true,
+        _place: place,
     };
     stream::unfold(state, |mut state| async move {
         let chunk = state.next_chunk().await?;
@@ -107,6 +132,8 @@ struct EventState {
     shutdown: tokio_util::sync::CancellationToken,
     started: bool,
     first: bool,
+    /// This stream's place in the connection count, given back when the stream is dropped.
+    _place: ConnectionGuard,
 }
 
 impl EventState {
