@@ -1,6 +1,6 @@
 //! Graceful shutdown of the real binary: on SIGTERM or SIGINT (Ctrl-C) every WebSocket gets a
-//! close frame with 1001 (going away), idle HTTP connections are closed, and the process
-//! exits 0.
+//! close frame with 1001 (going away), an in-flight request (a held long poll) is answered,
+//! idle HTTP connections are closed, and the process exits 0.
 
 mod common;
 
@@ -55,6 +55,16 @@ async fn graceful_stop_on(signal: &str) {
     keep_alive.read_exact(&mut first).await.unwrap();
     assert_eq!(&first, b"HTTP/1.1 200 OK\r\n");
 
+    // An in-flight request: a long poll held for a tick that will not come before the signal.
+    let mut in_flight = TcpStream::connect(&addr).await.unwrap();
+    in_flight
+        .write_all(
+            format!("GET /price/next?after=999999999 HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    common::wait_until_held(&addr).await;
+
     let signalled = Instant::now();
     let pid = child.id().unwrap().to_string();
     let status = std::process::Command::new("kill")
@@ -70,6 +80,19 @@ async fn graceful_stop_on(signal: &str) {
     eprintln!(
         "{signal}: all 5 sockets got 1001 within {:?}",
         signalled.elapsed()
+    );
+
+    // The in-flight request is answered (204: no newer price before the server stopped),
+    // not cut off.
+    let mut answer = Vec::new();
+    tokio::time::timeout(common::WAIT, in_flight.read_to_end(&mut answer))
+        .await
+        .expect("the in-flight request is finished")
+        .ok();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 204"),
+        "in-flight long poll got {answer:?}"
     );
 
     // The idle keep-alive connection is closed (end of stream), not left hanging.

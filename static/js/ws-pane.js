@@ -117,6 +117,10 @@ export function mountWsPane(root, { symbols, scale, shared }) {
     view.log.add('←', `${message.handshake.response.status} ${message.handshake.response.reason}`, handshake.down);
     view.arrived(bytes, 'hello');
     shared.browserHeaders = message.handshake.request.headers;
+    // A front-end behind Redis says when its prices may be old (see README "Scaling WebSockets").
+    if (message.feed && message.feed.stale) {
+      view.status(`the server says its prices are stale (feed from ${message.feed.source}, Redis ${message.feed.redis || 'n/a'})`);
+    }
     clock.sample(openedAt, message.server_ts, nowMs());
     showClock('hello');
     showHandshake(document.getElementById('handshake'), message.handshake, describeSocketUrl(socket.url)).catch((error) => {

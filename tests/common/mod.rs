@@ -177,3 +177,27 @@ pub async fn assert_streaming(ws: &mut Ws, n: usize) {
         last = Some(seq);
     }
 }
+
+/// Waits until the server at `addr` reports a held long poll in `/metrics` (raw HTTP, so it
+/// works against a child process too). Panics after [`WAIT`].
+pub async fn wait_until_held(addr: &str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let start = std::time::Instant::now();
+    loop {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        stream
+            .write_all(
+                format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await
+            .expect("write");
+        let mut text = String::new();
+        stream.read_to_string(&mut text).await.expect("read");
+        if text.contains("tickerlab_open_connections{transport=\"longpoll\"} 1") {
+            return;
+        }
+        assert!(start.elapsed() < WAIT, "no held long poll in /metrics");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
