@@ -1,4 +1,9 @@
-//! Security headers on every response, so the browser itself enforces what the page may do.
+//! Security headers, so the browser itself enforces what the page may do.
+//!
+//! `Content-Security-Policy` and `Referrer-Policy` go on the HTML page only: they govern a
+//! document, and on a JSON answer they would be ~350 bytes of dead weight on *every poll*,
+//! which would also skew the lesson's byte counts against HTTP. `nosniff` is ~30 bytes and
+//! matters for every answer, so every answer gets it.
 //!
 //! * `Content-Security-Policy`: scripts, styles and images only from this server (no inline
 //!   script, no CDN), and network connections (`fetch`, `WebSocket`) only to this server's
@@ -16,7 +21,8 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
 
-/// The middleware: adds the headers to the response of every route (see the module docs).
+/// The middleware: adds `nosniff` to every response, and the page policies to HTML ones (see
+/// the module docs).
 pub async fn security_headers(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -28,17 +34,23 @@ pub async fn security_headers(
     );
     let mut res = next.call(req).await?;
     let headers = res.headers_mut();
-    if let Ok(policy) = HeaderValue::from_str(&policy) {
-        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
-    }
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    let is_html = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if is_html {
+        if let Ok(policy) = HeaderValue::from_str(&policy) {
+            headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+        }
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+    }
     Ok(res)
 }
 
