@@ -889,14 +889,15 @@ mod plot {
         for (i, r) in push.iter().enumerate() {
             let (see_color, age_color) = flat_colors[i % flat_colors.len()];
             let name = r.transport.trim_end_matches(" (push)");
+            let style = ["solid", "dashed", "dotted"][i % 3];
             let flat: [(String, f64, RGBColor); 2] = [
                 (
-                    format!("{name}: time to see a change, p99"),
+                    format!("{name} ({style}): time to see a change, p99"),
                     r.see.p99,
                     see_color,
                 ),
                 (
-                    format!("{name}: age of the shown price, mean"),
+                    format!("{name} ({style}): age of the shown price, mean"),
                     r.age_mean,
                     age_color,
                 ),
