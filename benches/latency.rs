@@ -319,10 +319,7 @@ impl SseDecoder {
             self.head_done = true;
         }
         // Chunks: `<hex size>\r\n<size bytes>\r\n`.
-        loop {
-            let Some(line_end) = find(&self.raw, b"\r\n") else {
-                break;
-            };
+        while let Some(line_end) = find(&self.raw, b"\r\n") {
             let size_text = std::str::from_utf8(&self.raw[..line_end])?;
             let size_text = size_text.split(';').next().unwrap_or_default().trim();
             let size = usize::from_str_radix(size_text, 16)
