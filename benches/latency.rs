@@ -1,8 +1,8 @@
 //! # `cargo bench --bench latency`: how much fresher and cheaper is push than polling?
 //!
 //! Starts the real app in-process (its own threads), then runs, at the same time and against
-//! the same feed, one client per transport: a WebSocket client and HTTP polling clients at
-//! several intervals. Every client wraps its TCP stream in a byte counter, records every tick
+//! the same feed, one client per transport: a WebSocket client, a Server-Sent Events client,
+//! a long-polling client and HTTP polling clients at several intervals. Every client wraps its TCP stream in a byte counter, records every tick
 //! it receives (`seq`, `ts`, when it arrived), and the bench turns those records into:
 //!
 //! * **time to see a change**: for every tick the server made, how long until the client
@@ -42,12 +42,17 @@ use support::output::{self, Table, num};
 use support::server::InProcess;
 use support::stats::{Summary, TickFields, now_ms, summary};
 
-/// One row of the comparison: a way for a client to learn the price. Long polling and
-/// Server-Sent Events join as variants of their own, with a `run` arm and a `theory` arm.
+/// One row of the comparison: a way for a client to learn the price. Each has a `run` arm
+/// (its client) and a `theory` arm (what it should measure).
 #[derive(Debug, Clone, Copy)]
 enum Transport {
     /// `GET /ws`: the server pushes every tick.
     WebSocket,
+    /// `GET /events`: the server pushes every tick as an event of one endless HTTP response.
+    Sse,
+    /// `GET /price/next?after=SEQ` again and again over one keep-alive connection: the server
+    /// holds each request until there is a tick newer than `SEQ`.
+    LongPoll,
     /// `GET /price` every `interval_ms` over one keep-alive connection.
     Polling { interval_ms: u64 },
 }
@@ -83,14 +88,17 @@ impl Transport {
     fn name(&self) -> String {
         match self {
             Transport::WebSocket => "WebSocket (push)".into(),
+            Transport::Sse => "SSE (push)".into(),
+            Transport::LongPoll => "long polling".into(),
             Transport::Polling { interval_ms } => format!("polling every {interval_ms} ms"),
         }
     }
 
-    /// The polling interval, or `None` for push transports.
+    /// The polling interval, or `None` for transports that learn of a change when it happens
+    /// (push, and long polling, whose requests wait for the change).
     fn interval_ms(&self) -> Option<u64> {
         match self {
-            Transport::WebSocket => None,
+            Transport::WebSocket | Transport::Sse | Transport::LongPoll => None,
             Transport::Polling { interval_ms } => Some(*interval_ms),
         }
     }
@@ -99,6 +107,8 @@ impl Transport {
     async fn run(self, addr: SocketAddr, symbol: String, stop_at: Instant) -> Observed {
         let result = match self {
             Transport::WebSocket => run_websocket(addr, &symbol, stop_at).await,
+            Transport::Sse => run_sse(addr, &symbol, stop_at).await,
+            Transport::LongPoll => run_long_poll(addr, &symbol, stop_at).await,
             Transport::Polling { interval_ms } => {
                 run_polling(addr, &symbol, interval_ms, stop_at).await
             }
@@ -109,11 +119,18 @@ impl Transport {
     /// What theory predicts for tick interval `tick` (ms), given the measured size of one
     /// exchange.
     fn theory(&self, tick: f64, unit_header: f64, unit_payload: f64) -> Theory {
-        match self.interval_ms() {
+        match *self {
             // Push: a change is seen as soon as it is delivered (~0 on loopback), the shown
             // price is as old as the time since the last tick (tick/2 on average), nothing
-            // is missed, one message of one frame per change.
-            None => Theory {
+            // is missed, one message per change. Its framing is the unit measured: 2 bytes of
+            // WebSocket frame header; for SSE the chunk header and `id:`/`data:` lines.
+            // Long polling sees a change as soon as the held request is answered, so the
+            // same, with one full HTTP request and response per change. Its catch is the
+            // blind moment after each answer, one round trip (well under a millisecond on
+            // loopback) until the next request is held again: a tick made then is answered
+            // at once when the request arrives, so it is late by that much, and only two
+            // ticks inside one blind moment would make a miss.
+            Transport::WebSocket | Transport::Sse | Transport::LongPoll => Theory {
                 see: [0.0, 0.0, 0.0, 0.0],
                 age_mean: tick / 2.0,
                 delay: [0.0, 0.0, 0.0],
@@ -126,8 +143,8 @@ impl Transport {
             // carries a price made 0..tick ago; the shown price is tick/2 + T/2 old on
             // average; a poll sees at most one change, so when T > tick, 1 - tick/T of the
             // changes are never seen; when T < tick, tick/T polls are spent per change.
-            Some(t) => {
-                let t = t as f64;
+            Transport::Polling { interval_ms } => {
+                let t = interval_ms as f64;
                 let per_change = (tick / t).max(1.0);
                 Theory {
                     see: [t * 0.5, t * 0.9, t * 0.99, t],
@@ -214,6 +231,180 @@ async fn run_websocket(
     // ticks are shorter than 126 bytes, RFC 6455 section 5.2).
     seen.unit_payload = tick_bytes.iter().sum::<f64>() / tick_bytes.len().max(1) as f64;
     seen.unit_header = 2.0;
+    Ok(seen)
+}
+
+/// A Server-Sent Events client, by hand so every byte is visible: one `GET /events`, then the
+/// endless chunked `text/event-stream` body, decoded chunk by chunk and split into events.
+/// The response head, chunk framing, `id:`/`data:` prefixes, blank lines and comments are
+/// header bytes; the JSON after `data: ` is payload.
+async fn run_sse(addr: SocketAddr, symbol: &str, stop_at: Instant) -> anyhow::Result<Observed> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tcp = TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let mut stream = Counted::new(tcp);
+    let request = format!(
+        "GET /events?symbols={symbol} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut seen = Observed::default();
+    let mut sse = SseDecoder::default();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = tokio::select! {
+            n = stream.read(&mut chunk) => n?,
+            _ = tokio::time::sleep_until(stop_at) => break,
+        };
+        anyhow::ensure!(n > 0, "the server ended the event stream");
+        let at = now_ms();
+        for data in sse.feed(&chunk[..n])? {
+            seen.exchanges += 1;
+            seen.payload_bytes += data.len() as u64;
+            if let Some(tick) = TickFields::parse(&data) {
+                seen.receipts.push(Receipt {
+                    at,
+                    seq: tick.seq,
+                    ts: tick.ts,
+                });
+            }
+        }
+    }
+    seen.wire_bytes = stream.bytes_read() + stream.bytes_written();
+    // One event: the framing measured per event (chunk header and trailer, `id: ACME:42\n`,
+    // `data: `, the newline and the blank line), and its JSON.
+    let events = sse.events.max(1) as f64;
+    seen.unit_header = sse.framing as f64 / events;
+    seen.unit_payload = seen.payload_bytes as f64 / events;
+    Ok(seen)
+}
+
+/// Decodes an HTTP/1.1 chunked `text/event-stream` response as its bytes arrive.
+#[derive(Default)]
+struct SseDecoder {
+    /// Raw bytes not yet decoded (an incomplete head or chunk).
+    raw: Vec<u8>,
+    /// Whether the response head (status line and headers) has been read.
+    head_done: bool,
+    /// Decoded body bytes not yet split into events.
+    body: Vec<u8>,
+    /// Chunk framing and event framing of the events so far (not the response head, not
+    /// comments): the per-event overhead the theory multiplies.
+    framing: u64,
+    /// Events carrying `data:` so far.
+    events: u64,
+    /// Chunk framing seen since the last event, charged to the next event.
+    chunk_framing: u64,
+}
+
+impl SseDecoder {
+    /// Takes newly read bytes; returns the `data:` of every event completed by them.
+    fn feed(&mut self, bytes: &[u8]) -> anyhow::Result<Vec<String>> {
+        self.raw.extend_from_slice(bytes);
+        if !self.head_done {
+            let Some(end) = find(&self.raw, b"\r\n\r\n") else {
+                anyhow::ensure!(self.raw.len() < 16 * 1024, "response head over 16 KiB");
+                return Ok(Vec::new());
+            };
+            let head = String::from_utf8_lossy(&self.raw[..end]).to_ascii_lowercase();
+            anyhow::ensure!(
+                head.starts_with("http/1.1 200"),
+                "GET /events answered {:?}",
+                head.lines().next()
+            );
+            anyhow::ensure!(
+                head.contains("transfer-encoding: chunked"),
+                "GET /events: expected a chunked body"
+            );
+            self.raw.drain(..end + 4);
+            self.head_done = true;
+        }
+        // Chunks: `<hex size>\r\n<size bytes>\r\n`.
+        while let Some(line_end) = find(&self.raw, b"\r\n") {
+            let size_text = std::str::from_utf8(&self.raw[..line_end])?;
+            let size_text = size_text.split(';').next().unwrap_or_default().trim();
+            let size = usize::from_str_radix(size_text, 16)
+                .map_err(|_| anyhow::anyhow!("bad chunk size {size_text:?}"))?;
+            anyhow::ensure!(size > 0, "the server ended the event stream");
+            if self.raw.len() < line_end + 2 + size + 2 {
+                break;
+            }
+            self.body
+                .extend_from_slice(&self.raw[line_end + 2..line_end + 2 + size]);
+            self.chunk_framing += (line_end + 4) as u64;
+            self.raw.drain(..line_end + 2 + size + 2);
+        }
+        // Events end with a blank line.
+        let mut data = Vec::new();
+        while let Some(end) = find(&self.body, b"\n\n") {
+            let event: Vec<u8> = self.body.drain(..end + 2).collect();
+            let text = std::str::from_utf8(&event)?;
+            let payload: Vec<&str> = text
+                .lines()
+                .filter_map(|line| line.strip_prefix("data:"))
+                .map(|d| d.strip_prefix(' ').unwrap_or(d))
+                .collect();
+            if payload.is_empty() {
+                continue; // `retry:` or a comment: framing, but not an event's
+            }
+            let json = payload.join("\n");
+            self.events += 1;
+            self.framing += (event.len() - json.len()) as u64 + self.chunk_framing;
+            self.chunk_framing = 0;
+            data.push(json);
+        }
+        Ok(data)
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A long-polling client: `GET /price/next?symbol=S&after=<newest seq held>` over one
+/// keep-alive connection, the next request sent the moment an answer arrives. A `204` (the
+/// server's timeout, nothing new) counts as an exchange that brought no tick.
+async fn run_long_poll(
+    addr: SocketAddr,
+    symbol: &str,
+    stop_at: Instant,
+) -> anyhow::Result<Observed> {
+    let mut client = HttpClient::connect(addr, &format!("/price/next?symbol={symbol}")).await?;
+    let mut seen = Observed::default();
+    let mut units = (0.0, 0.0, 0u32);
+    loop {
+        let (read, written) = (client.bytes_read(), client.bytes_written());
+        let response = tokio::select! {
+            response = client.get() => response?,
+            _ = tokio::time::sleep_until(stop_at) => break,
+        };
+        let at = now_ms();
+        seen.exchanges += 1;
+        seen.payload_bytes += response.body.len() as u64;
+        match response.status {
+            204 => continue,
+            200 => {}
+            other => anyhow::bail!("GET /price/next answered {other}"),
+        }
+        let total = (client.bytes_read() - read + client.bytes_written() - written) as f64;
+        units.0 += total - response.body.len() as f64;
+        units.1 += response.body.len() as f64;
+        units.2 += 1;
+        let text = std::str::from_utf8(&response.body)?;
+        let tick = TickFields::parse(text)
+            .ok_or_else(|| anyhow::anyhow!("GET /price/next answered {text:?}, not a tick"))?;
+        seen.receipts.push(Receipt {
+            at,
+            seq: tick.seq,
+            ts: tick.ts,
+        });
+        client.set_path(&format!("/price/next?symbol={symbol}&after={}", tick.seq));
+    }
+    seen.wire_bytes = client.bytes_read() + client.bytes_written();
+    // One exchange: request and response headers, and the tick. The `after=` grows by a
+    // digit now and then, so this is the average.
+    let n = f64::from(units.2.max(1));
+    seen.unit_header = units.0 / n;
+    seen.unit_payload = units.1 / n;
     Ok(seen)
 }
 
@@ -501,7 +692,7 @@ async fn run(secs: f64, tick_ms: u64, intervals: Vec<u64>, pollers: usize) {
     };
     let server = InProcess::start(config);
     let symbol = server.feed.symbols()[0].clone();
-    let mut transports = vec![Transport::WebSocket];
+    let mut transports = vec![Transport::WebSocket, Transport::Sse, Transport::LongPoll];
     transports.extend(
         intervals
             .iter()
@@ -539,7 +730,8 @@ async fn run(secs: f64, tick_ms: u64, intervals: Vec<u64>, pollers: usize) {
         }
         made
     });
-    // One WebSocket client (every push client sees the same thing), and `pollers` clients per
+    // One client per push transport and one long poller (every such client sees the same
+    // thing), and `pollers` clients per
     // polling interval: each starts at a random phase against the ticks, because a single
     // poller whose interval divides the tick's keeps one fixed phase for the whole run and
     // would measure that phase, not polling.
@@ -611,7 +803,8 @@ async fn run(secs: f64, tick_ms: u64, intervals: Vec<u64>, pollers: usize) {
 }
 
 /// The SVG: time to see a change and age of the shown price against the polling interval,
-/// measured and theory, with the WebSocket's figures as flat lines.
+/// measured and theory, with the figures of the transports that have no interval (WebSocket,
+/// SSE, long polling) as flat lines of their own.
 mod plot {
     use std::path::Path;
 
@@ -626,7 +819,7 @@ mod plot {
 
     pub fn latency(path: &Path, rows: &[Row], tick: f64) -> Result<(), Box<dyn std::error::Error>> {
         let polls: Vec<&Row> = rows.iter().filter(|r| r.interval_ms.is_some()).collect();
-        let push = rows.iter().find(|r| r.interval_ms.is_none());
+        let push: Vec<&Row> = rows.iter().filter(|r| r.interval_ms.is_none()).collect();
         let x = |r: &Row| r.interval_ms.unwrap_or(0) as f64;
         let x_max = polls.iter().map(|r| x(r)).fold(100.0, f64::max) * 1.05;
         let y_max = rows
@@ -640,7 +833,7 @@ mod plot {
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
             .caption(
-                format!("tickerlab: polling vs WebSocket push (tick {tick} ms)"),
+                format!("tickerlab: polling vs long polling, SSE and WebSocket (tick {tick} ms)"),
                 ("sans-serif", 22),
             )
             .margin(20)
@@ -683,23 +876,47 @@ mod plot {
                 .label(label)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
         }
-        if let Some(ws) = push {
-            let flat: [(&str, f64, RGBColor); 2] = [
-                ("WebSocket: time to see a change, p99", ws.see.p99, GREEN),
+        // One style per flat transport, so lines that lie on top of each other (they should:
+        // all three are about as fresh) stay tellable apart: solid, dashed, dotted.
+        let flat_colors: [(RGBColor, RGBColor); 3] = [
+            (GREEN, MAGENTA),
+            (RGBColor(230, 140, 0), RGBColor(120, 60, 180)),
+            (RGBColor(120, 80, 40), BLACK),
+        ];
+        for (i, r) in push.iter().enumerate() {
+            let (see_color, age_color) = flat_colors[i % flat_colors.len()];
+            let name = r.transport.trim_end_matches(" (push)");
+            let style = ["solid", "dashed", "dotted"][i % 3];
+            let flat: [(String, f64, RGBColor); 2] = [
                 (
-                    "WebSocket: age of the shown price, mean",
-                    ws.age_mean,
-                    MAGENTA,
+                    format!("{name} ({style}): time to see a change, p99"),
+                    r.see.p99,
+                    see_color,
+                ),
+                (
+                    format!("{name} ({style}): age of the shown price, mean"),
+                    r.age_mean,
+                    age_color,
                 ),
             ];
             for (label, y, color) in flat {
-                chart
-                    .draw_series(LineSeries::new(
-                        vec![(0.0, y), (x_max, y)],
-                        color.stroke_width(3),
-                    ))?
-                    .label(label)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+                let points = vec![(0.0, y), (x_max, y)];
+                let legend =
+                    move |(x, y): (i32, i32)| PathElement::new(vec![(x, y), (x + 20, y)], color);
+                match i % 3 {
+                    0 => chart
+                        .draw_series(LineSeries::new(points, color.stroke_width(3)))?
+                        .label(label)
+                        .legend(legend),
+                    1 => chart
+                        .draw_series(DashedLineSeries::new(points, 12, 6, color.stroke_width(3)))?
+                        .label(label)
+                        .legend(legend),
+                    _ => chart
+                        .draw_series(DashedLineSeries::new(points, 3, 5, color.stroke_width(3)))?
+                        .label(label)
+                        .legend(legend),
+                };
             }
         }
         chart

@@ -1,7 +1,8 @@
 //! A minimal HTTP/1.1 client for one keep-alive connection, written for measuring: it sends
 //! the smallest honest `GET` a polling client sends and splits what comes back into header
 //! bytes and payload bytes. It understands exactly what tickerlab answers (a status line,
-//! headers, `Content-Length`, a body) and refuses anything else with a clear error.
+//! headers, `Content-Length`, a body; or a bodiless `204 No Content`, as a long poll that
+//! timed out answers) and refuses anything else with a clear error.
 
 use std::io;
 use std::net::SocketAddr;
@@ -21,9 +22,11 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
-/// One keep-alive connection that sends the same `GET` again and again.
+/// One keep-alive connection that sends the same `GET` again and again (or, for long
+/// polling, a `GET` whose path changes with every answer: [`HttpClient::set_path`]).
 pub struct HttpClient {
     stream: Counted<TcpStream>,
+    addr: SocketAddr,
     request: Vec<u8>,
     buf: Vec<u8>,
 }
@@ -36,15 +39,26 @@ impl HttpClient {
     pub async fn connect(addr: SocketAddr, path: &str) -> io::Result<HttpClient> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
+        let mut client = HttpClient {
+            stream: Counted::new(stream),
+            addr,
+            request: Vec::new(),
+            buf: Vec::with_capacity(1024),
+        };
+        client.set_path(path);
+        Ok(client)
+    }
+
+    /// Makes the following [`HttpClient::get`]s ask for `path` (a long poll's `after=SEQ`
+    /// changes with every answer).
+    pub fn set_path(&mut self, path: &str) {
         // What a browser's fetch() sends, minus cookies and user-agent noise: the request line,
         // Host (required by HTTP/1.1) and an Accept.
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\n\r\n");
-        Ok(HttpClient {
-            stream: Counted::new(stream),
-            request: request.into_bytes(),
-            buf: Vec::with_capacity(1024),
-        })
+        self.request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\n\r\n",
+            self.addr
+        )
+        .into_bytes();
     }
 
     /// Bytes sent so far (all of them header bytes: a `GET` has no body).
@@ -83,6 +97,8 @@ impl HttpClient {
                 name.eq_ignore_ascii_case("content-length")
                     .then(|| value.trim().parse::<usize>().ok())?
             })
+            // 204 and 304 never have a body, with or without the header (RFC 9110 6.4.1).
+            .or(matches!(status, 204 | 304).then_some(0))
             .ok_or_else(|| bad("response without Content-Length"))?;
         while self.buf.len() < head_bytes + length {
             self.fill().await?;
