@@ -460,6 +460,9 @@ async fn the_pages_arithmetic_follows_the_rfc_and_the_protocol() {
             ]).then(async ([wire, stats, backoff, handshake]) => {
               const seq = new stats.SeqTracker();
               for (const s of [4, 5, 5, 8, 9]) seq.observe(s);
+              // A restarted server counts from 1 again: a new series, not 9 "repeats".
+              const restarted = new stats.SeqTracker();
+              const shown = [40, 41, 1, 2, 4].map((s) => restarted.observe(s));
               const window = new stats.SlidingWindow(3);
               for (const v of [100, 1, 2, 3]) window.add(v);
               done({
@@ -468,6 +471,7 @@ async fn the_pages_arithmetic_follows_the_rfc_and_the_protocol() {
                 utf8: wire.utf8Length('a€'),
                 head: wire.httpHeadBytes('HTTP/1.1 200 OK', [['a', 'b']]),
                 seq: [seq.seen, seq.missed, seq.seenShare],
+                restarted: [shown, restarted.restarts, restarted.missed],
                 window: [window.percentile(50), window.max],
                 backoff: [backoff.backoffDelay(0, () => 0), backoff.backoffDelay(0, () => 1),
                           backoff.backoffDelay(3, () => 0), backoff.backoffDelay(30, () => 1)],
@@ -489,6 +493,9 @@ async fn the_pages_arithmetic_follows_the_rfc_and_the_protocol() {
             "head": 25,
             // seen 4, 5, 8, 9 (5 again is no new price); missed 6 and 7.
             "seq": [4, 2, 4.0 / 6.0],
+            // 1 after 41: the server restarted; every price of the new run is shown, and
+            // only the gap inside the new run (3) counts as missed.
+            "restarted": [[true, true, true, true, true], 1, 1],
             "window": [2, 3],
             // half fixed, half random; doubling from 500 ms up to the 15 s cap
             "backoff": [250, 500, 2000, 15000],
@@ -569,6 +576,14 @@ async fn long_polling_and_sse_panes_join_when_chosen_and_update() {
         .await,
         count
     );
+    // Hiding the WebSocket pane closes its socket too: a hidden pane makes no traffic.
+    browser.click("#pane-chooser input[value=ws]").await;
+    browser
+        .wait_for(
+            "document.getElementById('pane-ws').dataset.state === 'closed'",
+            "the hidden WebSocket pane closed its socket",
+        )
+        .await;
     browser.assert_no_console_errors().await;
     browser.quit().await;
 }

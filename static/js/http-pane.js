@@ -54,6 +54,11 @@ export function mountHttpPane(root, { symbols, scale, shared }) {
 
   button.addEventListener('click', getPrice);
   autoPoll.addEventListener('change', schedule);
+  // Hidden by the pane chooser: stop auto-polling (a hidden pane makes no traffic).
+  view.deactivate = () => {
+    autoPoll.checked = false;
+    schedule();
+  };
   pollMs.addEventListener('change', schedule);
   return view;
 }

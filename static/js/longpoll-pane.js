@@ -45,7 +45,9 @@ export function mountLongPollPane(root, { symbols, scale, shared }) {
         } else if (response.ok) {
           const tick = JSON.parse(text);
           view.arrived(bytes, `200 seq ${tick.seq}`, tick);
-          after = Math.max(after, tick.seq);
+          // Not max(): after a server restart seq counts from 1 again, and an `after` from the
+          // old run would otherwise be ahead of every new price.
+          after = tick.seq;
         } else {
           view.arrived(bytes, `${response.status}`);
           throw new Error(`HTTP ${response.status}`);

@@ -11,11 +11,19 @@ export class SeqTracker {
     this.lastSeq = null;
     this.missed = 0;
     this.seen = 0;
+    this.restarts = 0;
   }
 
   /** Records a tick's seq; returns true when it is a price not shown before. */
   observe(seq) {
-    if (this.lastSeq !== null && seq <= this.lastSeq) return false; // already shown
+    if (this.lastSeq !== null && seq === this.lastSeq) return false; // already shown
+    if (this.lastSeq !== null && seq < this.lastSeq) {
+      // seq only rises while a server runs: a lower one means the server was restarted and
+      // its feed counts from 1 again. Start a new series instead of ignoring every price
+      // until the new count passes the old one.
+      this.restarts += 1;
+      this.lastSeq = null;
+    }
     if (this.lastSeq !== null) this.missed += seq - this.lastSeq - 1;
     this.lastSeq = seq;
     this.seen += 1;

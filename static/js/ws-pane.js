@@ -174,7 +174,7 @@ export function mountWsPane(root, { symbols, scale, shared }) {
     attempt = 0;
     if (!socket) connect();
   });
-  buttons.disconnect.addEventListener('click', () => {
+  function disconnect() {
     clearTimeout(retryTimer);
     retryTimer = null;
     if (socket) {
@@ -184,7 +184,14 @@ export function mountWsPane(root, { symbols, scale, shared }) {
     } else {
       setState('closed');
     }
-  });
+  }
+  buttons.disconnect.addEventListener('click', disconnect);
+  // The pane chooser: a hidden pane closes its socket, a shown one reconnects.
+  view.deactivate = disconnect;
+  view.activate = () => {
+    attempt = 0;
+    if (!socket) connect();
+  };
   buttons.drop.addEventListener('click', () => send({ type: 'drop', id: nextId++ }, 'drop (server, please close)'));
   buttons.ping.addEventListener('click', () => send({ type: 'ping', id: nextId++, t: nowMs() }, 'ping'));
   setState('closed');
