@@ -88,6 +88,9 @@ async fn bad_after_is_400_json() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_held_polls_all_complete_on_the_next_tick() {
+    // 1000 client sockets and 1000 server sockets live in this one process: lift the soft
+    // open-files limit (often 1024) to the hard one.
+    raise_open_files_limit();
     // Ticks 5 s apart: the 1000 requests are sent and held well before the next one.
     let app = spawn_app(slow_feed(5_000)).await;
     let seq = current_seq(&app, "ACME").await;
@@ -102,9 +105,32 @@ async fn a_thousand_held_polls_all_complete_on_the_next_tick() {
             tick["seq"].as_u64().unwrap()
         })
     });
+    let polls: Vec<_> = polls.collect();
+    // All 1000 are held by the server at once (the gauge proves it), then one tick answers
+    // them all.
+    common::wait_for_metric(
+        &app,
+        r#"tickerlab_open_connections{transport="longpoll"}"#,
+        |n| n == 1000,
+    )
+    .await;
     let seqs = futures_util::future::join_all(polls).await;
     assert_eq!(seqs.len(), 1000);
     for got in seqs {
         assert_eq!(got.unwrap(), seq + 1, "every held poll gets the next tick");
+    }
+}
+
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
     }
 }

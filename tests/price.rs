@@ -104,7 +104,7 @@ async fn successive_prices_advance_with_the_feed() {
         .json()
         .await
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    common::wait_for_ticks(&app, first["seq"].as_u64().unwrap() + 1).await;
     let later: Value = reqwest::get(app.http("/price"))
         .await
         .unwrap()

@@ -306,7 +306,7 @@ async fn drop_makes_the_server_close_with_1012_and_a_new_socket_works() {
 async fn a_new_socket_starts_at_the_newest_tick_not_a_backlog() {
     let app = spawn_app(test_config()).await;
     // Let the feed run for a while, so there is history a buggy catch-up could replay.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    common::wait_for_ticks(&app, 20).await;
     let polled: Value = reqwest::get(app.http("/price?symbol=ACME"))
         .await
         .unwrap()

@@ -201,3 +201,17 @@ pub async fn wait_until_held(addr: &str) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Waits until the feed has published at least `n` ticks (instead of sleeping and hoping a
+/// loaded machine kept up). Panics after [`WAIT`].
+pub async fn wait_for_ticks(app: &TestApp, n: u64) {
+    let start = std::time::Instant::now();
+    while app.feed.ticks() < n {
+        assert!(
+            start.elapsed() < WAIT,
+            "the feed made only {} ticks",
+            app.feed.ticks()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
