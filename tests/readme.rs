@@ -1,8 +1,9 @@
 //! The lesson never lies: the README's "try it" commands run against a live server, and
 //! every route, flag and message type it names exists.
 //!
-//! A shell block preceded by the line `<!-- try-it -->` is run with `bash` after replacing
-//! `127.0.0.1:8080` with the test server's address; it must exit 0 and print something.
+//! A shell block preceded by a line `<!-- try-it expect='TEXT' -->` is run with `bash` after
+//! replacing `127.0.0.1:8080` with the test server's address; it must exit 0 and print TEXT
+//! (so a 404, a wrong accept value or an empty answer fails the lesson, not just a crash).
 
 mod common;
 
@@ -18,14 +19,20 @@ fn readme() -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap()
 }
 
-/// The shell blocks marked `<!-- try-it -->`.
-fn try_it_blocks(text: &str) -> Vec<String> {
+/// The shell blocks marked `<!-- try-it expect='...' -->`, with what each must print.
+fn try_it_blocks(text: &str) -> Vec<(String, String)> {
     let mut blocks = Vec::new();
     let mut lines = text.lines().peekable();
     while let Some(line) = lines.next() {
-        if line.trim() != "<!-- try-it -->" {
+        let Some(rest) = line.trim().strip_prefix("<!-- try-it") else {
             continue;
-        }
+        };
+        let expect = rest
+            .trim()
+            .strip_prefix("expect='")
+            .and_then(|r| r.strip_suffix("' -->"))
+            .unwrap_or_else(|| panic!("a try-it marker names what the block prints: {line}"))
+            .to_owned();
         let fence = lines.next().unwrap_or_default();
         assert!(
             fence.starts_with("```sh"),
@@ -35,7 +42,7 @@ fn try_it_blocks(text: &str) -> Vec<String> {
             .by_ref()
             .take_while(|l| !l.starts_with("```"))
             .collect();
-        blocks.push(body.join("\n"));
+        blocks.push((body.join("\n"), expect));
     }
     blocks
 }
@@ -49,7 +56,7 @@ async fn try_it_commands_succeed_against_a_live_server() {
         "the lesson has try-it boxes, found {}",
         blocks.len()
     );
-    for block in blocks {
+    for (block, expect) in blocks {
         let script = block
             .replace("127.0.0.1:8080", &app.addr.to_string())
             .replace("localhost:8080", &app.addr.to_string());
@@ -63,8 +70,8 @@ async fn try_it_commands_succeed_against_a_live_server() {
         .unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(
-            output.status.success() && !stdout.trim().is_empty(),
-            "README try-it block failed:\n{block}\nstatus {:?}\nstdout {stdout}\nstderr {}",
+            output.status.success() && stdout.contains(&expect),
+            "README try-it block failed (expected {expect:?}):\n{block}\nstatus {:?}\nstdout {stdout}\nstderr {}",
             output.status,
             String::from_utf8_lossy(&output.stderr)
         );

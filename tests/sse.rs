@@ -3,7 +3,6 @@
 
 mod common;
 
-
 use common::{WAIT, spawn_app, test_config};
 use futures_util::StreamExt;
 use serde_json::Value;
