@@ -49,6 +49,9 @@ pub const MAX_QUERY_BYTES: usize = 1024;
 /// open connections to end, short enough that a person retrying is not kept waiting.
 pub const RETRY_AFTER_SECS: u32 = 5;
 
+/// The longest a session waits to queue its close frame before it just drops the socket.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
 /// `GET /ws`: checks that the request really asks for a WebSocket, answers `101`, and starts
 /// the session. A request that is not a WebSocket handshake gets a `400` (or `426` for a
 /// protocol version other than 13) whose text says what was missing and how to try it.
@@ -206,21 +209,7 @@ impl Outbox {
             metrics,
             waited,
         } = self;
-        let mut sending = std::pin::pin!(session.text(text));
-        // Try once without waiting: the normal case, a queue with room, costs no timer.
-        let first = std::future::poll_fn(|cx| Poll::Ready(sending.as_mut().poll(cx))).await;
-        let sent = match first {
-            Poll::Ready(sent) => sent.map_err(|_| Gone),
-            Poll::Pending => {
-                *waited = true;
-                let _waiting = metrics.ws_send_waiting.hold();
-                tokio::select! {
-                    sent = &mut sending => sent.map_err(|_| Gone),
-                    _ = shutdown.cancelled() => Err(Gone),
-                    _ = tokio::time::sleep(*timeout) => Err(Gone),
-                }
-            }
-        };
+        let sent = guarded(session.text(text), shutdown, *timeout, metrics, waited).await;
         if sent.is_ok() {
             metrics.ws_sent(bytes);
         }
@@ -229,6 +218,68 @@ impl Outbox {
 
     async fn send_json(&mut self, message: ServerMessage) -> Result<(), Gone> {
         self.send(message.to_json().into()).await
+    }
+
+    /// Sends a ping or a pong under the same rules as [`Outbox::send`]. Control frames share
+    /// the bounded queue with the ticks: a client that floods pings but never reads fills it
+    /// with pongs, and an unguarded `pong().await` would then wait forever, never reaching
+    /// the client-timeout check or the shutdown close, and keep its `--max-connections` place.
+    async fn control(&mut self, control: Control<'_>) -> Result<(), Gone> {
+        let Outbox {
+            session,
+            shutdown,
+            timeout,
+            metrics,
+            waited,
+        } = self;
+        match control {
+            Control::Ping => {
+                guarded(
+                    session.ping(b"tickerlab"),
+                    shutdown,
+                    *timeout,
+                    metrics,
+                    waited,
+                )
+                .await
+            }
+            Control::Pong(bytes) => {
+                guarded(session.pong(bytes), shutdown, *timeout, metrics, waited).await
+            }
+        }
+    }
+}
+
+/// A control frame the session sends: a heartbeat ping, or the answer to a client's ping.
+enum Control<'a> {
+    Ping,
+    Pong(&'a [u8]),
+}
+
+/// Drives one send into the session's queue. The normal case, a queue with room, completes on
+/// the first poll and costs no timer. Otherwise the send waits for the client, but never
+/// longer than `timeout` and never past shutdown: a peer that stopped reading is `Gone`.
+async fn guarded(
+    sending: impl Future<Output = Result<(), actix_ws::Closed>>,
+    shutdown: &CancellationToken,
+    timeout: Duration,
+    metrics: &Metrics,
+    waited: &mut bool,
+) -> Result<(), Gone> {
+    let mut sending = std::pin::pin!(sending);
+    // Try once without waiting: the normal case, a queue with room, costs no timer.
+    let first = std::future::poll_fn(|cx| Poll::Ready(sending.as_mut().poll(cx))).await;
+    match first {
+        Poll::Ready(sent) => sent.map_err(|_| Gone),
+        Poll::Pending => {
+            *waited = true;
+            let _waiting = metrics.ws_send_waiting.hold();
+            tokio::select! {
+                sent = &mut sending => sent.map_err(|_| Gone),
+                _ = shutdown.cancelled() => Err(Gone),
+                _ = tokio::time::sleep(timeout) => Err(Gone),
+            }
+        }
     }
 }
 
@@ -317,7 +368,7 @@ async fn run_session(
                     debug!("client silent for {:?}, closing", last_heard.elapsed());
                     break Some((CloseCode::Policy, "no answer to pings").into());
                 }
-                if out.session.ping(b"tickerlab").await.is_err() {
+                if out.control(Control::Ping).await.is_err() {
                     return;
                 }
             }
@@ -367,7 +418,7 @@ async fn run_session(
                         "binary frames are not part of this protocol: send JSON text",
                     ).into()),
                     AggregatedMessage::Ping(bytes) => {
-                        if out.session.pong(&bytes).await.is_err() {
+                        if out.control(Control::Pong(&bytes)).await.is_err() {
                             return;
                         }
                     }
@@ -379,7 +430,10 @@ async fn run_session(
         }
     };
     debug!(?reason, "closing");
-    let _ = out.session.close(reason).await;
+    // The close frame waits for room in the queue like any frame: bounded, so a client that
+    // stopped reading cannot keep a closing session (and its connection place) forever.
+    let close_wait = settings.client_timeout.min(CLOSE_WAIT);
+    let _ = tokio::time::timeout(close_wait, out.session.close(reason)).await;
 }
 
 /// The close frame for a frame that broke the rules (RFC 6455 section 7.4.1 codes).
