@@ -142,6 +142,7 @@ pub async fn upgrade(
                 session,
                 shutdown,
                 timeout: settings.client_timeout,
+                grace: feed.tick_interval().min(settings.client_timeout),
                 metrics,
                 waited: false,
             };
@@ -188,8 +189,14 @@ struct Outbox {
     /// A send that cannot complete for this long means the client stopped reading entirely;
     /// its socket is dropped. (Ticks never queue: a slow reader skips to the newest.)
     timeout: Duration,
+    /// How long a send may wait before the client counts as slow: one tick interval. A
+    /// session and its connection's writer share one worker thread, so a burst of sends (a
+    /// catch-up after a late wake-up) finds the queue full because of *our own* burst, not
+    /// because the client is slow; the writer drains it as soon as we yield.
+    grace: Duration,
     metrics: Arc<Metrics>,
-    /// Set when a send had to wait for the client since the last tick: the client is slow,
+    /// Set when a send had to wait for the client (longer than `grace`) since the last
+    /// tick: the client is slow,
     /// so missed ticks are skipped rather than caught up.
     waited: bool,
 }
@@ -206,10 +213,18 @@ impl Outbox {
             session,
             shutdown,
             timeout,
+            grace,
             metrics,
             waited,
         } = self;
-        let sent = guarded(session.text(text), shutdown, *timeout, metrics, waited).await;
+        let sent = guarded(
+            session.text(text),
+            shutdown,
+            (*timeout, *grace),
+            metrics,
+            waited,
+        )
+        .await;
         if sent.is_ok() {
             metrics.ws_sent(bytes);
         }
@@ -229,6 +244,7 @@ impl Outbox {
             session,
             shutdown,
             timeout,
+            grace,
             metrics,
             waited,
         } = self;
@@ -237,14 +253,21 @@ impl Outbox {
                 guarded(
                     session.ping(b"tickerlab"),
                     shutdown,
-                    *timeout,
+                    (*timeout, *grace),
                     metrics,
                     waited,
                 )
                 .await
             }
             Control::Pong(bytes) => {
-                guarded(session.pong(bytes), shutdown, *timeout, metrics, waited).await
+                guarded(
+                    session.pong(bytes),
+                    shutdown,
+                    (*timeout, *grace),
+                    metrics,
+                    waited,
+                )
+                .await
             }
         }
     }
@@ -257,29 +280,35 @@ enum Control<'a> {
 }
 
 /// Drives one send into the session's queue. The normal case, a queue with room, completes on
-/// the first poll and costs no timer. Otherwise the send waits for the client, but never
-/// longer than `timeout` and never past shutdown: a peer that stopped reading is `Gone`.
+/// the first poll and costs no timer. Otherwise the send waits: for up to `grace` it is
+/// assumed to be our own burst draining (the writer runs on this thread as soon as we
+/// yield); past that, the client is slow (`waited`, and the `ws_send_waiting` gauge). The
+/// wait never outlasts `timeout` or shutdown: a peer that stopped reading is `Gone`.
 async fn guarded(
     sending: impl Future<Output = Result<(), actix_ws::Closed>>,
     shutdown: &CancellationToken,
-    timeout: Duration,
+    (timeout, grace): (Duration, Duration),
     metrics: &Metrics,
     waited: &mut bool,
 ) -> Result<(), Gone> {
     let mut sending = std::pin::pin!(sending);
     // Try once without waiting: the normal case, a queue with room, costs no timer.
     let first = std::future::poll_fn(|cx| Poll::Ready(sending.as_mut().poll(cx))).await;
-    match first {
-        Poll::Ready(sent) => sent.map_err(|_| Gone),
-        Poll::Pending => {
-            *waited = true;
-            let _waiting = metrics.ws_send_waiting.hold();
-            tokio::select! {
-                sent = &mut sending => sent.map_err(|_| Gone),
-                _ = shutdown.cancelled() => Err(Gone),
-                _ = tokio::time::sleep(timeout) => Err(Gone),
-            }
-        }
+    if let Poll::Ready(sent) = first {
+        return sent.map_err(|_| Gone);
+    }
+    let mut stop = std::pin::pin!(shutdown.cancelled());
+    tokio::select! {
+        sent = &mut sending => return sent.map_err(|_| Gone),
+        _ = &mut stop => return Err(Gone),
+        _ = tokio::time::sleep(grace) => {}
+    }
+    *waited = true;
+    let _waiting = metrics.ws_send_waiting.hold();
+    tokio::select! {
+        sent = &mut sending => sent.map_err(|_| Gone),
+        _ = &mut stop => Err(Gone),
+        _ = tokio::time::sleep(timeout.saturating_sub(grace)) => Err(Gone),
     }
 }
 
