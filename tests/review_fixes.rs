@@ -61,3 +61,69 @@ async fn wait_for_metric_within(app: &common::TestApp, series: &str, limit: Dura
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A server that restarted counts `seq` from 1 again. A long poll whose `after` is from the
+/// earlier run (beyond the current seq) is answered at once with the current tick; it used
+/// to be held until the timeout, every time, forever.
+#[tokio::test]
+async fn a_long_poll_after_a_seq_from_an_earlier_run_is_answered_with_the_current_tick() {
+    let app = spawn_app(Config {
+        tick_ms: 60_000,
+        long_poll_secs: 120,
+        ..test_config()
+    })
+    .await;
+    let current: serde_json::Value = reqwest::get(app.http("/price"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let poll = reqwest::get(app.http("/price/next?symbol=ACME&after=999999999"));
+    // Far shorter than the next tick (60 s) and the long-poll timeout (120 s): only an
+    // immediate answer arrives within it.
+    let response = tokio::time::timeout(WAIT, poll)
+        .await
+        .expect("answered at once, not held")
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let tick: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(tick["seq"], current["seq"], "{tick}");
+    assert_eq!(tick["symbol"], "ACME");
+    // The current seq itself is still held: that is what long polling is for.
+    let held = tokio::time::timeout(
+        Duration::from_millis(500),
+        reqwest::get(app.http(&format!("/price/next?after={}", current["seq"]))),
+    )
+    .await;
+    assert!(held.is_err(), "a poll for the next tick must be held");
+}
+
+/// The same for Server-Sent Events: a `Last-Event-ID` from an earlier run is ignored and the
+/// current tick is sent at once; it used to silence the symbol until the new run caught up.
+#[tokio::test]
+async fn an_sse_last_event_id_from_an_earlier_run_is_ignored() {
+    let app = spawn_app(Config {
+        tick_ms: 60_000,
+        ..test_config()
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let mut response = client
+        .get(app.http("/events?symbols=ACME,GLOBX"))
+        .header("Last-Event-ID", "ACME:999999999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut text = String::new();
+    let wanted = ["id: ACME:1\n", "id: GLOBX:1\n"];
+    while !wanted.iter().all(|w| text.contains(w)) {
+        let chunk = tokio::time::timeout(WAIT, response.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no current tick within the wait; got {text:?}"))
+            .unwrap()
+            .expect("stream open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}

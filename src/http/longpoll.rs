@@ -1,7 +1,12 @@
 //! `GET /price/next?symbol=ACME&after=41`: long polling, the classic trick for pushing over
-//! plain HTTP. The client says which `seq` it already has; the server answers at once if a
-//! newer one exists, and otherwise *holds the request open* until the next tick (or a
+//! plain HTTP. The client says which `seq` it already has; the server answers at once with
+//! the *newest* tick if it is newer than that (latest value wins: the ticks in between are
+//! not replayed), and otherwise *holds the request open* until the next tick (or a
 //! timeout, answered `204 No Content`), after which the client asks again.
+//!
+//! An `after` *beyond* the current `seq` comes from an earlier run of the server (it
+//! restarted, and counts from 1 again): it is answered at once with the current tick, so
+//! the client picks up the new numbering instead of waiting for a `seq` that is far away.
 //!
 //! Compared with short polling it sees every change at nearly push latency, at the price
 //! of one full HTTP request and response per update, and a reconnect gap after each one.
@@ -40,8 +45,9 @@ impl NextQuery {
     }
 }
 
-/// `GET /price/next`: `200` with the first tick newer than `after`, waiting for it if needed;
-/// `204` when none came within `--long-poll-secs`.
+/// `GET /price/next`: `200` with the newest tick if it is newer than `after` (or if `after`
+/// is from an earlier run of the server: beyond the current `seq`), waiting for the next
+/// tick if needed; `204` when none came within `--long-poll-secs`.
 pub async fn next(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let query = NextQuery::parse(req.query_string())?;
     let feed = &state.feed;
@@ -66,7 +72,9 @@ pub async fn next(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
     let wait = async {
         loop {
             let newest = snapshots.borrow_and_update().ticks[index].clone();
-            if newest.tick.seq > after {
+            let seq = newest.tick.seq;
+            // seq 0 is a front-end's placeholder (no tick from Redis yet): wait for a real one.
+            if seq > after || (seq < after && seq > 0) {
                 return Some(newest);
             }
             if snapshots.changed().await.is_err() {

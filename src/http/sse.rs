@@ -4,7 +4,8 @@
 //! event per tick. The browser's `EventSource` parses it and reconnects by itself when the
 //! connection drops, sending the last `id:` it saw as `Last-Event-ID`. tickerlab answers a
 //! reconnect with the *current* tick at once (latest value wins): no backlog is replayed,
-//! the `seq` gap shows what the outage cost.
+//! the `seq` gap shows what the outage cost. A `Last-Event-ID` whose `seq` is beyond the
+//! current one (from before a server restart) is ignored.
 //!
 //! SSE is push without a new protocol, which is often all a one-way feed needs; what it
 //! cannot do is carry messages from the client over the same connection. Compare `ws.rs`.
@@ -59,7 +60,12 @@ pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
             subscription
         }
     };
-    if let Some((index, seq)) = last_event_id(&req, &feed) {
+    // A Last-Event-ID beyond the symbol's current seq is from an earlier run of the server
+    // (it restarted and counts from 1 again): ignored, or the symbol would stay silent
+    // until the new run caught up with the old numbering.
+    if let Some((index, seq)) = last_event_id(&req, &feed)
+        && seq <= feed.latest().ticks[index].tick.seq
+    {
         subscription.mark_sent(index, seq);
     }
     // A stream holds a connection as long as a socket does: it counts against the same limit.
