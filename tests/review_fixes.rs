@@ -127,3 +127,62 @@ async fn an_sse_last_event_id_from_an_earlier_run_is_ignored() {
         text.push_str(&String::from_utf8_lossy(&chunk));
     }
 }
+
+/// Every long-lived transport refused at `--max-connections` gets the same `503`: JSON naming
+/// the limit, and `Retry-After` (event streams and long polls used to lack it).
+#[tokio::test]
+async fn refusals_at_max_connections_carry_retry_after_on_every_transport() {
+    let app = spawn_app(Config {
+        tick_ms: 60_000,
+        max_connections: 1,
+        ..test_config()
+    })
+    .await;
+    let _stream = reqwest::get(app.http("/events")).await.unwrap();
+    wait_for_metric(
+        &app,
+        r#"tickerlab_open_connections{transport="sse"}"#,
+        |n| n == 1,
+    )
+    .await;
+    let mut bodies = Vec::new();
+    for path in ["/events", "/price/next?after=1"] {
+        let refused = reqwest::get(app.http(path)).await.unwrap();
+        assert_eq!(refused.status(), 503, "{path}");
+        assert_eq!(refused.headers()["retry-after"], "5", "{path}");
+        let body: serde_json::Value = refused.json().await.unwrap();
+        let error = body["error"].as_str().expect("an error text").to_owned();
+        assert!(error.contains("--max-connections"), "{path}: {error}");
+        bodies.push(error);
+    }
+    let refused = tokio_tungstenite::connect_async(app.ws_url("/ws")).await;
+    let response = match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response,
+        other => panic!("expected an HTTP refusal, got {other:?}"),
+    };
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "5");
+    let body: serde_json::Value =
+        serde_json::from_slice(response.body().as_deref().unwrap_or_default()).unwrap();
+    bodies.push(body["error"].as_str().unwrap().to_owned());
+    assert!(bodies.iter().all(|b| *b == bodies[0]), "{bodies:#?}");
+}
+
+/// A foreign page's event stream is refused in the words of event streams, not WebSockets.
+#[tokio::test]
+async fn an_event_stream_origin_refusal_does_not_speak_of_websocket_handshakes() {
+    let app = spawn_app(test_config()).await;
+    let refused = reqwest::Client::new()
+        .get(app.http("/events"))
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let text = refused.text().await.unwrap();
+    assert!(
+        text.contains("https://evil.example") && text.contains("--allowed-origin"),
+        "{text}"
+    );
+    assert!(!text.contains("WebSocket handshake"), "{text}");
+}

@@ -61,11 +61,9 @@ pub async fn next(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
         .metrics
         .open_connection(state.config.max_connections, |m| &m.longpoll_open)
     else {
-        return Err(ApiError::unavailable(format!(
-            "this server already has {} open connections, its limit (--max-connections): \
-             try again later",
-            state.config.max_connections
-        )));
+        return Ok(super::error::too_many_connections(
+            state.config.max_connections,
+        ));
     };
     // Subscribe *before* looking at the latest value, so a tick published in between wakes us.
     let mut snapshots = feed.subscribe();

@@ -73,12 +73,7 @@ pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
         .metrics
         .open_connection(state.config.max_connections, |m| &m.sse_open)
     else {
-        return super::error::ApiError::unavailable(format!(
-            "this server already has {} open connections, its limit (--max-connections): \
-             try again later",
-            state.config.max_connections
-        ))
-        .error_response();
+        return super::error::too_many_connections(state.config.max_connections);
     };
     let heartbeat = Duration::from_secs(state.config.heartbeat_secs);
     HttpResponse::Ok()

@@ -11,7 +11,7 @@
 //! Before a socket is opened, [`upgrade`] answers every way a handshake can be refused:
 //! not a WebSocket request (`400`), wrong version (`426`), a malformed or too long query
 //! (`400` JSON), a foreign `Origin` (`403`, see [`super::origin`]), or too many open
-//! connections (`503` with `Retry-After`). Once open, a session defends itself: messages
+//! connections (`503` with `Retry-After`, see [`super::error::too_many_connections`]). Once open, a session defends itself: messages
 //! over `--max-message-bytes` (1009), binary frames (1003), invalid UTF-8 (1007), floods
 //! past `--max-messages-per-sec` (1008), and silence past `--client-timeout-secs`.
 
@@ -44,10 +44,6 @@ use crate::tick::{
 /// The longest query string `/ws` and `/price` accept, in bytes. Ours are short
 /// (`?symbols=ACME,GLOBX`); a longer one is a mistake or an attack and gets a `400`.
 pub const MAX_QUERY_BYTES: usize = 1024;
-
-/// What a refused handshake's `Retry-After` says, in seconds: long enough for a few of the
-/// open connections to end, short enough that a person retrying is not kept waiting.
-pub const RETRY_AFTER_SECS: u32 = 5;
 
 /// The longest a session waits to queue its close frame before it just drops the socket.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
@@ -87,14 +83,9 @@ pub async fn upgrade(
         }
     }
     let Ok(place) = metrics.open_connection(state.config.max_connections, |m| &m.ws_open) else {
-        return Ok(HttpResponse::ServiceUnavailable()
-            .insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()))
-            .content_type("text/plain; charset=utf-8")
-            .body(format!(
-                "This server already has {} open connections, its limit (--max-connections): \
-                 try again in {RETRY_AFTER_SECS} seconds.\n",
-                state.config.max_connections
-            )));
+        return Ok(super::error::too_many_connections(
+            state.config.max_connections,
+        ));
     };
     let feed = &state.feed;
     let (mut subscription, unknown) = match requested {
