@@ -362,11 +362,14 @@ async fn run_session(
     let mut last_heard = Instant::now();
     let mut rate_limit = RateLimit::new(settings.max_messages_per_sec);
     let shutdown = out.shutdown.clone();
+    // Made once, not on every pass of the loop: each `cancelled()` call registers with the
+    // token's shared waker list, a lock that every session would take on every tick.
+    let mut stop = std::pin::pin!(shutdown.cancelled());
 
     let reason: Option<CloseReason> = loop {
         tokio::select! {
             // The server is shutting down: tell the client it is going away.
-            _ = shutdown.cancelled() => {
+            _ = &mut stop => {
                 break Some((CloseCode::Away, "server shutting down").into());
             }
 
