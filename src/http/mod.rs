@@ -6,9 +6,10 @@
 //! * [`sse`]: `GET /events`, Server-Sent Events: one response that never ends.
 //! * [`ws`]: `GET /ws`, the WebSocket way: one request upgraded to a long-lived socket.
 //! * [`metrics`]: `GET /metrics`, the server's counters, and the middleware counting responses.
-//! * [`origin`]: the WebSocket handshake's `Origin` check (Cross-Site WebSocket Hijacking).
+//! * [`origin`]: the `Origin` check on `/ws` and `/events` (Cross-Site WebSocket Hijacking).
 //! * [`rate_limit`]: the per-connection token bucket that stops message floods.
-//! * [`headers`]: the security headers (Content-Security-Policy, ...) on every response.
+//! * [`headers`]: the security headers: `nosniff` on every response, Content-Security-Policy
+//!   and Referrer-Policy on the HTML page.
 //! * [`error`]: the JSON error body every route uses.
 
 pub mod error;
