@@ -422,11 +422,11 @@ async fn run_session(
                 }
                 match message {
                     AggregatedMessage::Text(text) => {
-                        // The client asked us to drop it (the page's "drop connection").
-                        if let Some(reason) = drop_request(&text) {
-                            break Some(reason);
-                        }
-                        let answers = handle_text(&text, &feed, &mut subscription);
+                        let answers = match handle_text(&text, &feed, &mut subscription) {
+                            Reply::Answers(answers) => answers,
+                            // The client asked us to drop it (the page's "drop connection").
+                            Reply::Close(reason) => break Some(reason),
+                        };
                         for answer in answers {
                             if out.send_json(answer).await.is_err() {
                                 return;
@@ -486,13 +486,34 @@ fn too_big(max_bytes: usize) -> CloseReason {
         .into()
 }
 
-/// Answers one text message. Returns the messages to send back, in order; a bad message gets
-/// an `error` and changes nothing.
-fn handle_text(text: &str, feed: &Feed, subscription: &mut Subscription) -> Vec<ServerMessage> {
+/// What the session does about one client text message.
+#[derive(Debug)]
+enum Reply {
+    /// Send these messages back, in order.
+    Answers(Vec<ServerMessage>),
+    /// Close the socket with this reason (the client asked to be dropped).
+    Close(CloseReason),
+}
+
+/// Answers one text message, parsed once. A bad message gets an `error` and changes nothing;
+/// a `drop` request closes the socket (see [`drop_reason`]).
+fn handle_text(text: &str, feed: &Feed, subscription: &mut Subscription) -> Reply {
     let message: ClientMessage = match serde_json::from_str(text) {
         Ok(message) => message,
-        Err(e) => return vec![bad_message(text, &e)],
+        Err(e) => return Reply::Answers(vec![bad_message(text, &e)]),
     };
+    if let ClientMessage::Drop { id } = message {
+        return Reply::Close(drop_reason(id));
+    }
+    Reply::Answers(answer(message, feed, subscription))
+}
+
+/// The messages that answer a parsed request other than `drop`.
+fn answer(
+    message: ClientMessage,
+    feed: &Feed,
+    subscription: &mut Subscription,
+) -> Vec<ServerMessage> {
     match message {
         ClientMessage::Ping { id, t } => vec![ServerMessage::Pong {
             id,
@@ -511,7 +532,7 @@ fn handle_text(text: &str, feed: &Feed, subscription: &mut Subscription) -> Vec<
                 id,
             )]
         }
-        // Handled by `drop_request` before we get here; nothing to answer.
+        // Handled by `handle_text` before we get here; nothing to answer.
         ClientMessage::Drop { .. } => Vec::new(),
         ClientMessage::Subscribe { symbols, id } => {
             change_subscription(feed, subscription, &symbols, id, true)
@@ -522,25 +543,20 @@ fn handle_text(text: &str, feed: &Feed, subscription: &mut Subscription) -> Vec<
     }
 }
 
-/// The close reason for a `{"type":"drop"}` request, or `None` for any other text.
+/// The close reason for a `{"type":"drop"}` request.
 ///
 /// The server closes with 1012 ("service restart"): the code a server uses to say "I am
 /// going away for a moment, reconnect". The socket really closes, so the client goes through
 /// exactly what a real outage would put it through: the close event, backoff, a new
 /// handshake, a new `hello`, and a `seq` gap for the ticks it missed meanwhile.
-fn drop_request(text: &str) -> Option<CloseReason> {
-    match serde_json::from_str::<ClientMessage>(text) {
-        Ok(ClientMessage::Drop { id }) => {
-            // A close frame's reason must fit in 123 bytes, so a long client id is cut.
-            let id = id.map(|id| id.to_string()).unwrap_or_default();
-            let description = match truncate(&id, 32) {
-                "" => "dropped at the client's request: reconnect".to_owned(),
-                id => format!("dropped at the client's request (id {id}): reconnect"),
-            };
-            Some((CloseCode::Restart, description).into())
-        }
-        _ => None,
-    }
+fn drop_reason(id: RequestId) -> CloseReason {
+    // A close frame's reason must fit in 123 bytes, so a long client id is cut.
+    let id = id.map(|id| id.to_string()).unwrap_or_default();
+    let description = match truncate(&id, 32) {
+        "" => "dropped at the client's request: reconnect".to_owned(),
+        id => format!("dropped at the client's request (id {id}): reconnect"),
+    };
+    (CloseCode::Restart, description).into()
 }
 
 fn change_subscription(
