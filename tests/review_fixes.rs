@@ -186,3 +186,21 @@ async fn an_event_stream_origin_refusal_does_not_speak_of_websocket_handshakes()
     );
     assert!(!text.contains("WebSocket handshake"), "{text}");
 }
+
+/// The long poll reads its query like every other route: an over-long one is a `400` that
+/// says so (it used to be parsed whatever its length).
+#[tokio::test]
+async fn an_over_long_long_poll_query_is_refused_by_length() {
+    let app = spawn_app(test_config()).await;
+    let query = format!("symbol=ACME&after=1&x={}", "y".repeat(2000));
+    let response = reqwest::get(app.http(&format!("/price/next?{query}")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("too long") && error.contains("?symbol=NAME&after=SEQ"),
+        "{error}"
+    );
+}

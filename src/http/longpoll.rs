@@ -34,14 +34,10 @@ pub struct NextQuery {
 impl NextQuery {
     /// Parses a raw query string, with an error that says what is expected.
     pub fn parse(query: &str) -> Result<NextQuery, ApiError> {
-        web::Query::<NextQuery>::from_query(query)
-            .map(web::Query::into_inner)
-            .map_err(|e| {
-                ApiError::bad_request(format!(
-                    "malformed query string ({e}): expected ?symbol=NAME&after=SEQ with SEQ a \
-                     whole number >= 0 (the newest seq you have)"
-                ))
-            })
+        super::query::parse(
+            query,
+            "?symbol=NAME&after=SEQ with SEQ a whole number >= 0 (the newest seq you have)",
+        )
     }
 }
 

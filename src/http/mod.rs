@@ -10,6 +10,7 @@
 //! * [`rate_limit`]: the per-connection token bucket that stops message floods.
 //! * [`headers`]: the security headers: `nosniff` on every response, Content-Security-Policy
 //!   and Referrer-Policy on the HTML page.
+//! * [`query`]: the query-string parser every route shares (length limit, typed, clear `400`).
 //! * [`error`]: the JSON error body every route uses.
 
 pub mod error;
@@ -19,6 +20,7 @@ pub mod metrics;
 pub mod origin;
 pub mod page;
 pub mod price;
+pub mod query;
 pub mod rate_limit;
 pub mod sse;
 pub mod ws;

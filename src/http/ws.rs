@@ -41,10 +41,6 @@ use crate::tick::{
     ServerMessage, epoch_ms,
 };
 
-/// The longest query string `/ws` and `/price` accept, in bytes. Ours are short
-/// (`?symbols=ACME,GLOBX`); a longer one is a mistake or an attack and gets a `400`.
-pub const MAX_QUERY_BYTES: usize = 1024;
-
 /// The longest a session waits to queue its close frame before it just drops the socket.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
@@ -649,7 +645,8 @@ fn hello(feed: &Feed, subscription: &Subscription, handshake: Handshake) -> Serv
     }
 }
 
-/// The query `/ws` understands: `?symbols=ACME,GLOBX`, or nothing for the default symbol.
+/// The query `/ws` and `/events` understand: `?symbols=ACME,GLOBX`, or nothing for the
+/// default symbol.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WsQuery {
@@ -659,19 +656,8 @@ struct WsQuery {
 /// `?symbols=ACME,GLOBX` as a list of names; `None` when the parameter is absent. A query
 /// that is too long, malformed, or has other parameters is a `400` saying what is expected.
 pub(crate) fn parse_symbols_param(query: &str) -> Result<Option<Vec<String>>, ApiError> {
-    if query.len() > MAX_QUERY_BYTES {
-        return Err(ApiError::bad_request(format!(
-            "query string too long ({} bytes): at most {MAX_QUERY_BYTES}; expected nothing or \
-             ?symbols=NAME,NAME",
-            query.len()
-        )));
-    }
-    let parsed = web::Query::<WsQuery>::from_query(query).map_err(|e| {
-        ApiError::bad_request(format!(
-            "malformed query string ({e}): expected nothing or ?symbols=NAME,NAME"
-        ))
-    })?;
-    Ok(parsed.into_inner().symbols.map(|value| {
+    let parsed: WsQuery = super::query::parse(query, "nothing or ?symbols=NAME,NAME")?;
+    Ok(parsed.symbols.map(|value| {
         value
             .split(',')
             .map(str::trim)

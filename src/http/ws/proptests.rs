@@ -10,6 +10,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::http::origin::Origin;
 use crate::http::price::PriceQuery;
+use crate::http::query::MAX_QUERY_BYTES;
 use crate::market::{Market, SymbolSpec};
 
 /// A feed with four symbols. Its task is never driven: the properties only need its symbols
