@@ -303,11 +303,6 @@ impl Config {
         Ok(())
     }
 
-    /// Whether the server speaks TLS (`https://`, `wss://`) rather than plain HTTP.
-    pub fn tls_enabled(&self) -> bool {
-        self.tls_self_signed || self.tls_cert.is_some()
-    }
-
     /// The feed's tick interval.
     pub fn tick_interval(&self) -> Duration {
         Duration::from_millis(self.tick_ms)

@@ -369,10 +369,14 @@ impl Feed {
         self.shared.latest.borrow().clone()
     }
 
-    /// A receiver that wakes when a new snapshot is published. Awaiting `changed()` on it
-    /// costs nothing while the feed is quiet, however many receivers wait.
+    /// A receiver that wakes when a new snapshot is published *after* this call. Awaiting
+    /// `changed()` on it costs nothing while the feed is quiet, however many receivers wait.
+    /// (The snapshot current at the call counts as seen: read it with [`Feed::latest`] or
+    /// `borrow_and_update()`. Subscribe first, then read, so no tick falls in between.)
     pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
-        self.shared.latest.clone()
+        let mut receiver = self.shared.latest.clone();
+        receiver.mark_unchanged();
+        receiver
     }
 
     /// How many ticks the feed has published (the first one included).
