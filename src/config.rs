@@ -45,7 +45,7 @@ pub struct Config {
     #[arg(long, env = "SYMBOLS", value_delimiter = ',', default_values_t = DEFAULT_SYMBOLS.iter().map(|s| s.to_string()))]
     pub symbols: Vec<String>,
 
-    /// HTTP worker threads (default: one per CPU core).
+    /// HTTP worker threads, 1 to 1024 (default: one per CPU core).
     #[arg(long, env = "WORKERS")]
     pub workers: Option<usize>,
 
@@ -55,12 +55,12 @@ pub struct Config {
     pub max_message_bytes: usize,
 
     /// Seconds between the server's WebSocket pings to each client. Should be half (or less)
-    /// of --client-timeout-secs, so one lost ping does not drop a healthy client.
+    /// of --client-timeout-secs, so one lost ping does not drop a healthy client; at most 3600.
     #[arg(long, env = "HEARTBEAT_SECS", default_value_t = 5)]
     pub heartbeat_secs: u64,
 
     /// Seconds of silence (no frame at all, not even a pong) after which the server closes
-    /// a WebSocket as dead.
+    /// a WebSocket as dead; at most 86400 (a day).
     #[arg(long, env = "CLIENT_TIMEOUT_SECS", default_value_t = 30)]
     pub client_timeout_secs: u64,
 
@@ -149,6 +149,12 @@ pub enum ConfigError {
         "--allowed-origin {0:?} is not an origin: write it as a browser sends it, scheme://host[:port] (e.g. https://example.org), without a path"
     )]
     AllowedOrigin(String),
+    /// `--workers` 0 (actix would panic) or absurdly many.
+    #[error("--workers {0} is out of range: use 1 to 1024 (or leave it out: one per CPU core)")]
+    Workers(usize),
+    /// A duration so long it is surely a mistake, and could overflow a timer's deadline.
+    #[error("{0} {1} is too long: use at most {2} seconds")]
+    TooLong(&'static str, u64, u64),
     /// A limit of zero would refuse every client.
     #[error("{0} must be at least 1")]
     ZeroLimit(&'static str),
@@ -184,6 +190,17 @@ impl Default for Config {
 /// subscription fits in one machine word.
 pub const MAX_SYMBOLS: usize = 16;
 
+/// The most HTTP worker threads `--workers` accepts: far more than any machine has cores.
+pub const MAX_WORKERS: usize = 1024;
+
+/// The longest `--heartbeat-secs`: an hour. Longer is surely a typo, and proxies drop idle
+/// connections after a minute or so anyway.
+pub const MAX_HEARTBEAT_SECS: u64 = 3600;
+
+/// The longest `--client-timeout-secs`: a day. Bounded so a deadline `now + timeout` always
+/// fits in a timer's `Instant` (a huge value would overflow it and panic).
+pub const MAX_CLIENT_TIMEOUT_SECS: u64 = 86_400;
+
 impl Config {
     /// Checks every rule at once, so a bad flag fails at start-up with a clear message rather
     /// than misbehaving later.
@@ -205,7 +222,28 @@ impl Config {
         if sorted.windows(2).any(|w| w[0] == w[1]) {
             return Err(ConfigError::SymbolList("a symbol is listed twice"));
         }
-        if self.heartbeat_secs == 0 || self.heartbeat_secs * 2 > self.client_timeout_secs {
+        if let Some(workers) = self.workers
+            && !(1..=MAX_WORKERS).contains(&workers)
+        {
+            return Err(ConfigError::Workers(workers));
+        }
+        if self.heartbeat_secs > MAX_HEARTBEAT_SECS {
+            return Err(ConfigError::TooLong(
+                "--heartbeat-secs",
+                self.heartbeat_secs,
+                MAX_HEARTBEAT_SECS,
+            ));
+        }
+        if self.client_timeout_secs > MAX_CLIENT_TIMEOUT_SECS {
+            return Err(ConfigError::TooLong(
+                "--client-timeout-secs",
+                self.client_timeout_secs,
+                MAX_CLIENT_TIMEOUT_SECS,
+            ));
+        }
+        // Checked even though both are bounded above: the rule must not depend on that.
+        let twice = self.heartbeat_secs.checked_mul(2);
+        if self.heartbeat_secs == 0 || twice.is_none_or(|t| t > self.client_timeout_secs) {
             return Err(ConfigError::Heartbeat(
                 self.heartbeat_secs,
                 self.client_timeout_secs,
@@ -263,11 +301,6 @@ impl Config {
             return Err(ConfigError::ZeroLimit("--max-messages-per-sec"));
         }
         Ok(())
-    }
-
-    /// Whether the server speaks TLS (`https://`, `wss://`) rather than plain HTTP.
-    pub fn tls_enabled(&self) -> bool {
-        self.tls_self_signed || self.tls_cert.is_some()
     }
 
     /// The feed's tick interval.
@@ -336,6 +369,49 @@ mod tests {
         assert!(bad(|c| c.redis = Some("localhost:6379".into())).contains("redis://HOST:PORT"));
         assert!(bad(|c| c.allowed_origins = vec!["example.org".into()]).contains("scheme://"));
         assert!(bad(|c| c.max_connections = 0).contains("at least 1"));
+    }
+
+    #[test]
+    fn workers_and_durations_are_bounded() {
+        let check = |f: fn(&mut Config)| {
+            let mut c = Config::default();
+            f(&mut c);
+            c.validate().map_err(|e| e.to_string())
+        };
+        let err = check(|c| c.workers = Some(0)).unwrap_err();
+        assert!(
+            err.contains("--workers 0") && err.contains("1 to 1024"),
+            "{err}"
+        );
+        assert!(check(|c| c.workers = Some(1025)).is_err());
+        assert!(check(|c| c.workers = Some(1)).is_ok());
+        assert!(check(|c| c.workers = Some(1024)).is_ok());
+        // No overflow in heartbeat * 2: a clear error instead of a panic or a wrap-around.
+        let err = check(|c| c.heartbeat_secs = u64::MAX).unwrap_err();
+        assert!(
+            err.contains("--heartbeat-secs") && err.contains("3600"),
+            "{err}"
+        );
+        let err = check(|c| {
+            c.heartbeat_secs = u64::MAX / 2 + 1;
+            c.client_timeout_secs = u64::MAX;
+        })
+        .unwrap_err();
+        assert!(err.contains("too long"), "{err}");
+        let err = check(|c| c.client_timeout_secs = 86_401).unwrap_err();
+        assert!(
+            err.contains("--client-timeout-secs") && err.contains("86400"),
+            "{err}"
+        );
+        assert!(
+            check(|c| {
+                c.heartbeat_secs = 3600;
+                c.client_timeout_secs = 86_400;
+            })
+            .is_ok()
+        );
+        // Every message is one line, as a start-up error should be.
+        assert!(!err.contains('\n'));
     }
 
     #[test]

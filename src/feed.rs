@@ -275,16 +275,19 @@ impl Feed {
     }
 
     /// The JSON of tick `seq` of the symbol at `index`, if it is among the last [`HISTORY`]
-    /// ticks: for a reader that woke up after the feed had moved on.
+    /// snapshots: for a reader that woke up after the feed had moved on. A binary search on
+    /// the symbol's `seq`, which never decreases along the history.
     pub fn recent_json(&self, index: usize, seq: u64) -> Option<ByteString> {
         let history = self
             .shared
             .history
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        let newest = history.back()?.ticks.first()?.tick.seq;
-        let back = usize::try_from(newest.checked_sub(seq)?).ok()?;
-        let position = history.len().checked_sub(1 + back)?;
+        // A symbol's seq never goes down along the history, but a snapshot is not always one
+        // seq: a Redis relay publishes one per batch, in which a symbol may skip seqs or stay
+        // put. So search by the symbol's own seq rather than by position.
+        let seq_at = |snapshot: &Arc<Snapshot>| snapshot.ticks.get(index).map(|p| p.tick.seq);
+        let position = history.partition_point(|snapshot| seq_at(snapshot) < Some(seq));
         let published = history.get(position)?.ticks.get(index)?;
         (published.tick.seq == seq).then(|| published.json.clone())
     }
@@ -366,10 +369,14 @@ impl Feed {
         self.shared.latest.borrow().clone()
     }
 
-    /// A receiver that wakes when a new snapshot is published. Awaiting `changed()` on it
-    /// costs nothing while the feed is quiet, however many receivers wait.
+    /// A receiver that wakes when a new snapshot is published *after* this call. Awaiting
+    /// `changed()` on it costs nothing while the feed is quiet, however many receivers wait.
+    /// (The snapshot current at the call counts as seen: read it with [`Feed::latest`] or
+    /// `borrow_and_update()`. Subscribe first, then read, so no tick falls in between.)
     pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
-        self.shared.latest.clone()
+        let mut receiver = self.shared.latest.clone();
+        receiver.mark_unchanged();
+        receiver
     }
 
     /// How many ticks the feed has published (the first one included).
@@ -509,6 +516,52 @@ mod tests {
         };
         let json = serde_json::to_string(&tick).unwrap().into();
         Published::new(tick, json)
+    }
+
+    #[test]
+    fn recent_json_finds_a_tick_by_its_own_seq_in_relay_snapshots() {
+        let (feed, mut relay) = Feed::relay(
+            vec!["ACME".into(), "GLOBX".into()],
+            Duration::from_millis(100),
+        );
+        // Batches as Redis delivers them: symbols out of step, seqs skipped, one symbol
+        // unchanged across snapshots.
+        relay.publish(
+            vec![(0, published("ACME", 10)), (1, published("GLOBX", 3))],
+            true,
+        );
+        relay.publish(vec![(0, published("ACME", 12))], true);
+        relay.publish(vec![(1, published("GLOBX", 4))], true);
+        relay.publish(
+            vec![(0, published("ACME", 13)), (1, published("GLOBX", 9))],
+            true,
+        );
+        let seq_of = |json: ByteString| serde_json::from_str::<Tick>(&json).unwrap();
+        for (index, seq) in [(0, 10), (0, 12), (0, 13), (1, 3), (1, 4), (1, 9)] {
+            let tick = seq_of(feed.recent_json(index, seq).expect("in the history"));
+            assert_eq!(
+                (tick.symbol.as_str(), tick.seq),
+                (feed.symbols()[index].as_str(), seq)
+            );
+        }
+        for (index, seq) in [(0, 11), (0, 14), (1, 5), (1, 10), (2, 3)] {
+            assert_eq!(feed.recent_json(index, seq), None, "{index} {seq}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn recent_json_finds_the_local_feeds_recent_ticks() {
+        let (feed, task) = Feed::start(market(), Duration::from_millis(100));
+        let mut rx = feed.subscribe();
+        while rx.borrow_and_update().ticks[0].tick.seq < 5 {
+            rx.changed().await.unwrap();
+        }
+        for seq in 1..=5 {
+            let json = feed.recent_json(1, seq).expect("in the history");
+            assert_eq!(serde_json::from_str::<Tick>(&json).unwrap().seq, seq);
+        }
+        assert_eq!(feed.recent_json(1, 6), None);
+        task.stop();
     }
 
     #[test]

@@ -1,11 +1,15 @@
 //! # tickerlab
 //!
 //! A lab for the question "what is a WebSocket, and why does it exist?". One server runs one
-//! random-walk price feed and serves it two ways at once, so the two can be compared live
+//! random-walk price feed and serves it four ways at once, so they can be compared live
 //! and measured:
 //!
 //! * `GET /price`: HTTP request/response. The client asks; the server answers with the
 //!   newest price; to learn of a change the client must ask again (polling).
+//! * `GET /price/next`: long polling. The server holds the request until there is a newer
+//!   price, then answers; the client asks again at once.
+//! * `GET /events`: Server-Sent Events. One HTTP response that never ends, one event per
+//!   new price: push over plain HTTP, one way only.
 //! * `GET /ws`: a WebSocket. One HTTP request is upgraded to a persistent, two-way
 //!   connection, and the server *pushes* every new price the moment it exists.
 //!

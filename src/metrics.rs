@@ -33,14 +33,16 @@ pub const ROUTES: &[&str] = &[
     "/metrics",
 ];
 
-/// Why a WebSocket handshake was refused; each has its own counter.
+/// Why a long-lived connection was refused; each has its own counter. `NotAHandshake` is
+/// WebSocket-only; `Origin` also counts refused event streams, and `Capacity` refused event
+/// streams and long polls (the series keeps its historic name, `handshakes_refused`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// The request was not a valid WebSocket handshake (no `Upgrade`, wrong version, bad key).
     NotAHandshake,
     /// The page that opened it came from an origin that is not allowed (`403`).
     Origin,
-    /// `--max-connections` were already open (`503`).
+    /// `--max-connections` were already open (`503`), on any transport.
     Capacity,
 }
 
@@ -195,11 +197,6 @@ impl Metrics {
         })
     }
 
-    /// Long-lived connections open, all transports together.
-    pub fn live_connections(&self) -> u64 {
-        self.live.get()
-    }
-
     /// Counts a refused handshake.
     pub fn refused(&self, why: Refusal) {
         self.refused[why as usize].fetch_add(1, Ordering::Relaxed);
@@ -304,7 +301,7 @@ impl Metrics {
         metric(
             "tickerlab_handshakes_refused_total",
             "counter",
-            "WebSocket handshakes refused, by reason.",
+            "Long-lived connections refused before they opened (WebSocket handshakes; also event streams and long polls for origin and capacity), by reason.",
             &refused,
         );
         let mut http = Vec::new();

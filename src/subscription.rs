@@ -64,11 +64,6 @@ impl Subscription {
         self.mask & (1 << index) != 0
     }
 
-    /// Whether no symbol is subscribed.
-    pub fn is_empty(&self) -> bool {
-        self.mask == 0
-    }
-
     /// The subscribed symbols' names, in feed order.
     pub fn names(&self, feed: &Feed) -> Vec<String> {
         feed.symbols()

@@ -205,8 +205,8 @@ pub enum ServerMessage {
     Error {
         /// What was wrong and what is allowed, for a person to read.
         message: String,
-        /// A stable machine-readable reason: `bad_json`, `bad_message`, `unknown_symbol`,
-        /// `not_text`.
+        /// A stable machine-readable reason: `bad_json`, `bad_message` or `unknown_symbol`.
+        /// (A binary frame is not answered with an `error`: the socket closes with 1003.)
         code: String,
         /// The `id` of the request this answers, when it had one.
         #[serde(default, skip_serializing_if = "Option::is_none")]

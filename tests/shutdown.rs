@@ -14,7 +14,8 @@ use tokio::process::Command;
 
 async fn graceful_stop_on(signal: &str) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tickerlab"))
-        .args(["--port", "0", "--tick-ms", "20"])
+        // A slow tick, so a long poll for the tick after the current one stays held.
+        .args(["--port", "0", "--tick-ms", "60000"])
         .env_remove("PORT")
         .env_remove("HOST")
         .env("RUST_LOG", "warn")
@@ -55,11 +56,20 @@ async fn graceful_stop_on(signal: &str) {
     keep_alive.read_exact(&mut first).await.unwrap();
     assert_eq!(&first, b"HTTP/1.1 200 OK\r\n");
 
-    // An in-flight request: a long poll held for a tick that will not come before the signal.
+    // An in-flight request: a long poll held for a tick that will not come before the signal
+    // (the one after the current tick; a seq beyond the current one would be answered at
+    // once, as from an earlier run of the server).
+    let current: serde_json::Value = reqwest::get(format!("http://{addr}/price"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let seq = current["seq"].as_u64().expect("seq");
     let mut in_flight = TcpStream::connect(&addr).await.unwrap();
     in_flight
         .write_all(
-            format!("GET /price/next?after=999999999 HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes(),
+            format!("GET /price/next?after={seq} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes(),
         )
         .await
         .unwrap();

@@ -68,3 +68,25 @@ impl ResponseError for ApiError {
             .json(self)
     }
 }
+
+/// What a refusal at `--max-connections` puts in `Retry-After`, in seconds: long enough for a
+/// few of the open connections to end, short enough that a person retrying is not kept
+/// waiting.
+pub const RETRY_AFTER_SECS: u32 = 5;
+
+/// The one answer for a long-lived connection (a WebSocket, an event stream, a held long
+/// poll) refused because `--max-connections` are open: `503 Service Unavailable` with
+/// `Retry-After`, and a JSON body that names the limit. Every transport answers the same,
+/// so a client (or a load balancer) handles "server full" one way.
+pub fn too_many_connections(max_connections: u64) -> HttpResponse {
+    let error = ApiError::unavailable(format!(
+        "this server already has {max_connections} open connections, its limit \
+         (--max-connections): try again in {RETRY_AFTER_SECS} seconds"
+    ));
+    let mut response = error.error_response();
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        header::HeaderValue::from(RETRY_AFTER_SECS),
+    );
+    response
+}

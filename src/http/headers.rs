@@ -27,11 +27,9 @@ pub async fn security_headers(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let policy = content_security_policy(
-        req.headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok()),
-    );
+    // Kept (a reference-count bump) so the policy can be built after the answer, and only
+    // for an HTML one: a `/price` poll must not pay for formatting a string it never sends.
+    let host = req.headers().get(header::HOST).cloned();
     let mut res = next.call(req).await?;
     let headers = res.headers_mut();
     headers.insert(
@@ -43,6 +41,7 @@ pub async fn security_headers(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/html"));
     if is_html {
+        let policy = content_security_policy(host.as_ref().and_then(|h| h.to_str().ok()));
         if let Ok(policy) = HeaderValue::from_str(&policy) {
             headers.insert(header::CONTENT_SECURITY_POLICY, policy);
         }

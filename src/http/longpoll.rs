@@ -1,7 +1,12 @@
 //! `GET /price/next?symbol=ACME&after=41`: long polling, the classic trick for pushing over
-//! plain HTTP. The client says which `seq` it already has; the server answers at once if a
-//! newer one exists, and otherwise *holds the request open* until the next tick (or a
+//! plain HTTP. The client says which `seq` it already has; the server answers at once with
+//! the *newest* tick if it is newer than that (latest value wins: the ticks in between are
+//! not replayed), and otherwise *holds the request open* until the next tick (or a
 //! timeout, answered `204 No Content`), after which the client asks again.
+//!
+//! An `after` *beyond* the current `seq` comes from an earlier run of the server (it
+//! restarted, and counts from 1 again): it is answered at once with the current tick, so
+//! the client picks up the new numbering instead of waiting for a `seq` that is far away.
 //!
 //! Compared with short polling it sees every change at nearly push latency, at the price
 //! of one full HTTP request and response per update, and a reconnect gap after each one.
@@ -29,19 +34,16 @@ pub struct NextQuery {
 impl NextQuery {
     /// Parses a raw query string, with an error that says what is expected.
     pub fn parse(query: &str) -> Result<NextQuery, ApiError> {
-        web::Query::<NextQuery>::from_query(query)
-            .map(web::Query::into_inner)
-            .map_err(|e| {
-                ApiError::bad_request(format!(
-                    "malformed query string ({e}): expected ?symbol=NAME&after=SEQ with SEQ a \
-                     whole number >= 0 (the newest seq you have)"
-                ))
-            })
+        super::query::parse(
+            query,
+            "?symbol=NAME&after=SEQ with SEQ a whole number >= 0 (the newest seq you have)",
+        )
     }
 }
 
-/// `GET /price/next`: `200` with the first tick newer than `after`, waiting for it if needed;
-/// `204` when none came within `--long-poll-secs`.
+/// `GET /price/next`: `200` with the newest tick if it is newer than `after` (or if `after`
+/// is from an earlier run of the server: beyond the current `seq`), waiting for the next
+/// tick if needed; `204` when none came within `--long-poll-secs`.
 pub async fn next(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let query = NextQuery::parse(req.query_string())?;
     let feed = &state.feed;
@@ -55,18 +57,18 @@ pub async fn next(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
         .metrics
         .open_connection(state.config.max_connections, |m| &m.longpoll_open)
     else {
-        return Err(ApiError::unavailable(format!(
-            "this server already has {} open connections, its limit (--max-connections): \
-             try again later",
-            state.config.max_connections
-        )));
+        return Ok(super::error::too_many_connections(
+            state.config.max_connections,
+        ));
     };
     // Subscribe *before* looking at the latest value, so a tick published in between wakes us.
     let mut snapshots = feed.subscribe();
     let wait = async {
         loop {
             let newest = snapshots.borrow_and_update().ticks[index].clone();
-            if newest.tick.seq > after {
+            let seq = newest.tick.seq;
+            // seq 0 is a front-end's placeholder (no tick from Redis yet): wait for a real one.
+            if seq > after || (seq < after && seq > 0) {
                 return Some(newest);
             }
             if snapshots.changed().await.is_err() {

@@ -6,9 +6,11 @@
 //! * [`sse`]: `GET /events`, Server-Sent Events: one response that never ends.
 //! * [`ws`]: `GET /ws`, the WebSocket way: one request upgraded to a long-lived socket.
 //! * [`metrics`]: `GET /metrics`, the server's counters, and the middleware counting responses.
-//! * [`origin`]: the WebSocket handshake's `Origin` check (Cross-Site WebSocket Hijacking).
+//! * [`origin`]: the `Origin` check on `/ws` and `/events` (Cross-Site WebSocket Hijacking).
 //! * [`rate_limit`]: the per-connection token bucket that stops message floods.
-//! * [`headers`]: the security headers (Content-Security-Policy, ...) on every response.
+//! * [`headers`]: the security headers: `nosniff` on every response, Content-Security-Policy
+//!   and Referrer-Policy on the HTML page.
+//! * [`query`]: the query-string parser every route shares (length limit, typed, clear `400`).
 //! * [`error`]: the JSON error body every route uses.
 
 pub mod error;
@@ -18,6 +20,7 @@ pub mod metrics;
 pub mod origin;
 pub mod page;
 pub mod price;
+pub mod query;
 pub mod rate_limit;
 pub mod sse;
 pub mod ws;

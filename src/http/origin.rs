@@ -1,5 +1,5 @@
-//! The `Origin` check on the WebSocket handshake: the defence against Cross-Site WebSocket
-//! Hijacking.
+//! The `Origin` check on the WebSocket handshake (and on `GET /events`, which uses the same
+//! rule): the defence against Cross-Site WebSocket Hijacking.
 //!
 //! A browser lets *any* page open a WebSocket to *any* server, and it sends the user's cookies
 //! for that server along. The same-origin policy and CORS, which stop a foreign page from
@@ -114,12 +114,25 @@ pub fn check(req: &HttpRequest, allowed: &[String]) -> Verdict {
         return Verdict::NoOrigin;
     };
     let text = String::from_utf8_lossy(value.as_bytes());
+    // Say what was refused in the words of the transport the page used.
+    let (what, reason) = if req.path() == "/ws" {
+        (
+            "WebSocket handshake",
+            "(Browsers apply no CORS to WebSockets, so this check is what stops other sites \
+             from using your browser to connect: Cross-Site WebSocket Hijacking.)",
+        )
+    } else {
+        (
+            "Request",
+            "(The same rule as for /ws, so no foreign page can hold one of this server's \
+             connections from a visitor's browser.)",
+        )
+    };
     let refuse = |why: &str| {
         Verdict::Refused(format!(
-            "WebSocket handshake refused: Origin {text:?} {why}. This server accepts pages from \
+            "{what} refused: Origin {text:?} {why}. This server accepts pages from \
              its own origin, from localhost, and from origins given with --allowed-origin. \
-             (Browsers apply no CORS to WebSockets, so this check is what stops other sites \
-             from using your browser to connect: Cross-Site WebSocket Hijacking.)\n"
+             {reason}\n"
         ))
     };
     let Some(origin) = Origin::parse(&text) else {

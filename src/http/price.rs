@@ -23,20 +23,7 @@ pub struct PriceQuery {
 impl PriceQuery {
     /// Parses a raw query string, with an error that says what is expected.
     pub fn parse(query: &str) -> Result<PriceQuery, ApiError> {
-        let max = super::ws::MAX_QUERY_BYTES;
-        if query.len() > max {
-            return Err(ApiError::bad_request(format!(
-                "query string too long ({} bytes): at most {max}; expected nothing or ?symbol=NAME",
-                query.len()
-            )));
-        }
-        web::Query::<PriceQuery>::from_query(query)
-            .map(web::Query::into_inner)
-            .map_err(|e| {
-                ApiError::bad_request(format!(
-                    "malformed query string ({e}): expected nothing or ?symbol=NAME"
-                ))
-            })
+        super::query::parse(query, "nothing or ?symbol=NAME")
     }
 }
 

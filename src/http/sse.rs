@@ -4,7 +4,8 @@
 //! event per tick. The browser's `EventSource` parses it and reconnects by itself when the
 //! connection drops, sending the last `id:` it saw as `Last-Event-ID`. tickerlab answers a
 //! reconnect with the *current* tick at once (latest value wins): no backlog is replayed,
-//! the `seq` gap shows what the outage cost.
+//! the `seq` gap shows what the outage cost. A `Last-Event-ID` whose `seq` is beyond the
+//! current one (from before a server restart) is ignored.
 //!
 //! SSE is push without a new protocol, which is often all a one-way feed needs; what it
 //! cannot do is carry messages from the client over the same connection. Compare `ws.rs`.
@@ -15,7 +16,7 @@ use std::time::Duration;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use futures_util::stream;
-use tokio::time::MissedTickBehavior;
+use tokio::time::Instant;
 
 use super::AppState;
 use super::origin;
@@ -27,7 +28,7 @@ use crate::subscription::Subscription;
 /// Sent first: how long the browser should wait before reconnecting (ms), and a comment.
 const PREAMBLE: &str = "retry: 1000\n: tickerlab event stream, one event per tick\n\n";
 
-/// The comment sent when the stream has been idle for a heartbeat period. Comments are
+/// The comment sent when a whole heartbeat period passed without a tick. Comments are
 /// ignored by `EventSource`; they keep proxies and NAT tables from dropping a quiet stream.
 const HEARTBEAT: &str = ": heartbeat\n\n";
 
@@ -59,7 +60,12 @@ pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
             subscription
         }
     };
-    if let Some((index, seq)) = last_event_id(&req, &feed) {
+    // A Last-Event-ID beyond the symbol's current seq is from an earlier run of the server
+    // (it restarted and counts from 1 again): ignored, or the symbol would stay silent
+    // until the new run caught up with the old numbering.
+    if let Some((index, seq)) = last_event_id(&req, &feed)
+        && seq <= feed.latest().ticks[index].tick.seq
+    {
         subscription.mark_sent(index, seq);
     }
     // A stream holds a connection as long as a socket does: it counts against the same limit.
@@ -67,12 +73,7 @@ pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
         .metrics
         .open_connection(state.config.max_connections, |m| &m.sse_open)
     else {
-        return super::error::ApiError::unavailable(format!(
-            "this server already has {} open connections, its limit (--max-connections): \
-             try again later",
-            state.config.max_connections
-        ))
-        .error_response();
+        return super::error::too_many_connections(state.config.max_connections);
     };
     let heartbeat = Duration::from_secs(state.config.heartbeat_secs);
     HttpResponse::Ok()
@@ -105,14 +106,14 @@ fn event_stream(
     shutdown: tokio_util::sync::CancellationToken,
     place: ConnectionGuard,
 ) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> {
-    let mut timer = tokio::time::interval(heartbeat);
-    timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let state = EventState {
         snapshots: feed.subscribe(),
         subscription,
         pending: VecDeque::with_capacity(feed.symbols().len()),
-        timer,
-        shutdown,
+        heartbeat,
+        idle: Box::pin(tokio::time::sleep(heartbeat)),
+        last_sent: Instant::now(),
+        stop: Box::pin(shutdown.cancelled_owned()),
         started: false,
         first: true,
         _place: place,
@@ -128,8 +129,17 @@ struct EventState {
     subscription: Subscription,
     /// Frames of the current snapshot not yet sent (at most one per symbol).
     pending: VecDeque<Bytes>,
-    timer: tokio::time::Interval,
-    shutdown: tokio_util::sync::CancellationToken,
+    heartbeat: Duration,
+    /// Fires when the stream may have been idle for a heartbeat period. It is *not* re-armed
+    /// on every tick (that would move it in the timer wheel once per tick per stream): when
+    /// it fires, `last_sent` says whether the stream really was idle, and it is re-armed
+    /// from there, at most once per heartbeat period.
+    idle: std::pin::Pin<Box<tokio::time::Sleep>>,
+    /// When the last frame went out: one clock read per frame.
+    last_sent: Instant,
+    /// Completes when the server shuts down. Made once per stream, not once per wait: each
+    /// `cancelled()` call takes the token's shared lock.
+    stop: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
     started: bool,
     first: bool,
     /// This stream's place in the connection count, given back when the stream is dropped.
@@ -140,11 +150,11 @@ impl EventState {
     async fn next_chunk(&mut self) -> Option<Bytes> {
         if !self.started {
             self.started = true;
-            self.timer.tick().await; // the first tick is immediate
             return Some(Bytes::from_static(PREAMBLE.as_bytes()));
         }
         loop {
             if let Some(frame) = self.pending.pop_front() {
+                self.last_sent = Instant::now();
                 return Some(frame);
             }
             if self.first {
@@ -156,16 +166,25 @@ impl EventState {
             }
             tokio::select! {
                 // The server is shutting down: end the stream (EventSource will retry).
-                _ = self.shutdown.cancelled() => return None,
+                _ = &mut self.stop => return None,
                 // A new snapshot: queue the subscribed ticks.
                 changed = self.snapshots.changed() => {
                     changed.ok()?;
                     let snapshot = self.snapshots.borrow_and_update().clone();
                     self.queue(&snapshot);
-                    self.timer.reset();
                 }
-                // Idle for a heartbeat period: a comment keeps the connection alive.
-                _ = self.timer.tick() => return Some(Bytes::from_static(HEARTBEAT.as_bytes())),
+                // Maybe idle for a heartbeat period: a comment keeps the connection alive.
+                _ = self.idle.as_mut() => {
+                    let due = self.last_sent + self.heartbeat;
+                    if Instant::now() < due {
+                        // A tick went out meanwhile: not idle, look again when it would be.
+                        self.idle.as_mut().reset(due);
+                    } else {
+                        self.last_sent = Instant::now();
+                        self.idle.as_mut().reset(self.last_sent + self.heartbeat);
+                        return Some(Bytes::from_static(HEARTBEAT.as_bytes()));
+                    }
+                }
             }
         }
     }

@@ -11,7 +11,7 @@
 //! Before a socket is opened, [`upgrade`] answers every way a handshake can be refused:
 //! not a WebSocket request (`400`), wrong version (`426`), a malformed or too long query
 //! (`400` JSON), a foreign `Origin` (`403`, see [`super::origin`]), or too many open
-//! connections (`503` with `Retry-After`). Once open, a session defends itself: messages
+//! connections (`503` with `Retry-After`, see [`super::error::too_many_connections`]). Once open, a session defends itself: messages
 //! over `--max-message-bytes` (1009), binary frames (1003), invalid UTF-8 (1007), floods
 //! past `--max-messages-per-sec` (1008), and silence past `--client-timeout-secs`.
 
@@ -41,13 +41,8 @@ use crate::tick::{
     ServerMessage, epoch_ms,
 };
 
-/// The longest query string `/ws` and `/price` accept, in bytes. Ours are short
-/// (`?symbols=ACME,GLOBX`); a longer one is a mistake or an attack and gets a `400`.
-pub const MAX_QUERY_BYTES: usize = 1024;
-
-/// What a refused handshake's `Retry-After` says, in seconds: long enough for a few of the
-/// open connections to end, short enough that a person retrying is not kept waiting.
-pub const RETRY_AFTER_SECS: u32 = 5;
+/// The longest a session waits to queue its close frame before it just drops the socket.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// `GET /ws`: checks that the request really asks for a WebSocket, answers `101`, and starts
 /// the session. A request that is not a WebSocket handshake gets a `400` (or `426` for a
@@ -84,14 +79,9 @@ pub async fn upgrade(
         }
     }
     let Ok(place) = metrics.open_connection(state.config.max_connections, |m| &m.ws_open) else {
-        return Ok(HttpResponse::ServiceUnavailable()
-            .insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()))
-            .content_type("text/plain; charset=utf-8")
-            .body(format!(
-                "This server already has {} open connections, its limit (--max-connections): \
-                 try again in {RETRY_AFTER_SECS} seconds.\n",
-                state.config.max_connections
-            )));
+        return Ok(super::error::too_many_connections(
+            state.config.max_connections,
+        ));
     };
     let feed = &state.feed;
     let (mut subscription, unknown) = match requested {
@@ -139,6 +129,7 @@ pub async fn upgrade(
                 session,
                 shutdown,
                 timeout: settings.client_timeout,
+                grace: feed.tick_interval().min(settings.client_timeout),
                 metrics,
                 waited: false,
             };
@@ -185,8 +176,14 @@ struct Outbox {
     /// A send that cannot complete for this long means the client stopped reading entirely;
     /// its socket is dropped. (Ticks never queue: a slow reader skips to the newest.)
     timeout: Duration,
+    /// How long a send may wait before the client counts as slow: one tick interval. A
+    /// session and its connection's writer share one worker thread, so a burst of sends (a
+    /// catch-up after a late wake-up) finds the queue full because of *our own* burst, not
+    /// because the client is slow; the writer drains it as soon as we yield.
+    grace: Duration,
     metrics: Arc<Metrics>,
-    /// Set when a send had to wait for the client since the last tick: the client is slow,
+    /// Set when a send had to wait for the client (longer than `grace`) since the last
+    /// tick: the client is slow,
     /// so missed ticks are skipped rather than caught up.
     waited: bool,
 }
@@ -203,24 +200,18 @@ impl Outbox {
             session,
             shutdown,
             timeout,
+            grace,
             metrics,
             waited,
         } = self;
-        let mut sending = std::pin::pin!(session.text(text));
-        // Try once without waiting: the normal case, a queue with room, costs no timer.
-        let first = std::future::poll_fn(|cx| Poll::Ready(sending.as_mut().poll(cx))).await;
-        let sent = match first {
-            Poll::Ready(sent) => sent.map_err(|_| Gone),
-            Poll::Pending => {
-                *waited = true;
-                let _waiting = metrics.ws_send_waiting.hold();
-                tokio::select! {
-                    sent = &mut sending => sent.map_err(|_| Gone),
-                    _ = shutdown.cancelled() => Err(Gone),
-                    _ = tokio::time::sleep(*timeout) => Err(Gone),
-                }
-            }
-        };
+        let sent = guarded(
+            session.text(text),
+            shutdown,
+            (*timeout, *grace),
+            metrics,
+            waited,
+        )
+        .await;
         if sent.is_ok() {
             metrics.ws_sent(bytes);
         }
@@ -229,6 +220,82 @@ impl Outbox {
 
     async fn send_json(&mut self, message: ServerMessage) -> Result<(), Gone> {
         self.send(message.to_json().into()).await
+    }
+
+    /// Sends a ping or a pong under the same rules as [`Outbox::send`]. Control frames share
+    /// the bounded queue with the ticks: a client that floods pings but never reads fills it
+    /// with pongs, and an unguarded `pong().await` would then wait forever, never reaching
+    /// the client-timeout check or the shutdown close, and keep its `--max-connections` place.
+    async fn control(&mut self, control: Control<'_>) -> Result<(), Gone> {
+        let Outbox {
+            session,
+            shutdown,
+            timeout,
+            grace,
+            metrics,
+            waited,
+        } = self;
+        match control {
+            Control::Ping => {
+                guarded(
+                    session.ping(b"tickerlab"),
+                    shutdown,
+                    (*timeout, *grace),
+                    metrics,
+                    waited,
+                )
+                .await
+            }
+            Control::Pong(bytes) => {
+                guarded(
+                    session.pong(bytes),
+                    shutdown,
+                    (*timeout, *grace),
+                    metrics,
+                    waited,
+                )
+                .await
+            }
+        }
+    }
+}
+
+/// A control frame the session sends: a heartbeat ping, or the answer to a client's ping.
+enum Control<'a> {
+    Ping,
+    Pong(&'a [u8]),
+}
+
+/// Drives one send into the session's queue. The normal case, a queue with room, completes on
+/// the first poll and costs no timer. Otherwise the send waits: for up to `grace` it is
+/// assumed to be our own burst draining (the writer runs on this thread as soon as we
+/// yield); past that, the client is slow (`waited`, and the `ws_send_waiting` gauge). The
+/// wait never outlasts `timeout` or shutdown: a peer that stopped reading is `Gone`.
+async fn guarded(
+    sending: impl Future<Output = Result<(), actix_ws::Closed>>,
+    shutdown: &CancellationToken,
+    (timeout, grace): (Duration, Duration),
+    metrics: &Metrics,
+    waited: &mut bool,
+) -> Result<(), Gone> {
+    let mut sending = std::pin::pin!(sending);
+    // Try once without waiting: the normal case, a queue with room, costs no timer.
+    let first = std::future::poll_fn(|cx| Poll::Ready(sending.as_mut().poll(cx))).await;
+    if let Poll::Ready(sent) = first {
+        return sent.map_err(|_| Gone);
+    }
+    let mut stop = std::pin::pin!(shutdown.cancelled());
+    tokio::select! {
+        sent = &mut sending => return sent.map_err(|_| Gone),
+        _ = &mut stop => return Err(Gone),
+        _ = tokio::time::sleep(grace) => {}
+    }
+    *waited = true;
+    let _waiting = metrics.ws_send_waiting.hold();
+    tokio::select! {
+        sent = &mut sending => sent.map_err(|_| Gone),
+        _ = &mut stop => Err(Gone),
+        _ = tokio::time::sleep(timeout.saturating_sub(grace)) => Err(Gone),
     }
 }
 
@@ -291,11 +358,14 @@ async fn run_session(
     let mut last_heard = Instant::now();
     let mut rate_limit = RateLimit::new(settings.max_messages_per_sec);
     let shutdown = out.shutdown.clone();
+    // Made once, not on every pass of the loop: each `cancelled()` call registers with the
+    // token's shared waker list, a lock that every session would take on every tick.
+    let mut stop = std::pin::pin!(shutdown.cancelled());
 
     let reason: Option<CloseReason> = loop {
         tokio::select! {
             // The server is shutting down: tell the client it is going away.
-            _ = shutdown.cancelled() => {
+            _ = &mut stop => {
                 break Some((CloseCode::Away, "server shutting down").into());
             }
 
@@ -317,7 +387,7 @@ async fn run_session(
                     debug!("client silent for {:?}, closing", last_heard.elapsed());
                     break Some((CloseCode::Policy, "no answer to pings").into());
                 }
-                if out.session.ping(b"tickerlab").await.is_err() {
+                if out.control(Control::Ping).await.is_err() {
                     return;
                 }
             }
@@ -348,11 +418,11 @@ async fn run_session(
                 }
                 match message {
                     AggregatedMessage::Text(text) => {
-                        // The client asked us to drop it (the page's "drop connection").
-                        if let Some(reason) = drop_request(&text) {
-                            break Some(reason);
-                        }
-                        let answers = handle_text(&text, &feed, &mut subscription);
+                        let answers = match handle_text(&text, &feed, &mut subscription) {
+                            Reply::Answers(answers) => answers,
+                            // The client asked us to drop it (the page's "drop connection").
+                            Reply::Close(reason) => break Some(reason),
+                        };
                         for answer in answers {
                             if out.send_json(answer).await.is_err() {
                                 return;
@@ -367,7 +437,7 @@ async fn run_session(
                         "binary frames are not part of this protocol: send JSON text",
                     ).into()),
                     AggregatedMessage::Ping(bytes) => {
-                        if out.session.pong(&bytes).await.is_err() {
+                        if out.control(Control::Pong(&bytes)).await.is_err() {
                             return;
                         }
                     }
@@ -379,7 +449,10 @@ async fn run_session(
         }
     };
     debug!(?reason, "closing");
-    let _ = out.session.close(reason).await;
+    // The close frame waits for room in the queue like any frame: bounded, so a client that
+    // stopped reading cannot keep a closing session (and its connection place) forever.
+    let close_wait = settings.client_timeout.min(CLOSE_WAIT);
+    let _ = tokio::time::timeout(close_wait, out.session.close(reason)).await;
 }
 
 /// The close frame for a frame that broke the rules (RFC 6455 section 7.4.1 codes).
@@ -409,13 +482,34 @@ fn too_big(max_bytes: usize) -> CloseReason {
         .into()
 }
 
-/// Answers one text message. Returns the messages to send back, in order; a bad message gets
-/// an `error` and changes nothing.
-fn handle_text(text: &str, feed: &Feed, subscription: &mut Subscription) -> Vec<ServerMessage> {
+/// What the session does about one client text message.
+#[derive(Debug)]
+enum Reply {
+    /// Send these messages back, in order.
+    Answers(Vec<ServerMessage>),
+    /// Close the socket with this reason (the client asked to be dropped).
+    Close(CloseReason),
+}
+
+/// Answers one text message, parsed once. A bad message gets an `error` and changes nothing;
+/// a `drop` request closes the socket (see [`drop_reason`]).
+fn handle_text(text: &str, feed: &Feed, subscription: &mut Subscription) -> Reply {
     let message: ClientMessage = match serde_json::from_str(text) {
         Ok(message) => message,
-        Err(e) => return vec![bad_message(text, &e)],
+        Err(e) => return Reply::Answers(vec![bad_message(text, &e)]),
     };
+    if let ClientMessage::Drop { id } = message {
+        return Reply::Close(drop_reason(id));
+    }
+    Reply::Answers(answer(message, feed, subscription))
+}
+
+/// The messages that answer a parsed request other than `drop`.
+fn answer(
+    message: ClientMessage,
+    feed: &Feed,
+    subscription: &mut Subscription,
+) -> Vec<ServerMessage> {
     match message {
         ClientMessage::Ping { id, t } => vec![ServerMessage::Pong {
             id,
@@ -434,7 +528,7 @@ fn handle_text(text: &str, feed: &Feed, subscription: &mut Subscription) -> Vec<
                 id,
             )]
         }
-        // Handled by `drop_request` before we get here; nothing to answer.
+        // Handled by `handle_text` before we get here; nothing to answer.
         ClientMessage::Drop { .. } => Vec::new(),
         ClientMessage::Subscribe { symbols, id } => {
             change_subscription(feed, subscription, &symbols, id, true)
@@ -445,25 +539,20 @@ fn handle_text(text: &str, feed: &Feed, subscription: &mut Subscription) -> Vec<
     }
 }
 
-/// The close reason for a `{"type":"drop"}` request, or `None` for any other text.
+/// The close reason for a `{"type":"drop"}` request.
 ///
 /// The server closes with 1012 ("service restart"): the code a server uses to say "I am
 /// going away for a moment, reconnect". The socket really closes, so the client goes through
 /// exactly what a real outage would put it through: the close event, backoff, a new
 /// handshake, a new `hello`, and a `seq` gap for the ticks it missed meanwhile.
-fn drop_request(text: &str) -> Option<CloseReason> {
-    match serde_json::from_str::<ClientMessage>(text) {
-        Ok(ClientMessage::Drop { id }) => {
-            // A close frame's reason must fit in 123 bytes, so a long client id is cut.
-            let id = id.map(|id| id.to_string()).unwrap_or_default();
-            let description = match truncate(&id, 32) {
-                "" => "dropped at the client's request: reconnect".to_owned(),
-                id => format!("dropped at the client's request (id {id}): reconnect"),
-            };
-            Some((CloseCode::Restart, description).into())
-        }
-        _ => None,
-    }
+fn drop_reason(id: RequestId) -> CloseReason {
+    // A close frame's reason must fit in 123 bytes, so a long client id is cut.
+    let id = id.map(|id| id.to_string()).unwrap_or_default();
+    let description = match truncate(&id, 32) {
+        "" => "dropped at the client's request: reconnect".to_owned(),
+        id => format!("dropped at the client's request (id {id}): reconnect"),
+    };
+    (CloseCode::Restart, description).into()
 }
 
 fn change_subscription(
@@ -556,7 +645,8 @@ fn hello(feed: &Feed, subscription: &Subscription, handshake: Handshake) -> Serv
     }
 }
 
-/// The query `/ws` understands: `?symbols=ACME,GLOBX`, or nothing for the default symbol.
+/// The query `/ws` and `/events` understand: `?symbols=ACME,GLOBX`, or nothing for the
+/// default symbol.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WsQuery {
@@ -566,19 +656,8 @@ struct WsQuery {
 /// `?symbols=ACME,GLOBX` as a list of names; `None` when the parameter is absent. A query
 /// that is too long, malformed, or has other parameters is a `400` saying what is expected.
 pub(crate) fn parse_symbols_param(query: &str) -> Result<Option<Vec<String>>, ApiError> {
-    if query.len() > MAX_QUERY_BYTES {
-        return Err(ApiError::bad_request(format!(
-            "query string too long ({} bytes): at most {MAX_QUERY_BYTES}; expected nothing or \
-             ?symbols=NAME,NAME",
-            query.len()
-        )));
-    }
-    let parsed = web::Query::<WsQuery>::from_query(query).map_err(|e| {
-        ApiError::bad_request(format!(
-            "malformed query string ({e}): expected nothing or ?symbols=NAME,NAME"
-        ))
-    })?;
-    Ok(parsed.into_inner().symbols.map(|value| {
+    let parsed: WsQuery = super::query::parse(query, "nothing or ?symbols=NAME,NAME")?;
+    Ok(parsed.symbols.map(|value| {
         value
             .split(',')
             .map(str::trim)
