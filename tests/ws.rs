@@ -49,6 +49,18 @@ async fn hello_comes_first_and_records_the_handshake() {
     );
     assert_eq!(header("request", "x-lesson").as_deref(), Some("handshake"));
     assert_eq!(handshake["response"]["status"], 101);
+    // What hello reports is what came over the wire (all but `date`, which actix adds as it
+    // writes the response).
+    for (name, value) in response.headers() {
+        if name == "date" {
+            continue;
+        }
+        assert_eq!(
+            header("response", name.as_str()).as_deref(),
+            value.to_str().ok(),
+            "hello's response headers miss {name}"
+        );
+    }
     assert_eq!(handshake["response"]["reason"], "Switching Protocols");
     // The accept value the server reports is the RFC 6455 derivation of our key.
     assert_eq!(

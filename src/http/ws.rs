@@ -89,7 +89,13 @@ pub async fn upgrade(
         None => (Subscription::only(0), Vec::new()),
     };
     let request = record_request(&req);
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let (mut response, session, stream) = actix_ws::handle(&req, body)?;
+    // The security-headers middleware adds this to every answer; set it here already, so the
+    // response `hello` reports is the one that goes on the wire (all but actix's `date`).
+    response.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
     let handshake = Handshake {
         request,
         response: HandshakeResponse {
@@ -99,7 +105,7 @@ pub async fn upgrade(
                 .canonical_reason()
                 .unwrap_or_default()
                 .to_owned(),
-            headers: header_pairs(response.headers()),
+            headers: wire_response_headers(response.headers()),
         },
     };
     let stream = stream
@@ -680,6 +686,20 @@ fn record_request(req: &HttpRequest) -> HandshakeRequest {
         version: format!("{:?}", req.version()),
         headers: header_pairs(req.headers()),
     }
+}
+
+/// The `101` response's headers as they go on the wire. actix-http writes
+/// `connection: upgrade` itself for an upgrade (it never takes `Connection` from the map), so
+/// it is added here, first, where actix puts it; only `date` (added as the response is
+/// written) is missing from what `hello` reports.
+fn wire_response_headers(headers: &header::HeaderMap) -> Vec<(String, String)> {
+    let mut pairs = vec![("connection".to_owned(), "upgrade".to_owned())];
+    pairs.extend(
+        header_pairs(headers)
+            .into_iter()
+            .filter(|(name, _)| name != "connection"),
+    );
+    pairs
 }
 
 fn header_pairs(headers: &header::HeaderMap) -> Vec<(String, String)> {

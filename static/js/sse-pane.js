@@ -23,6 +23,7 @@ const RESPONSE_HEAD = httpHeadBytes('HTTP/1.1 200 OK', [
   ['content-type', 'text/event-stream'],
   ['cache-control', 'no-store'],
   ['x-accel-buffering', 'no'],
+  ['x-content-type-options', 'nosniff'],
   ['date', new Date().toUTCString()],
 ]);
 
