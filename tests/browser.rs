@@ -654,3 +654,34 @@ async fn over_https_the_page_opens_a_wss_socket_and_says_so() {
     browser.assert_no_console_errors().await;
     browser.quit().await;
 }
+
+#[tokio::test]
+#[ignore = "a 30-second measurement, run by hand"]
+async fn all_four_panes_after_30_seconds() {
+    let Some(browser) = Browser::launch(BrowserOptions::default()).await else {
+        return;
+    };
+    let app = spawn_app(tickerlab::Config {
+        port: 0,
+        ..tickerlab::Config::default()
+    })
+    .await;
+    browser.open(&app.http("/")).await;
+    browser.click("#pane-chooser input[value=longpoll]").await;
+    browser.click("#pane-chooser input[value=sse]").await;
+    browser.click("#pane-http .auto-poll").await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let rows = browser
+        .js("return [...document.querySelectorAll('#scoreboard tr')].map(r => [...r.children].map(c => c.innerText.replace(/\\n/g, ' ')).join(' | '));")
+        .await;
+    for row in rows.as_array().expect("rows") {
+        println!("{}", row.as_str().unwrap_or_default());
+    }
+    let png = browser.full_page_screenshot(1280).await;
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    std::fs::create_dir_all(&docs).expect("create docs/");
+    std::fs::write(docs.join("screenshot-four-panes.png"), &png)
+        .expect("write docs/screenshot-four-panes.png");
+    browser.assert_no_console_errors().await;
+    browser.quit().await;
+}
