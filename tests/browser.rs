@@ -415,30 +415,11 @@ async fn every_control_works_without_console_errors_and_a_screenshot_is_saved() 
 #[tokio::test]
 #[ignore = "a 60-second measurement, run by hand"]
 async fn scoreboard_after_60_seconds_with_default_settings() {
-    let Some(browser) = Browser::launch(BrowserOptions::default()).await else {
-        return;
-    };
-    let app = spawn_app(tickerlab::Config {
-        port: 0,
-        ..tickerlab::Config::default()
-    })
-    .await;
-    browser.open(&app.http("/")).await;
-    browser.click("#pane-http .auto-poll").await;
-    tokio::time::sleep(Duration::from_secs(60)).await;
-    let rows = browser
-        .js("return [...document.querySelectorAll('#scoreboard tr')].map(r => [...r.children].map(c => c.innerText.replace(/\\n/g, ' ')).join(' | '));")
-        .await;
-    for row in rows.as_array().expect("rows") {
-        println!("{}", row.as_str().unwrap_or_default());
+    let png = measure_with_defaults(&[], Duration::from_secs(60)).await;
+    if let Some(png) = png {
+        std::fs::write(target_dir().join("tickerlab-60s.png"), &png).expect("write the screenshot");
+        write_doc("screenshot.png", &png);
     }
-    let png = browser.full_page_screenshot(1280).await;
-    std::fs::write(target_dir().join("tickerlab-60s.png"), &png).expect("write the screenshot");
-    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
-    std::fs::create_dir_all(&docs).expect("create docs/");
-    std::fs::write(docs.join("screenshot.png"), &png).expect("write docs/screenshot.png");
-    browser.assert_no_console_errors().await;
-    browser.quit().await;
 }
 
 #[tokio::test]
@@ -658,19 +639,30 @@ async fn over_https_the_page_opens_a_wss_socket_and_says_so() {
 #[tokio::test]
 #[ignore = "a 30-second measurement, run by hand"]
 async fn all_four_panes_after_30_seconds() {
-    let Some(browser) = Browser::launch(BrowserOptions::default()).await else {
-        return;
-    };
+    let png = measure_with_defaults(&["longpoll", "sse"], Duration::from_secs(30)).await;
+    if let Some(png) = png {
+        write_doc("screenshot-four-panes.png", &png);
+    }
+}
+
+/// The page on a server with default settings, HTTP auto-polling every second plus the
+/// `extra` panes ticked, for `run`; prints the scoreboard and returns a full-page screenshot
+/// (`None` when browser tests are skipped).
+async fn measure_with_defaults(extra: &[&str], run: Duration) -> Option<Vec<u8>> {
+    let browser = Browser::launch(BrowserOptions::default()).await?;
     let app = spawn_app(tickerlab::Config {
         port: 0,
         ..tickerlab::Config::default()
     })
     .await;
     browser.open(&app.http("/")).await;
-    browser.click("#pane-chooser input[value=longpoll]").await;
-    browser.click("#pane-chooser input[value=sse]").await;
+    for pane in extra {
+        browser
+            .click(&format!("#pane-chooser input[value={pane}]"))
+            .await;
+    }
     browser.click("#pane-http .auto-poll").await;
-    tokio::time::sleep(Duration::from_secs(30)).await;
+    tokio::time::sleep(run).await;
     let rows = browser
         .js("return [...document.querySelectorAll('#scoreboard tr')].map(r => [...r.children].map(c => c.innerText.replace(/\\n/g, ' ')).join(' | '));")
         .await;
@@ -678,10 +670,14 @@ async fn all_four_panes_after_30_seconds() {
         println!("{}", row.as_str().unwrap_or_default());
     }
     let png = browser.full_page_screenshot(1280).await;
-    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
-    std::fs::create_dir_all(&docs).expect("create docs/");
-    std::fs::write(docs.join("screenshot-four-panes.png"), &png)
-        .expect("write docs/screenshot-four-panes.png");
     browser.assert_no_console_errors().await;
     browser.quit().await;
+    Some(png)
+}
+
+/// Writes a picture the README shows into `docs/`.
+fn write_doc(name: &str, png: &[u8]) {
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    std::fs::create_dir_all(&docs).expect("create docs/");
+    std::fs::write(docs.join(name), png).unwrap_or_else(|e| panic!("write docs/{name}: {e}"));
 }
