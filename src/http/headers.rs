@@ -1,7 +1,7 @@
 //! Security headers, so the browser itself enforces what the page may do.
 //!
 //! `Content-Security-Policy` and `Referrer-Policy` go on the HTML page only: they govern a
-//! document, and on a JSON answer they would be ~350 bytes of dead weight on *every poll*,
+//! document, and on a JSON answer they would be ~275 bytes of dead weight on *every poll*,
 //! which would also skew the lesson's byte counts against HTTP. `nosniff` is ~30 bytes and
 //! matters for every answer, so every answer gets it.
 //!
