@@ -1,9 +1,10 @@
 //! The `tickerlab` binary as a user runs it: what it prints, and how it fails.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 fn tickerlab() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tickerlab"));
@@ -70,18 +71,6 @@ fn prints_the_url_then_serves_and_stops_on_sigterm() {
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
 
     // SIGTERM: a graceful stop with exit code 0.
-    let pid = child.id().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = common::sigterm_and_wait(&mut child);
     assert!(status.success(), "{status:?}");
 }

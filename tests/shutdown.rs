@@ -4,32 +4,15 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Instant;
 
 use common::{close_of, hello};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::process::Command;
 
 async fn graceful_stop_on(signal: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tickerlab"))
-        // A slow tick, so a long poll for the tick after the current one stays held.
-        .args(["--port", "0", "--tick-ms", "60000"])
-        .env_remove("PORT")
-        .env_remove("HOST")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next_line().await.unwrap().expect("the URL line");
-        if let Some(url) = line.strip_prefix("tickerlab listening on http://") {
-            break url.to_owned();
-        }
-    };
+    // A slow tick, so a long poll for the tick after the current one stays held.
+    let (mut child, addr, mut lines) = common::start_binary(&["--tick-ms", "60000"]).await;
     // Keep reading the output (the log goes to stdout too), so the process never blocks or
     // fails on a full or closed pipe; print it for a failing run.
     let output = tokio::spawn(async move {

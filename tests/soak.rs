@@ -9,15 +9,12 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{WS_OPEN, metric};
 use futures_util::StreamExt;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 
 const CLIENTS: usize = 1000;
 /// Three rounds of 20 s: one minute of churn, with checkpoints between rounds that tell a
@@ -161,23 +158,8 @@ async fn churn(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a 60 s soak; run with --ignored"]
 async fn a_thousand_clients_churning_for_a_minute_leave_nothing_behind() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tickerlab"))
-        .args(["--port", "0", "--tick-ms", "100"])
-        .env_remove("PORT")
-        .env_remove("HOST")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let (mut child, addr, mut lines) = common::start_binary(&["--tick-ms", "100"]).await;
     let pid = child.id().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next_line().await.unwrap().expect("the URL line");
-        if let Some(url) = line.strip_prefix("tickerlab listening on http://") {
-            break url.to_owned();
-        }
-    };
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
 
     // Baseline after a first small round, so lazily created worker state is counted in.

@@ -9,10 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
-use common::{WAIT, test_config};
-use futures_util::StreamExt;
+use common::{WAIT, next_json, test_config};
 use serde_json::Value;
 use tickerlab::tls::{self, Identity, SelfSigned, TlsError};
 use tickerlab::{Config, StartError, Stopper};
@@ -23,7 +21,6 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
 
 /// A directory under the system temp dir, removed when dropped.
 struct TempDir(PathBuf);
@@ -153,22 +150,6 @@ async fn wss_connect(
         .expect("WebSocket handshake failed");
     assert_eq!(response.status(), 101);
     ws
-}
-
-/// The next text message as JSON, skipping control frames.
-async fn next_json(ws: &mut Wss) -> Value {
-    loop {
-        let message = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("no message within the wait")
-            .expect("socket ended")
-            .expect("socket error");
-        match message {
-            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("expected a text message, got {other:?}"),
-        }
-    }
 }
 
 /// Reads `n` ticks and returns their `seq`s.
@@ -415,16 +396,7 @@ fn start(args: &[&str], n: usize) -> (Running, Vec<String>) {
 /// SIGTERM, then the exit status and whatever the binary wrote to stderr.
 fn stop(running: Running) -> (std::process::ExitStatus, String) {
     let mut child = running.child;
-    let pid = child.id().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(start.elapsed() < WAIT, "did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = common::sigterm_and_wait(&mut child);
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     (status, stderr)

@@ -37,14 +37,18 @@ impl Args {
         Args { values, flags }
     }
 
+    /// The raw text of `--name value`, else of the environment variable `env`.
+    fn raw(&self, name: &str, env: &str) -> Option<String> {
+        self.values
+            .get(name)
+            .cloned()
+            .or_else(|| std::env::var(env).ok())
+    }
+
     /// `--name value`, else the environment variable `env`, else `default`. A value that does
     /// not parse stops the bench with a message saying what was expected.
     pub fn get<T: FromStr>(&self, name: &str, env: &str, default: T) -> T {
-        let raw = self
-            .values
-            .get(name)
-            .cloned()
-            .or_else(|| std::env::var(env).ok());
+        let raw = self.raw(name, env);
         match raw {
             None => default,
             Some(raw) => raw.parse().unwrap_or_else(|_| {
@@ -56,11 +60,7 @@ impl Args {
 
     /// A comma-separated list of numbers, e.g. `--clients 1,10,100`.
     pub fn list(&self, name: &str, env: &str, default: &[u64]) -> Vec<u64> {
-        let raw = self
-            .values
-            .get(name)
-            .cloned()
-            .or_else(|| std::env::var(env).ok());
+        let raw = self.raw(name, env);
         match raw {
             None => default.to_vec(),
             Some(raw) => raw

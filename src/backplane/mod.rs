@@ -186,6 +186,20 @@ impl Default for Backoff {
     }
 }
 
+/// A multiplexed async connection whose connect and every command give up after
+/// [`REDIS_TIMEOUT`]: a Redis that hangs must look like a Redis that is down, so the caller
+/// backs off and retries instead of waiting forever.
+pub async fn connect(
+    client: &redis::Client,
+) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(REDIS_TIMEOUT))
+        .set_response_timeout(Some(REDIS_TIMEOUT));
+    client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+}
+
 /// Opens a Redis client for `url` (no I/O yet).
 pub fn client(url: &str) -> Result<redis::Client, BackplaneError> {
     redis::Client::open(url).map_err(|source| BackplaneError::BadUrl {

@@ -12,14 +12,13 @@
 
 use std::time::Duration;
 
-use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use super::{
     Backoff, BackplaneError, LEASE_RENEW, REDIS_TIMEOUT, SETTINGS_KEY, claim_lease, client,
-    latest_key, settings_json, tick_channel,
+    connect, latest_key, settings_json, tick_channel,
 };
 use crate::feed::{Feed, FeedTask, Snapshot};
 use crate::market::Market;
@@ -143,13 +142,7 @@ async fn forward(
     id: &str,
     backoff: &mut Backoff,
 ) -> Ended {
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(REDIS_TIMEOUT))
-        .set_response_timeout(Some(REDIS_TIMEOUT));
-    let mut con = match client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
-    {
+    let mut con = match connect(client).await {
         Ok(con) => con,
         Err(e) => return e.into(),
     };

@@ -20,11 +20,10 @@
 use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt};
-use redis::AsyncConnectionConfig;
 use tracing::{info, warn};
 
 use super::{
-    Backoff, BackplaneError, PREFIX, REDIS_TIMEOUT, SETTINGS_KEY, client, latest_key,
+    Backoff, BackplaneError, PREFIX, REDIS_TIMEOUT, SETTINGS_KEY, client, connect, latest_key,
     settings_json, tick_channel,
 };
 use crate::feed::{Feed, FeedTask, Published, Relay};
@@ -79,13 +78,7 @@ async fn follow(client: &redis::Client, relay: &mut Relay, backoff: &mut Backoff
     // 2. Read the latest ticks (a short-lived second connection: a subscribed connection
     //    may only (un)subscribe and ping).
     let keys: Vec<String> = feed.symbols().iter().map(|s| latest_key(s)).collect();
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(REDIS_TIMEOUT))
-        .set_response_timeout(Some(REDIS_TIMEOUT));
-    let mut con = match client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
-    {
+    let mut con = match connect(client).await {
         Ok(con) => con,
         Err(e) => return format!("cannot connect for MGET: {e}"),
     };

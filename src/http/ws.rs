@@ -202,24 +202,16 @@ impl Outbox {
     /// (or an operator) sees that a slow client is being held at the bound, not queued for.
     async fn send(&mut self, text: bytestring::ByteString) -> Result<(), Gone> {
         let bytes = text.len();
-        let Outbox {
-            session,
-            shutdown,
-            timeout,
-            grace,
-            metrics,
-            waited,
-        } = self;
         let sent = guarded(
-            session.text(text),
-            shutdown,
-            (*timeout, *grace),
-            metrics,
-            waited,
+            self.session.text(text),
+            &self.shutdown,
+            (self.timeout, self.grace),
+            &self.metrics,
+            &mut self.waited,
         )
         .await;
         if sent.is_ok() {
-            metrics.ws_sent(bytes);
+            self.metrics.ws_sent(bytes);
         }
         sent
     }
@@ -233,32 +225,27 @@ impl Outbox {
     /// with pongs, and an unguarded `pong().await` would then wait forever, never reaching
     /// the client-timeout check or the shutdown close, and keep its `--max-connections` place.
     async fn control(&mut self, control: Control<'_>) -> Result<(), Gone> {
-        let Outbox {
-            session,
-            shutdown,
-            timeout,
-            grace,
-            metrics,
-            waited,
-        } = self;
+        let rules = (self.timeout, self.grace);
         match control {
             Control::Ping => {
+                let sending = self.session.ping(b"tickerlab");
                 guarded(
-                    session.ping(b"tickerlab"),
-                    shutdown,
-                    (*timeout, *grace),
-                    metrics,
-                    waited,
+                    sending,
+                    &self.shutdown,
+                    rules,
+                    &self.metrics,
+                    &mut self.waited,
                 )
                 .await
             }
             Control::Pong(bytes) => {
+                let sending = self.session.pong(bytes);
                 guarded(
-                    session.pong(bytes),
-                    shutdown,
-                    (*timeout, *grace),
-                    metrics,
-                    waited,
+                    sending,
+                    &self.shutdown,
+                    rules,
+                    &self.metrics,
+                    &mut self.waited,
                 )
                 .await
             }

@@ -70,8 +70,12 @@ pub async fn spawn_app(config: Config) -> TestApp {
     test_app
 }
 
-/// The next text message as JSON, skipping control frames. Panics after [`WAIT`].
-pub async fn next_json(ws: &mut Ws) -> Value {
+/// The next text message as JSON, skipping control frames, on any stream (plain or TLS).
+/// Panics after [`WAIT`].
+pub async fn next_json<S>(ws: &mut WebSocketStream<S>) -> Value
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     loop {
         let message = tokio::time::timeout(WAIT, ws.next())
             .await
@@ -213,5 +217,58 @@ pub async fn wait_for_ticks(app: &TestApp, n: u64) {
             app.feed.ticks()
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The real `tickerlab` binary, started on 127.0.0.1 port 0 with `args`, as a user would:
+/// returns the child (killed if dropped), the address from the URL line it prints, and the
+/// rest of its stdout, which the caller keeps reading so the pipe never fills.
+pub async fn start_binary(
+    args: &[&str],
+) -> (
+    tokio::process::Child,
+    String,
+    tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tickerlab"))
+        .args(["--port", "0"])
+        .args(args)
+        .env_remove("PORT")
+        .env_remove("HOST")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the tickerlab binary");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let addr = loop {
+        let line = lines
+            .next_line()
+            .await
+            .expect("read stdout")
+            .expect("the URL line");
+        if let Some(url) = line.strip_prefix("tickerlab listening on http://") {
+            break url.to_owned();
+        }
+    };
+    (child, addr, lines)
+}
+
+/// Sends SIGTERM to a child started with `std::process::Command` and waits for it to exit.
+/// Panics if it is still running after [`WAIT`].
+pub fn sigterm_and_wait(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("run kill");
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            return status;
+        }
+        assert!(start.elapsed() < WAIT, "did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
