@@ -32,6 +32,15 @@ async fn page() -> Option<(TestApp, Browser)> {
     Some((app, browser))
 }
 
+/// Waits until the server's feed has made the price `seq` of the first symbol.
+async fn wait_for_seq(app: &TestApp, seq: u64) {
+    let start = std::time::Instant::now();
+    while app.feed.latest().ticks[0].tick.seq < seq {
+        assert!(start.elapsed() < browser::PAGE_WAIT, "the feed stalled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn number(browser: &Browser, js: &str) -> f64 {
     browser
         .js(&format!("return Number({js});"))
@@ -118,11 +127,7 @@ async fn the_http_pane_does_nothing_until_clicked_then_shows_a_newer_price() {
             .is_ok()
     );
     // Nothing more happens by itself, while the server makes at least two new prices.
-    let start = std::time::Instant::now();
-    while (app.feed.latest().ticks[0].tick.seq as f64) < first + 2.0 {
-        assert!(start.elapsed() < browser::PAGE_WAIT, "the feed stalled");
-        tokio::time::sleep(Duration::from_millis(TICK_MS)).await;
-    }
+    wait_for_seq(&app, first as u64 + 2).await;
     assert_eq!(app.feed.latest().ticks[0].tick.symbol, "ACME");
     assert_eq!(
         number(&browser, "document.getElementById('pane-http').dataset.seq").await,
@@ -150,15 +155,77 @@ async fn the_http_pane_does_nothing_until_clicked_then_shows_a_newer_price() {
             "two requests counted",
         )
         .await;
-    assert_eq!(browser.text("#pane-http .s-count").await, "2");
-    // Two or more prices were made between the clicks: the pane knows it missed some.
-    assert!(
-        number(
-            &browser,
-            "document.getElementById('pane-http').dataset.missed"
+    // Two or more prices were made between the clicks: the pane knows it missed some. The
+    // pane publishes its counters together with the new seq (PaneView.publish), and the wait
+    // is for the very figure asserted, so no redraw can be caught half-way.
+    browser
+        .wait_for(
+            "Number(document.getElementById('pane-http').dataset.missed) >= 1",
+            "the missed changes between the two clicks",
         )
-        .await
-            >= 1.0
+        .await;
+    // The text on screen is redrawn a few times a second: wait for it to say the same.
+    browser
+        .wait_for(
+            "document.querySelector('#pane-http .s-count').textContent === '2'",
+            "the on-screen request count",
+        )
+        .await;
+    browser.assert_no_console_errors().await;
+    browser.quit().await;
+}
+
+/// The `data-*` figures a test (or a learner in DevTools) reads are published in one step:
+/// whenever a pane's `seq` moves, its `seen` and `missed` have moved with it. For one series
+/// of prices, every step from one shown seq to the next is either seen or missed, so between
+/// any two observations `seq` and `seen + missed` grow by the same amount. A pane that wrote
+/// `seq` at once and its counters at the next redraw (as the page once did) breaks this.
+#[tokio::test]
+async fn a_panes_published_figures_never_show_it_half_updated() {
+    let Some((_app, browser)) = page().await else {
+        return;
+    };
+    // Record every change of the two panes' attributes, with the figures at that moment.
+    browser
+        .js(r#"
+            window.tickerlabChecks = { observed: 0, broken: [] };
+            const last = {};
+            const check = (pane) => {
+              const d = pane.dataset;
+              if (d.seq === undefined) return;
+              const now = { seq: Number(d.seq), sum: Number(d.seen) + Number(d.missed) };
+              const before = last[pane.id];
+              last[pane.id] = now;
+              window.tickerlabChecks.observed += 1;
+              if (before && now.seq - before.seq !== now.sum - before.sum) {
+                window.tickerlabChecks.broken.push({ pane: pane.id, before, now });
+              }
+            };
+            for (const id of ['pane-http', 'pane-ws']) {
+              const pane = document.getElementById(id);
+              new MutationObserver(() => check(pane)).observe(pane, { attributes: true });
+              check(pane);
+            }
+            return true;
+        "#)
+        .await;
+    // Poll faster than the tick sometimes and slower other times: repeats and misses both.
+    browser
+        .js("const i = document.querySelector('#pane-http .poll-ms'); i.value = '150'; i.dispatchEvent(new Event('change')); return true;")
+        .await;
+    browser.click("#pane-http .auto-poll").await;
+    browser
+        .wait_for(
+            "Number(document.getElementById('pane-http').dataset.count) >= 12 && Number(document.getElementById('pane-http').dataset.missed) >= 1",
+            "a dozen polls, with a change missed",
+        )
+        .await;
+    browser.click("#pane-http .auto-poll").await;
+    let checks = browser.js("return window.tickerlabChecks;").await;
+    assert_eq!(checks["broken"], serde_json::json!([]), "{checks}");
+    assert!(
+        checks["observed"].as_u64().unwrap_or(0) >= 24,
+        "too few observations to judge: {checks}"
     );
     browser.assert_no_console_errors().await;
     browser.quit().await;
@@ -180,17 +247,14 @@ async fn auto_polling_slower_than_the_tick_misses_changes_push_does_not() {
             "four polls and missed changes in the HTTP pane",
         )
         .await;
-    let ws_missed = number(
-        &browser,
-        "document.getElementById('pane-ws').dataset.missed",
-    )
-    .await;
-    let ws_seen = number(&browser, "document.getElementById('pane-ws').dataset.seen").await;
-    let http_seen = number(
-        &browser,
-        "document.getElementById('pane-http').dataset.seen",
-    )
-    .await;
+    // Waited for, and read in one script, so the three figures are of the same moment.
+    let figures = browser
+        .wait_for(
+            "(() => { const ws = document.getElementById('pane-ws').dataset; const http = document.getElementById('pane-http').dataset; return Number(ws.seen) > Number(http.seen) && [Number(ws.missed), Number(ws.seen), Number(http.seen)]; })()",
+            "the WebSocket pane to have shown more prices than the polling pane",
+        )
+        .await;
+    let [ws_missed, ws_seen, http_seen] = [0, 1, 2].map(|i| figures[i].as_f64().expect("a number"));
     assert_eq!(ws_missed, 0.0, "the WebSocket pane sees every change");
     assert!(ws_seen > http_seen, "push {ws_seen} vs poll {http_seen}");
     // The scoreboard says the same, and marks the WebSocket row best for missed changes.
@@ -200,13 +264,13 @@ async fn auto_polling_slower_than_the_tick_misses_changes_push_does_not() {
             "the scoreboard to mark the WebSocket row best for missed changes",
         )
         .await;
-    let missed_cell = browser
-        .text("#scoreboard tr[data-pane=ws] td:nth-of-type(6)")
+    // Marked in words too, in the same redraw that set data-best.
+    browser
+        .wait_for(
+            "document.querySelector('#scoreboard tr[data-pane=ws] td:nth-of-type(6)').textContent.includes('best')",
+            "the words '★ best' in the WebSocket row's missed cell",
+        )
         .await;
-    assert!(
-        missed_cell.contains("best"),
-        "marked in words: {missed_cell}"
-    );
     browser.assert_no_console_errors().await;
     browser.quit().await;
 }
@@ -332,8 +396,12 @@ async fn drop_connection_makes_the_server_close_and_the_pane_reconnects() {
             "new prices after the reconnect",
         )
         .await;
-    let status = browser.text("#pane-ws .status").await;
-    assert!(status.starts_with("reconnected"), "{status}");
+    browser
+        .wait_for(
+            "document.querySelector('#pane-ws .status').textContent.startsWith('reconnected')",
+            "the pane to say it reconnected",
+        )
+        .await;
     browser.assert_no_console_errors().await;
     browser.quit().await;
 }
@@ -490,7 +558,7 @@ async fn the_pages_arithmetic_follows_the_rfc_and_the_protocol() {
 
 #[tokio::test]
 async fn long_polling_and_sse_panes_join_when_chosen_and_update() {
-    let Some((_app, browser)) = page().await else {
+    let Some((app, browser)) = page().await else {
         return;
     };
     // The lesson's two panes by default; the earlier attempts are hidden and silent.
@@ -527,13 +595,16 @@ async fn long_polling_and_sse_panes_join_when_chosen_and_update() {
             )
             .await;
     }
-    // Both rows are on the scoreboard now, with figures.
-    let rows = browser
-        .js("return [...document.querySelectorAll('#scoreboard tbody tr')].filter((r) => !r.hidden).length;")
+    // Both rows are on the scoreboard now (the scoreboard redraws a few times a second).
+    browser
+        .wait_for(
+            "[...document.querySelectorAll('#scoreboard tbody tr')].filter((r) => !r.hidden).length === 4",
+            "four rows on the scoreboard",
+        )
         .await;
-    assert_eq!(rows, 4);
     assert_eq!(browser.text("#pane-sse .sse-state").await, "open");
-    // Unticking stops the traffic: the SSE pane's count stays put.
+    // Unticking stops the traffic: the SSE pane's count stays put while the feed makes
+    // three more prices (counted by the server, not by a sleep).
     browser.click("#pane-chooser input[value=sse]").await;
     browser
         .wait_for(
@@ -541,21 +612,23 @@ async fn long_polling_and_sse_panes_join_when_chosen_and_update() {
             "SSE closed",
         )
         .await;
-    // Counters are redrawn four times a second: let the last redraw land before reading.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // data-count is published the moment a message is counted, so once the stream is closed
+    // it is final: read it, then let the server tick on.
     let count = number(
         &browser,
         "document.getElementById('pane-sse').dataset.count",
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    let until = app.feed.latest().ticks[0].tick.seq + 3;
+    wait_for_seq(&app, until).await;
     assert_eq!(
         number(
             &browser,
             "document.getElementById('pane-sse').dataset.count"
         )
         .await,
-        count
+        count,
+        "no SSE message counted after the pane was hidden"
     );
     // Hiding the WebSocket pane closes its socket too: a hidden pane makes no traffic.
     browser.click("#pane-chooser input[value=ws]").await;
@@ -626,12 +699,13 @@ async fn over_https_the_page_opens_a_wss_socket_and_says_so() {
             "the handshake panel names wss://",
         )
         .await;
-    assert_eq!(
-        browser
-            .js("return document.getElementById('handshake').dataset.acceptOk;")
-            .await,
-        "true"
-    );
+    // The accept check ends after an asynchronous SHA-1: wait for its verdict itself.
+    browser
+        .wait_for(
+            "document.getElementById('handshake').dataset.acceptOk === 'true'",
+            "the handshake panel to confirm Sec-WebSocket-Accept over wss",
+        )
+        .await;
     browser.assert_no_console_errors().await;
     browser.quit().await;
 }

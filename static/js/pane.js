@@ -45,6 +45,7 @@ export class PaneView {
     const select = this.el('symbol');
     for (const s of symbols) select.add(new Option(s, s));
     select.addEventListener('change', () => this.symbolChanged());
+    this.publish();
   }
 
   get symbol() {
@@ -53,6 +54,7 @@ export class PaneView {
 
   countOne() {
     this.stats.count += 1;
+    this.publish();
   }
 
   sent(bytes, label) {
@@ -66,6 +68,7 @@ export class PaneView {
     this.log.add('←', label, bytes.headers + bytes.payload);
     const fresh = tick !== null && this.showTick(tick);
     if (!fresh) this.stats.repeats += 1;
+    this.publish();
     return fresh;
   }
 
@@ -81,8 +84,6 @@ export class PaneView {
     changeEl.textContent = change.text;
     changeEl.dataset.direction = change.direction;
     this.el('s-seq').textContent = String(tick.seq);
-    this.root.dataset.seq = String(tick.seq);
-    this.root.dataset.symbol = tick.symbol;
     this.pending.push(tick);
     return true;
   }
@@ -122,9 +123,27 @@ export class PaneView {
         : [50, 95].map((p) => fmt.ms(s.delays.percentile(p))).concat(fmt.ms(s.delays.max)).join(' / '),
     };
     for (const [cls, value] of Object.entries(text)) this.el(cls).textContent = value;
-    this.root.dataset.count = String(s.count);
-    this.root.dataset.missed = String(s.seq.missed);
-    this.root.dataset.seen = String(s.seq.seen);
+  }
+
+  /**
+   * Publishes the pane's state as `data-*` attributes on its root, all in one step, right when
+   * it changes: a reader (a test, or a learner in DevTools) never sees a new `seq` beside an
+   * old `missed`. The text on screen is redrawn by `render()`, a few times a second; these
+   * attributes are the exact figures, current after every request, message and answer.
+   */
+  publish() {
+    const s = this.stats;
+    const data = this.root.dataset;
+    if (this.shown) {
+      data.seq = String(this.shown.seq);
+      data.symbol = this.shown.symbol;
+    } else {
+      delete data.seq;
+    }
+    data.count = String(s.count);
+    data.repeats = String(s.repeats);
+    data.missed = String(s.seq.missed);
+    data.seen = String(s.seq.seen);
   }
 
   /** Switching symbol: the next tick is the first of a new series. */
@@ -133,7 +152,7 @@ export class PaneView {
     this.shown = null;
     this.chart.clear();
     for (const cls of ['q-symbol', 'q-price', 'q-change', 's-seq', 's-age']) this.el(cls).textContent = '–';
-    delete this.root.dataset.seq;
+    this.publish();
   }
 
   status(text) {
