@@ -1,11 +1,18 @@
-//! The lesson never lies: the README's "try it" commands run against a live server, and
-//! every route, flag and message type it names exists.
+//! The lesson never lies: the "try it" commands of the README and of every file in `docs/`
+//! run against a live server, every route, flag and message type they name exists, and
+//! every relative link and `#anchor` between them resolves.
 //!
 //! A shell block preceded by a line `<!-- try-it expect='TEXT' -->` is run with `bash` after
-//! replacing `127.0.0.1:8080` with the test server's address; it must exit 0 and print TEXT
-//! (so a 404, a wrong accept value or an empty answer fails the lesson, not just a crash).
+//! replacing `127.0.0.1:8080` with the test server's address (and `cargo run --example
+//! client --` with the built terminal client); it must exit 0 and print TEXT (so a 404, a
+//! wrong accept value or an empty answer fails the lesson, not just a crash). A block marked
+//! `<!-- try-it tls expect='TEXT' -->` runs against a server started as
+//! `--tls-self-signed --port 8443` would be, with its certificate written where that
+//! server writes it.
 
 mod common;
+#[path = "common/example.rs"]
+mod example;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -15,17 +22,58 @@ use common::{hello, next_of_type, send_json, spawn_app, test_config};
 use serde_json::{Value, json};
 use tickerlab::tick::{ClientMessage, ServerMessage, Tick};
 
-fn readme() -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap()
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The shell blocks marked `<!-- try-it expect='...' -->`, with what each must print.
-fn try_it_blocks(text: &str) -> Vec<(String, String)> {
+fn readme() -> String {
+    std::fs::read_to_string(root().join("README.md")).unwrap()
+}
+
+/// The README and every Markdown file in `docs/`, as (path from the repository root, text).
+fn documents() -> Vec<(String, String)> {
+    let mut docs: Vec<(String, String)> = std::fs::read_dir(root().join("docs"))
+        .expect("docs/")
+        .map(|entry| entry.expect("a docs/ entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "md"))
+        .map(|path| {
+            let name = format!("docs/{}", path.file_name().unwrap().to_string_lossy());
+            (name, std::fs::read_to_string(&path).unwrap())
+        })
+        .collect();
+    docs.sort();
+    docs.insert(0, ("README.md".into(), readme()));
+    docs
+}
+
+/// Every document's text, one after the other.
+fn all_text() -> String {
+    documents()
+        .into_iter()
+        .map(|(_, text)| text)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A shell block to run, and what it must print.
+struct TryIt {
+    script: String,
+    expect: String,
+    /// Marked `try-it tls`: runs against a `--tls-self-signed --port 8443` server.
+    tls: bool,
+}
+
+/// The shell blocks marked `<!-- try-it [tls] expect='...' -->`.
+fn try_it_blocks(text: &str) -> Vec<TryIt> {
     let mut blocks = Vec::new();
     let mut lines = text.lines().peekable();
     while let Some(line) = lines.next() {
         let Some(rest) = line.trim().strip_prefix("<!-- try-it") else {
             continue;
+        };
+        let (tls, rest) = match rest.trim().strip_prefix("tls") {
+            Some(rest) => (true, rest),
+            None => (false, rest),
         };
         let expect = rest
             .trim()
@@ -42,7 +90,11 @@ fn try_it_blocks(text: &str) -> Vec<(String, String)> {
             .by_ref()
             .take_while(|l| !l.starts_with("```"))
             .collect();
-        blocks.push((body.join("\n"), expect));
+        blocks.push(TryIt {
+            script: body.join("\n"),
+            expect,
+            tls,
+        });
     }
     blocks
 }
@@ -50,16 +102,30 @@ fn try_it_blocks(text: &str) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn try_it_commands_succeed_against_a_live_server() {
     let app = spawn_app(test_config()).await;
-    let blocks = try_it_blocks(&readme());
+    let (tls_port, tls_dir) = start_self_signed_server();
+    let client = example::client_binary().display().to_string();
+    let blocks: Vec<TryIt> = documents()
+        .iter()
+        .flat_map(|(_, text)| try_it_blocks(text))
+        .collect();
     assert!(
         blocks.len() >= 4,
         "the lesson has try-it boxes, found {}",
         blocks.len()
     );
-    for (block, expect) in blocks {
+    assert!(blocks.iter().any(|b| b.tls), "the lesson runs wss:// too");
+    for TryIt {
+        script: block,
+        expect,
+        ..
+    } in blocks
+    {
         let script = block
+            .replace("cargo run --example client --", &client)
             .replace("127.0.0.1:8080", &app.addr.to_string())
-            .replace("localhost:8080", &app.addr.to_string());
+            .replace("localhost:8080", &app.addr.to_string())
+            .replace("localhost:8443", &format!("localhost:{tls_port}"))
+            .replace("/tmp/tickerlab-tls-8443", &tls_dir.display().to_string());
         let output = tokio::task::spawn_blocking(move || {
             Command::new("bash")
                 .args(["-c", &script])
@@ -78,6 +144,30 @@ async fn try_it_commands_succeed_against_a_live_server() {
     }
 }
 
+/// Starts what `tickerlab --tls-self-signed --port 8443` starts, on a free port instead, and
+/// writes its certificate where the binary would; returns the port and that directory.
+fn start_self_signed_server() -> (u16, std::path::PathBuf) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let app = tickerlab::serve(
+        tickerlab::Config {
+            tls_self_signed: true,
+            ..test_config()
+        },
+        listener,
+    )
+    .expect("serve over TLS");
+    let port = app.local_addr().port();
+    let dir = tickerlab::tls::SelfSigned::default_dir(port);
+    match app.tls().expect("TLS is on").origin() {
+        tickerlab::tls::Origin::SelfSigned(generated) => {
+            generated.write_to(&dir).expect("write cert.pem");
+        }
+        other => panic!("expected a self-signed certificate, got {other:?}"),
+    }
+    tokio::spawn(app.run());
+    (port, dir)
+}
+
 /// Every `GET /path` the README names.
 fn routes(text: &str) -> BTreeSet<String> {
     text.match_indices("GET /")
@@ -92,7 +182,7 @@ fn routes(text: &str) -> BTreeSet<String> {
 #[tokio::test]
 async fn every_route_the_readme_names_is_served() {
     let app = spawn_app(test_config()).await;
-    let routes = routes(&readme());
+    let routes = routes(&all_text());
     for must in ["/", "/price", "/ws", "/healthz"] {
         assert!(routes.contains(must), "README should name GET {must}");
     }
@@ -138,21 +228,23 @@ fn every_flag_is_documented_and_every_documented_flag_exists() {
     let mut app_flags = flags_in(&help);
     app_flags.remove("--help");
     app_flags.remove("--version");
-    let readme = readme();
-    // The README's table of options: rows starting with | `--flag`.
-    let table: BTreeSet<String> = readme
+    // The table of options in docs/cli.md: rows starting with | `--flag`.
+    let cli = std::fs::read_to_string(root().join("docs/cli.md")).expect("docs/cli.md");
+    let table: BTreeSet<String> = cli
         .lines()
         .filter(|l| l.starts_with("| `--"))
         .flat_map(|l| flags_in(l.split('|').nth(1).unwrap_or_default()))
         .collect();
     assert_eq!(
         table, app_flags,
-        "the README's option table must match `tickerlab --help`"
+        "docs/cli.md's option table must match `tickerlab --help`"
     );
-    // Flags passed to the app in README commands (`cargo run --release -- --flag`) exist.
-    for line in readme
+    // Flags passed to the app in any document's commands (`cargo run --release -- --flag`)
+    // exist. (The terminal client, `cargo run --example client -- ...`, has flags of its own.)
+    let text = all_text();
+    for line in text
         .lines()
-        .filter(|l| l.contains("cargo run") && l.contains(" -- "))
+        .filter(|l| l.contains("cargo run") && l.contains(" -- ") && !l.contains("--example"))
     {
         let args = line.split(" -- ").nth(1).unwrap_or_default();
         for flag in flags_in(args) {
@@ -166,7 +258,7 @@ fn every_flag_is_documented_and_every_documented_flag_exists() {
 
 #[tokio::test]
 async fn every_message_type_the_readme_names_exists() {
-    let readme = readme();
+    let readme = all_text();
     // Every JSON example with a "type" must be a real protocol message.
     let mut client_types = BTreeSet::new();
     for line in readme
@@ -239,6 +331,118 @@ async fn every_message_type_the_readme_names_exists() {
         assert!(
             seen.contains(kind),
             "README lists server message {kind:?}; a live session sent {seen:?}"
+        );
+    }
+}
+
+/// GitHub's anchor for a heading: lower case, spaces to hyphens, other punctuation dropped.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c.to_lowercase().next()?),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The anchors of a document's headings (outside code blocks), with GitHub's `-1`, `-2`
+/// suffixes for repeats.
+fn anchors(text: &str) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    let mut in_code = false;
+    for line in text.lines() {
+        if line.starts_with("```") {
+            in_code = !in_code;
+        }
+        if in_code || !line.starts_with('#') {
+            continue;
+        }
+        let base = anchor(line.trim_start_matches('#'));
+        let mut name = base.clone();
+        let mut n = 0;
+        while seen.contains(&name) {
+            n += 1;
+            name = format!("{base}-{n}");
+        }
+        seen.insert(name);
+    }
+    seen
+}
+
+/// `](target)` links in a text, outside code blocks.
+fn links(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut in_code = false;
+    for line in text.lines() {
+        if line.starts_with("```") {
+            in_code = !in_code;
+        }
+        if in_code {
+            continue;
+        }
+        for (i, _) in line.match_indices("](") {
+            let rest = &line[i + 2..];
+            if let Some(end) = rest.find(')') {
+                found.push(rest[..end].to_owned());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn every_relative_link_and_anchor_resolves() {
+    let docs = documents();
+    let mut checked = 0;
+    for (name, text) in &docs {
+        let dir = Path::new(name).parent().unwrap_or(Path::new(""));
+        for link in links(text) {
+            if link.contains("://") || link.starts_with("mailto:") {
+                continue;
+            }
+            let (file, fragment) = match link.split_once('#') {
+                Some((file, fragment)) => (file, Some(fragment)),
+                None => (link.as_str(), None),
+            };
+            let target = if file.is_empty() {
+                Path::new(name).to_owned()
+            } else {
+                dir.join(file)
+            };
+            let path = root().join(&target);
+            assert!(
+                path.exists(),
+                "{name} links to {link}: {} does not exist",
+                target.display()
+            );
+            if let Some(fragment) = fragment {
+                let text = std::fs::read_to_string(&path)
+                    .unwrap_or_else(|e| panic!("{name} links to {link}: {e}"));
+                assert!(
+                    anchors(&text).contains(fragment),
+                    "{name} links to {link}: no heading with anchor #{fragment} in {}",
+                    target.display()
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 10,
+        "only {checked} links checked: is the map gone?"
+    );
+}
+
+#[test]
+fn every_docs_file_is_on_the_readmes_map() {
+    let readme = readme();
+    for (name, _) in documents().iter().skip(1) {
+        assert!(
+            readme.contains(&format!("]({name})")),
+            "the README's map does not link {name}"
         );
     }
 }

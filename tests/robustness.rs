@@ -510,3 +510,75 @@ async fn past_max_connections_the_handshake_gets_503_and_the_others_stream_on() 
     let mut again = client(&app).await;
     assert_streaming(&mut again, 3).await;
 }
+
+#[tokio::test]
+async fn every_handshake_refusal_says_what_was_wrong() {
+    let (app, mut bystander) = app_with_bystander(test_config()).await;
+    let good = [
+        ("connection", "Upgrade"),
+        ("upgrade", "websocket"),
+        ("sec-websocket-version", "13"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+    // (header to change, its new value or None to leave it out, status, words in the body)
+    let cases: &[(&str, Option<&str>, u16, &str)] = &[
+        ("upgrade", None, 400, "Upgrade: websocket"),
+        ("connection", None, 400, "Connection: Upgrade"),
+        (
+            "sec-websocket-version",
+            None,
+            426,
+            "Sec-WebSocket-Version: 13",
+        ),
+        ("sec-websocket-key", None, 400, "16 random bytes"),
+        (
+            "sec-websocket-key",
+            Some("dGhlIHNhbXBsZQ=="),
+            400,
+            "16 random bytes",
+        ),
+        // The lesson's exercise 4: change the character before `==`.
+        (
+            "sec-websocket-key",
+            Some("dGhlIHNhbXBsZSBub25jZR=="),
+            400,
+            "A, Q, g or w",
+        ),
+        (
+            "sec-websocket-key",
+            Some("dGhlIHNhbXBsZSBub25jZZ=="),
+            400,
+            "A, Q, g or w",
+        ),
+    ];
+    for &(name, value, status, words) in cases {
+        let mut request = reqwest::Client::new().get(app.http("/ws"));
+        for (header, good_value) in good {
+            match (header == name, value) {
+                (false, _) => request = request.header(header, good_value),
+                (true, Some(value)) => request = request.header(header, value),
+                (true, None) => {}
+            }
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), status, "{name}: {value:?}");
+        let text = response.text().await.unwrap();
+        assert!(text.contains(words), "{name}: {value:?} got {text:?}");
+    }
+    // Every other key of the right shape ending in A, Q, g or w is accepted.
+    for last in ["A", "Q", "g", "w"] {
+        let key = format!("dGhlIHNhbXBsZSBub25jZ{last}==");
+        let mut request = reqwest::Client::new().get(app.http("/ws"));
+        for (header, value) in good {
+            let value = if header == "sec-websocket-key" {
+                key.as_str()
+            } else {
+                value
+            };
+            request = request.header(header, value);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 101, "key {key}");
+    }
+    assert_unharmed(&app, &mut bystander).await;
+}

@@ -713,6 +713,9 @@ pub enum HandshakeProblem {
     UnsupportedVersion,
     /// `Sec-WebSocket-Key` missing, or not 16 bytes in base64.
     BadKey,
+    /// `Sec-WebSocket-Key` of the right shape whose last character before `==` has padding
+    /// bits set: no 16 bytes encode to it, so a strict base64 decoder refuses it.
+    NonCanonicalKey,
 }
 
 /// Checks the headers of an opening handshake (RFC 6455 section 4.2.1).
@@ -747,6 +750,15 @@ pub fn check_handshake(headers: &header::HeaderMap) -> Result<(), HandshakeProbl
     if !key_ok {
         return Err(HandshakeProblem::BadKey);
     }
+    // 16 bytes are 128 bits; 22 base64 characters carry 132, so the last one before `==`
+    // holds 2 bits of the key and 4 padding bits that must be zero: it is A, Q, g or w.
+    // (actix's own check decodes strictly and would refuse it with an empty 400.)
+    if headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .is_some_and(|k| !matches!(k.as_bytes()[21], b'A' | b'Q' | b'g' | b'w'))
+    {
+        return Err(HandshakeProblem::NonCanonicalKey);
+    }
     Ok(())
 }
 
@@ -770,6 +782,12 @@ impl HandshakeProblem {
             HandshakeProblem::BadKey => (
                 StatusCode::BAD_REQUEST,
                 "`Sec-WebSocket-Key` must be 16 random bytes in base64 (24 characters ending in `==`).",
+            ),
+            HandshakeProblem::NonCanonicalKey => (
+                StatusCode::BAD_REQUEST,
+                "`Sec-WebSocket-Key` is not the base64 of 16 bytes: 16 bytes fill 22 characters \
+                 with 4 bits to spare, so the character before `==` must be A, Q, g or w \
+                 (those spare bits zero). Make a key with `openssl rand -base64 16`.",
             ),
         };
         let text = format!(

@@ -1,0 +1,98 @@
+//! The terminal client (`examples/client.rs`) against a live server: it holds one socket,
+//! prints the pushed ticks, and its `subscribe` and `ping` get their answers on that socket.
+
+mod common;
+#[path = "common/example.rs"]
+mod example;
+
+use std::process::{Command, Stdio};
+
+use common::{spawn_app, test_config};
+
+/// Runs the client for `secs` with `--send` lines; returns what it printed.
+async fn run_client(url: String, send: &[&str], secs: &str) -> String {
+    let mut args: Vec<String> = Vec::new();
+    for line in send {
+        args.push("--send".into());
+        args.push((*line).into());
+    }
+    args.extend(["--secs".into(), secs.into(), url]);
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(example::client_binary())
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the client")
+    })
+    .await
+    .expect("the client ran");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "client failed: {:?}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_and_ping_are_answered_on_the_one_open_socket() {
+    let app = spawn_app(test_config()).await;
+    let url = format!("ws://{}/ws?symbols=ACME", app.addr);
+    let out = run_client(url, &["subscribe GLOBX", "ping"], "3").await;
+    let lines: Vec<&str> = out.lines().collect();
+    let position = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{out}"))
+    };
+    // One handshake, then frames: hello first, ticks pushed without being asked.
+    assert_eq!(
+        out.matches("101 Switching Protocols").count(),
+        1,
+        "one connection:\n{out}"
+    );
+    assert!(position("\"type\":\"hello\"") > position("101 Switching Protocols"));
+    assert!(
+        out.contains("← text") && out.contains("\"symbol\":\"ACME\""),
+        "{out}"
+    );
+    // Sent on the same socket, answered on it, and GLOBX's ticks follow the answer.
+    let subscribed = position("\"type\":\"subscribed\"");
+    assert!(position("→ text") < subscribed, "{out}");
+    assert!(
+        lines[subscribed..]
+            .iter()
+            .any(|l| l.contains("\"type\":\"tick\"") && l.contains("\"symbol\":\"GLOBX\"")),
+        "GLOBX ticks after the subscription:\n{out}"
+    );
+    assert!(
+        position("\"type\":\"pong\"") == position("round trip"),
+        "the pong is shown with its round trip:\n{out}"
+    );
+    // It closes politely and the server answers the close.
+    assert!(out.contains("→ close 1000"), "{out}");
+    assert!(out.contains("← close 1000"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_are_printed_with_their_size_on_the_wire() {
+    let app = spawn_app(test_config()).await;
+    let url = format!("ws://{}/ws?symbols=ACME", app.addr);
+    let out = run_client(url, &[], "1").await;
+    let tick = out
+        .lines()
+        .find(|l| l.contains("\"type\":\"tick\""))
+        .unwrap_or_else(|| panic!("no tick in:\n{out}"));
+    // "← text   93 B ... {json}": the JSON's length plus a 2-byte header (unmasked, < 126 B).
+    let size: usize = tick
+        .split("← text")
+        .nth(1)
+        .and_then(|r| r.split(" B").next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no size in {tick:?}"));
+    let json = &tick[tick.find('{').expect("the JSON")..];
+    assert_eq!(size, json.len() + 2, "{tick}");
+}
