@@ -39,6 +39,13 @@ const CHROMIUM_FLAGS: &[&str] = &[
     "--disable-dev-shm-usage",
 ];
 
+/// Every pane's published figures (`data-*`), status line and log head, for a failure message:
+/// what the page was doing when a wait gave up.
+const PANES_STATE: &str = "return [...document.querySelectorAll('.pane')].map((p) => ({ \
+    id: p.id, hidden: p.hidden, data: { ...p.dataset }, \
+    status: p.querySelector('.status')?.textContent, \
+    log: [...p.querySelectorAll('.log li')].slice(0, 3).map((li) => li.textContent) }));";
+
 /// One browser at a time per test binary.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -196,8 +203,10 @@ impl Browser {
             // A page that threw will not get there: say so now rather than at the timeout.
             let errors = self.console_errors().await;
             if !errors.is_empty() || start.elapsed() > PAGE_WAIT {
+                let panes = self.js(PANES_STATE).await;
                 panic!(
-                    "waited {:?} for {what} ({condition}); console errors: {errors:#?}",
+                    "waited {:?} for {what} ({condition}); console errors: {errors:#?}\n\
+                     the panes at that moment: {panes:#}",
                     start.elapsed()
                 );
             }
