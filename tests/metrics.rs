@@ -5,6 +5,7 @@ mod common;
 
 use common::{
     WS_OPEN, hello, metric, metrics_text, next_of_type, spawn_app, test_config, wait_for_metric,
+    wait_for_metrics,
 };
 
 #[tokio::test]
@@ -81,15 +82,17 @@ async fn metrics_is_prometheus_text_and_counts_what_happens() {
         ),
         3
     );
-    // Serialisations: one per symbol per tick, whatever the number of clients.
-    let ticks = metric(&text, "tickerlab_feed_ticks_total");
-    let serialisations = metric(&text, "tickerlab_feed_serialisations_total");
+    // Serialisations: one per symbol per tick, whatever the number of clients. The page
+    // reads the two counters one after the other while the feed ticks on, so wait for a
+    // page rendered between two ticks, where the promise is exact.
     let symbols = app.feed.symbols().len() as u64;
+    let ticks = wait_for_metrics(&app, "serialisations == ticks x symbols", |text| {
+        let ticks = metric(text, "tickerlab_feed_ticks_total");
+        let serialisations = metric(text, "tickerlab_feed_serialisations_total");
+        (serialisations == ticks * symbols).then_some(ticks)
+    })
+    .await;
     assert!(ticks > 0);
-    assert!(
-        serialisations.abs_diff(ticks * symbols) <= symbols,
-        "{serialisations} vs {ticks} ticks x {symbols}"
-    );
 
     for mut ws in sockets {
         ws.close(None).await.unwrap();

@@ -1,12 +1,13 @@
-//! Latest value wins: one client stops reading for 20 s at a 10 ms tick while 50 others read.
+//! Latest value wins: one client stops reading for 2000 ticks (20 s at a 10 ms tick) while
+//! 50 others read.
 //!
 //! What must hold, each checked on numbers the app exposes or the clients saw, never on time:
 //! * the 50 readers see every `seq`, no gap, throughout;
 //! * the stalled client's session parks at its bounded queue (`tickerlab_ws_send_waiting`
-//!   is 1 all through the stall) instead of queueing the 2000 ticks;
+//!   is 1 from halfway through the stall on) instead of queueing the 2000 ticks;
 //! * on resuming, the stalled client reads a bounded backlog (what sat in the queue and the
-//!   socket buffers), then jumps to the newest tick; the jump is the ticks it skipped, and
-//!   the server counted them (`tickerlab_ws_ticks_skipped_total`).
+//!   socket buffers), then jumps to the newest tick; the seq gaps are the ticks it skipped,
+//!   and the server counted them (`tickerlab_ws_ticks_skipped_total`).
 //!
 //! The stalled client's socket gets a small receive buffer (`SO_RCVBUF`): on loopback the
 //! kernel would otherwise absorb megabytes, and the server would never feel the stall.
@@ -15,14 +16,17 @@ mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 use common::{Ws, hello, metric, metrics_text, next_json, spawn_app, test_config};
 use tickerlab::Config;
 use tokio::net::TcpSocket;
 
 const READERS: usize = 50;
-const STALL: Duration = Duration::from_secs(20);
+/// How long the stalled client reads nothing, in ticks of the feed: 20 s at the 10 ms tick.
+/// Counted, not timed: a loaded machine's feed ticks less often, and a timed stall would pile
+/// up fewer ticks than the bounds asserted below assume. (Well under the 60 s client timeout
+/// even at half speed.)
+const STALL_TICKS: u64 = 2000;
 
 /// A reader: checks every tick follows the previous one; returns the ticks read as
 /// (server timestamp, tick-to-client delay), both in ms.
@@ -88,57 +92,59 @@ async fn a_stalled_client_skips_ticks_and_costs_the_others_nothing() {
         "tickerlab_ws_ticks_skipped_total",
     );
 
-    // Stall: read nothing for 20 s. Sample the gauge once a second.
-    let stall_start = Instant::now();
+    // Stall: read nothing while the feed makes STALL_TICKS ticks. Sample the gauge every 100.
     let stall_start_ms = tickerlab::tick::epoch_ms();
     let mut waiting_samples = Vec::new();
-    while stall_start.elapsed() < STALL {
-        tokio::time::sleep(Duration::from_secs(1)).await;
+    for step in 1..=STALL_TICKS / 100 {
+        common::wait_for_ticks(&app, before + step * 100).await;
         let text = metrics_text(&app).await;
         waiting_samples.push(metric(&text, "tickerlab_ws_send_waiting"));
     }
     let ticks_at_resume = app.feed.ticks();
     let stall_end_ms = tickerlab::tick::epoch_ms();
-    // From the tenth second on, the stalled session must be parked at its bound (by then
-    // the feed has produced far more than the queue, write buffer and socket buffers hold).
+    // From halfway through the stall on, the stalled session must be parked at its bound (by
+    // then the feed has produced far more than the queue, write buffer and socket buffers
+    // hold).
+    let halfway = waiting_samples.len() / 2 - 1; // the sample taken at STALL_TICKS / 2
     assert!(
-        waiting_samples[9..].iter().all(|&n| n == 1),
+        waiting_samples[halfway..].iter().all(|&n| n == 1),
         "the stalled session waits at its bounded queue: {waiting_samples:?}"
     );
 
-    // Resume: first the backlog that was already queued, consecutive, then a jump.
+    // Resume: first the backlog that was already queued (ticks older than the newest at the
+    // resume), then the newest. Every seq gap the client sees is ticks skipped for it: the
+    // jump at the resume and, on a loaded machine, a few earlier ones, where a send waited
+    // on the not-yet-parked client long enough to count it as slow.
     let mut backlog = 0u64;
+    let mut gaps = 0u64;
     let mut last = before;
     let after_jump = loop {
-        let tick = next_json(&mut stalled).await;
-        let seq = tick["seq"].as_u64().unwrap();
-        if seq != last + 1 {
+        let seq = next_json(&mut stalled).await["seq"].as_u64().unwrap();
+        assert!(seq > last, "seq {seq} after {last}");
+        gaps += seq - last - 1;
+        if seq >= ticks_at_resume {
             break seq;
         }
         last = seq;
         backlog += 1;
     };
     let stalled_ticks = ticks_at_resume - before;
-    let jump = after_jump - last - 1;
     eprintln!(
         "stall: {stalled_ticks} ticks; backlog read on resume: {backlog}; then seq {last} -> \
-         {after_jump} (skipped {jump}); waiting gauge samples {waiting_samples:?}"
+         {after_jump} (skipped {gaps} in all); waiting gauge samples {waiting_samples:?}"
     );
     assert!(
         backlog < 1000 && backlog < stalled_ticks / 2,
-        "what was queued for the stalled client is bounded: {backlog} of {stalled_ticks} ticks"
-    );
-    assert!(
-        after_jump >= ticks_at_resume,
-        "it resumes at the newest tick"
+        "what was queued for the stalled client is bounded, then it resumes at the newest \
+         tick: {backlog} of {stalled_ticks} ticks read before seq {ticks_at_resume}"
     );
     let skipped = metric(
         &metrics_text(&app).await,
         "tickerlab_ws_ticks_skipped_total",
     ) - skipped_at_start;
     assert!(
-        skipped >= jump,
-        "the server counted what it skipped ({skipped} >= {jump})"
+        skipped >= gaps,
+        "the server counted what it skipped ({skipped} >= {gaps})"
     );
     // After the jump it streams normally again.
     let mut seq = after_jump;

@@ -155,6 +155,11 @@ async fn streams_and_held_polls_count_as_connections_and_respect_the_limits() {
     use common::wait_for_metric;
     let app = spawn_app(Config {
         tick_ms: 60_000,
+        // The server notices that an event stream's client left when a write to it fails:
+        // with no ticks, a heartbeat. One a second makes that a moment, not 10 s (the
+        // default 5 s heartbeat twice) racing the wait's deadline.
+        heartbeat_secs: 1,
+        client_timeout_secs: 2,
         max_connections: 2,
         long_poll_secs: 3,
         ..test_config()

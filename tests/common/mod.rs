@@ -153,6 +153,13 @@ pub async fn wait_for_metric(app: &TestApp, series: &str, ok: impl Fn(u64) -> bo
     }
 }
 
+/// Polls `GET /metrics` until `read` finds what it looks for in the page, and returns it: for
+/// a condition on several series of one page. Panics naming `what` after [`WAIT`].
+pub async fn wait_for_metrics<T>(app: &TestApp, what: &str, read: impl Fn(&str) -> Option<T>) -> T {
+    let read = &read;
+    wait_for(what, || async move { read(&metrics_text(app).await) }).await
+}
+
 /// Reads until the server's close frame; returns its code and reason.
 pub async fn close_of(ws: &mut Ws) -> (u16, String) {
     loop {
@@ -198,7 +205,7 @@ pub async fn wait_until_held(addr: &str) {
             .expect("write");
         let mut text = String::new();
         stream.read_to_string(&mut text).await.expect("read");
-        if text.contains("tickerlab_open_connections{transport=\"longpoll\"} 1") {
+        if text.contains("tickerlab_open_connections{transport=\"longpoll\"} 1\n") {
             return;
         }
         assert!(start.elapsed() < WAIT, "no held long poll in /metrics");
@@ -206,8 +213,27 @@ pub async fn wait_until_held(addr: &str) {
     }
 }
 
-/// Waits until the feed has published at least `n` ticks (instead of sleeping and hoping a
-/// loaded machine kept up). Panics after [`WAIT`].
+/// Polls `probe` until it returns `Some`, and returns what it found: the way a test waits for
+/// the condition it asserts, instead of sleeping and hoping. On an idle machine it returns
+/// at once; a loaded one only makes it wait longer. Panics naming `what` after [`WAIT`].
+pub async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(start.elapsed() < WAIT, "waited {WAIT:?} for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Waits until the feed has made at least `n` ticks (instead of sleeping and hoping a loaded
+/// machine kept up). The feed counts a tick just before it publishes it: in a test on a
+/// multi-threaded runtime the newest may reach readers a moment later. Panics after [`WAIT`].
 pub async fn wait_for_ticks(app: &TestApp, n: u64) {
     let start = std::time::Instant::now();
     while app.feed.ticks() < n {
