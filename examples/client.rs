@@ -16,9 +16,11 @@
 //! to close the socket), any JSON text (sent as it is), or `quit` (close with 1000).
 //!
 //! For scripts and tests: `--send LINE` sends LINE once the socket is open (repeatable, in
-//! order, each after the previous one's answer or one tick), `--secs N` closes after N seconds
-//! and `--frames N` after N frames received. With neither, it runs until `quit`, Ctrl-C, or
-//! the server closes.
+//! order, 300 ms apart so each answer shows before the next line), `--frames N` closes after
+//! N frames received, `--until TEXT` once a received frame has contained TEXT (repeatable:
+//! every TEXT must have been seen), and `--secs N` after N seconds (with `--until`, giving up
+//! after N seconds is an error). With none of them, it runs until `quit`, Ctrl-C, or the
+//! server closes.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -43,10 +45,11 @@ struct Options {
     send: Vec<String>,
     secs: Option<f64>,
     frames: Option<u64>,
+    until: Vec<String>,
 }
 
 const USAGE: &str = "usage: cargo run --example client -- [--cacert CERT.pem] [--send LINE]... \
-[--secs N] [--frames N] [URL]\n  URL defaults to ws://127.0.0.1:8080/ws?symbols=ACME; \
+[--frames N] [--until TEXT]... [--secs N] [URL]\n  URL defaults to ws://127.0.0.1:8080/ws?symbols=ACME; \
 wss:// needs --cacert (the server's --tls-self-signed prints the file)";
 
 fn options() -> Result<Options, String> {
@@ -56,6 +59,7 @@ fn options() -> Result<Options, String> {
         send: Vec::new(),
         secs: None,
         frames: None,
+        until: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -63,6 +67,7 @@ fn options() -> Result<Options, String> {
         match arg.as_str() {
             "--cacert" => options.cacert = Some(value("--cacert")?),
             "--send" => options.send.push(value("--send")?),
+            "--until" => options.until.push(value("--until")?),
             "--secs" => {
                 let v = value("--secs")?;
                 options.secs = Some(v.parse().map_err(|_| format!("--secs {v}: a number"))?);
@@ -199,6 +204,7 @@ where
     let mut next_scripted = tokio::time::interval(Duration::from_millis(300));
     let deadline = options.secs.map(|s| opened + Duration::from_secs_f64(s));
     let mut received = 0u64;
+    let mut awaited: Vec<&str> = options.until.iter().map(String::as_str).collect();
     let mut last_arrival = opened;
     let mut next_id = 1u64;
     loop {
@@ -223,7 +229,11 @@ where
                 if let Message::Close(_) = frame {
                     return Ok(());
                 }
-                if options.frames.is_some_and(|n| received >= n) {
+                if let Message::Text(text) = &frame {
+                    awaited.retain(|wanted| !text.contains(*wanted));
+                }
+                let awaited_all = !options.until.is_empty() && awaited.is_empty();
+                if awaited_all || options.frames.is_some_and(|n| received >= n) {
                     break;
                 }
             }
@@ -247,7 +257,16 @@ where
                     break;
                 }
             }
-            _ = until_deadline => break,
+            _ = until_deadline => {
+                close(&mut socket, opened).await?;
+                if awaited.is_empty() {
+                    return Ok(());
+                }
+                return Err(format!(
+                    "gave up after {} s: no frame contained {awaited:?}",
+                    options.secs.unwrap_or_default()
+                ));
+            }
         }
     }
     close(&mut socket, opened).await

@@ -9,14 +9,17 @@ use std::process::{Command, Stdio};
 
 use common::{spawn_app, test_config};
 
-/// Runs the client for `secs` with `--send` lines; returns what it printed.
-async fn run_client(url: String, send: &[&str], secs: &str) -> String {
+/// Runs the client with `--send` lines until every `until` text has arrived (the client fails
+/// if that takes longer than a generous 30 s); returns what it printed.
+async fn run_client(url: String, send: &[&str], until: &[&str]) -> String {
     let mut args: Vec<String> = Vec::new();
     for line in send {
-        args.push("--send".into());
-        args.push((*line).into());
+        args.extend(["--send".into(), (*line).into()]);
     }
-    args.extend(["--secs".into(), secs.into(), url]);
+    for text in until {
+        args.extend(["--until".into(), (*text).into()]);
+    }
+    args.extend(["--secs".into(), "30".into(), url]);
     let output = tokio::task::spawn_blocking(move || {
         Command::new(example::client_binary())
             .args(&args)
@@ -40,7 +43,12 @@ async fn run_client(url: String, send: &[&str], secs: &str) -> String {
 async fn subscribe_and_ping_are_answered_on_the_one_open_socket() {
     let app = spawn_app(test_config()).await;
     let url = format!("ws://{}/ws?symbols=ACME", app.addr);
-    let out = run_client(url, &["subscribe GLOBX", "ping"], "3").await;
+    let out = run_client(
+        url,
+        &["subscribe GLOBX", "ping"],
+        &["\"type\":\"pong\"", "\"symbol\":\"GLOBX\""],
+    )
+    .await;
     let lines: Vec<&str> = out.lines().collect();
     let position = |needle: &str| {
         lines
@@ -81,7 +89,7 @@ async fn subscribe_and_ping_are_answered_on_the_one_open_socket() {
 async fn frames_are_printed_with_their_size_on_the_wire() {
     let app = spawn_app(test_config()).await;
     let url = format!("ws://{}/ws?symbols=ACME", app.addr);
-    let out = run_client(url, &[], "1").await;
+    let out = run_client(url, &[], &["\"type\":\"tick\""]).await;
     let tick = out
         .lines()
         .find(|l| l.contains("\"type\":\"tick\""))
@@ -95,4 +103,22 @@ async fn frames_are_printed_with_their_size_on_the_wire() {
         .unwrap_or_else(|| panic!("no size in {tick:?}"));
     let json = &tick[tick.find('{').expect("the JSON")..];
     assert_eq!(size, json.len() + 2, "{tick}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn giving_up_on_an_awaited_text_is_an_error() {
+    let app = spawn_app(test_config()).await;
+    let url = format!("ws://{}/ws?symbols=ACME", app.addr);
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(example::client_binary())
+            .args(["--until", "never sent by the server", "--secs", "0.5", &url])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the client")
+    })
+    .await
+    .expect("the client ran");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("gave up after 0.5 s"), "{stderr}");
 }

@@ -6,8 +6,10 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// The path of the built `client` example. `cargo test` builds every example before it runs
-/// the tests, so it is normally there already (next to the app's binary); when a single test
-/// binary was built on its own, it is built here with the same cargo.
+/// the tests, so it is normally there and current (next to the app's binary). `cargo test
+/// --test NAME` does not build examples, so when the binary is missing or older than
+/// `examples/client.rs` (the example uses nothing else of this crate), it is built here with
+/// the same cargo.
 pub fn client_binary() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
@@ -17,7 +19,14 @@ pub fn client_binary() -> PathBuf {
                 .expect("the binary's directory")
                 .to_owned();
             let path = bin_dir.join("examples").join("client");
-            if !path.is_file() {
+            let modified =
+                |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+            let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/client.rs");
+            let stale = match (modified(&path), modified(&source)) {
+                (Some(built), Some(written)) => built < written,
+                _ => true,
+            };
+            if stale {
                 let status = Command::new(env!("CARGO"))
                     .args(["build", "--example", "client"])
                     .current_dir(env!("CARGO_MANIFEST_DIR"))
