@@ -146,7 +146,10 @@ async fn the_blind_test_page_is_marked_and_names_no_transport_in_its_title() {
     let html = blind.text().await.unwrap();
     assert!(html.contains("data-blind=\"hidden\""), "{html}");
     let title = &html[html.find("<title>").unwrap()..html.find("</title>").unwrap()];
-    assert!(!title.contains("WebSocket") && !title.contains("HTTP"), "{title}");
+    assert!(
+        !title.contains("WebSocket") && !title.contains("HTTP"),
+        "{title}"
+    );
     let plain = reqwest::get(app.http("/?utm=x")).await.unwrap();
     assert!(!plain.text().await.unwrap().contains("data-blind"));
 }
