@@ -47,8 +47,9 @@ function frame() {
     }
     scoreboard.update(now);
     strip.update(now);
+    // Ready once the figures have been drawn the first time: the layout has its final shape.
+    document.body.dataset.ready = 'true';
   }
   requestAnimationFrame(frame);
 }
 requestAnimationFrame(frame);
-document.body.dataset.ready = 'true';

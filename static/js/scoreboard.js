@@ -56,7 +56,8 @@ export class Scoreboard {
   constructor(root, views) {
     this.views = views;
     root.querySelector('.rules').textContent = RULES;
-    this.verdict = root.querySelector('.verdict');
+    this.lead = root.querySelector('.verdict-lead');
+    const lines = root.querySelector('.verdict-panes');
     const head = root.querySelector('thead tr');
     head.append(cell('th', 'pane'));
     for (const column of COLUMNS) {
@@ -79,7 +80,12 @@ export class Scoreboard {
       });
       row.append(...cells);
       body.append(row);
-      return { row, name, cells };
+      // One verdict line per shown pane, there from the start ("not started yet"): the
+      // verdict changes its words, not its height, when a pane starts.
+      const line = document.createElement('li');
+      line.dataset.pane = view.kind;
+      lines.append(line);
+      return { row, name, cells, line };
     });
   }
 
@@ -103,20 +109,24 @@ export class Scoreboard {
         const td = cells[c];
         td.textContent = column.text && compared[r] ? column.text(this.views[r]) : column.format(values[r]);
         td.dataset.value = Number.isFinite(values[r]) ? String(values[r]) : '';
-        if (stars[r]) {
-          td.dataset.best = 'true';
-          td.append(span('best', '★ best'));
-        } else {
-          delete td.dataset.best;
-        }
-        if (column.detail && Number.isFinite(values[r])) {
+        if (stars[r]) td.dataset.best = 'true';
+        else delete td.dataset.best;
+        // The star's and the detail's lines are there, empty, even when they say nothing
+        // (style.css keeps their height): a row that grew when a figure arrived would move
+        // every button below it under a visitor's pointer.
+        if (column.better) td.append(span('best', stars[r] ? '★ best' : ''));
+        if (column.detail) {
           const { headers, payload } = column.detail(this.views[r]);
-          td.append(span('detail', `headers ${fmt.bytes(headers)} + payload ${fmt.bytes(payload)}`));
+          td.append(span('detail', Number.isFinite(values[r]) ? `headers ${fmt.bytes(headers)} + payload ${fmt.bytes(payload)}` : ''));
         }
       });
     });
-    this.verdict.textContent = verdict(this.views.filter((_, r) => compared[r]), now,
-      this.views.filter((_, r) => compared[r] && starred['age-avg'][r] && starred['bytes-per-price'][r]));
+    const winners = this.views.filter((_, r) => compared[r] && starred['age-avg'][r] && starred['bytes-per-price'][r]);
+    this.lead.textContent = verdictLead(this.views.filter((_, r) => compared[r]), winners);
+    this.rows.forEach(({ line }, r) => {
+      line.hidden = this.views[r].root.hidden;
+      line.textContent = verdictLine(this.views[r], compared[r], now);
+    });
   }
 }
 
@@ -135,25 +145,31 @@ export function starsFor(values, { better, tie }) {
 }
 
 /**
- * One line a learner who only glances can read: who did best on both freshness and cost per
- * price, then per pane what share of prices it showed, what each cost, and how old its price
- * was on average. E.g. "WebSocket: every price, 1 message and 95 B each, shown price 105 ms
- * old on average".
+ * The verdict's first line, what a learner who only glances reads: which pane did best on
+ * both freshness and cost per price (the panes starred in both columns), if any did.
  */
-export function verdict(views, now, winners) {
-  if (views.length === 0) return 'Verdict: nothing measured yet.';
-  const parts = views.map((view) => {
-    const s = view.stats;
-    const perPrice = requestsPerPrice(view);
-    const each = Number.isFinite(perPrice)
-      ? `${perPriceWords(perPrice, view.unit)} and ${fmt.bytes(s.bytesPerPrice)} each`
-      : 'no price yet';
-    return `${verdictName(view)}: ${seenWords(s.seq.seenShare)}, ${each}, shown price ${fmt.ms(view.ageAverage.mean(now))} old on average`;
-  });
-  const lead = winners.length > 0 && winners.length < views.length
-    ? `Verdict: ${winners.map(verdictName).join(' and ')} showed fresher prices for fewer bytes each. `
-    : 'Verdict: ';
-  return `${lead}${parts.join('; ')}.`;
+export function verdictLead(compared, winners) {
+  if (compared.length === 0) return 'Verdict: nothing measured yet.';
+  if (compared.length === 1) return 'Verdict: one pane measured so far; start another to compare.';
+  const names = winners.map(verdictName).join(' and ');
+  if (winners.length === 0) return 'Verdict: no pane was both the freshest and the cheapest per price.';
+  if (winners.length === compared.length) return `Verdict: a tie: ${names} were as fresh and as cheap per price.`;
+  return `Verdict: ${names} showed fresher prices for fewer bytes each.`;
+}
+
+/**
+ * One pane's line: what share of the prices it showed, what each cost, how old its price
+ * was on average. E.g. "WebSocket: every price, 1 message and 95 B each, shown price
+ * 105 ms old on average."
+ */
+export function verdictLine(view, compared, now) {
+  if (!compared) return `${verdictName(view)}: not started yet.`;
+  const s = view.stats;
+  const perPrice = requestsPerPrice(view);
+  const each = Number.isFinite(perPrice)
+    ? `${perPriceWords(perPrice, view.unit)} and ${fmt.bytes(s.bytesPerPrice)} each`
+    : 'no price yet';
+  return `${verdictName(view)}: ${seenWords(s.seq.seenShare)}, ${each}, shown price ${fmt.ms(view.ageAverage.mean(now))} old on average.`;
 }
 
 /** How the verdict names a pane: how it ran, after its blind-mode letter if it had one. */
