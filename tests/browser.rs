@@ -257,18 +257,12 @@ async fn auto_polling_slower_than_the_tick_misses_changes_push_does_not() {
     let [ws_missed, ws_seen, http_seen] = [0, 1, 2].map(|i| figures[i].as_f64().expect("a number"));
     assert_eq!(ws_missed, 0.0, "the WebSocket pane sees every change");
     assert!(ws_seen > http_seen, "push {ws_seen} vs poll {http_seen}");
-    // The scoreboard says the same, and marks the WebSocket row best for missed changes.
+    // The scoreboard says the same, and marks the WebSocket row best for missed changes,
+    // in words too (the same redraw sets data-best and the text).
     browser
         .wait_for(
-            "document.querySelector('#scoreboard tr[data-pane=ws] td:nth-of-type(6)').dataset.best === 'true'",
-            "the scoreboard to mark the WebSocket row best for missed changes",
-        )
-        .await;
-    // Marked in words too, in the same redraw that set data-best.
-    browser
-        .wait_for(
-            "document.querySelector('#scoreboard tr[data-pane=ws] td:nth-of-type(6)').textContent.includes('best')",
-            "the words '★ best' in the WebSocket row's missed cell",
+            "(() => { const td = document.querySelector('#scoreboard tr[data-pane=ws] td[data-column=missed]'); return td.dataset.best === 'true' && td.textContent.includes('★ best'); })()",
+            "the scoreboard to mark the WebSocket row '★ best' for missed changes",
         )
         .await;
     browser.assert_no_console_errors().await;
@@ -437,11 +431,11 @@ async fn every_control_works_without_console_errors_and_a_screenshot_is_saved() 
         .await
         .expect("press Tab");
     let focused = browser
-        .js("const e = document.activeElement; return [e.className, getComputedStyle(e).outlineStyle];")
+        .js("const e = document.activeElement; return [e.classList.contains('get-price'), getComputedStyle(e).outlineStyle];")
         .await;
     assert_eq!(
         focused,
-        serde_json::json!(["get-price", "solid"]),
+        serde_json::json!([true, "solid"]),
         "Tab from the picker reaches Get price, visibly focused"
     );
     browser
@@ -577,6 +571,27 @@ async fn long_polling_and_sse_panes_join_when_chosen_and_update() {
 
     browser.click("#pane-chooser input[value=longpoll]").await;
     browser.click("#pane-chooser input[value=sse]").await;
+    // Ticked, they are shown but wait for their own Start / Connect button (as the README
+    // says): nothing is requested while the WebSocket pane shows five more prices. Starting
+    // would count a request at once, so a started pane could never meet this condition.
+    let ws_seen = number(
+        &browser,
+        "document.getElementById('pane-ws').dataset.seen || 0",
+    )
+    .await;
+    browser
+        .wait_for(
+            &format!(
+                "(() => {{ const lp = document.getElementById('pane-longpoll'); const sse = document.getElementById('pane-sse'); \
+                  return !lp.hidden && !sse.hidden && Number(document.getElementById('pane-ws').dataset.seen) >= {} \
+                  && lp.dataset.count === '0' && lp.dataset.state === 'stopped' && sse.dataset.count === '0' && sse.dataset.state === 'closed'; }})()",
+                ws_seen + 5.0
+            ),
+            "long polling and SSE shown but not started until their buttons are pressed",
+        )
+        .await;
+    start_pane(&browser, "longpoll").await;
+    start_pane(&browser, "sse").await;
     for pane in ["pane-longpoll", "pane-sse"] {
         let first = browser
             .wait_for(
@@ -734,19 +749,46 @@ async fn measure_with_defaults(extra: &[&str], run: Duration) -> Option<Vec<u8>>
         browser
             .click(&format!("#pane-chooser input[value={pane}]"))
             .await;
+        start_pane(&browser, pane).await;
     }
     browser.click("#pane-http .auto-poll").await;
+    browser
+        .wait_for(
+            "Number(document.getElementById('pane-http').dataset.count) >= 1",
+            "the HTTP pane to start polling",
+        )
+        .await;
     tokio::time::sleep(run).await;
     let rows = browser
-        .js("return [...document.querySelectorAll('#scoreboard tr')].map(r => [...r.children].map(c => c.innerText.replace(/\\n/g, ' ')).join(' | '));")
+        .js("return [...document.querySelectorAll('#scoreboard tr')].filter(r => !r.hidden).map(r => [...r.children].map(c => c.innerText.replace(/\\n/g, ' ')).join(' | '));")
         .await;
     for row in rows.as_array().expect("rows") {
         println!("{}", row.as_str().unwrap_or_default());
     }
+    let verdict = browser.text("#scoreboard .verdict").await;
+    println!("{verdict}");
     let png = browser.full_page_screenshot(1280).await;
     browser.assert_no_console_errors().await;
     browser.quit().await;
     Some(png)
+}
+
+/// Presses a shown pane's own Start (long polling) or Connect (SSE) button, and waits until
+/// the scoreboard has taken the pane in (its figures, stars and verdict line are drawn in
+/// one step), so a next click does not race that redraw.
+async fn start_pane(browser: &Browser, pane: &str) {
+    let button = if pane == "longpoll" {
+        "start"
+    } else {
+        "connect"
+    };
+    browser.click(&format!("#pane-{pane} .{button}")).await;
+    browser
+        .wait_for(
+            &format!("document.querySelector('#scoreboard tr[data-pane={pane}] td[data-column=count]').dataset.value !== ''"),
+            &format!("the {pane} pane on the scoreboard"),
+        )
+        .await;
 }
 
 /// Writes a picture the README shows into `docs/`.
@@ -754,4 +796,301 @@ fn write_doc(name: &str, png: &[u8]) {
     let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
     std::fs::create_dir_all(&docs).expect("create docs/");
     std::fs::write(docs.join(name), png).unwrap_or_else(|e| panic!("write docs/{name}: {e}"));
+}
+
+/// The poll interval the scoreboard tests set, and switches auto-poll on.
+async fn poll_every(browser: &Browser, ms: u32) {
+    browser
+        .js(&format!("const i = document.querySelector('#pane-http .poll-ms'); i.value = '{ms}'; i.dispatchEvent(new Event('change')); return true;"))
+        .await;
+    browser.click("#pane-http .auto-poll").await;
+}
+
+/// A scoreboard cell as a JavaScript expression: `cell('ws', 'missed')`.
+const CELL: &str = "const cell = (pane, column) => document.querySelector(`#scoreboard tr[data-pane=${pane}] td[data-column=${column}]`);";
+
+/// The columns that rank (lower or higher is truly better), and the ones that never do.
+const RANKED: &str =
+    "['requests-per-price', 'bytes-per-price', 'age-avg', 'change-wait', 'missed', 'seen']";
+const CONTEXT: &str = "['count', 'bytes-received', 'bytes-sent', 'delay']";
+
+/// Polling once a second against a 100 ms tick receives fewer bytes than push, because it
+/// shows one price in ten: the scoreboard must not reward that. Totals are never starred;
+/// per price shown, push wins every ranked column, except requests per price, where each
+/// slow poll brought a new price just as each pushed message did: a tie, starred for both.
+#[tokio::test]
+async fn stars_judge_per_price_so_polling_that_received_fewer_bytes_gets_none() {
+    let Some((_app, browser)) = page().await else {
+        return;
+    };
+    poll_every(&browser, 1000).await;
+    // One script reads one redraw of the scoreboard: every figure below is of the same moment.
+    browser
+        .wait_for(
+            &format!(
+                "(() => {{ {CELL}
+                  if (Number(document.getElementById('pane-http').dataset.count) < 4) return false;
+                  const fewer = Number(cell('http', 'bytes-received').dataset.value) < Number(cell('ws', 'bytes-received').dataset.value);
+                  const totals = {CONTEXT}.every((c) => ['http', 'ws'].every((p) => cell(p, c).dataset.best === undefined && !cell(p, c).textContent.includes('★')));
+                  const push = {RANKED}.every((c) => cell('ws', c).dataset.best === 'true' && cell('ws', c).textContent.includes('★ best'));
+                  const poll = {RANKED}.filter((c) => c !== 'requests-per-price').every((c) => cell('http', c).dataset.best === undefined);
+                  const tie = cell('http', 'requests-per-price').dataset.best === 'true';
+                  const verdict = document.querySelector('#scoreboard .verdict').textContent;
+                  return fewer && totals && push && poll && tie
+                    && document.querySelector('#scoreboard .verdict-lead').textContent === 'Verdict: WebSocket showed fresher prices for fewer bytes each.'
+                    && verdict.includes('WebSocket: every price, 1 message and')
+                    && /HTTP polling every 1000 ms: 1 price in [0-9]+, 1 request and/.test(verdict);
+                }})()"
+            ),
+            "stars per price for the WebSocket, none for totals, a tie on requests per price, and the verdict",
+        )
+        .await;
+    browser.assert_no_console_errors().await;
+    browser.quit().await;
+}
+
+/// Two push panes that both see every price tie, and both get the star. Their messages that
+/// carry no price (the socket's hello, SSE's stream head) are not counted as "brought no new
+/// price"; and before any Ping the clock line asks for one instead of guessing from hello.
+#[tokio::test]
+async fn a_tie_is_starred_for_every_tied_pane() {
+    let Some((_app, browser)) = page().await else {
+        return;
+    };
+    browser.click("#pane-chooser input[value=sse]").await;
+    browser.click("#pane-sse .connect").await;
+    browser
+        .wait_for(
+            &format!(
+                "(() => {{ {CELL}
+                  const ws = document.getElementById('pane-ws').dataset;
+                  const sse = document.getElementById('pane-sse').dataset;
+                  if (Number(ws.seen) < 10 || Number(sse.seen) < 10) return false;
+                  const tied = ['missed', 'seen'].every((c) => ['ws', 'sse'].every((p) => cell(p, c).dataset.best === 'true'));
+                  return tied && cell('ws', 'missed').dataset.value === '0' && cell('sse', 'missed').dataset.value === '0'
+                    && ws.repeats === '0' && sse.repeats === '0'
+                    && document.querySelector('#pane-ws .clock').textContent.includes('press Ping');
+                }})()"
+            ),
+            "the WebSocket and SSE rows both starred for 0 missed and 100 % seen, no repeats",
+        )
+        .await;
+    browser.assert_no_console_errors().await;
+    browser.quit().await;
+}
+
+/// The time-averaged age of the shown price against the lesson's theory. Polling every T
+/// against a tick τ shows, on average, a price τ/2 + T/2 old (the tick's half, because a
+/// poll lands anywhere between two ticks; the interval's half, because the shown price ages
+/// until the next poll), and a change waits T/2 to be seen. Push: τ/2 and almost nothing.
+/// T = 530 ms is not a multiple of the 100 ms tick, so the polls sweep every phase of it.
+///
+/// Tolerance: 25 % of the theory (at least 60 ms) for polling, whose own request delay and
+/// late timers on a busy machine add to it; for push, from τ/2 − 5 ms to τ/2 + 40 ms, the
+/// delivery delay on a busy machine. The tick → screen delay of the prices polling showed
+/// stays far below its average age: that figure leaves out the waiting, so it is not ranked.
+#[tokio::test]
+async fn the_time_averaged_age_matches_the_theory() {
+    let Some((_app, browser)) = page().await else {
+        return;
+    };
+    let (tick, interval) = (TICK_MS as f64, 530.0);
+    let poll_age = tick / 2.0 + interval / 2.0;
+    let poll_wait = interval / 2.0;
+    let within = |theory: f64| (theory * 0.25).max(60.0);
+    poll_every(&browser, 530).await;
+    let figures = browser
+        .wait_for(
+            &format!(
+                "(() => {{
+                  const http = document.getElementById('pane-http').dataset;
+                  const ws = document.getElementById('pane-ws').dataset;
+                  if (Number(http.count) < 16) return false;
+                  const httpDelay = Number(document.querySelector('#scoreboard tr[data-pane=http] td[data-column=delay]').dataset.value);
+                  const ok = Math.abs(Number(http.ageAvg) - {poll_age}) <= {age_tol}
+                    && Math.abs(Number(http.changeWait) - {poll_wait}) <= {wait_tol}
+                    && Number(ws.ageAvg) >= {tick} / 2 - 5 && Number(ws.ageAvg) <= {tick} / 2 + 40
+                    && httpDelay < Number(http.ageAvg) / 2;
+                  return ok && [Number(http.ageAvg), Number(http.changeWait), Number(ws.ageAvg), httpDelay];
+                }})()",
+                age_tol = within(poll_age),
+                wait_tol = within(poll_wait),
+            ),
+            &format!(
+                "polling's averaged age near {poll_age} ms and change wait near {poll_wait} ms, push's near {} ms",
+                tick / 2.0
+            ),
+        )
+        .await;
+    eprintln!(
+        "averaged age, change wait (polling), averaged age (push), polling's delay p50: {figures}"
+    );
+    browser.assert_no_console_errors().await;
+    browser.quit().await;
+}
+
+/// The blind test: two panes named only A and B, and no transport named anywhere on the
+/// page (headings, controls, log, scoreboard, title) until Reveal; then the names come back
+/// beside the same letters, with the verdict.
+#[tokio::test]
+async fn the_blind_test_names_no_transport_until_reveal() {
+    let Some(browser) = Browser::launch(BrowserOptions::default()).await else {
+        return;
+    };
+    let app = app().await;
+    browser.open(&app.http("/?blind")).await;
+    const NAMES: &str = r"/websocket|http|polling|long poll|server-sent|eventsource|socket|\/ws|\/price|\/events|\bsse\b/i";
+    let letters = browser
+        .wait_for(
+            &format!(
+                "(() => {{
+                  const shown = [...document.querySelectorAll('.pane')].filter((p) => !p.hidden);
+                  if (shown.length !== 2 || !shown.every((p) => Number(p.dataset.seen) >= 3)) return false;
+                  if (!shown.every((p) => p.querySelector('.log').children.length > 0)) return false;
+                  const visible = document.title + '\\n' + document.body.innerText;
+                  const headings = shown.map((p) => p.querySelector('h2').innerText.trim());
+                  const rows = [...document.querySelectorAll('#scoreboard tbody tr')].filter((r) => !r.hidden).map((r) => r.querySelector('th').innerText);
+                  return !{NAMES}.test(visible) && headings.join() === 'A,B' && rows.join() === 'A,B'
+                    && shown.map((p) => p.dataset.kind + '=' + p.dataset.letter).join();
+                }})()"
+            ),
+            "two panes, A and B, updating, with no transport name visible",
+        )
+        .await;
+    let letters = letters.as_str().expect("pane=letter pairs").to_owned();
+    browser.click(".reveal").await;
+    browser
+        .wait_for(
+            &format!(
+                "(() => {{
+                  const shown = [...document.querySelectorAll('.pane')].filter((p) => !p.hidden);
+                  const verdict = document.querySelector('#scoreboard .verdict');
+                  const names = {{ http: 'HTTP', ws: 'WebSocket' }};
+                  return shown.map((p) => p.dataset.kind + '=' + p.dataset.letter).join() === '{letters}'
+                    && shown.every((p) => p.querySelector('h2').innerText.startsWith(p.dataset.letter + ': ' + names[p.dataset.kind]))
+                    && verdict.offsetHeight > 0 && verdict.textContent.includes('WebSocket')
+                    && /GET \\/price/.test(document.querySelector('#pane-http .log').innerText);
+                }})()"
+            ),
+            "Reveal names both panes beside their letters, shows the verdict and the full log",
+        )
+        .await;
+    browser.assert_no_console_errors().await;
+    browser.quit().await;
+}
+
+/// A phone (390 × 844): both shown prices are on the first screen, in the strip under the
+/// header, and stay in view while scrolling; the hidden panes leave no trace (no empty rows
+/// on the stacked scoreboard, nothing in the strip).
+#[tokio::test]
+async fn on_a_phone_both_prices_are_on_the_first_screen() {
+    let Some((_app, browser)) = page().await else {
+        return;
+    };
+    // Chromium's --window-size stops at 500 px; a resize of the running window goes lower.
+    browser
+        .client
+        .set_window_size(390, 844)
+        .await
+        .expect("resize");
+    browser
+        .wait_for("window.innerWidth <= 400", "the phone-sized window")
+        .await;
+    // Clicking scrolls the button into view: back to the top, where a visitor starts.
+    browser.click("#pane-http .get-price").await;
+    browser.js("window.scrollTo(0, 0); return true;").await;
+    const BOTH_IN_VIEW: &str = "['http', 'ws'].every((p) => { const item = document.querySelector(`.strip-item[data-pane=${p}]`); const r = item.getBoundingClientRect(); return /^[0-9]+\\.[0-9]{2}$/.test(item.querySelector('.strip-price').textContent) && r.height > 0 && r.top >= 0 && r.bottom <= window.innerHeight; })";
+    browser
+        .wait_for(
+            &format!(
+                "window.innerWidth <= 400 && window.scrollY === 0 && {BOTH_IN_VIEW}
+                  && [...document.querySelectorAll('#scoreboard tr[hidden], .strip-item[hidden]')].length === 4
+                  && [...document.querySelectorAll('#scoreboard tr[hidden], .strip-item[hidden]')].every((e) => e.getClientRects().length === 0)
+                  && document.documentElement.scrollWidth <= window.innerWidth"
+            ),
+            "both prices in the first screen, hidden panes leaving no trace",
+        )
+        .await;
+    browser
+        .js("window.scrollTo(0, document.getElementById('pane-ws').offsetTop); return true;")
+        .await;
+    browser
+        .wait_for(
+            &format!("window.scrollY > 500 && {BOTH_IN_VIEW}"),
+            "both prices still in view after scrolling down to the WebSocket pane",
+        )
+        .await;
+    browser.assert_no_console_errors().await;
+    browser.quit().await;
+}
+
+/// The figures' arithmetic, fed known inputs in the page: the averaged age (including the
+/// lesson's τ/2 + T/2 for a simulated poller), the time to see a change over skipped prices,
+/// and the tie rule of the stars.
+#[tokio::test]
+async fn the_freshness_and_star_arithmetic_follows_the_stated_rules() {
+    let Some((_app, browser)) = page().await else {
+        return;
+    };
+    let results = browser
+        .client
+        .execute_async(
+            r#"
+            const done = arguments[arguments.length - 1];
+            Promise.all([import('/static/js/freshness.js'), import('/static/js/scoreboard.js')])
+              .then(([f, board]) => {
+                const age = new f.AgeAverage();
+                age.show(0, 100);     // made at 0, on screen at 100
+                age.show(1000, 1100); // from 100 to 1100 the age ran 100 -> 1100: mean 600
+                const sawtooth = [age.mean(1100), age.mean(1200)];
+                age.stop(1200);
+                const stopped = age.mean(5000); // stopped: time after 1200 does not count
+                // A poller every 1001 ms against a 100 ms tick, answered at once: its polls
+                // land 0, 1, 2, ... 99 ms after a tick, ten times each.
+                const poll = new f.AgeAverage();
+                for (let t = 0; t <= 1001 * 1000; t += 1001) poll.show(Math.floor(t / 100) * 100, t);
+                const wait = new f.ChangeWait();
+                wait.show({ seq: 1, ts: 0 }, 10);    // the first price: 10 ms
+                wait.show({ seq: 5, ts: 400 }, 450); // 2, 3, 4 skipped: 350 + 250 + 150 + 50
+                const low = (tie) => ({ better: 'low', tie });
+                done({
+                  sawtooth, stopped,
+                  poll: Math.round(poll.mean(1001 * 1000)),
+                  wait: [wait.changes, wait.mean],
+                  stars: [
+                    board.starsFor([10, 10.9, 20], low(board.TIES.perPrice)),
+                    board.starsFor([0, 0, 3], low(board.TIES.count)),
+                    board.starsFor([2, 2.9, 5], low(board.TIES.time)),
+                    board.starsFor([1, 0.992, 0.2], { better: 'high', tie: board.TIES.share }),
+                    board.starsFor([NaN, 5], low(board.TIES.count)),
+                    board.starsFor([1, 2], { better: null }),
+                  ],
+                });
+              }, (error) => done({ error: String(error) }));
+            "#,
+            Vec::new(),
+        )
+        .await
+        .expect("the script ran");
+    assert_eq!(
+        results,
+        serde_json::json!({
+            // then 100 ms more of a price 100 -> 200 ms old: (600·1000 + 150·100) / 1100
+            "sawtooth": [600, 615000.0 / 1100.0],
+            "stopped": 615000.0 / 1100.0,
+            // τ/2 + T/2, with the tick's half over the phases 0..99 ms: 49.5 + 500.5
+            "poll": 550,
+            "wait": [5, 162],
+            "stars": [
+                [true, true, false],  // within 10 %
+                [true, true, false],  // 0 ties only 0
+                [true, true, false],  // within 1 ms
+                [true, true, false],  // within 1 point
+                [false, false],       // nothing to compare with
+                [false, false],       // context: never starred
+            ],
+        })
+    );
+    browser.assert_no_console_errors().await;
+    browser.quit().await;
 }

@@ -135,3 +135,21 @@ async fn every_file_in_static_is_compiled_in_and_identical() {
     let missing = reqwest::get(app.http("/static/nope.js")).await.unwrap();
     assert_eq!(missing.status(), 404);
 }
+
+/// `/?blind` is the blind test: marked for the page's script, and titled without naming a
+/// transport (the browser test checks what is visible; this checks what the server sends).
+#[tokio::test]
+async fn the_blind_test_page_is_marked_and_names_no_transport_in_its_title() {
+    let app = spawn_app(test_config()).await;
+    let blind = reqwest::get(app.http("/?blind")).await.unwrap();
+    assert_eq!(blind.status(), 200);
+    let html = blind.text().await.unwrap();
+    assert!(html.contains("data-blind=\"hidden\""), "{html}");
+    let title = &html[html.find("<title>").unwrap()..html.find("</title>").unwrap()];
+    assert!(
+        !title.contains("WebSocket") && !title.contains("HTTP"),
+        "{title}"
+    );
+    let plain = reqwest::get(app.http("/?utm=x")).await.unwrap();
+    assert!(!plain.text().await.unwrap().contains("data-blind"));
+}

@@ -6,7 +6,7 @@
 //! same page from any working directory. They are served byte for byte as they are in
 //! the repository: what a learner reads in the browser's DevTools is the code in `static/`.
 
-use actix_web::{HttpResponse, http::header, web};
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use askama::Template;
 
 use super::AppState;
@@ -18,14 +18,18 @@ struct IndexPage<'a> {
     symbols: &'a [String],
     tick_ms: u64,
     version: &'static str,
+    /// `/?blind`: the blind test, panes named only A and B until Reveal (static/js/blind.js).
+    blind: bool,
 }
 
-/// `GET /`: the comparison page for this server's symbols and tick interval.
-pub async fn index(state: web::Data<AppState>) -> HttpResponse {
+/// `GET /`: the comparison page for this server's symbols and tick interval; `GET /?blind`:
+/// the same page as a blind test. Any other query is ignored: a page link may carry anything.
+pub async fn index(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let page = IndexPage {
         symbols: state.feed.symbols(),
         tick_ms: state.config.tick_ms,
         version: env!("CARGO_PKG_VERSION"),
+        blind: asks_for_blind(request.query_string()),
     };
     match page.render() {
         Ok(html) => HttpResponse::Ok()
@@ -37,6 +41,13 @@ pub async fn index(state: web::Data<AppState>) -> HttpResponse {
             HttpResponse::InternalServerError().body("the page template failed to render")
         }
     }
+}
+
+/// True when the query has a `blind` parameter (`?blind`, `?blind=1`, `?x=y&blind`).
+fn asks_for_blind(query: &str) -> bool {
+    query
+        .split('&')
+        .any(|pair| pair.split('=').next() == Some("blind"))
 }
 
 /// Every file under `static/`, compiled in: (path below `static/`, contents).
@@ -75,6 +86,12 @@ pub const ASSETS: &[(&str, &str)] = &[
     ("js/log.js", include_str!("../../static/js/log.js")),
     ("js/backoff.js", include_str!("../../static/js/backoff.js")),
     ("js/clock.js", include_str!("../../static/js/clock.js")),
+    (
+        "js/freshness.js",
+        include_str!("../../static/js/freshness.js"),
+    ),
+    ("js/blind.js", include_str!("../../static/js/blind.js")),
+    ("js/strip.js", include_str!("../../static/js/strip.js")),
 ];
 
 /// `GET /static/{path}`: one compiled-in asset, or `404`.
@@ -95,4 +112,19 @@ pub async fn asset(path: web::Path<String>) -> HttpResponse {
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .content_type(content_type)
         .body(*body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::asks_for_blind;
+
+    #[test]
+    fn blind_is_a_query_parameter_with_or_without_a_value() {
+        assert!(asks_for_blind("blind"));
+        assert!(asks_for_blind("blind=1"));
+        assert!(asks_for_blind("utm=x&blind"));
+        assert!(!asks_for_blind(""));
+        assert!(!asks_for_blind("blinds"));
+        assert!(!asks_for_blind("x=blind"));
+    }
 }

@@ -1,6 +1,8 @@
 // Which panes are on the page. The lesson's comparison is the first two (HTTP button vs
-// WebSocket); long polling and SSE, the earlier attempts at push, join when ticked. A hidden
-// pane stops its traffic (where it has any of its own) and leaves the scoreboard.
+// WebSocket); long polling and SSE, the earlier attempts at push, join when ticked and start
+// with their own Start / Connect button. A hidden pane stops its traffic (where it has any of
+// its own) and leaves the scoreboard; a pane that is live by itself (the WebSocket, through
+// `view.activate`) goes live again when shown.
 
 export function mountChooser(form, views) {
   for (const view of views) {

@@ -4,6 +4,7 @@
 // headers again, most answers repeat the price already shown, and the changes in between
 // are missed.
 
+import * as fmt from './format.js';
 import { PaneView } from './pane.js';
 import { responseBytes, requestBytesEstimate } from './wire.js';
 
@@ -29,7 +30,7 @@ export function mountHttpPane(root, { symbols, scale, shared }) {
       const bytes = responseBytes(url, response, text);
       const body = JSON.parse(text);
       if (!response.ok) {
-        view.arrived(bytes, `${response.status} ${body.error}`);
+        view.arrived(bytes, `${response.status} ${body.error}`, null, { answer: true });
         view.status(`HTTP ${response.status}: ${body.error}`);
         return;
       }
@@ -42,15 +43,23 @@ export function mountHttpPane(root, { symbols, scale, shared }) {
     }
   }
 
+  function pollInterval() {
+    return Math.max(50, Number(pollMs.value) || 1000);
+  }
+
   function schedule() {
     clearInterval(timer);
     timer = null;
     if (autoPoll.checked) {
-      const interval = Math.max(50, Number(pollMs.value) || 1000);
-      timer = setInterval(getPrice, interval);
+      timer = setInterval(getPrice, pollInterval());
       getPrice();
     }
   }
+
+  // The verdict names how this pane ran: polling every N ms, or prices fetched on click.
+  view.describe = () => (autoPoll.checked
+    ? `HTTP polling every ${fmt.ms(pollInterval())}`
+    : 'HTTP, on click');
 
   button.addEventListener('click', getPrice);
   autoPoll.addEventListener('change', schedule);

@@ -41,7 +41,7 @@ export function mountLongPollPane(root, { symbols, scale, shared }) {
         if (mine !== generation) return;
         const bytes = responseBytes(url, response, text);
         if (response.status === 204) {
-          view.arrived(bytes, '204 no new price before the timeout: ask again');
+          view.arrived(bytes, '204 no new price before the timeout: ask again', null, { answer: true });
         } else if (response.ok) {
           const tick = JSON.parse(text);
           view.arrived(bytes, `200 seq ${tick.seq}`, tick);
@@ -86,7 +86,6 @@ export function mountLongPollPane(root, { symbols, scale, shared }) {
   });
   startButton.addEventListener('click', start);
   stopButton.addEventListener('click', stop);
-  view.activate = start;
   view.deactivate = stop;
   setState('stopped');
   return view;

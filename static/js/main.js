@@ -1,6 +1,7 @@
 // Boots the page: one pane module per transport (chosen by the pane's data-kind), one shared
-// chart scale, one scoreboard, and one animation-frame loop that keeps every pane's numbers
-// current. A new transport registers its mount function in `MOUNTS`.
+// chart scale, one scoreboard, the price strip, and one animation-frame loop that keeps every
+// pane's numbers current. A new transport registers its mount function in `MOUNTS`. At
+// `/?blind` the blind test (blind.js) letters two panes before they are mounted.
 
 import { mountHttpPane } from './http-pane.js';
 import { mountWsPane } from './ws-pane.js';
@@ -10,6 +11,8 @@ import { mountChooser } from './chooser.js';
 import { nowMs } from './pane.js';
 import { SharedScale } from './chart.js';
 import { Scoreboard } from './scoreboard.js';
+import { PriceStrip } from './strip.js';
+import { blindRequested, drawLetters, startBlindTest } from './blind.js';
 
 const MOUNTS = { http: mountHttpPane, longpoll: mountLongPollPane, sse: mountSsePane, ws: mountWsPane };
 
@@ -19,6 +22,8 @@ const RENDER_EVERY_MS = 250;
 const symbols = document.body.dataset.symbols.split(',');
 const scale = new SharedScale();
 const shared = { browserHeaders: null }; // what one pane learns that another can use
+const blind = blindRequested();
+if (blind) drawLetters(document.getElementById('panes'));
 const views = [];
 for (const root of document.querySelectorAll('.pane')) {
   const mount = MOUNTS[root.dataset.kind];
@@ -26,6 +31,8 @@ for (const root of document.querySelectorAll('.pane')) {
 }
 const scoreboard = new Scoreboard(document.getElementById('scoreboard'), views);
 mountChooser(document.getElementById('pane-chooser'), views);
+const strip = new PriceStrip(document.getElementById('strip'), views);
+if (blind) startBlindTest(views, () => scoreboard.update(nowMs()));
 
 let lastRender = 0;
 function frame() {
@@ -39,8 +46,10 @@ function frame() {
       view.chart.draw();
     }
     scoreboard.update(now);
+    strip.update(now);
+    // Ready once the figures have been drawn the first time: the layout has its final shape.
+    document.body.dataset.ready = 'true';
   }
   requestAnimationFrame(frame);
 }
 requestAnimationFrame(frame);
-document.body.dataset.ready = 'true';

@@ -4,16 +4,19 @@
 //
 //   view.countOne()                         one more request (HTTP) or message (WebSocket)
 //   view.sent({headers, payload}, label)    bytes the browser sent
-//   view.arrived({headers, payload}, label, tick?)   bytes received, and the tick they carried
+//   view.arrived({headers, payload}, label, tick?, {answer?})   bytes received, the tick they
+//                                           carried, and whether they answered a request for a price
 //
-// Everything else (seq gaps, share seen, tick-to-screen delay, chart, scoreboard) follows
+// Everything else (seq gaps, share seen, ages, tick-to-screen delay, chart, scoreboard) follows
 // from those calls, computed the same way for every pane. A new transport is one small
 // module that makes them.
 
 import * as fmt from './format.js';
 import { PaneStats, DELAY_WINDOW } from './stats.js';
+import { AgeAverage, ChangeWait } from './freshness.js';
 import { PriceChart } from './chart.js';
 import { WireLog, LOG_MAX } from './log.js';
+import { isBlind } from './blind.js';
 
 /** Wall-clock now in epoch milliseconds with sub-millisecond precision, like the server's `ts`. */
 export function nowMs() {
@@ -33,10 +36,17 @@ export class PaneView {
     const body = root.querySelector('.pane-body');
     body.append(document.getElementById('pane-body-template').content.cloneNode(true));
     this.el = (cls) => root.querySelector(`.${cls}`);
-    this.el('s-count-label').textContent = countLabel;
+    this.countLabel = countLabel;
+    // One request, message or event: what the verdict counts per price ("1 message").
+    this.unit = countLabel.split(' ')[0].replace(/s$/, '');
+    // Blind mode (blind.js) names neither the transport nor what it counts until Reveal.
+    this.el('s-count-label').textContent = isBlind() ? 'requests or messages' : countLabel;
     this.el('s-window').textContent = String(DELAY_WINDOW);
     this.el('log-max').textContent = String(LOG_MAX);
     this.stats = new PaneStats();
+    this.ageAverage = new AgeAverage();
+    this.changeWait = new ChangeWait();
+    this.freshAtLastPaint = { ageAvg: NaN, changeWait: NaN }; // as published in data-*
     this.shown = null; // the tick on screen
     this.onFrame = null; // a transport's own per-frame work (e.g. a retry countdown)
     this.pending = []; // ticks put on screen, waiting for the next frame to be painted
@@ -46,6 +56,18 @@ export class PaneView {
     for (const s of symbols) select.add(new Option(s, s));
     select.addEventListener('change', () => this.symbolChanged());
     this.publish();
+  }
+
+  /** The name on headings, scoreboard and strip: the transport's, or "A"/"B" while blind. */
+  get displayName() {
+    const letter = this.root.dataset.letter;
+    if (!letter) return this.name;
+    return isBlind() ? letter : `${letter}: ${this.name}`;
+  }
+
+  /** The name in the verdict: a pane may say more about how it runs (e.g. the poll interval). */
+  describe() {
+    return this.name;
   }
 
   get symbol() {
@@ -62,12 +84,17 @@ export class PaneView {
     this.log.add('→', label, bytes.headers + bytes.payload);
   }
 
-  /** Bytes received; `tick` when they carried one. Returns true when the tick was a new price. */
-  arrived(bytes, label, tick = null) {
+  /**
+   * Bytes received; `tick` when they carried one. `answer`: they answered a request for a
+   * price (every tick does; so does an HTTP answer without one, e.g. a 204 or a 404), so
+   * bringing no new price counts as a repeat. A socket's hello, pong or subscribed does not.
+   * Returns true when the tick was a new price.
+   */
+  arrived(bytes, label, tick = null, { answer = tick !== null } = {}) {
     this.stats.down.add(bytes);
     this.log.add('←', label, bytes.headers + bytes.payload);
     const fresh = tick !== null && this.showTick(tick);
-    if (!fresh) this.stats.repeats += 1;
+    if (!fresh && answer) this.stats.repeats += 1;
     this.publish();
     return fresh;
   }
@@ -93,11 +120,20 @@ export class PaneView {
    * screen since the last frame are now visible, so their tick-to-screen delay is known.
    */
   frame(now) {
+    // A hidden pane is out of the comparison: its shown price stops ageing on the record.
+    if (this.root.hidden) this.ageAverage.stop(now);
     for (const tick of this.pending) {
       this.stats.delays.add(now - tick.ts);
       this.chart.add(now, tick.price);
+      this.ageAverage.show(tick.ts, now);
+      this.changeWait.show(tick, now);
     }
-    this.pending.length = 0;
+    if (this.pending.length > 0) {
+      this.pending.length = 0;
+      // Published as of a price reaching the screen: whole teeth of the age's saw.
+      this.freshAtLastPaint = { ageAvg: this.ageAverage.mean(now), changeWait: this.changeWait.mean };
+      this.publish();
+    }
     if (this.shown) this.el('s-age').textContent = `${fmt.ms(this.age(now))} old`;
     if (this.onFrame) this.onFrame(now);
   }
@@ -115,6 +151,8 @@ export class PaneView {
       's-repeats': fmt.count(s.repeats),
       's-missed': fmt.count(s.seq.missed),
       's-seen': fmt.percent(s.seq.seenShare),
+      's-age-avg': fmt.ms(this.ageAverage.mean(nowMs())),
+      's-change-wait': fmt.ms(this.changeWait.mean),
       's-down-headers': fmt.bytes(s.down.headers),
       's-down-payload': fmt.bytes(s.down.payload),
       's-up-headers': fmt.bytes(s.up.headers),
@@ -144,11 +182,16 @@ export class PaneView {
     data.repeats = String(s.repeats);
     data.missed = String(s.seq.missed);
     data.seen = String(s.seq.seen);
+    const fresh = this.freshAtLastPaint;
+    data.ageAvg = Number.isFinite(fresh.ageAvg) ? String(fresh.ageAvg) : '';
+    data.changeWait = Number.isFinite(fresh.changeWait) ? String(fresh.changeWait) : '';
   }
 
   /** Switching symbol: the next tick is the first of a new series. */
   symbolChanged() {
     this.stats.seq.restart();
+    this.changeWait.restart();
+    this.ageAverage.stop(nowMs());
     this.shown = null;
     this.chart.clear();
     for (const cls of ['q-symbol', 'q-price', 'q-change', 's-seq', 's-age']) this.el(cls).textContent = '–';

@@ -79,7 +79,6 @@ export function mountSsePane(root, { symbols, scale, shared }) {
   });
   connectButton.addEventListener('click', connect);
   disconnectButton.addEventListener('click', disconnect);
-  view.activate = connect;
   view.deactivate = disconnect;
   setState('closed');
   return view;

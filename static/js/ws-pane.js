@@ -37,7 +37,6 @@ export function mountWsPane(root, { symbols, scale, shared }) {
   let attempt = 0; // failed tries since the last good hello: drives the backoff
   let retryTimer = null;
   let retryAt = 0;
-  let openedAt = 0;
   let connections = 0; // sockets that said hello: 2 after one reconnect
   let lostAt = null; // when the current outage began
 
@@ -62,7 +61,6 @@ export function mountWsPane(root, { symbols, scale, shared }) {
     clearTimeout(retryTimer);
     retryTimer = null;
     subscribed = select.value;
-    openedAt = nowMs();
     socket = new WebSocket(socketUrl(`/ws?symbols=${encodeURIComponent(subscribed)}`));
     q('ws-url').textContent = `socket: ${describeSocketUrl(socket.url)}`;
     root.dataset.scheme = new URL(socket.url).protocol.replace(':', '');
@@ -89,7 +87,7 @@ export function mountWsPane(root, { symbols, scale, shared }) {
         view.arrived(bytes, `pong id ${message.id}`);
         clock.sample(message.t, message.server_ts, now);
         q('rtt').textContent = `round trip: ${fmt.ms(now - message.t)} (ping → pong on the open socket)`;
-        showClock('ping');
+        showClock();
         break;
       }
       case 'subscribed':
@@ -121,8 +119,6 @@ export function mountWsPane(root, { symbols, scale, shared }) {
     if (message.feed && message.feed.stale) {
       view.status(`the server says its prices are stale (feed from ${message.feed.source}, Redis ${message.feed.redis || 'n/a'})`);
     }
-    clock.sample(openedAt, message.server_ts, nowMs());
-    showClock('hello');
     showHandshake(document.getElementById('handshake'), message.handshake, describeSocketUrl(socket.url)).catch((error) => {
       view.status(`could not check the handshake: ${error.message}`);
     });
@@ -134,9 +130,12 @@ export function mountWsPane(root, { symbols, scale, shared }) {
     if (select.value !== subscribed) changeSymbol();
   }
 
-  function showClock(source) {
+  // Only pings estimate the clock. The hello once did too, but its "round trip" ran from
+  // before the TCP connect to after the upgrade: an uncertainty of tens of ms that read like
+  // a real offset ("≈ −37 ms ± 39 ms") on a single machine.
+  function showClock() {
     const sign = clock.offset >= 0 ? '+' : '−';
-    q('clock').textContent = `server clock ≈ ${sign}${fmt.ms(Math.abs(clock.offset))} ± ${fmt.ms(clock.uncertainty)} vs this browser (from ${source}); ages assume one clock`;
+    q('clock').textContent = `server clock ≈ ${sign}${fmt.ms(Math.abs(clock.offset))} ± ${fmt.ms(clock.uncertainty)} vs this browser (best of your pings); ages assume one clock`;
   }
 
   function closed(event) {
