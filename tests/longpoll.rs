@@ -165,18 +165,29 @@ async fn a_held_poll_whose_client_has_gone_frees_its_place_promptly() {
     let freed = closed.elapsed();
     // "Within a second or two": the budget leaves room for a busy machine, and is far below
     // the 120 s the polls would otherwise hold their places.
-    assert!(freed < std::time::Duration::from_secs(3), "freed after {freed:?}");
+    assert!(
+        freed < std::time::Duration::from_secs(3),
+        "freed after {freed:?}"
+    );
 }
 
 /// Polls `/metrics` until `series` reads `value`; panics after `within`.
-async fn wait_for_gauge(app: &common::TestApp, series: &str, value: u64, within: std::time::Duration) {
+async fn wait_for_gauge(
+    app: &common::TestApp,
+    series: &str,
+    value: u64,
+    within: std::time::Duration,
+) {
     let deadline = std::time::Instant::now() + within;
     loop {
         let now = common::metric(&common::metrics_text(app).await, series);
         if now == value {
             return;
         }
-        assert!(std::time::Instant::now() < deadline, "{series} stuck at {now}, wanted {value}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{series} stuck at {now}, wanted {value}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }

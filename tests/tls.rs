@@ -516,7 +516,11 @@ fn a_precreated_world_writable_certificate_directory_is_refused_with_one_line() 
     assert!(err.to_string().contains("0777"), "{err}");
 
     // ...and so does the binary, whose default directory for this port was planted first.
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let default = SelfSigned::default_dir(port);
     let _cleanup = TempDir(default.clone());
     std::fs::create_dir_all(&default).unwrap();
@@ -560,5 +564,8 @@ fn a_certificate_directory_owned_by_another_user_is_refused() {
         .unwrap()
         .write_to(&dir.0)
         .expect_err("another user's directory must be refused");
-    assert!(err.to_string().contains("belongs to user id 65534"), "{err}");
+    assert!(
+        err.to_string().contains("belongs to user id 65534"),
+        "{err}"
+    );
 }

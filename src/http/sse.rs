@@ -4,8 +4,14 @@
 //! event per tick. The browser's `EventSource` parses it and reconnects by itself when the
 //! connection drops, sending the last `id:` it saw as `Last-Event-ID`. tickerlab answers a
 //! reconnect with the *current* tick at once (latest value wins): no backlog is replayed,
-//! the `seq` gap shows what the outage cost. A `Last-Event-ID` whose `seq` is beyond the
-//! current one (from before a server restart) is ignored.
+//! the `seq` gap shows what the outage cost.
+//!
+//! Each event's id is the stream's whole position, `RUN;ACME:42,GLOBX:17` (the feed's run
+//! and the last seq sent of every symbol), not just the event's own `ACME:42`: with several
+//! symbols, the last event names one symbol only, and a reconnect would resend the others'
+//! current ticks, which the client already has. An id of another run (the server restarted)
+//! is ignored; the old `ACME:42` form is still accepted. The JSON of a tick is still
+//! formatted once for every stream; the id line is the one thing made per stream and event.
 //!
 //! SSE is push without a new protocol, which is often all a one-way feed needs; what it
 //! cannot do is carry messages from the client over the same connection. Compare `ws.rs`.
@@ -60,13 +66,14 @@ pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
             subscription
         }
     };
-    // A Last-Event-ID beyond the symbol's current seq is from an earlier run of the server
-    // (it restarted and counts from 1 again): ignored, or the symbol would stay silent
-    // until the new run caught up with the old numbering.
-    if let Some((index, seq)) = last_event_id(&req, &feed)
-        && seq <= feed.latest().ticks[index].tick.seq
+    // Resuming: what the client already holds is not sent again. (Same run, but this
+    // instance lags behind the id? Then the stream stays quiet until it catches up.)
+    if let Some(id) = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
     {
-        subscription.mark_sent(index, seq);
+        subscription.resume(&feed, id, feed.run());
     }
     // A stream holds a connection as long as a socket does: it counts against the same limit.
     let Ok(place) = state
@@ -90,13 +97,6 @@ pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
         ))
 }
 
-/// `Last-Event-ID: ACME:42` as (symbol index, seq), when it names a symbol of this feed.
-fn last_event_id(req: &HttpRequest, feed: &Feed) -> Option<(usize, u64)> {
-    let value = req.headers().get("last-event-id")?.to_str().ok()?;
-    let (symbol, seq) = value.split_once(':')?;
-    Some((feed.index_of(symbol)?, seq.trim().parse().ok()?))
-}
-
 /// The body: the preamble, then the subscribed ticks as they are published, heartbeat
 /// comments when idle, and the end of the stream when the server shuts down.
 fn event_stream(
@@ -109,7 +109,7 @@ fn event_stream(
     let state = EventState {
         snapshots: feed.subscribe(),
         subscription,
-        pending: VecDeque::with_capacity(feed.symbols().len()),
+        pending: VecDeque::with_capacity(2 * feed.symbols().len()),
         heartbeat,
         idle: Box::pin(tokio::time::sleep(heartbeat)),
         last_sent: Instant::now(),
@@ -127,7 +127,8 @@ fn event_stream(
 struct EventState {
     snapshots: tokio::sync::watch::Receiver<std::sync::Arc<crate::feed::Snapshot>>,
     subscription: Subscription,
-    /// Frames of the current snapshot not yet sent (at most one per symbol).
+    /// Frames of the current snapshot not yet sent (at most an id line and a shared data
+    /// frame per symbol).
     pending: VecDeque<Bytes>,
     heartbeat: Duration,
     /// Fires when the stream may have been idle for a heartbeat period. It is *not* re-armed
@@ -190,7 +191,12 @@ impl EventState {
     }
 
     fn queue(&mut self, snapshot: &crate::feed::Snapshot) {
-        self.pending
-            .extend(self.subscription.take_new(snapshot).map(|p| p.sse_frame()));
+        for (i, published) in snapshot.ticks.iter().enumerate() {
+            if self.subscription.take(i, published) {
+                let id = self.subscription.resume_id(snapshot, published.tick.run);
+                self.pending.push_back(Bytes::from(format!("id: {id}\n")));
+                self.pending.push_back(published.sse_frame());
+            }
+        }
     }
 }

@@ -309,8 +309,8 @@ async fn send_new(
 ) -> Result<(), Gone> {
     let client_is_slow = std::mem::take(&mut out.waited);
     for (i, published) in snapshot.ticks.iter().enumerate() {
-        let seq = published.tick.seq;
-        let last = subscription.last_sent(i);
+        let (run, seq) = (published.tick.run, published.tick.seq);
+        let last = subscription.last_sent(i, run);
         if !subscription.contains(i) || seq <= last {
             continue;
         }
@@ -322,7 +322,7 @@ async fn send_new(
                 .fetch_add(missed, Ordering::Relaxed);
         } else if missed > 0 {
             for missed in last + 1..seq {
-                match feed.recent_json(i, missed) {
+                match feed.recent_json(i, run, missed) {
                     Some(json) if !out.waited => out.send(json).await?,
                     _ => {
                         out.metrics.ws_ticks_skipped.fetch_add(1, Ordering::Relaxed);
@@ -331,7 +331,7 @@ async fn send_new(
             }
         }
         out.send(published.json.clone()).await?;
-        subscription.mark_sent(i, seq);
+        subscription.mark_sent(i, run, seq);
     }
     Ok(())
 }
@@ -635,6 +635,7 @@ fn hello(feed: &Feed, subscription: &Subscription, handshake: Handshake) -> Serv
         server_ts: epoch_ms(),
         handshake,
         feed: feed.status(),
+        run: feed.run(),
     }
 }
 
