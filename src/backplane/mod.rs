@@ -150,6 +150,54 @@ return holder
     cmd
 }
 
+/// Publishes one tick of every symbol *only if `id` holds the lease*, in one atomic step:
+/// for each symbol, `SET` its latest key and `PUBLISH` the same JSON on its channel. Returns
+/// the holder found: `id` when it published, another publisher's id (or an empty string,
+/// the lease having expired) when it did not.
+///
+/// Why a script: checking the lease and then publishing as two commands is a race. A
+/// publisher paused past its lease (a stalled VM, a long GC-like stop) whose connection
+/// survived would PUBLISH once more after another publisher took over, overwriting the
+/// latest keys with its own, older numbering. Redis runs a script without interleaving
+/// other commands, so the check and the writes are one step: a fenced-off publisher writes
+/// nothing. (A free lease is claimed, as [`claim_lease`] does: that is the publisher
+/// resuming after a Redis restart.)
+///
+/// `ticks` are `(latest key, channel, JSON)`. Keys are passed as `KEYS` (the lease first),
+/// channels and texts as `ARGV`, as Redis asks of scripts.
+pub fn publish_fenced<'a>(
+    id: &str,
+    ticks: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
+) -> redis::Cmd {
+    // Sent with each tick (a few hundred bytes): EVALSHA would save them, at the price of
+    // the `script` feature and a reload after every Redis restart.
+    const SCRIPT: &str = r#"
+local holder = redis.call('GET', KEYS[1])
+if holder == false then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+elseif holder ~= ARGV[1] then
+  return holder
+end
+for i = 2, #KEYS do
+  local channel, json = ARGV[2 * i - 1], ARGV[2 * i]
+  redis.call('SET', KEYS[i], json)
+  redis.call('PUBLISH', channel, json)
+end
+return ARGV[1]
+"#;
+    let ticks: Vec<(&str, &str, &str)> = ticks.into_iter().collect();
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(SCRIPT).arg(1 + ticks.len()).arg(LEASE_KEY);
+    for (key, _, _) in &ticks {
+        cmd.arg(*key);
+    }
+    cmd.arg(id).arg(LEASE_TTL.as_millis() as u64);
+    for (_, channel, json) in &ticks {
+        cmd.arg(*channel).arg(*json);
+    }
+    cmd
+}
+
 /// Reconnection delays: 100 ms, doubling up to 2 s, each with random jitter so that many
 /// front-ends cut off by the same Redis restart do not all reconnect in the same instant.
 #[derive(Debug)]
