@@ -116,21 +116,23 @@ impl Subscription {
         true
     }
 
-    /// What this client holds, as an SSE event id: `RUN;ACME:42,GLOBX:17`, the `(symbol,
-    /// seq)` of every symbol last sent in run `run`. Sent as each event's `id:`, so the
-    /// `Last-Event-ID` a browser reconnects with names *every* symbol's position, not just
-    /// the symbol of the last event (see [`Subscription::resume`]).
-    pub fn resume_id(&self, snapshot: &Snapshot, run: RunId) -> String {
-        let mut id = format!("{run};");
-        let mut first = true;
-        for (i, published) in snapshot.ticks.iter().enumerate() {
+    /// What this client holds, as an SSE event id: `ACME:42,GLOBX:17@RUN`, the `(symbol,
+    /// seq)` of every symbol last sent in run `run`, the event's own symbol (at `first`)
+    /// first, then `@` and the run. Sent as each event's `id:`, so the `Last-Event-ID` a
+    /// browser reconnects with names *every* symbol's position, not just the symbol of the
+    /// last event (see [`Subscription::resume`]). A one-symbol stream's ids read as before,
+    /// `ACME:42`, plus the run.
+    pub fn resume_id(&self, snapshot: &Snapshot, first: usize, run: RunId) -> String {
+        let mut id = String::with_capacity(16 * (1 + self.mask.count_ones() as usize) + 17);
+        let order = std::iter::once(first).chain((0..snapshot.ticks.len()).filter(|i| *i != first));
+        for i in order {
             let seq = self.last_sent(i, run);
-            if seq > 0 {
-                let comma = if first { "" } else { "," };
+            if let (true, Some(published)) = (seq > 0, snapshot.ticks.get(i)) {
+                let comma = if id.is_empty() { "" } else { "," };
                 let _ = write!(id, "{comma}{}:{seq}", published.tick.symbol);
-                first = false;
             }
         }
+        let _ = write!(id, "@{run}");
         id
     }
 
@@ -142,7 +144,7 @@ impl Subscription {
     /// the client should not get again: ignored. An old-style id has no run, so a seq beyond
     /// the feed's current one is taken as "from before a restart" and ignored too.
     pub fn resume(&mut self, feed: &Feed, id: &str, current_run: RunId) -> bool {
-        let Some((run, list)) = id.split_once(';') else {
+        let Some((list, run)) = id.rsplit_once('@') else {
             let Some((index, seq)) = symbol_seq(feed, id) else {
                 return false;
             };

@@ -94,10 +94,11 @@ async fn streams_ticks_as_events_with_symbol_seq_ids() {
         assert_eq!(tick["type"], "tick");
         let symbol = tick["symbol"].as_str().unwrap().to_owned();
         let seq = tick["seq"].as_u64().unwrap();
-        // The id is the stream's whole position: `RUN;ACME:seq,GLOBX:seq`, this tick included.
+        // The id is the stream's whole position, this tick first: `ACME:seq,GLOBX:seq@RUN`.
         let run = tick["run"].as_str().unwrap();
-        let (id_run, list) = id.split_once(';').unwrap();
+        let (list, id_run) = id.rsplit_once('@').unwrap();
         assert_eq!(id_run, run, "{id}");
+        assert!(list.starts_with(&format!("{symbol}:{seq}")), "{id}");
         assert!(
             list.split(',').any(|e| e == format!("{symbol}:{seq}")),
             "{id}"

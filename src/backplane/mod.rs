@@ -29,9 +29,13 @@
 //!   front-end that starts, or reconnects after an outage, would otherwise have nothing to
 //!   answer `GET /price` with until the next tick.
 //! * **Subscribe first, then read the latest**, and keep a tick only if its `seq` is newer
-//!   than the one held. Reading first would lose any tick published between the read and
-//!   the subscription; subscribing first can only deliver ticks *older* than the key, and
-//!   the `seq` rule drops those ([`crate::feed::Relay::publish`]).
+//!   than the one held *in the same run*. Reading first would lose any tick published
+//!   between the read and the subscription; subscribing first can only deliver ticks
+//!   *older* than the key, and the `seq` rule drops those ([`crate::feed::Relay::publish`]).
+//! * **Every tick names its run** ([`crate::tick::RunId`]), the publisher's, so all
+//!   front-ends of one publisher report the same run and a restarted publisher (counting
+//!   from 1 again, perhaps after Redis lost every key) is followed at once instead of being
+//!   ignored as "older".
 //! * **Nothing is queued for Redis.** The publisher forwards from the feed's latest-value
 //!   channel: while Redis is slow or down, intermediate ticks are skipped (front-ends see a
 //!   `seq` gap, as a slow WebSocket client does), never buffered ([`publisher`]).
@@ -39,7 +43,9 @@
 //!   random walks under the same `seq` numbers, and front-ends would show a mix. The
 //!   publisher holds `tickerlab:publisher` (`SET ... PX 3000`, renewed every second): a
 //!   second publisher is refused at start-up, and a publisher that finds the lease taken by
-//!   another stops publishing and says so in `/healthz`.
+//!   another stops publishing and says so in `/healthz`. Every publish is *fenced* by the
+//!   lease: one script checks it and writes, so a publisher paused past its lease cannot
+//!   slip one last tick in ([`publish_fenced`]).
 
 pub mod publisher;
 pub mod subscriber;

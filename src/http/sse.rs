@@ -6,8 +6,8 @@
 //! reconnect with the *current* tick at once (latest value wins): no backlog is replayed,
 //! the `seq` gap shows what the outage cost.
 //!
-//! Each event's id is the stream's whole position, `RUN;ACME:42,GLOBX:17` (the feed's run
-//! and the last seq sent of every symbol), not just the event's own `ACME:42`: with several
+//! Each event's id is the stream's whole position, `ACME:42,GLOBX:17@RUN` (the last seq
+//! sent of every symbol, the event's own first, and the feed's run), not just `ACME:42`: with several
 //! symbols, the last event names one symbol only, and a reconnect would resend the others'
 //! current ticks, which the client already has. An id of another run (the server restarted)
 //! is ignored; the old `ACME:42` form is still accepted. The JSON of a tick is still
@@ -193,7 +193,7 @@ impl EventState {
     fn queue(&mut self, snapshot: &crate::feed::Snapshot) {
         for (i, published) in snapshot.ticks.iter().enumerate() {
             if self.subscription.take(i, published) {
-                let id = self.subscription.resume_id(snapshot, published.tick.run);
+                let id = self.subscription.resume_id(snapshot, i, published.tick.run);
                 self.pending.push_back(Bytes::from(format!("id: {id}\n")));
                 self.pending.push_back(published.sse_frame());
             }
