@@ -475,28 +475,23 @@ async fn a_long_poller_alternating_with_a_lagging_front_end_never_goes_backwards
     .await;
     common::wait_for_ticks(&publisher, publisher.feed.ticks() + 3).await;
 
-    let (mut after, mut run) = (0, String::new());
+    // The poller starts where the lagging copy stands, so every answer of the up-to-date
+    // front-end is ahead of the copy.
+    let (mut after, run) = (held.seq, held.run.to_string());
     for round in 0..3 {
-        let query = |after: u64, run: &str| match run {
-            "" => "/price/next?symbol=ACME".to_owned(),
-            run => format!("/price/next?symbol=ACME&after={after}&run={run}"),
-        };
+        let query =
+            |after: u64, run: &str| format!("/price/next?symbol=ACME&after={after}&run={run}");
         let (status, header, body, _) = timed_get(&current, &query(after, &run)).await;
         assert_eq!(status, 200, "round {round}: {body}");
         let tick: Tick = serde_json::from_str(&body).unwrap();
         assert_eq!(header, Some(tick.run.to_string()));
-        if tick.run.to_string() == run {
-            assert!(
-                tick.seq > after,
-                "round {round}: seq {} after {after}",
-                tick.seq
-            );
-        }
-        (after, run) = (tick.seq, tick.run.to_string());
+        assert_eq!(tick.run.to_string(), run, "one run throughout");
         assert!(
-            after > held.seq,
-            "the up-to-date front-end is ahead of the copy"
+            tick.seq > after,
+            "round {round}: seq {} after {after}",
+            tick.seq
         );
+        after = tick.seq;
 
         let (status, header, body, took) = timed_get(&lagging, &query(after, &run)).await;
         assert_eq!(
