@@ -7,11 +7,12 @@
 //! the `seq` gap shows what the outage cost.
 //!
 //! Each event's id is the stream's whole position, `ACME:42,GLOBX:17@RUN` (the last seq
-//! sent of every symbol, the event's own first, and the feed's run), not just `ACME:42`: with several
-//! symbols, the last event names one symbol only, and a reconnect would resend the others'
-//! current ticks, which the client already has. An id of another run (the server restarted)
-//! is ignored; the old `ACME:42` form is still accepted. The JSON of a tick is still
-//! formatted once for every stream; the id line is the one thing made per stream and event.
+//! sent of every symbol, the event's own first, then the feed's run), not just `ACME:42`:
+//! with several symbols, the last event names one symbol only, and a reconnect would resend
+//! the others' current ticks, which the client already has. An id of another run (the
+//! server restarted) is ignored; the old `ACME:42` form is still accepted. The tick's
+//! `data:` frame is still formatted once for every stream; the id line is made per stream
+//! and event, and the two are copied into one chunk, so an event costs one HTTP chunk.
 //!
 //! SSE is push without a new protocol, which is often all a one-way feed needs; what it
 //! cannot do is carry messages from the client over the same connection. Compare `ws.rs`.
@@ -19,7 +20,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use actix_web::web::Bytes;
+use actix_web::web::{Bytes, BytesMut};
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use futures_util::stream;
 use tokio::time::Instant;
@@ -109,7 +110,7 @@ fn event_stream(
     let state = EventState {
         snapshots: feed.subscribe(),
         subscription,
-        pending: VecDeque::with_capacity(2 * feed.symbols().len()),
+        pending: VecDeque::with_capacity(feed.symbols().len()),
         heartbeat,
         idle: Box::pin(tokio::time::sleep(heartbeat)),
         last_sent: Instant::now(),
@@ -127,8 +128,7 @@ fn event_stream(
 struct EventState {
     snapshots: tokio::sync::watch::Receiver<std::sync::Arc<crate::feed::Snapshot>>,
     subscription: Subscription,
-    /// Frames of the current snapshot not yet sent (at most an id line and a shared data
-    /// frame per symbol).
+    /// Events of the current snapshot not yet sent (at most one per symbol).
     pending: VecDeque<Bytes>,
     heartbeat: Duration,
     /// Fires when the stream may have been idle for a heartbeat period. It is *not* re-armed
@@ -194,8 +194,13 @@ impl EventState {
         for (i, published) in snapshot.ticks.iter().enumerate() {
             if self.subscription.take(i, published) {
                 let id = self.subscription.resume_id(snapshot, i, published.tick.run);
-                self.pending.push_back(Bytes::from(format!("id: {id}\n")));
-                self.pending.push_back(published.sse_frame());
+                let data = published.sse_frame();
+                let mut event = BytesMut::with_capacity(id.len() + 5 + data.len());
+                event.extend_from_slice(b"id: ");
+                event.extend_from_slice(id.as_bytes());
+                event.extend_from_slice(b"\n");
+                event.extend_from_slice(&data);
+                self.pending.push_back(event.freeze());
             }
         }
     }
