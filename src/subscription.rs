@@ -136,9 +136,16 @@ impl Subscription {
         id
     }
 
-    /// Applies an SSE `Last-Event-ID` the client reconnected with: marks what it holds as
-    /// sent. The current form is [`Subscription::resume_id`]'s; the older `ACME:42` (one
-    /// symbol, no run) is still accepted. Returns whether the id was understood.
+    /// Applies the position a client reconnected with (an SSE `Last-Event-ID`, or `/ws`'s
+    /// `?resume=`): what it holds is not sent again. The current form is
+    /// [`Subscription::resume_id`]'s; the older `ACME:42` (one symbol, no run) is still
+    /// accepted. Returns whether the id was understood.
+    ///
+    /// Only a position at or beyond the symbol's current seq is recorded: the client has the
+    /// current tick (so it is not resent), or this instance lags (so it sends nothing until
+    /// it catches up). A position behind it needs nothing recorded: the current tick is
+    /// sent as on any connect, with the gap showing what the outage cost, and no backlog is
+    /// replayed (a WebSocket session would otherwise fill the gap from the history).
     ///
     /// An id of another run than `current_run` (the feed restarted meanwhile) holds nothing
     /// the client should not get again: ignored. An old-style id has no run, so a seq beyond
@@ -149,7 +156,7 @@ impl Subscription {
                 return false;
             };
             let current = &feed.latest().ticks[index].tick;
-            if seq <= current.seq {
+            if seq == current.seq {
                 self.mark_sent(index, current.run, seq);
             }
             return true;
@@ -160,9 +167,13 @@ impl Subscription {
         if run != current_run {
             return true;
         }
+        let latest = feed.latest();
         for entry in list.split(',').take(MAX_SYMBOLS) {
             if let Some((index, seq)) = symbol_seq(feed, entry) {
-                self.mark_sent(index, run, seq);
+                let current = &latest.ticks[index].tick;
+                if current.run != run || seq >= current.seq {
+                    self.mark_sent(index, run, seq);
+                }
             }
         }
         true

@@ -21,7 +21,10 @@ const SYMBOLS: [&str; 3] = ["ACME", "GLOBX", "INITECH"];
 /// What a client has seen: the last seq of each `(run, symbol)`. `observe` fails the test on
 /// a duplicate or backwards tick.
 #[derive(Debug, Default)]
-struct Seen(HashMap<(String, String), u64>);
+struct Seen {
+    last: HashMap<(String, String), u64>,
+    run: Option<String>,
+}
 
 impl Seen {
     fn observe(&mut self, tick: &Value) {
@@ -31,12 +34,25 @@ impl Seen {
             .to_owned();
         let symbol = tick["symbol"].as_str().unwrap().to_owned();
         let seq = tick["seq"].as_u64().unwrap();
-        if let Some(last) = self.0.insert((run, symbol.clone()), seq) {
+        self.run = Some(run.clone());
+        if let Some(last) = self.last.insert((run, symbol.clone()), seq) {
             assert!(
                 seq > last,
                 "{symbol}: seq {seq} after {last} in the same run"
             );
         }
+    }
+
+    /// What this client holds, in the form `/ws?resume=` takes: `ACME:42,GLOBX:17@RUN`.
+    fn resume_id(&self) -> Option<String> {
+        let run = self.run.as_ref()?;
+        let held: Vec<String> = self
+            .last
+            .iter()
+            .filter(|((r, _), _)| r == run)
+            .map(|((_, symbol), seq)| format!("{symbol}:{seq}"))
+            .collect();
+        Some(format!("{}@{run}", held.join(",")))
     }
 }
 
@@ -83,6 +99,19 @@ async fn unsubscribe_then_subscribe_within_a_tick_sends_no_tick_twice() {
     // The next tick is a minute away: anything that arrives now is the same tick again.
     let again = next_within(&mut ws, Duration::from_millis(800)).await;
     assert_eq!(again, None, "ACME 1 was sent twice");
+
+    // Reconnecting with `?resume=` (what the client holds, in the SSE id form) does not
+    // send it again either; without it, a new socket starts with the current tick.
+    let run = first["run"].as_str().unwrap();
+    let mut resumed = app
+        .ws(&format!("/ws?symbols=ACME&resume=ACME:1@{run}"))
+        .await;
+    hello(&mut resumed).await;
+    let again = next_within(&mut resumed, Duration::from_millis(800)).await;
+    assert_eq!(again, None, "a resumed socket was sent ACME 1 again");
+    let mut fresh = app.ws("/ws?symbols=ACME").await;
+    hello(&mut fresh).await;
+    assert_eq!(next_json(&mut fresh).await["seq"], 1);
 }
 
 /// One live app for every generated case: a fast tick, so actions race with ticks.
@@ -105,8 +134,10 @@ static APP: LazyLock<(tokio::runtime::Runtime, TestApp)> = LazyLock::new(|| {
 enum WsAction {
     Subscribe(Vec<&'static str>),
     Unsubscribe(Vec<&'static str>),
-    /// Close and open a new socket (a new connection: what it was sent starts afresh).
-    Reconnect,
+    /// Close and open a new socket with `?resume=` what the client holds.
+    Resume,
+    /// Close and open a new socket without `resume` (a new client: it starts afresh).
+    Fresh,
     /// Read whatever arrives for this many milliseconds (0: only what is already there).
     Read(u64),
 }
@@ -119,7 +150,8 @@ fn ws_action() -> impl Strategy<Value = WsAction> {
     prop_oneof![
         some_symbols().prop_map(WsAction::Subscribe),
         some_symbols().prop_map(WsAction::Unsubscribe),
-        Just(WsAction::Reconnect),
+        Just(WsAction::Resume),
+        Just(WsAction::Fresh),
         (0u64..40).prop_map(WsAction::Read),
     ]
 }
@@ -138,12 +170,13 @@ async fn read_for(ws: &mut Ws, seen: &mut Seen, millis: u64) {
 
 async fn run_ws(actions: Vec<WsAction>) {
     let app = &APP.1;
-    let open = || async {
-        let mut ws = app.ws("/ws?symbols=ACME").await;
+    let open = |resume: Option<String>| async move {
+        let query = resume.map_or_else(String::new, |id| format!("&resume={id}"));
+        let mut ws = app.ws(&format!("/ws?symbols=ACME{query}")).await;
         hello(&mut ws).await;
         ws
     };
-    let mut ws = open().await;
+    let mut ws = open(None).await;
     let mut seen = Seen::default();
     for (id, action) in actions.into_iter().enumerate() {
         match action {
@@ -163,11 +196,13 @@ async fn run_ws(actions: Vec<WsAction>) {
                 )
                 .await
             }
-            WsAction::Reconnect => {
+            WsAction::Resume | WsAction::Fresh => {
                 read_for(&mut ws, &mut seen, 0).await;
                 let _ = ws.close(None).await;
-                ws = open().await;
-                seen = Seen::default();
+                if matches!(action, WsAction::Fresh) {
+                    seen = Seen::default();
+                }
+                ws = open(seen.resume_id()).await;
                 continue;
             }
             WsAction::Read(millis) => read_for(&mut ws, &mut seen, millis).await,
@@ -276,8 +311,9 @@ proptest! {
         ..ProptestConfig::default()
     })]
 
-    /// Random subscribe, unsubscribe and reconnect on a WebSocket against a live 15 ms feed:
-    /// within a connection, each symbol's seqs strictly increase.
+    /// Random subscribe, unsubscribe and reconnect (resuming, or afresh) on a WebSocket
+    /// against a live 15 ms feed: each symbol's seqs strictly increase, across resumed
+    /// connections too.
     #[test]
     fn websocket_clients_never_get_a_tick_twice(actions in proptest::collection::vec(ws_action(), 1..12)) {
         APP.0.block_on(run_ws(actions));

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use super::AppState;
 use super::origin;
-use super::ws::parse_symbols_param;
+use super::ws::parse_stream_query;
 use crate::feed::Feed;
 use crate::metrics::{ConnectionGuard, Refusal};
 use crate::subscription::Subscription;
@@ -44,8 +44,8 @@ const HEARTBEAT: &str = ": heartbeat\n\n";
 pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     use actix_web::ResponseError;
     let feed = state.feed.clone();
-    let requested = match parse_symbols_param(req.query_string()) {
-        Ok(requested) => requested,
+    let (requested, resume) = match parse_stream_query(req.query_string()) {
+        Ok(parsed) => parsed,
         Err(error) => return error.error_response(),
     };
     // The same Origin policy as /ws. (Browsers also apply CORS to EventSource, and this
@@ -69,11 +69,12 @@ pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
     };
     // Resuming: what the client already holds is not sent again. (Same run, but this
     // instance lags behind the id? Then the stream stays quiet until it catches up.)
-    if let Some(id) = req
+    // (`?resume=` does the same for a client that opens a new EventSource itself.)
+    let last_event_id = req
         .headers()
         .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-    {
+        .and_then(|v| v.to_str().ok());
+    if let Some(id) = last_event_id.or(resume.as_deref()) {
         subscription.resume(&feed, id, feed.run());
     }
     // A stream holds a connection as long as a socket does: it counts against the same limit.

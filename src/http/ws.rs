@@ -53,8 +53,8 @@ pub async fn upgrade(
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
     let metrics = &state.metrics;
-    let requested = match parse_symbols_param(req.query_string()) {
-        Ok(requested) => requested,
+    let (requested, resume) = match parse_stream_query(req.query_string()) {
+        Ok(parsed) => parsed,
         Err(e) => {
             metrics.refused(Refusal::NotAHandshake);
             return Err(e.into());
@@ -88,6 +88,10 @@ pub async fn upgrade(
         Some(names) => Subscription::from_names(feed, &names),
         None => (Subscription::only(0), Vec::new()),
     };
+    // A reconnecting client says what it holds, so the current tick is not sent twice.
+    if let Some(id) = &resume {
+        subscription.resume(feed, id, feed.run());
+    }
     let request = record_request(&req);
     let (mut response, session, stream) = actix_ws::handle(&req, body)?;
     // The security-headers middleware adds this to every answer; set it here already, so the
@@ -640,18 +644,34 @@ fn hello(feed: &Feed, subscription: &Subscription, handshake: Handshake) -> Serv
 }
 
 /// The query `/ws` and `/events` understand: `?symbols=ACME,GLOBX`, or nothing for the
-/// default symbol.
+/// default symbol; and `resume=ACME:42,GLOBX:17@RUN`, the position a reconnecting client
+/// holds (the SSE id form, see [`Subscription::resume`]), so nothing it has is sent again.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WsQuery {
     symbols: Option<String>,
+    resume: Option<String>,
 }
 
 /// `?symbols=ACME,GLOBX` as a list of names; `None` when the parameter is absent. A query
 /// that is too long, malformed, or has other parameters is a `400` saying what is expected.
+/// (The routes use [`parse_stream_query`], which also reads `resume`.)
+#[cfg(test)]
 pub(crate) fn parse_symbols_param(query: &str) -> Result<Option<Vec<String>>, ApiError> {
-    let parsed: WsQuery = super::query::parse(query, "nothing or ?symbols=NAME,NAME")?;
-    Ok(parsed.symbols.map(|value| {
+    parse_stream_query(query).map(|(symbols, _)| symbols)
+}
+
+/// `?symbols=ACME,GLOBX` as a list of names (`None` when the parameter is absent), and the
+/// `resume` position, if any. A query that is too long, malformed, or has other parameters
+/// is a `400` saying what is expected.
+pub(crate) fn parse_stream_query(
+    query: &str,
+) -> Result<(Option<Vec<String>>, Option<String>), ApiError> {
+    let parsed: WsQuery = super::query::parse(
+        query,
+        "nothing or ?symbols=NAME,NAME (and &resume=NAME:SEQ,...@RUN to resume)",
+    )?;
+    let symbols = parsed.symbols.map(|value| {
         value
             .split(',')
             .map(str::trim)
@@ -659,7 +679,8 @@ pub(crate) fn parse_symbols_param(query: &str) -> Result<Option<Vec<String>>, Ap
             .take(MAX_SYMBOLS_PER_REQUEST)
             .map(str::to_owned)
             .collect()
-    }))
+    });
+    Ok((symbols, parsed.resume))
 }
 
 /// The opening request as the server saw it, for the page's handshake panel. Credentials are
