@@ -192,8 +192,9 @@ pub struct FeedStatus {
     /// of a publisher instance through Redis.
     pub source: FeedSource,
     /// `true` when the prices this instance serves may be out of date: a front-end that is
-    /// cut off from Redis, or that heard no tick for three tick intervals (the publisher
-    /// stopped). Always `false` for a local feed.
+    /// cut off from Redis, or that has *adopted* no new tick for three tick intervals (at
+    /// least a second, on the monotonic clock): the publisher stopped, or everything it
+    /// hears is older than what it holds. Always `false` for a local feed.
     pub stale: bool,
     /// The Redis link, only with `--redis`: `connected` (for a publisher: holding the
     /// publisher lease and publishing), `down` (reconnecting with backoff), or `lease_lost`
