@@ -22,7 +22,7 @@ use bytestring::ByteString;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tickerlab::feed::{Published, Snapshot};
 use tickerlab::market::{DEFAULT_SYMBOLS, Market, SymbolSpec};
-use tickerlab::tick::Tick;
+use tickerlab::tick::{RunId, Tick};
 use tokio::sync::{Notify, watch};
 
 fn market() -> Market {
@@ -40,6 +40,7 @@ fn tick(seq: u64) -> Tick {
         change: 0.12,
         seq,
         ts: 1_795_895_822_123.456,
+        run: RunId(0x019a_c2f1_e3a7_4c1d),
     }
 }
 

@@ -39,10 +39,10 @@ use actix_web::web::Bytes;
 use bytestring::ByteString;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio::time::MissedTickBehavior;
+use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::market::Market;
-use crate::tick::{FeedSource, FeedStatus, RedisLink, Tick, epoch_ms};
+use crate::tick::{FeedSource, FeedStatus, RedisLink, RunId, Tick, epoch_ms};
 
 /// One symbol's newest tick, both as data and as the JSON text every client is sent.
 #[derive(Debug, Clone)]
@@ -66,16 +66,12 @@ impl Published {
         }
     }
 
-    /// This tick as one Server-Sent Events frame: `id: ACME:42`, then `data:` and the JSON.
-    /// Formatted once per tick, whatever the number of SSE clients.
+    /// This tick's `data:` line and the blank line that ends a Server-Sent Events frame.
+    /// Formatted once per tick, whatever the number of SSE clients; each stream sends its
+    /// own `id:` line before it (see `http/sse.rs`).
     pub fn sse_frame(&self) -> Bytes {
         self.sse
-            .get_or_init(|| {
-                Bytes::from(format!(
-                    "id: {}:{}\ndata: {}\n\n",
-                    self.tick.symbol, self.tick.seq, self.json
-                ))
-            })
+            .get_or_init(|| Bytes::from(format!("data: {}\n\n", self.json)))
             .clone()
     }
 }
@@ -96,12 +92,47 @@ struct Stats {
 
 /// How the feed's Redis link is doing, written by the backplane tasks, read by `/healthz`
 /// and `hello`. Atomics, because a request reads it while a task writes it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Health {
     /// 0 without `--redis`, else the [`RedisLink`] (see [`Feed::set_link`] for the codes).
     link: std::sync::atomic::AtomicU8,
-    /// Epoch ms (as `f64` bits) when the last live tick arrived from Redis; 0 for never.
-    last_live: AtomicU64,
+    /// The origin of [`Health::last_adopted`]: a *monotonic* clock reading, because the wall
+    /// clock can be stepped (NTP, a laptop waking up) and staleness is a duration, not a date.
+    started: Instant,
+    /// Microseconds after `started` when the relay last *adopted* a live tick (one that
+    /// changed what clients see); 0 for never. A tick received but dropped as old does not
+    /// count: a front-end that receives only ticks it ignores is frozen, not live.
+    last_adopted: AtomicU64,
+}
+
+impl Default for Health {
+    fn default() -> Health {
+        Health {
+            link: Default::default(),
+            started: Instant::now(),
+            last_adopted: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Health {
+    /// Records that a live tick was adopted now.
+    fn adopted_now(&self) {
+        let micros = self.started.elapsed().as_micros().max(1) as u64;
+        self.last_adopted.store(micros, Ordering::Relaxed);
+    }
+
+    /// How long ago a live tick was last adopted; `None` if never.
+    fn since_adopted(&self) -> Option<Duration> {
+        match self.last_adopted.load(Ordering::Relaxed) {
+            0 => None,
+            micros => Some(
+                self.started
+                    .elapsed()
+                    .saturating_sub(Duration::from_micros(micros)),
+            ),
+        }
+    }
 }
 
 /// How many past snapshots the feed keeps for readers that woke up late (see the module
@@ -159,11 +190,14 @@ impl FeedTask {
 /// ticks it receives, in place of a market. Created by [`Feed::relay`].
 ///
 /// It keeps the feed's promises for ticks it did not make: a tick replaces the current one of
-/// its symbol only if its `seq` is newer, so a reader never sees a symbol go back in time or
-/// the same tick twice, whatever order Redis and the start-up `GET` deliver them in.
+/// its symbol only if its `seq` is newer within the same run, or if it starts a later run
+/// (the publisher restarted), so a reader never sees a symbol go back in time or the same
+/// tick twice within a run, whatever order Redis and the start-up `GET` deliver them in.
 pub struct Relay {
     tx: watch::Sender<Arc<Snapshot>>,
     feed: Feed,
+    /// The run this relay follows: the latest it has seen (see [`Relay::publish`]).
+    run: RunId,
 }
 
 impl Feed {
@@ -188,6 +222,7 @@ impl Feed {
         let mut ticker = Ticker {
             market,
             seq: last_seq,
+            run: RunId::new(),
             symbols: symbols.clone(),
         };
         let stats = Stats::default();
@@ -226,6 +261,7 @@ impl Feed {
                         change: 0.0,
                         seq: 0,
                         ts: 0.0,
+                        run: RunId::UNKNOWN,
                     };
                     {
                         let json = serde_json::to_string(&tick)
@@ -247,6 +283,7 @@ impl Feed {
         let relay = Relay {
             tx,
             feed: feed.clone(),
+            run: RunId::UNKNOWN,
         };
         (feed, relay)
     }
@@ -274,10 +311,11 @@ impl Feed {
         (tx, feed)
     }
 
-    /// The JSON of tick `seq` of the symbol at `index`, if it is among the last [`HISTORY`]
-    /// snapshots: for a reader that woke up after the feed had moved on. A binary search on
-    /// the symbol's `seq`, which never decreases along the history.
-    pub fn recent_json(&self, index: usize, seq: u64) -> Option<ByteString> {
+    /// The JSON of tick `seq` of run `run` of the symbol at `index`, if it is among the last
+    /// [`HISTORY`] snapshots: for a reader that woke up after the feed had moved on. A binary
+    /// search on the symbol's `(run, seq)`, which never decreases along the history (the
+    /// relay only moves to a later run, and clears the history when it cannot).
+    pub fn recent_json(&self, index: usize, run: RunId, seq: u64) -> Option<ByteString> {
         let history = self
             .shared
             .history
@@ -286,10 +324,19 @@ impl Feed {
         // A symbol's seq never goes down along the history, but a snapshot is not always one
         // seq: a Redis relay publishes one per batch, in which a symbol may skip seqs or stay
         // put. So search by the symbol's own seq rather than by position.
-        let seq_at = |snapshot: &Arc<Snapshot>| snapshot.ticks.get(index).map(|p| p.tick.seq);
-        let position = history.partition_point(|snapshot| seq_at(snapshot) < Some(seq));
+        let key =
+            |snapshot: &Arc<Snapshot>| snapshot.ticks.get(index).map(|p| (p.tick.run, p.tick.seq));
+        let position = history.partition_point(|snapshot| key(snapshot) < Some((run, seq)));
         let published = history.get(position)?.ticks.get(index)?;
-        (published.tick.seq == seq).then(|| published.json.clone())
+        (published.tick.run == run && published.tick.seq == seq).then(|| published.json.clone())
+    }
+
+    fn forget_history(&self) {
+        self.shared
+            .history
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 
     fn remember(&self, snapshot: Arc<Snapshot>) {
@@ -311,20 +358,34 @@ impl Feed {
         let stale = match self.shared.source {
             FeedSource::Local => false,
             FeedSource::Redis => {
-                let last = f64::from_bits(self.shared.health.last_live.load(Ordering::Relaxed));
-                let stale_ms = self.stale_after().as_secs_f64() * 1000.0;
-                redis != Some(RedisLink::Connected) || epoch_ms() - last > stale_ms
+                let adopted = self.shared.health.since_adopted();
+                redis != Some(RedisLink::Connected)
+                    || adopted.is_none_or(|since| since > self.stale_after())
             }
         };
         FeedStatus {
             source: self.shared.source,
             stale,
             redis,
+            run: self.run(),
         }
     }
 
-    /// A front-end calls its prices stale after three tick intervals without a live tick
-    /// (at least one second, so a busy machine's scheduling hiccup is not an outage).
+    /// The run of the ticks this feed serves (see [`RunId`]): the newest run among its
+    /// symbols, [`RunId::UNKNOWN`] on a front-end that has no tick yet.
+    pub fn run(&self) -> RunId {
+        let latest = self.shared.latest.borrow();
+        latest
+            .ticks
+            .iter()
+            .map(|p| p.tick.run)
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// A front-end calls its prices stale after three tick intervals without adopting a
+    /// live tick, measured on the monotonic clock (at least one second, so a busy
+    /// machine's scheduling hiccup is not an outage).
     pub fn stale_after(&self) -> Duration {
         (self.shared.tick_interval * 3).max(Duration::from_secs(1))
     }
@@ -399,30 +460,54 @@ impl Feed {
 
 impl Relay {
     /// Publishes the ticks that arrived together (`(symbol index, tick)` pairs) as one new
-    /// snapshot, keeping only ticks newer than the current one of their symbol. `live` says
-    /// they came from the pub/sub stream (not the start-up `GET`), which is what keeps the
-    /// feed from being stale. Returns how many ticks were adopted.
+    /// snapshot, keeping only ticks newer than the current one of their symbol (see
+    /// [`Relay`]).
+    /// `live` says they came from the pub/sub stream (not the start-up `GET`): only a live
+    /// tick that is *adopted* keeps the feed from being stale. Returns how many ticks were
+    /// adopted.
     pub fn publish(&mut self, batch: Vec<(usize, Published)>, live: bool) -> usize {
         let stats = &self.feed.shared.stats;
-        if live {
-            let now = epoch_ms().to_bits();
-            self.feed
-                .shared
-                .health
-                .last_live
-                .store(now, Ordering::Relaxed);
-        }
+        let health = &self.feed.shared.health;
+        // A frozen relay (nothing adopted for a while) accepts an earlier-sorting run too:
+        // its publisher restarted with a clock that had stepped back.
+        let frozen = health
+            .since_adopted()
+            .is_none_or(|since| since > self.feed.stale_after());
         let mut ticks = self.tx.borrow().ticks.clone();
         let mut adopted = 0;
+        let mut went_back = false;
         for (index, published) in batch {
             let Some(current) = ticks.get_mut(index) else {
                 continue;
             };
-            // Older or equal: a duplicate, or a tick the start-up GET already superseded.
-            if published.tick.seq > current.tick.seq {
+            let incoming = &published.tick;
+            if incoming.run > self.run {
+                // A later run: the publisher restarted. Its numbering starts afresh (perhaps
+                // lower than ours): follow it at once, or this front-end freezes.
+                self.run = incoming.run;
+            } else if incoming.run < self.run {
+                // An earlier run: a straggler, or an old publisher that has lost its lease.
+                // Dropped, unless nothing has been adopted for a while: then the publisher
+                // restarted with a clock that had stepped back, and its run is the one alive.
+                if !(live && frozen) {
+                    continue;
+                }
+                self.run = incoming.run;
+                went_back = true;
+            }
+            // Same run as the one followed: a later seq, or the first tick of this run for
+            // this symbol. Older or equal: a duplicate, or a tick the start-up GET superseded.
+            if current.tick.run != incoming.run || incoming.seq > current.tick.seq {
                 *current = published;
                 adopted += 1;
             }
+        }
+        if went_back {
+            // The history must stay in (run, seq) order for `recent_json`'s search.
+            self.feed.forget_history();
+        }
+        if adopted > 0 && live {
+            health.adopted_now();
         }
         if adopted > 0 {
             stats
@@ -442,10 +527,11 @@ impl Relay {
     }
 }
 
-/// The state the ticking task owns: the market and the sequence number.
+/// The state the ticking task owns: the market, this run's id and the sequence number.
 struct Ticker {
     market: Market,
     seq: u64,
+    run: RunId,
     symbols: Vec<String>,
 }
 
@@ -464,6 +550,7 @@ impl Ticker {
                     change: quote.change_cents as f64 / 100.0,
                     seq: self.seq,
                     ts,
+                    run: self.run,
                 };
                 // The one serialisation of this tick. Serialising a struct of strings and
                 // numbers cannot fail.
@@ -507,12 +594,17 @@ mod tests {
     }
 
     fn published(symbol: &str, seq: u64) -> Published {
+        published_in(RunId::UNKNOWN, symbol, seq)
+    }
+
+    fn published_in(run: RunId, symbol: &str, seq: u64) -> Published {
         let tick = Tick {
             symbol: symbol.into(),
             price: 1.0,
             change: 0.0,
             seq,
             ts: 1.0,
+            run,
         };
         let json = serde_json::to_string(&tick).unwrap().into();
         Published::new(tick, json)
@@ -538,14 +630,21 @@ mod tests {
         );
         let seq_of = |json: ByteString| serde_json::from_str::<Tick>(&json).unwrap();
         for (index, seq) in [(0, 10), (0, 12), (0, 13), (1, 3), (1, 4), (1, 9)] {
-            let tick = seq_of(feed.recent_json(index, seq).expect("in the history"));
+            let tick = seq_of(
+                feed.recent_json(index, RunId::UNKNOWN, seq)
+                    .expect("in the history"),
+            );
             assert_eq!(
                 (tick.symbol.as_str(), tick.seq),
                 (feed.symbols()[index].as_str(), seq)
             );
         }
         for (index, seq) in [(0, 11), (0, 14), (1, 5), (1, 10), (2, 3)] {
-            assert_eq!(feed.recent_json(index, seq), None, "{index} {seq}");
+            assert_eq!(
+                feed.recent_json(index, RunId::UNKNOWN, seq),
+                None,
+                "{index} {seq}"
+            );
         }
     }
 
@@ -557,10 +656,13 @@ mod tests {
             rx.changed().await.unwrap();
         }
         for seq in 1..=5 {
-            let json = feed.recent_json(1, seq).expect("in the history");
+            let json = feed
+                .recent_json(1, feed.run(), seq)
+                .expect("in the history");
             assert_eq!(serde_json::from_str::<Tick>(&json).unwrap().seq, seq);
         }
-        assert_eq!(feed.recent_json(1, 6), None);
+        assert_eq!(feed.recent_json(1, feed.run(), 6), None);
+        assert_eq!(feed.recent_json(1, RunId(feed.run().0 + 1), 5), None);
         task.stop();
     }
 
@@ -603,5 +705,61 @@ mod tests {
             "connected, and a live tick just arrived"
         );
         assert_eq!(feed.status().source, FeedSource::Redis);
+    }
+
+    /// Issue 14, item 2: a publisher and Redis restarted together count from 1 again under a
+    /// new run; the front-end adopts the new run at once instead of freezing on its old seq,
+    /// and drops stragglers of the old run.
+    #[test]
+    fn a_relay_adopts_a_later_run_at_once_and_drops_the_earlier_one() {
+        let (feed, mut relay) = Feed::relay(
+            vec!["ACME".into(), "GLOBX".into()],
+            Duration::from_millis(100),
+        );
+        let (old, new) = (RunId(5 << 16), RunId(9 << 16));
+        let both = |run, seq| {
+            vec![
+                (0, published_in(run, "ACME", seq)),
+                (1, published_in(run, "GLOBX", seq)),
+            ]
+        };
+        assert_eq!(relay.publish(both(old, 83), true), 2);
+        assert_eq!(feed.run(), old);
+        assert_eq!(
+            relay.publish(both(new, 1), true),
+            2,
+            "a new run's seq 1 is adopted"
+        );
+        assert_eq!(feed.run(), new);
+        assert_eq!(relay.publish(both(old, 84), true), 0, "the old run is over");
+        assert_eq!(relay.publish(both(new, 2), true), 2);
+        let seqs: Vec<(RunId, u64)> = feed
+            .latest()
+            .ticks
+            .iter()
+            .map(|p| (p.tick.run, p.tick.seq))
+            .collect();
+        assert_eq!(seqs, [(new, 2), (new, 2)]);
+        assert!(feed.recent_json(0, new, 1).is_some());
+    }
+
+    /// Issue 14, item 4: stale means "no tick *adopted* for [`Feed::stale_after`]", on the
+    /// monotonic clock: ticks that arrive but are all dropped do not make a feed live.
+    #[tokio::test(start_paused = true)]
+    async fn a_relay_is_stale_when_nothing_was_adopted_lately_even_if_ticks_arrive() {
+        let (feed, mut relay) = Feed::relay(vec!["ACME".into()], Duration::from_millis(100));
+        feed.set_link(Some(RedisLink::Connected));
+        assert!(feed.status().stale, "nothing adopted yet");
+        assert_eq!(relay.publish(vec![(0, published("ACME", 7))], true), 1);
+        assert!(!feed.status().stale);
+        tokio::time::advance(feed.stale_after() + Duration::from_millis(1)).await;
+        // Only old ticks keep arriving: received, not adopted.
+        assert_eq!(relay.publish(vec![(0, published("ACME", 6))], true), 0);
+        assert!(feed.status().stale, "dropped ticks do not count as live");
+        // A tick adopted from the start-up GET is not live either.
+        assert_eq!(relay.publish(vec![(0, published("ACME", 8))], false), 1);
+        assert!(feed.status().stale);
+        assert_eq!(relay.publish(vec![(0, published("ACME", 9))], true), 1);
+        assert!(!feed.status().stale);
     }
 }

@@ -157,6 +157,13 @@ pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartEr
     // Signals are handled by the caller through `Stopper`, so that WebSockets are closed
     // with 1001 before the server stops, not cut.
     .disable_signals()
+    // A client that closes its socket sends EOF; by default actix keeps serving the request
+    // (the client might have only half-closed, still reading), and a held long poll would
+    // keep its --max-connections place until --long-poll-secs. Handlers are not cancelled
+    // when a peer goes away; only the connection's end drops them. So: EOF ends the
+    // connection, and with it the held request (issue 14, item 6). The cost: a client that
+    // half-closes after its request (`nc -N`, some scripts) gets no answer.
+    .h1_allow_half_closed(false)
     .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
     // The same app either way: TLS only wraps the connection, so every route (the page,
     // /price and the /ws upgrade) is served unchanged over https:// and wss://.

@@ -51,7 +51,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     };
     let mut report = format!("tickerlab listening on {}://{shown}\n", app.scheme());
     if let Some(identity) = app.tls() {
-        report.push_str(&tls_report(identity, addr.port()));
+        report.push_str(&tls_report(identity, addr.port())?);
     }
     // One write, errors ignored: a reader that stops early (`tickerlab | head -1`) must not
     // take the server down with a broken-pipe panic.
@@ -68,9 +68,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
 
 /// Tells the learner what certificate is served and how to trust it: its SHA-256
 /// fingerprint (to compare with the browser's certificate viewer) and, for a generated one,
-/// where its PEM files are. Returns the lines for stdout; problems go to stderr as warnings,
-/// since the server still starts.
-fn tls_report(identity: &tickerlab::tls::Identity, port: u16) -> String {
+/// where its PEM files are. Returns the lines for stdout; date problems go to stderr as
+/// warnings, since the server still starts; a certificate directory that is not private is
+/// an error (see `tls::check_private_dir`).
+fn tls_report(identity: &tickerlab::tls::Identity, port: u16) -> anyhow::Result<String> {
     use tickerlab::tls::{Origin, SelfSigned};
     let mut report = format!(
         "TLS certificate SHA-256 fingerprint: {}\n",
@@ -90,17 +91,16 @@ fn tls_report(identity: &tickerlab::tls::Identity, port: u16) -> String {
                     key.display(),
                     cert.display(),
                 )),
-                Err(e) => eprintln!(
-                    "tickerlab: warning: cannot write the certificate to {}: {e} (serving it anyway)",
-                    dir.display()
-                ),
+                // Refused, not a warning: a directory someone else controls may already
+                // hold *their* cert.pem, and the line above would tell the learner to trust it.
+                Err(e) => anyhow::bail!("cannot write the certificate to {}: {e}", dir.display()),
             }
         }
     }
     if let Some(problem) = identity.date_problem(rustls::pki_types::UnixTime::now()) {
         eprintln!("tickerlab: warning: {problem}");
     }
-    report
+    Ok(report)
 }
 
 /// Registers the handlers for Ctrl-C (SIGINT) and, on Unix, SIGTERM (what `kill` and service

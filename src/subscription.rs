@@ -1,11 +1,18 @@
-//! Which symbols one streaming client receives, and the last `seq` it was sent of each.
+//! Which symbols one streaming client receives, and the last `(run, seq)` it was sent of each.
 //!
 //! Every push transport (WebSocket, Server-Sent Events) keeps one of these per client. It is
-//! fixed-size on purpose: a bit set over the feed's symbols and an inline array of sequence
-//! numbers, so deciding what to send a client on each tick allocates nothing.
+//! fixed-size on purpose: a bit set over the feed's symbols and inline arrays of runs and
+//! sequence numbers, so deciding what to send a client on each tick allocates nothing.
+//!
+//! What it has sent is remembered across unsubscribing and subscribing again: the client
+//! still holds that tick, so sending it again would be a duplicate. Only a new run (the feed
+//! restarted) starts a symbol afresh.
+
+use std::fmt::Write as _;
 
 use crate::config::MAX_SYMBOLS;
 use crate::feed::{Feed, Published, Snapshot};
+use crate::tick::RunId;
 
 /// The most symbols one request may list. Longer lists are refused (or cut, for URL
 /// parameters), so a client cannot make the server do unbounded work per message.
@@ -16,6 +23,8 @@ pub const MAX_SYMBOLS_PER_REQUEST: usize = 64;
 pub struct Subscription {
     mask: u32,
     last_sent: [u64; MAX_SYMBOLS],
+    /// The run each `last_sent` belongs to.
+    last_run: [RunId; MAX_SYMBOLS],
 }
 
 impl Subscription {
@@ -24,6 +33,7 @@ impl Subscription {
         Subscription {
             mask: 0,
             last_sent: [0; MAX_SYMBOLS],
+            last_run: [RunId::UNKNOWN; MAX_SYMBOLS],
         }
     }
 
@@ -47,12 +57,9 @@ impl Subscription {
         for name in names {
             match feed.index_of(&name.to_ascii_uppercase()) {
                 Some(i) if on => self.mask |= 1 << i,
-                Some(i) => {
-                    self.mask &= !(1 << i);
-                    // Resubscribing starts afresh: ticks missed while unsubscribed were not
-                    // skipped for slowness, and there is no backlog to catch up.
-                    self.last_sent[i] = 0;
-                }
+                // What was sent is kept: a client that subscribes again within the same tick
+                // already holds that tick and must not get it twice.
+                Some(i) => self.mask &= !(1 << i),
                 None => unknown.push(name.clone()),
             }
         }
@@ -74,17 +81,102 @@ impl Subscription {
             .collect()
     }
 
-    /// The last `seq` of the symbol at `index` this client was sent (0: none yet).
-    pub fn last_sent(&self, index: usize) -> u64 {
-        self.last_sent.get(index).copied().unwrap_or(0)
+    /// The last `seq` of run `run` of the symbol at `index` this client was sent (0: none
+    /// of that run yet).
+    pub fn last_sent(&self, index: usize, run: RunId) -> u64 {
+        match (self.last_run.get(index), self.last_sent.get(index)) {
+            (Some(last_run), Some(seq)) if *last_run == run => *seq,
+            _ => 0,
+        }
     }
 
-    /// Records that the client already holds `seq` of the symbol at `index` (e.g. from an SSE
-    /// `Last-Event-ID`), so it is not sent that tick again.
-    pub fn mark_sent(&mut self, index: usize, seq: u64) {
-        if let Some(slot) = self.last_sent.get_mut(index) {
+    /// Records that the client already holds `seq` of run `run` of the symbol at `index`
+    /// (just sent, or named by an SSE `Last-Event-ID`), so it is not sent that tick again.
+    /// Another run replaces what was recorded: the client has moved on to it.
+    pub fn mark_sent(&mut self, index: usize, run: RunId, seq: u64) {
+        if let (Some(last_run), Some(slot)) =
+            (self.last_run.get_mut(index), self.last_sent.get_mut(index))
+        {
+            if *last_run != run {
+                *last_run = run;
+                *slot = 0;
+            }
             *slot = (*slot).max(seq);
         }
+    }
+
+    /// Whether the subscribed symbol at `index` should be sent `published` (it is not the
+    /// tick it was last sent, nor older within the same run), and if so records it as sent.
+    pub fn take(&mut self, index: usize, published: &Published) -> bool {
+        let tick = &published.tick;
+        if !self.contains(index) || tick.seq <= self.last_sent(index, tick.run) {
+            return false;
+        }
+        self.mark_sent(index, tick.run, tick.seq);
+        true
+    }
+
+    /// What this client holds, as an SSE event id: `ACME:42,GLOBX:17@RUN`, the `(symbol,
+    /// seq)` of every symbol last sent in run `run`, the event's own symbol (at `first`)
+    /// first, then `@` and the run. Sent as each event's `id:`, so the `Last-Event-ID` a
+    /// browser reconnects with names *every* symbol's position, not just the symbol of the
+    /// last event (see [`Subscription::resume`]). A one-symbol stream's ids read as before,
+    /// `ACME:42`, plus the run.
+    pub fn resume_id(&self, snapshot: &Snapshot, first: usize, run: RunId) -> String {
+        let mut id = String::with_capacity(16 * (1 + self.mask.count_ones() as usize) + 17);
+        let order = std::iter::once(first).chain((0..snapshot.ticks.len()).filter(|i| *i != first));
+        for i in order {
+            let seq = self.last_sent(i, run);
+            if let (true, Some(published)) = (seq > 0, snapshot.ticks.get(i)) {
+                let comma = if id.is_empty() { "" } else { "," };
+                let _ = write!(id, "{comma}{}:{seq}", published.tick.symbol);
+            }
+        }
+        let _ = write!(id, "@{run}");
+        id
+    }
+
+    /// Applies the position a client reconnected with (an SSE `Last-Event-ID`, or `/ws`'s
+    /// `?resume=`): what it holds is not sent again. The current form is
+    /// [`Subscription::resume_id`]'s; the older `ACME:42` (one symbol, no run) is still
+    /// accepted. Returns whether the id was understood.
+    ///
+    /// Only a position at or beyond the symbol's current seq is recorded: the client has the
+    /// current tick (so it is not resent), or this instance lags (so it sends nothing until
+    /// it catches up). A position behind it needs nothing recorded: the current tick is
+    /// sent as on any connect, with the gap showing what the outage cost, and no backlog is
+    /// replayed (a WebSocket session would otherwise fill the gap from the history).
+    ///
+    /// An id of another run than `current_run` (the feed restarted meanwhile) holds nothing
+    /// the client should not get again: ignored. An old-style id has no run, so a seq beyond
+    /// the feed's current one is taken as "from before a restart" and ignored too.
+    pub fn resume(&mut self, feed: &Feed, id: &str, current_run: RunId) -> bool {
+        let Some((list, run)) = id.rsplit_once('@') else {
+            let Some((index, seq)) = symbol_seq(feed, id) else {
+                return false;
+            };
+            let current = &feed.latest().ticks[index].tick;
+            if seq == current.seq {
+                self.mark_sent(index, current.run, seq);
+            }
+            return true;
+        };
+        let Ok(run) = run.trim().parse::<RunId>() else {
+            return false;
+        };
+        if run != current_run {
+            return true;
+        }
+        let latest = feed.latest();
+        for entry in list.split(',').take(MAX_SYMBOLS) {
+            if let Some((index, seq)) = symbol_seq(feed, entry) {
+                let current = &latest.ticks[index].tick;
+                if current.run != run || seq >= current.seq {
+                    self.mark_sent(index, run, seq);
+                }
+            }
+        }
+        true
     }
 
     /// The subscribed ticks of `snapshot` this client has not been sent yet, marking them
@@ -98,13 +190,12 @@ impl Subscription {
             .ticks
             .iter()
             .enumerate()
-            .filter_map(move |(i, published)| {
-                if self.contains(i) && published.tick.seq > self.last_sent[i] {
-                    self.last_sent[i] = published.tick.seq;
-                    Some(published)
-                } else {
-                    None
-                }
-            })
+            .filter_map(move |(i, published)| self.take(i, published).then_some(published))
     }
+}
+
+/// `ACME:42` as (symbol index, seq), when it names a symbol of this feed.
+fn symbol_seq(feed: &Feed, text: &str) -> Option<(usize, u64)> {
+    let (symbol, seq) = text.split_once(':')?;
+    Some((feed.index_of(symbol.trim())?, seq.trim().parse().ok()?))
 }

@@ -34,6 +34,69 @@ pub struct Tick {
     /// When the server made this price: Unix epoch milliseconds with a sub-millisecond
     /// fraction. `now - ts` on the same machine is how old the price is.
     pub ts: f64,
+    /// The run of the feed that numbered this tick (added to v1; absent from older servers,
+    /// read as [`RunId::UNKNOWN`]). A `seq` is only comparable with seqs of the same run.
+    #[serde(default, skip_serializing_if = "RunId::is_unknown")]
+    pub run: RunId,
+}
+
+/// The identity of one **run** of the feed: one publisher's life, from start to stop.
+///
+/// `seq` counts within a run. When the feed restarts (the process, or a new publisher behind
+/// Redis) a new run begins and its numbering means nothing next to the old one, so a client
+/// keeps the run with the seq and decides "the server restarted" by a *different run*,
+/// never by a lower seq (a lagging instance behind a load balancer also shows a lower seq,
+/// without any restart).
+///
+/// On the wire it is 16 lower-case hex digits, `"run":"019ac2f1e3a74c1d"`: a string, since a
+/// JavaScript number cannot hold 64 bits. The first 12 digits are the start time (Unix
+/// epoch ms), the last 4 random, so a later run sorts after an earlier one. Clients only
+/// compare runs for equality; servers use the order to tell a lagging instance (which has
+/// not seen the client's run yet) from a restarted one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct RunId(pub u64);
+
+impl RunId {
+    /// A tick from a server that predates run ids, or a front-end's placeholder.
+    pub const UNKNOWN: RunId = RunId(0);
+
+    /// A fresh run id: now (epoch ms, 48 bits) followed by 16 random bits.
+    pub fn new() -> RunId {
+        let now_ms = epoch_ms() as u64 & 0xffff_ffff_ffff;
+        RunId((now_ms << 16) | u64::from(rand::random::<u16>()))
+    }
+
+    /// Whether this is [`RunId::UNKNOWN`].
+    pub fn is_unknown(&self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl std::fmt::Display for RunId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl std::str::FromStr for RunId {
+    type Err = std::num::ParseIntError;
+    /// Parses the 16 hex digits of [`RunId`]'s wire form.
+    fn from_str(text: &str) -> Result<RunId, Self::Err> {
+        u64::from_str_radix(text, 16).map(RunId)
+    }
+}
+
+impl Serialize for RunId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for RunId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<RunId, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// The `id` a client put on a request, echoed back so it can match answers to questions.
@@ -129,14 +192,19 @@ pub struct FeedStatus {
     /// of a publisher instance through Redis.
     pub source: FeedSource,
     /// `true` when the prices this instance serves may be out of date: a front-end that is
-    /// cut off from Redis, or that heard no tick for three tick intervals (the publisher
-    /// stopped). Always `false` for a local feed.
+    /// cut off from Redis, or that has *adopted* no new tick for three tick intervals (at
+    /// least a second, on the monotonic clock): the publisher stopped, or everything it
+    /// hears is older than what it holds. Always `false` for a local feed.
     pub stale: bool,
     /// The Redis link, only with `--redis`: `connected` (for a publisher: holding the
     /// publisher lease and publishing), `down` (reconnecting with backoff), or `lease_lost`
     /// (a publisher that found another publisher in charge and stopped publishing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis: Option<RedisLink>,
+    /// The run of the feed this instance serves (see [`RunId`]): on a front-end, the
+    /// publisher's. Absent while unknown.
+    #[serde(default, skip_serializing_if = "RunId::is_unknown")]
+    pub run: RunId,
 }
 
 /// Where an instance's prices come from. See [`FeedStatus::source`].
@@ -184,6 +252,10 @@ pub enum ServerMessage {
         /// the Redis backplane; absent from older servers).
         #[serde(default)]
         feed: FeedStatus,
+        /// The run of the feed whose ticks follow (see [`RunId`]); absent from older
+        /// servers and on a front-end that has not heard from its publisher yet.
+        #[serde(default, skip_serializing_if = "RunId::is_unknown")]
+        run: RunId,
     },
     /// The answer to `subscribe` and `unsubscribe`: the socket's whole subscription now.
     Subscribed {
@@ -249,11 +321,28 @@ mod tests {
             change: 0.12,
             seq: 42,
             ts: 1795895822123.456,
+            run: RunId(0x019ac2f1e3a74c1d),
         };
+        let json = r#"{"type":"tick","symbol":"ACME","price":101.23,"change":0.12,"seq":42,"ts":1795895822123.456,"run":"019ac2f1e3a74c1d"}"#;
+        assert_eq!(serde_json::to_string(&tick).unwrap(), json);
+        assert_eq!(serde_json::from_str::<Tick>(json).unwrap(), tick);
+        // A tick from a server that predates run ids still parses.
+        let old = r#"{"type":"tick","symbol":"ACME","price":1.0,"change":0.0,"seq":1,"ts":1.0}"#;
         assert_eq!(
-            serde_json::to_string(&tick).unwrap(),
-            r#"{"type":"tick","symbol":"ACME","price":101.23,"change":0.12,"seq":42,"ts":1795895822123.456}"#
+            serde_json::from_str::<Tick>(old).unwrap().run,
+            RunId::UNKNOWN
         );
+    }
+
+    #[test]
+    fn a_later_run_sorts_after_an_earlier_one() {
+        let first = RunId::new();
+        let text = first.to_string();
+        assert_eq!(text.len(), 16);
+        assert_eq!(text.parse::<RunId>().unwrap(), first);
+        assert!(!first.is_unknown());
+        let later = RunId(first.0 + (1000 << 16));
+        assert!(later > first && later.to_string() > text);
     }
 
     #[test]

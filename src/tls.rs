@@ -226,21 +226,18 @@ impl SelfSigned {
     /// `--tls-cert DIR/cert.pem --tls-key DIR/key.pem`.
     ///
     /// The temporary directory is shared with every user of the machine, so the directory
-    /// is made private (Unix: `0700`), a symbolic link in its place is refused, and old files
-    /// are removed and created afresh rather than written through (a planted link could
-    /// point at one of your files). The key is readable by its owner only.
+    /// is made private (Unix: `0700`), and one that already exists is used only if it is
+    /// private too ([`check_private_dir`]): another user could have created it first and
+    /// planted their own `cert.pem`, which `curl --cacert` would then trust. Old files are
+    /// removed and created afresh rather than written through (a planted link could point
+    /// at one of your files). The key is readable by its owner only.
     pub fn write_to(&self, dir: &Path) -> std::io::Result<(PathBuf, PathBuf)> {
         let mut builder = std::fs::DirBuilder::new();
         builder.recursive(true);
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
         builder.create(dir)?;
-        if std::fs::symlink_metadata(dir)?.file_type().is_symlink() {
-            return Err(std::io::Error::other(format!(
-                "{} is a symbolic link, not a directory of our own",
-                dir.display()
-            )));
-        }
+        check_private_dir(dir)?;
         let cert = dir.join("cert.pem");
         let key = dir.join("key.pem");
         write_new(&cert, &self.cert_pem, 0o644)?;
@@ -254,6 +251,49 @@ impl SelfSigned {
     pub fn default_dir(port: u16) -> PathBuf {
         std::env::temp_dir().join(format!("tickerlab-tls-{port}"))
     }
+}
+
+/// Refuses a directory that someone else could have written to: a symbolic link, a
+/// directory owned by another user, or one that group or others may access (Unix mode bits
+/// `0o077`). `DirBuilder::mode` applies only when *we* create the directory, so an existing
+/// one must be checked: whoever controls it controls the certificate written there. The
+/// error is one line naming the directory and what to do.
+pub fn check_private_dir(dir: &Path) -> std::io::Result<()> {
+    let refuse = |why: String| {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "refusing {}: {why}; remove it (or make it yours, mode 0700) and start again",
+                dir.display()
+            ),
+        ))
+    };
+    let metadata = std::fs::symlink_metadata(dir)?;
+    if metadata.file_type().is_symlink() {
+        return refuse("it is a symbolic link, not a directory of our own".into());
+    }
+    if !metadata.is_dir() {
+        return refuse("it is not a directory".into());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if metadata.uid() != me {
+            return refuse(format!(
+                "it belongs to user id {}, not to this user ({me})",
+                metadata.uid()
+            ));
+        }
+        let mode = metadata.mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return refuse(format!(
+                "its mode is {mode:04o}, so group or others may change what is in it"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Replaces `path` with a new file holding `text` (Unix permissions `mode`).

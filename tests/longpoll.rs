@@ -134,3 +134,61 @@ fn raise_open_files_limit() {
         }
     }
 }
+
+/// Issue 14, item 6: a held poll whose client closed its socket gives its
+/// `--max-connections` place back within a second or two, not after `--long-poll-secs`.
+#[tokio::test]
+async fn a_held_poll_whose_client_has_gone_frees_its_place_promptly() {
+    use tokio::io::AsyncWriteExt;
+    const GAUGE: &str = "tickerlab_open_connections{transport=\"longpoll\"}";
+    let app = spawn_app(Config {
+        tick_ms: 60_000,
+        long_poll_secs: 120,
+        ..test_config()
+    })
+    .await;
+    let seq = current_seq(&app, "ACME").await;
+    let mut sockets = Vec::new();
+    for _ in 0..3 {
+        let mut socket = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        let request = format!(
+            "GET /price/next?symbol=ACME&after={seq} HTTP/1.1\r\nHost: {}\r\n\r\n",
+            app.addr
+        );
+        socket.write_all(request.as_bytes()).await.unwrap();
+        sockets.push(socket);
+    }
+    wait_for_gauge(&app, GAUGE, 3, common::WAIT).await;
+    drop(sockets);
+    let closed = std::time::Instant::now();
+    wait_for_gauge(&app, GAUGE, 0, common::WAIT).await;
+    let freed = closed.elapsed();
+    eprintln!("three closed polls freed their places after {freed:?}");
+    // "Within a second or two": the budget leaves room for a busy machine, and is far below
+    // the 120 s the polls would otherwise hold their places.
+    assert!(
+        freed < std::time::Duration::from_secs(3),
+        "freed after {freed:?}"
+    );
+}
+
+/// Polls `/metrics` until `series` reads `value`; panics after `within`.
+async fn wait_for_gauge(
+    app: &common::TestApp,
+    series: &str,
+    value: u64,
+    within: std::time::Duration,
+) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let now = common::metric(&common::metrics_text(app).await, series);
+        if now == value {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{series} stuck at {now}, wanted {value}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -438,3 +438,188 @@ async fn without_redis_a_front_end_starts_stale_and_a_publisher_refuses() {
         .to_string();
     assert!(error.contains("cannot reach Redis"), "{error}");
 }
+
+// ---- issue 14: a seq means one price across restarts and instances ----
+
+/// `GET path` as (status, `X-Tickerlab-Run`, body, how long the answer took).
+async fn timed_get(app: &TestApp, path: &str) -> (u16, Option<String>, String, Duration) {
+    let started = Instant::now();
+    let response = tokio::time::timeout(WAIT, reqwest::get(app.http(path)))
+        .await
+        .expect("request timed out")
+        .expect("request failed");
+    let status = response.status().as_u16();
+    let run = response
+        .headers()
+        .get("x-tickerlab-run")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = response.text().await.expect("body");
+    (status, run, body, started.elapsed())
+}
+
+/// Item 1: a long poller whose requests alternate between an up-to-date front-end and one
+/// that lags in the same run (cut off: it holds the ticks it read once) never goes
+/// backwards and makes no request loop: the lagging front-end holds the poll instead of
+/// answering an older seq at once. (Before: seq 29, 13, 29, 13, ... each within 0.3 ms.)
+#[tokio::test]
+async fn a_long_poller_alternating_with_a_lagging_front_end_never_goes_backwards() {
+    let (Some(redis), Some(cut_off)) = (RedisServer::start(), RedisServer::start()) else {
+        return;
+    };
+    let publisher = spawn_app(publisher_config(&redis.url())).await;
+    let current = spawn_app(base_config(&redis.url())).await;
+    wait_for_feed(&current, "front-end following the publisher", connected).await;
+    // The lagging front-end follows a Redis the publisher does not write to, holding a copy
+    // of the publisher's latest ticks: same run, a seq that stays behind.
+    let mut source = redis.connection().expect("redis");
+    let mut copy = cut_off.connection().expect("second redis");
+    let key = tickerlab::backplane::latest_key("ACME");
+    let held: String = redis::cmd("GET").arg(&key).query(&mut source).unwrap();
+    let () = redis::cmd("SET")
+        .arg(&key)
+        .arg(&held)
+        .query(&mut copy)
+        .unwrap();
+    let held: Tick = serde_json::from_str(&held).unwrap();
+    let lagging = spawn_app(Config {
+        long_poll_secs: 1,
+        ..base_config(&cut_off.url())
+    })
+    .await;
+    wait_for_feed(&lagging, "the lagging front-end holding its copy", |f| {
+        f["redis"] == "connected" && f["run"] == held.run.to_string()
+    })
+    .await;
+    common::wait_for_ticks(&publisher, publisher.feed.ticks() + 3).await;
+
+    // The poller starts where the lagging copy stands, so every answer of the up-to-date
+    // front-end is ahead of the copy.
+    let (mut after, run) = (held.seq, held.run.to_string());
+    for round in 0..3 {
+        let query =
+            |after: u64, run: &str| format!("/price/next?symbol=ACME&after={after}&run={run}");
+        let (status, header, body, _) = timed_get(&current, &query(after, &run)).await;
+        assert_eq!(status, 200, "round {round}: {body}");
+        let tick: Tick = serde_json::from_str(&body).unwrap();
+        assert_eq!(header, Some(tick.run.to_string()));
+        assert_eq!(tick.run.to_string(), run, "one run throughout");
+        assert!(
+            tick.seq > after,
+            "round {round}: seq {} after {after}",
+            tick.seq
+        );
+        after = tick.seq;
+
+        let (status, header, body, took) = timed_get(&lagging, &query(after, &run)).await;
+        assert_eq!(
+            status, 204,
+            "round {round}: the lagging front-end answered {body}"
+        );
+        assert_eq!(
+            header,
+            Some(run.clone()),
+            "a 204 says which run it waited in"
+        );
+        assert!(
+            took >= Duration::from_millis(900),
+            "round {round}: held for --long-poll-secs, not answered at once ({took:?})"
+        );
+    }
+}
+
+/// Items 2 and 4: the publisher and Redis restart together. The new publisher counts from 1
+/// under a new run; the front-end reports stale while nothing is adopted, then follows the
+/// new run within a few ticks (it used to freeze on its old seq and call itself live).
+#[tokio::test]
+async fn a_front_end_follows_a_new_run_after_publisher_and_redis_restart_together() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let first = spawn_app(publisher_config(&redis.url())).await;
+    let front_end = spawn_app(base_config(&redis.url())).await;
+    wait_for_feed(&front_end, "front-end following the publisher", connected).await;
+    let mut ws = front_end.ws("/ws?symbols=ACME").await;
+    let greeting = hello(&mut ws).await;
+    let old_run = first.feed.run().to_string();
+    assert_eq!(greeting["run"], old_run.as_str(), "{greeting}");
+    // Let the old run get well ahead of where a new one starts.
+    common::wait_for_ticks(&first, 20).await;
+    let before = loop {
+        let (tick, _) = next_tick(&mut ws).await;
+        if tick.seq >= 10 {
+            break tick;
+        }
+    };
+
+    first.stopper.stop().await;
+    redis.restart();
+    wait_for_feed(&front_end, "stale while no publisher is running", |f| {
+        f["redis"] == "connected" && f["stale"] == true
+    })
+    .await;
+
+    let second = spawn_app(publisher_config(&redis.url())).await;
+    let new_run = second.feed.run().to_string();
+    assert_ne!(new_run, old_run);
+    let health = wait_for_feed(&front_end, "following the new run", |f| {
+        connected(f) && f["run"] == new_run.as_str()
+    })
+    .await;
+    let (status, body) = get(&front_end, "/price?symbol=ACME").await;
+    assert_eq!(status, 200);
+    let now: Tick = serde_json::from_str(&body).unwrap();
+    assert_eq!(now.run.to_string(), new_run, "{health}");
+    assert!(
+        now.seq < before.seq,
+        "the new run counts afresh: {} vs {}",
+        now.seq,
+        before.seq
+    );
+    // The socket that lived through it gets the new run's ticks, increasing within it.
+    let mut last = 0;
+    for _ in 0..3 {
+        let (tick, _) = loop {
+            let (tick, text) = next_tick(&mut ws).await;
+            if tick.run.to_string() == new_run {
+                break (tick, text);
+            }
+            assert_eq!(tick.run.to_string(), old_run);
+        };
+        assert!(tick.seq > last);
+        last = tick.seq;
+    }
+}
+
+/// Item 5: publishing is fenced by the lease. Once another publisher holds the lease, this
+/// one's very next publish writes nothing (the check and the writes are one script), and it
+/// says `lease_lost`. (Before, it kept publishing until its next renewal, up to a second.)
+#[tokio::test]
+async fn a_publisher_that_lost_its_lease_writes_nothing_more() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let publisher = spawn_app(publisher_config(&redis.url())).await;
+    wait_for_feed(&publisher, "publishing", |f| f["redis"] == "connected").await;
+    let mut con = redis.connection().expect("redis");
+    let key = tickerlab::backplane::latest_key("ACME");
+    // Another publisher takes over (as if this one had been paused past its lease).
+    let () = redis::cmd("SET")
+        .arg(tickerlab::backplane::LEASE_KEY)
+        .arg("someone else")
+        .arg("PX")
+        .arg(60_000)
+        .query(&mut con)
+        .unwrap();
+    let at_takeover: String = redis::cmd("GET").arg(&key).query(&mut con).unwrap();
+    wait_for_feed(&publisher, "noticing the lease is lost", |f| {
+        f["redis"] == "lease_lost"
+    })
+    .await;
+    // Its feed goes on ticking for its own clients; Redis hears none of it.
+    common::wait_for_ticks(&publisher, publisher.feed.ticks() + 3).await;
+    let now: String = redis::cmd("GET").arg(&key).query(&mut con).unwrap();
+    assert_eq!(
+        now, at_takeover,
+        "a fenced-off publisher overwrote the latest tick"
+    );
+}

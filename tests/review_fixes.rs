@@ -48,9 +48,10 @@ async fn a_client_that_floods_pings_and_never_reads_is_dropped() {
     flood.abort();
 }
 
-/// A server that restarted counts `seq` from 1 again. A long poll whose `after` is from the
-/// earlier run (beyond the current seq) is answered at once with the current tick; it used
-/// to be held until the timeout, every time, forever.
+/// A server that restarted counts `seq` from 1 again, under a new run. A long poll whose
+/// `after` is from an earlier run (its `run` differs) is answered at once with the current
+/// tick. An `after` beyond the current seq *of the same run* (or with no run) is no restart
+/// but a lagging instance, and is held (issue 14, item 1).
 #[tokio::test]
 async fn a_long_poll_after_a_seq_from_an_earlier_run_is_answered_with_the_current_tick() {
     let app = spawn_app(Config {
@@ -65,7 +66,9 @@ async fn a_long_poll_after_a_seq_from_an_earlier_run_is_answered_with_the_curren
         .json()
         .await
         .unwrap();
-    let poll = reqwest::get(app.http("/price/next?symbol=ACME&after=999999999"));
+    let run = current["run"].as_str().unwrap().to_owned();
+    let poll =
+        reqwest::get(app.http("/price/next?symbol=ACME&after=999999999&run=0000000000000001"));
     // Far shorter than the next tick (60 s) and the long-poll timeout (120 s): only an
     // immediate answer arrives within it.
     let response = tokio::time::timeout(WAIT, poll)
@@ -73,22 +76,35 @@ async fn a_long_poll_after_a_seq_from_an_earlier_run_is_answered_with_the_curren
         .expect("answered at once, not held")
         .unwrap();
     assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-tickerlab-run"], run.as_str());
     let tick: serde_json::Value = response.json().await.unwrap();
     assert_eq!(tick["seq"], current["seq"], "{tick}");
     assert_eq!(tick["symbol"], "ACME");
-    // The current seq itself is still held: that is what long polling is for. The server
-    // counts a held poll in its gauge; once it shows there, the client must have no answer.
-    let held = tokio::spawn(reqwest::get(
-        app.http(&format!("/price/next?after={}", current["seq"])),
-    ));
-    wait_for_metric(
-        &app,
-        r#"tickerlab_open_connections{transport="longpoll"}"#,
-        |n| n == 1,
-    )
-    .await;
-    assert!(!held.is_finished(), "a poll for the next tick must be held");
-    held.abort();
+    // The current seq itself is still held: that is what long polling is for. And so is a
+    // seq beyond it in the same run, or with no run: a lower seq proves no restart. The
+    // server counts a held poll in its gauge; once it shows there, the client must have no
+    // answer.
+    for query in [
+        format!("after={}&run={run}", current["seq"]),
+        format!("after=999999999&run={run}"),
+        "after=999999999".to_owned(),
+    ] {
+        let held = tokio::spawn(reqwest::get(app.http(&format!("/price/next?{query}"))));
+        wait_for_metric(
+            &app,
+            r#"tickerlab_open_connections{transport="longpoll"}"#,
+            |n| n == 1,
+        )
+        .await;
+        assert!(!held.is_finished(), "a poll with {query} must be held");
+        held.abort();
+        wait_for_metric(
+            &app,
+            r#"tickerlab_open_connections{transport="longpoll"}"#,
+            |n| n == 0,
+        )
+        .await;
+    }
 }
 
 /// The same for Server-Sent Events: a `Last-Event-ID` from an earlier run is ignored and the
@@ -109,7 +125,7 @@ async fn an_sse_last_event_id_from_an_earlier_run_is_ignored() {
         .unwrap();
     assert_eq!(response.status(), 200);
     let mut text = String::new();
-    let wanted = ["id: ACME:1\n", "id: GLOBX:1\n"];
+    let wanted = [r#""symbol":"ACME","#, r#""symbol":"GLOBX","#];
     while !wanted.iter().all(|w| text.contains(w)) {
         let chunk = tokio::time::timeout(WAIT, response.chunk())
             .await

@@ -94,7 +94,15 @@ async fn streams_ticks_as_events_with_symbol_seq_ids() {
         assert_eq!(tick["type"], "tick");
         let symbol = tick["symbol"].as_str().unwrap().to_owned();
         let seq = tick["seq"].as_u64().unwrap();
-        assert_eq!(id, format!("{symbol}:{seq}"));
+        // The id is the stream's whole position, this tick first: `ACME:seq,GLOBX:seq@RUN`.
+        let run = tick["run"].as_str().unwrap();
+        let (list, id_run) = id.rsplit_once('@').unwrap();
+        assert_eq!(id_run, run, "{id}");
+        assert!(list.starts_with(&format!("{symbol}:{seq}")), "{id}");
+        assert!(
+            list.split(',').any(|e| e == format!("{symbol}:{seq}")),
+            "{id}"
+        );
         if let Some(previous) = last.insert(symbol.clone(), seq) {
             assert!(seq > previous, "{symbol}: seq {previous} then {seq}");
         }
@@ -210,4 +218,45 @@ async fn a_cross_origin_event_stream_is_refused() {
         .await
         .unwrap();
     assert_eq!(same_origin.status(), 200);
+}
+
+/// Issue 14, item 3: a stream of several symbols that reconnects with the `Last-Event-ID` it
+/// was given is not sent again the current tick of *another* symbol (it used to resend
+/// `ACME:1` to a client resuming from `GLOBX:1`).
+#[tokio::test]
+async fn resuming_several_symbols_resends_no_symbol_the_client_already_has() {
+    let app = spawn_app(Config {
+        tick_ms: 60_000,
+        ..test_config()
+    })
+    .await;
+    let url = app.http("/events?symbols=ACME,GLOBX");
+    let mut events = EventReader::open(&url, None).await;
+    let (_, first) = events.next_event().await;
+    let (last_id, second) = events.next_event().await;
+    assert_eq!(
+        (&first["symbol"], &second["symbol"]),
+        (&"ACME".into(), &"GLOBX".into())
+    );
+    drop(events);
+    // Reconnect as EventSource does: nothing is due until the next tick (a minute away), so
+    // the stream must stay silent; a resent tick would arrive at once.
+    let mut response = reqwest::Client::new()
+        .get(&url)
+        .header("last-event-id", &last_id)
+        .send()
+        .await
+        .unwrap();
+    let mut text = String::new();
+    let quiet = tokio::time::timeout(std::time::Duration::from_millis(800), async {
+        while let Some(chunk) = response.chunk().await.unwrap() {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    assert!(quiet.is_err(), "the stream stays open");
+    assert!(
+        !text.contains("data:"),
+        "resent a tick the client has: {text:?}"
+    );
 }

@@ -31,7 +31,10 @@ impl TempDir {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let dir =
             std::env::temp_dir().join(format!("tickerlab-tls-test-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        // Private, as `SelfSigned::write_to` requires of a directory that already exists.
+        let mut builder = std::fs::DirBuilder::new();
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&dir).unwrap();
         TempDir(dir)
     }
 }
@@ -491,4 +494,78 @@ fn rcgen_date(year: i32, month: u8, day: u8) -> time::OffsetDateTime {
         .unwrap()
         .midnight()
         .assume_utc()
+}
+
+/// Item 7 of issue 14: a certificate directory someone else could have made first (here
+/// pre-created world-writable, as another user could in the shared temp directory) is
+/// refused with one line, left as it was, and nothing is written into it.
+#[test]
+fn a_precreated_world_writable_certificate_directory_is_refused_with_one_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new();
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let planted = dir.0.join("cert.pem");
+    std::fs::write(&planted, "planted").unwrap();
+
+    // The library refuses it...
+    let err = tls::self_signed(&[])
+        .unwrap()
+        .write_to(&dir.0)
+        .expect_err("a 0777 directory must be refused");
+    assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+    assert!(err.to_string().contains("0777"), "{err}");
+
+    // ...and so does the binary, whose default directory for this port was planted first.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let default = SelfSigned::default_dir(port);
+    let _cleanup = TempDir(default.clone());
+    std::fs::create_dir_all(&default).unwrap();
+    std::fs::set_permissions(&default, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::write(default.join("cert.pem"), "planted").unwrap();
+    let output = tickerlab()
+        .args(["--port", &port.to_string(), "--tls-self-signed"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "must exit non-zero");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {stderr}");
+    assert!(
+        lines[0].contains(default.to_str().unwrap()) && lines[0].contains("mode is 0777"),
+        "{stderr}"
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout).is_empty(),
+        "no URL and no `curl --cacert` advice for a refused directory"
+    );
+    for planted in [&planted, &default.join("cert.pem")] {
+        assert_eq!(std::fs::read_to_string(planted).unwrap(), "planted");
+    }
+    let mode = std::fs::metadata(&default).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o777, "left as it was, not silently fixed");
+}
+
+/// A directory owned by another user is refused too (only testable as root, who can give
+/// a directory away; skipped otherwise).
+#[test]
+fn a_certificate_directory_owned_by_another_user_is_refused() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: cannot make a directory owned by someone else; skipped");
+        return;
+    }
+    let dir = TempDir::new();
+    std::os::unix::fs::chown(&dir.0, Some(65534), None).unwrap();
+    let err = tls::self_signed(&[])
+        .unwrap()
+        .write_to(&dir.0)
+        .expect_err("another user's directory must be refused");
+    assert!(
+        err.to_string().contains("belongs to user id 65534"),
+        "{err}"
+    );
 }

@@ -29,9 +29,13 @@
 //!   front-end that starts, or reconnects after an outage, would otherwise have nothing to
 //!   answer `GET /price` with until the next tick.
 //! * **Subscribe first, then read the latest**, and keep a tick only if its `seq` is newer
-//!   than the one held. Reading first would lose any tick published between the read and
-//!   the subscription; subscribing first can only deliver ticks *older* than the key, and
-//!   the `seq` rule drops those ([`crate::feed::Relay::publish`]).
+//!   than the one held *in the same run*. Reading first would lose any tick published
+//!   between the read and the subscription; subscribing first can only deliver ticks
+//!   *older* than the key, and the `seq` rule drops those ([`crate::feed::Relay::publish`]).
+//! * **Every tick names its run** ([`crate::tick::RunId`]), the publisher's, so all
+//!   front-ends of one publisher report the same run and a restarted publisher (counting
+//!   from 1 again, perhaps after Redis lost every key) is followed at once instead of being
+//!   ignored as "older".
 //! * **Nothing is queued for Redis.** The publisher forwards from the feed's latest-value
 //!   channel: while Redis is slow or down, intermediate ticks are skipped (front-ends see a
 //!   `seq` gap, as a slow WebSocket client does), never buffered ([`publisher`]).
@@ -39,7 +43,9 @@
 //!   random walks under the same `seq` numbers, and front-ends would show a mix. The
 //!   publisher holds `tickerlab:publisher` (`SET ... PX 3000`, renewed every second): a
 //!   second publisher is refused at start-up, and a publisher that finds the lease taken by
-//!   another stops publishing and says so in `/healthz`.
+//!   another stops publishing and says so in `/healthz`. Every publish is *fenced* by the
+//!   lease: one script checks it and writes, so a publisher paused past its lease cannot
+//!   slip one last tick in ([`publish_fenced`]).
 
 pub mod publisher;
 pub mod subscriber;
@@ -147,6 +153,54 @@ return holder
         .arg(LEASE_KEY)
         .arg(id)
         .arg(LEASE_TTL.as_millis() as u64);
+    cmd
+}
+
+/// Publishes one tick of every symbol *only if `id` holds the lease*, in one atomic step:
+/// for each symbol, `SET` its latest key and `PUBLISH` the same JSON on its channel. Returns
+/// the holder found: `id` when it published, another publisher's id (or an empty string,
+/// the lease having expired) when it did not.
+///
+/// Why a script: checking the lease and then publishing as two commands is a race. A
+/// publisher paused past its lease (a stalled VM, a long GC-like stop) whose connection
+/// survived would PUBLISH once more after another publisher took over, overwriting the
+/// latest keys with its own, older numbering. Redis runs a script without interleaving
+/// other commands, so the check and the writes are one step: a fenced-off publisher writes
+/// nothing. (A free lease is claimed, as [`claim_lease`] does: that is the publisher
+/// resuming after a Redis restart.)
+///
+/// `ticks` are `(latest key, channel, JSON)`. Keys are passed as `KEYS` (the lease first),
+/// channels and texts as `ARGV`, as Redis asks of scripts.
+pub fn publish_fenced<'a>(
+    id: &str,
+    ticks: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
+) -> redis::Cmd {
+    // Sent with each tick (a few hundred bytes): EVALSHA would save them, at the price of
+    // the `script` feature and a reload after every Redis restart.
+    const SCRIPT: &str = r#"
+local holder = redis.call('GET', KEYS[1])
+if holder == false then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+elseif holder ~= ARGV[1] then
+  return holder
+end
+for i = 2, #KEYS do
+  local channel, json = ARGV[2 * i - 1], ARGV[2 * i]
+  redis.call('SET', KEYS[i], json)
+  redis.call('PUBLISH', channel, json)
+end
+return ARGV[1]
+"#;
+    let ticks: Vec<(&str, &str, &str)> = ticks.into_iter().collect();
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(SCRIPT).arg(1 + ticks.len()).arg(LEASE_KEY);
+    for (key, _, _) in &ticks {
+        cmd.arg(*key);
+    }
+    cmd.arg(id).arg(LEASE_TTL.as_millis() as u64);
+    for (_, channel, json) in &ticks {
+        cmd.arg(*channel).arg(*json);
+    }
     cmd
 }
 

@@ -18,7 +18,7 @@ use tracing::{error, info, warn};
 
 use super::{
     Backoff, BackplaneError, LEASE_RENEW, REDIS_TIMEOUT, SETTINGS_KEY, claim_lease, client,
-    connect, latest_key, settings_json, tick_channel,
+    connect, latest_key, publish_fenced, settings_json, tick_channel,
 };
 use crate::feed::{Feed, FeedTask, Snapshot};
 use crate::market::Market;
@@ -79,15 +79,21 @@ pub fn start(
         Feed::start_after(market, tick_interval, last_seq, Some(RedisLink::Connected));
     // The first tick goes out before `serve` returns, so the `latest` keys and settings
     // exist as soon as this instance is up, even if it stops before its task first runs.
-    let mut first = pipeline(&names(&feed), &feed.latest());
-    first
-        .cmd("SET")
+    let first = redis::cmd("SET")
         .arg(SETTINGS_KEY)
         .arg(settings_json(&feed))
-        .ignore();
-    if let Err(source) = first.query::<()>(&mut con) {
-        task.stop();
-        return Err(unreachable(source));
+        .query::<()>(&mut con)
+        .and_then(|()| fenced(&names(&feed), &feed.latest(), &id).query::<String>(&mut con));
+    match first {
+        Ok(holder) if holder == id => {}
+        Ok(holder) => {
+            task.stop();
+            return Err(BackplaneError::PublisherTaken { holder });
+        }
+        Err(source) => {
+            task.stop();
+            return Err(unreachable(source));
+        }
     }
     let handle = tokio::spawn(run(client, feed.clone(), id));
     Ok((feed, task.with(handle)))
@@ -164,8 +170,8 @@ async fn forward(
     // Publish what we have at once: after a Redis restart the `latest` keys are gone, and a
     // front-end that reconnects before our next tick would have nothing newer to read.
     let current = snapshots.borrow_and_update().clone();
-    if let Err(e) = publish(&mut con, &names, &current).await {
-        return e.into();
+    if let Err(ended) = publish(&mut con, &names, &current, id).await {
+        return ended;
     }
     let mut lease = tokio::time::interval(LEASE_RENEW);
     loop {
@@ -177,8 +183,8 @@ async fn forward(
                     return Ended::FeedStopped;
                 }
                 let snapshot = snapshots.borrow_and_update().clone();
-                if let Err(e) = publish(&mut con, &names, &snapshot).await {
-                    return e.into();
+                if let Err(ended) = publish(&mut con, &names, &snapshot, id).await {
+                    return ended;
                 }
             }
             // Time to renew the lease (and to notice if someone else holds it).
@@ -209,23 +215,31 @@ fn names(feed: &Feed) -> Vec<(String, String)> {
         .collect()
 }
 
-/// One round trip per tick: for each symbol, `SET` its latest key then `PUBLISH` the same
-/// bytes on its channel, all in one pipeline. The bytes are the tick's one serialisation.
-fn pipeline(names: &[(String, String)], snapshot: &Snapshot) -> redis::Pipeline {
-    let mut pipe = redis::pipe();
-    for ((key, channel), published) in names.iter().zip(&snapshot.ticks) {
-        let json: &str = &published.json;
-        pipe.cmd("SET").arg(key).arg(json).ignore();
-        pipe.cmd("PUBLISH").arg(channel).arg(json).ignore();
-    }
-    pipe
+/// One round trip per tick: a script that, if `id` still holds the lease, `SET`s each
+/// symbol's latest key and `PUBLISH`es the same bytes on its channel ([`publish_fenced`]).
+/// The bytes are the tick's one serialisation.
+fn fenced(names: &[(String, String)], snapshot: &Snapshot, id: &str) -> redis::Cmd {
+    publish_fenced(
+        id,
+        names
+            .iter()
+            .zip(&snapshot.ticks)
+            .map(|((key, channel), published)| (key.as_str(), channel.as_str(), &*published.json)),
+    )
 }
 
-/// Sends [`pipeline`] over the forwarding connection.
+/// Sends [`fenced`] over the forwarding connection; a publish refused because another
+/// publisher holds the lease ends forwarding for good.
 async fn publish(
     con: &mut MultiplexedConnection,
     names: &[(String, String)],
     snapshot: &Snapshot,
-) -> redis::RedisResult<()> {
-    pipeline(names, snapshot).query_async(con).await
+    id: &str,
+) -> Result<(), Ended> {
+    let holder: String = fenced(names, snapshot, id).query_async(con).await?;
+    if holder == id {
+        Ok(())
+    } else {
+        Err(Ended::LeaseLost(holder))
+    }
 }

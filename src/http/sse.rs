@@ -4,8 +4,15 @@
 //! event per tick. The browser's `EventSource` parses it and reconnects by itself when the
 //! connection drops, sending the last `id:` it saw as `Last-Event-ID`. tickerlab answers a
 //! reconnect with the *current* tick at once (latest value wins): no backlog is replayed,
-//! the `seq` gap shows what the outage cost. A `Last-Event-ID` whose `seq` is beyond the
-//! current one (from before a server restart) is ignored.
+//! the `seq` gap shows what the outage cost.
+//!
+//! Each event's id is the stream's whole position, `ACME:42,GLOBX:17@RUN` (the last seq
+//! sent of every symbol, the event's own first, then the feed's run), not just `ACME:42`:
+//! with several symbols, the last event names one symbol only, and a reconnect would resend
+//! the others' current ticks, which the client already has. An id of another run (the
+//! server restarted) is ignored; the old `ACME:42` form is still accepted. The tick's
+//! `data:` frame is still formatted once for every stream; the id line is made per stream
+//! and event, and the two are copied into one chunk, so an event costs one HTTP chunk.
 //!
 //! SSE is push without a new protocol, which is often all a one-way feed needs; what it
 //! cannot do is carry messages from the client over the same connection. Compare `ws.rs`.
@@ -13,14 +20,14 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use actix_web::web::Bytes;
+use actix_web::web::{Bytes, BytesMut};
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use futures_util::stream;
 use tokio::time::Instant;
 
 use super::AppState;
 use super::origin;
-use super::ws::parse_symbols_param;
+use super::ws::parse_stream_query;
 use crate::feed::Feed;
 use crate::metrics::{ConnectionGuard, Refusal};
 use crate::subscription::Subscription;
@@ -37,8 +44,8 @@ const HEARTBEAT: &str = ": heartbeat\n\n";
 pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     use actix_web::ResponseError;
     let feed = state.feed.clone();
-    let requested = match parse_symbols_param(req.query_string()) {
-        Ok(requested) => requested,
+    let (requested, resume) = match parse_stream_query(req.query_string()) {
+        Ok(parsed) => parsed,
         Err(error) => return error.error_response(),
     };
     // The same Origin policy as /ws. (Browsers also apply CORS to EventSource, and this
@@ -60,13 +67,15 @@ pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
             subscription
         }
     };
-    // A Last-Event-ID beyond the symbol's current seq is from an earlier run of the server
-    // (it restarted and counts from 1 again): ignored, or the symbol would stay silent
-    // until the new run caught up with the old numbering.
-    if let Some((index, seq)) = last_event_id(&req, &feed)
-        && seq <= feed.latest().ticks[index].tick.seq
-    {
-        subscription.mark_sent(index, seq);
+    // Resuming: what the client already holds is not sent again. (Same run, but this
+    // instance lags behind the id? Then the stream stays quiet until it catches up.)
+    // (`?resume=` does the same for a client that opens a new EventSource itself.)
+    let last_event_id = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok());
+    if let Some(id) = last_event_id.or(resume.as_deref()) {
+        subscription.resume(&feed, id, feed.run());
     }
     // A stream holds a connection as long as a socket does: it counts against the same limit.
     let Ok(place) = state
@@ -88,13 +97,6 @@ pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
             state.shutdown.clone(),
             place,
         ))
-}
-
-/// `Last-Event-ID: ACME:42` as (symbol index, seq), when it names a symbol of this feed.
-fn last_event_id(req: &HttpRequest, feed: &Feed) -> Option<(usize, u64)> {
-    let value = req.headers().get("last-event-id")?.to_str().ok()?;
-    let (symbol, seq) = value.split_once(':')?;
-    Some((feed.index_of(symbol)?, seq.trim().parse().ok()?))
 }
 
 /// The body: the preamble, then the subscribed ticks as they are published, heartbeat
@@ -127,7 +129,7 @@ fn event_stream(
 struct EventState {
     snapshots: tokio::sync::watch::Receiver<std::sync::Arc<crate::feed::Snapshot>>,
     subscription: Subscription,
-    /// Frames of the current snapshot not yet sent (at most one per symbol).
+    /// Events of the current snapshot not yet sent (at most one per symbol).
     pending: VecDeque<Bytes>,
     heartbeat: Duration,
     /// Fires when the stream may have been idle for a heartbeat period. It is *not* re-armed
@@ -190,7 +192,17 @@ impl EventState {
     }
 
     fn queue(&mut self, snapshot: &crate::feed::Snapshot) {
-        self.pending
-            .extend(self.subscription.take_new(snapshot).map(|p| p.sse_frame()));
+        for (i, published) in snapshot.ticks.iter().enumerate() {
+            if self.subscription.take(i, published) {
+                let id = self.subscription.resume_id(snapshot, i, published.tick.run);
+                let data = published.sse_frame();
+                let mut event = BytesMut::with_capacity(id.len() + 5 + data.len());
+                event.extend_from_slice(b"id: ");
+                event.extend_from_slice(id.as_bytes());
+                event.extend_from_slice(b"\n");
+                event.extend_from_slice(&data);
+                self.pending.push_back(event.freeze());
+            }
+        }
     }
 }

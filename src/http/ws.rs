@@ -53,8 +53,8 @@ pub async fn upgrade(
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
     let metrics = &state.metrics;
-    let requested = match parse_symbols_param(req.query_string()) {
-        Ok(requested) => requested,
+    let (requested, resume) = match parse_stream_query(req.query_string()) {
+        Ok(parsed) => parsed,
         Err(e) => {
             metrics.refused(Refusal::NotAHandshake);
             return Err(e.into());
@@ -88,6 +88,10 @@ pub async fn upgrade(
         Some(names) => Subscription::from_names(feed, &names),
         None => (Subscription::only(0), Vec::new()),
     };
+    // A reconnecting client says what it holds, so the current tick is not sent twice.
+    if let Some(id) = &resume {
+        subscription.resume(feed, id, feed.run());
+    }
     let request = record_request(&req);
     let (mut response, session, stream) = actix_ws::handle(&req, body)?;
     // The security-headers middleware adds this to every answer; set it here already, so the
@@ -309,8 +313,8 @@ async fn send_new(
 ) -> Result<(), Gone> {
     let client_is_slow = std::mem::take(&mut out.waited);
     for (i, published) in snapshot.ticks.iter().enumerate() {
-        let seq = published.tick.seq;
-        let last = subscription.last_sent(i);
+        let (run, seq) = (published.tick.run, published.tick.seq);
+        let last = subscription.last_sent(i, run);
         if !subscription.contains(i) || seq <= last {
             continue;
         }
@@ -322,7 +326,7 @@ async fn send_new(
                 .fetch_add(missed, Ordering::Relaxed);
         } else if missed > 0 {
             for missed in last + 1..seq {
-                match feed.recent_json(i, missed) {
+                match feed.recent_json(i, run, missed) {
                     Some(json) if !out.waited => out.send(json).await?,
                     _ => {
                         out.metrics.ws_ticks_skipped.fetch_add(1, Ordering::Relaxed);
@@ -331,7 +335,7 @@ async fn send_new(
             }
         }
         out.send(published.json.clone()).await?;
-        subscription.mark_sent(i, seq);
+        subscription.mark_sent(i, run, seq);
     }
     Ok(())
 }
@@ -635,22 +639,39 @@ fn hello(feed: &Feed, subscription: &Subscription, handshake: Handshake) -> Serv
         server_ts: epoch_ms(),
         handshake,
         feed: feed.status(),
+        run: feed.run(),
     }
 }
 
 /// The query `/ws` and `/events` understand: `?symbols=ACME,GLOBX`, or nothing for the
-/// default symbol.
+/// default symbol; and `resume=ACME:42,GLOBX:17@RUN`, the position a reconnecting client
+/// holds (the SSE id form, see [`Subscription::resume`]), so nothing it has is sent again.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WsQuery {
     symbols: Option<String>,
+    resume: Option<String>,
 }
 
 /// `?symbols=ACME,GLOBX` as a list of names; `None` when the parameter is absent. A query
 /// that is too long, malformed, or has other parameters is a `400` saying what is expected.
+/// (The routes use [`parse_stream_query`], which also reads `resume`.)
+#[cfg(test)]
 pub(crate) fn parse_symbols_param(query: &str) -> Result<Option<Vec<String>>, ApiError> {
-    let parsed: WsQuery = super::query::parse(query, "nothing or ?symbols=NAME,NAME")?;
-    Ok(parsed.symbols.map(|value| {
+    parse_stream_query(query).map(|(symbols, _)| symbols)
+}
+
+/// `?symbols=ACME,GLOBX` as a list of names (`None` when the parameter is absent), and the
+/// `resume` position, if any. A query that is too long, malformed, or has other parameters
+/// is a `400` saying what is expected.
+pub(crate) fn parse_stream_query(
+    query: &str,
+) -> Result<(Option<Vec<String>>, Option<String>), ApiError> {
+    let parsed: WsQuery = super::query::parse(
+        query,
+        "nothing or ?symbols=NAME,NAME (and &resume=NAME:SEQ,...@RUN to resume)",
+    )?;
+    let symbols = parsed.symbols.map(|value| {
         value
             .split(',')
             .map(str::trim)
@@ -658,7 +679,8 @@ pub(crate) fn parse_symbols_param(query: &str) -> Result<Option<Vec<String>>, Ap
             .take(MAX_SYMBOLS_PER_REQUEST)
             .map(str::to_owned)
             .collect()
-    }))
+    });
+    Ok((symbols, parsed.resume))
 }
 
 /// The opening request as the server saw it, for the page's handshake panel. Credentials are

@@ -1,5 +1,5 @@
 // The long-polling pane: an earlier attempt at push over plain HTTP. The browser asks
-// GET /price/next?after=SEQ; the server holds the request until a newer price exists (or
+// GET /price/next?after=SEQ&run=RUN (the seq and run of the last price it got); the server holds the request until a newer price exists (or
 // answers 204 after a timeout), and the browser asks again at once. It sees nearly every
 // change, but every update still costs a whole HTTP request and response, headers included,
 // and there is a blind moment between one answer and the next request.
@@ -27,9 +27,11 @@ export function mountLongPollPane(root, { symbols, scale, shared }) {
 
   async function loop(mine) {
     let after = 0;
+    let run = null; // the run `after` counts in: a different one is a server restart
     let failures = 0;
     while (running && mine === generation) {
-      const path = `/price/next?symbol=${encodeURIComponent(view.symbol)}&after=${after}`;
+      const since = (after === 0 ? '' : `&after=${after}`) + (run === null ? '' : `&run=${run}`);
+      const path = `/price/next?symbol=${encodeURIComponent(view.symbol)}${since}`;
       const url = new URL(path, location.href).href;
       controller = new AbortController();
       try {
@@ -45,9 +47,10 @@ export function mountLongPollPane(root, { symbols, scale, shared }) {
         } else if (response.ok) {
           const tick = JSON.parse(text);
           view.arrived(bytes, `200 seq ${tick.seq}`, tick);
-          // Not max(): after a server restart seq counts from 1 again, and an `after` from the
-          // old run would otherwise be ahead of every new price.
+          // The server decides "restarted" by the run we send, never by a lower seq: a new
+          // run's seq 1 replaces our `after`, and within a run seq never goes down.
           after = tick.seq;
+          run = tick.run ?? null;
         } else {
           view.arrived(bytes, `${response.status}`);
           throw new Error(`HTTP ${response.status}`);

@@ -102,7 +102,7 @@ export class PaneView {
   /** Shows `tick` if it is the selected symbol and newer than what is on screen. */
   showTick(tick) {
     if (tick.symbol !== this.symbol) return false;
-    if (!this.stats.seq.observe(tick.seq)) return false;
+    if (!this.stats.seq.observe(tick.seq, tick.run)) return false;
     this.shown = tick;
     const change = fmt.change(tick.change);
     this.el('q-symbol').textContent = tick.symbol;

@@ -8,7 +8,7 @@ import { PaneView } from './pane.js';
 import { utf8Length, httpHeadBytes, requestBytesEstimate } from './wire.js';
 
 /**
- * What one event costs on the wire beyond its JSON: `id: ACME:42\n`, `data: `, the blank
+ * What one event costs on the wire beyond its JSON: `id: ACME:42@RUN\n`, `data: `, the blank
  * line, and the HTTP/1.1 chunk it travels in (hex length + CRLF, then CRLF).
  */
 export function eventOverhead(id, dataLength) {

@@ -5,25 +5,33 @@
 /**
  * Counts price changes missed from `seq` gaps. The server numbers every new price of a
  * symbol 1, 2, 3, ...; a client that sees 7 after 4 missed 5 and 6.
+ *
+ * A seq counts within one *run* of the feed (`tick.run`): a restarted server starts a new
+ * run and counts from 1 again. So a different run starts a new series, and a lower seq in
+ * the *same* run is not a restart but an older price (from an instance that lags behind the
+ * one that answered before): not shown.
  */
 export class SeqTracker {
   constructor() {
     this.lastSeq = null;
+    this.run = null;
     this.missed = 0;
     this.seen = 0;
     this.restarts = 0;
   }
 
-  /** Records a tick's seq; returns true when it is a price not shown before. */
-  observe(seq) {
-    if (this.lastSeq !== null && seq === this.lastSeq) return false; // already shown
-    if (this.lastSeq !== null && seq < this.lastSeq) {
-      // seq only rises while a server runs: a lower one means the server was restarted and
-      // its feed counts from 1 again. Start a new series instead of ignoring every price
-      // until the new count passes the old one.
+  /** Records a tick's seq (and run); returns true when it is a price not shown before. */
+  observe(seq, run) {
+    if (run !== undefined && this.run !== null && run !== this.run) {
+      this.restarts += 1; // a new run: the server restarted, its numbering starts afresh
+      this.lastSeq = null;
+    } else if (run === undefined && this.lastSeq !== null && seq < this.lastSeq) {
+      // A server from before run ids: a lower seq is the best sign of a restart it gives.
       this.restarts += 1;
       this.lastSeq = null;
     }
+    if (run !== undefined) this.run = run;
+    if (this.lastSeq !== null && seq <= this.lastSeq) return false; // already shown, or older
     if (this.lastSeq !== null) this.missed += seq - this.lastSeq - 1;
     this.lastSeq = seq;
     this.seen += 1;
