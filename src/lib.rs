@@ -124,8 +124,10 @@ pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartEr
     // Before anything starts: a bad certificate or key fails here, once, with its reason.
     let identity = tls::identity_for(&config)?;
     let addr = listener.local_addr()?;
-    // Accepted sockets inherit the listener's send buffer size (see SEND_BUFFER_BYTES).
+    // Accepted sockets inherit the listener's send buffer size (see SEND_BUFFER_BYTES) and its
+    // user timeout (see `kernel_write_timeout`).
     socket2::SockRef::from(&listener).set_send_buffer_size(SEND_BUFFER_BYTES)?;
+    kernel_write_timeout(&listener, Duration::from_secs(config.client_timeout_secs))?;
     let seed = config.seed.unwrap_or_else(rand::random);
     let market = Market::new(config.symbol_specs(), seed);
     let (feed, feed_task) = match &config.redis {
@@ -150,6 +152,9 @@ pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartEr
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
+            // Innermost: a head over the limit is refused before any route runs, and its 431
+            // still gets the security headers and is counted.
+            .wrap(middleware::from_fn(http::protocol::limit_head))
             .wrap(middleware::from_fn(http::headers::security_headers))
             .wrap(middleware::from_fn(http::metrics::count_responses))
             .configure(http::routes)
@@ -180,6 +185,26 @@ pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartEr
         stop,
         tls: identity,
     })
+}
+
+/// The kernel's floor under every connection: `TCP_USER_TIMEOUT` (Linux) on the listening
+/// socket, which accepted sockets inherit. When data the server sent stays unacknowledged, or
+/// the peer's receive window stays shut (a client that never reads), for longer than
+/// `timeout`, the kernel aborts the connection: the next read or write fails, the connection's
+/// task ends and its file descriptor is closed. This holds for every kind of connection (a
+/// page load, pipelined requests, an event stream, a WebSocket) and whatever the framework
+/// does or forgets to do in process: a peer that stopped reading cannot hold a socket for
+/// longer than `--client-timeout-secs` plus a probe interval. (The WebSocket session has its
+/// own, gentler timeout in process; this one is the backstop.)
+///
+/// A connection with nothing to send is not affected: an idle keep-alive or a quiet long poll
+/// is left alone. On other systems this does nothing; the in-process timeouts remain.
+fn kernel_write_timeout(listener: &TcpListener, timeout: Duration) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    socket2::SockRef::from(listener).set_tcp_user_timeout(Some(timeout))?;
+    #[cfg(not(target_os = "linux"))]
+    let _ = (listener, timeout);
+    Ok(())
 }
 
 impl Tickerlab {
