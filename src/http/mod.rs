@@ -5,6 +5,8 @@
 //! * [`longpoll`]: `GET /price/next`, long polling: a request held until the next tick.
 //! * [`sse`]: `GET /events`, Server-Sent Events: one response that never ends.
 //! * [`ws`]: `GET /ws`, the WebSocket way: one request upgraded to a long-lived socket.
+//! * [`connection`]: what one connection may cost (requests read ahead, writes that stall),
+//!   whatever its client does.
 //! * [`metrics`]: `GET /metrics`, the server's counters, and the middleware counting responses.
 //! * [`origin`]: the `Origin` check on `/ws` and `/events` (Cross-Site WebSocket Hijacking).
 //! * [`rate_limit`]: the per-connection token bucket that stops message floods.
@@ -16,6 +18,7 @@
 //! * [`query`]: the query-string parser every route shares (length limit, typed, clear `400`).
 //! * [`error`]: the JSON error body every route uses.
 
+pub mod connection;
 pub mod error;
 pub mod headers;
 pub mod longpoll;
