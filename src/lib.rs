@@ -365,3 +365,20 @@ impl Tickerlab {
         result
     }
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepted_sockets_inherit_the_kernel_write_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        kernel_write_timeout(&listener, Duration::from_secs(7)).unwrap();
+        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        let timeout = socket2::SockRef::from(&accepted)
+            .tcp_user_timeout()
+            .unwrap();
+        assert_eq!(timeout, Some(Duration::from_secs(7)));
+    }
+}
