@@ -263,7 +263,7 @@ async fn r7_other_methods_get_405_with_allow_not_404() {
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
 }
 
-// ---- R8 and R9: request-head limits, and nosniff on the refusals ---------------------------------
+// ---- R8 and R9: request-head limits, and nosniff on every refusal ---------------------------------
 
 fn request_with_header_of(bytes: usize) -> Vec<u8> {
     format!(
@@ -291,6 +291,37 @@ async fn r8_request_heads_over_32_kib_get_431_and_smaller_ones_are_answered() {
     assert!(head.is_empty() || head.starts_with("HTTP/1.1 4"), "{head}");
     eprintln!("a 140 KiB header got: {:?}", head.lines().next());
     healthz_ok(&app).await;
+}
+
+#[tokio::test]
+async fn r9_actix_own_refusals_carry_nosniff_too() {
+    let app = spawn_app(test_config()).await;
+    // 400: a request actix-http cannot parse (no route ever sees it).
+    let (head, _) = exchange(&app, b"GARBAGE\r\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    assert_eq!(
+        header(&head, "x-content-type-options"),
+        Some("nosniff"),
+        "{head}"
+    );
+    // 431: a head over the parser's own 128 KiB buffer.
+    let (head, _) = exchange(&app, &request_with_header_of(140 * 1024)).await;
+    if !head.is_empty() {
+        assert!(head.starts_with("HTTP/1.1 431"), "{head}");
+        assert_eq!(
+            header(&head, "x-content-type-options"),
+            Some("nosniff"),
+            "{head}"
+        );
+    }
+    // 408: a first request head that never ends (actix-http waits 5 s for it).
+    let (head, _) = exchange(&app, b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    assert_eq!(
+        header(&head, "x-content-type-options"),
+        Some("nosniff"),
+        "{head}"
+    );
 }
 
 // ---- R10: HTTP/1.0 ------------------------------------------------------------------------------
