@@ -16,6 +16,7 @@
 //! * [`protocol`]: HTTP's own rules: `HEAD` and `405` with `Allow`, the 32 KiB request-head
 //!   limit (`431`), HTTP/1.1 for a WebSocket.
 //! * [`query`]: the query-string parser every route shares (length limit, typed, clear `400`).
+//! * [`server`]: how a connection reaches the app (TLS, HTTP/1, the guarded I/O).
 //! * [`error`]: the JSON error body every route uses.
 
 pub mod connection;
@@ -30,6 +31,7 @@ pub mod protocol;
 pub mod query;
 pub mod rate_limit;
 pub mod redact;
+pub mod server;
 pub mod sse;
 pub mod ws;
 
