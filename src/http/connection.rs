@@ -224,6 +224,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for GuardedIo<T> {
         out: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if out.remaining() == 0 {
+            return Poll::Ready(Ok(())); // nowhere to put anything: take nothing off the socket
+        }
         let upgraded = this.pipeline.upgraded.get();
         if upgraded && this.start == this.end {
             // A WebSocket now: straight through, and the read-ahead buffer is not needed.
