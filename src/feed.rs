@@ -159,9 +159,12 @@ pub struct Feed {
 
 /// The feed's tasks: the ticking task and, with `--redis`, the backplane task that publishes
 /// to or subscribes from Redis. Dropping this handle does not stop them; call
-/// [`FeedTask::stop`].
+/// [`FeedTask::stop`], or [`FeedTask::shutdown`] to also run its farewell.
 pub struct FeedTask {
     handles: Vec<JoinHandle<()>>,
+    /// What to do once the tasks are stopped on a graceful shutdown, e.g. a Redis publisher
+    /// giving its lease back so that a replacement can start at once.
+    farewell: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
 }
 
 impl FeedTask {
@@ -172,11 +175,30 @@ impl FeedTask {
         }
     }
 
+    /// Stops the tasks, then runs the farewell set with [`FeedTask::with_farewell`], if any:
+    /// the graceful way out, for a server that is shutting down.
+    pub async fn shutdown(mut self) {
+        self.stop();
+        if let Some(farewell) = self.farewell.take() {
+            farewell.await;
+        }
+    }
+
     /// A handle on one task.
     pub fn new(handle: JoinHandle<()>) -> FeedTask {
         FeedTask {
             handles: vec![handle],
+            farewell: None,
         }
+    }
+
+    /// The same tasks, with `farewell` to run after them on [`FeedTask::shutdown`].
+    pub fn with_farewell(
+        mut self,
+        farewell: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> FeedTask {
+        self.farewell = Some(Box::pin(farewell));
+        self
     }
 
     /// The same tasks plus `handle`, so that [`FeedTask::stop`] stops it too.

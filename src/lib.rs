@@ -52,7 +52,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::{App, HttpServer, middleware, web};
+use http::server::Site;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
@@ -124,8 +124,10 @@ pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartEr
     // Before anything starts: a bad certificate or key fails here, once, with its reason.
     let identity = tls::identity_for(&config)?;
     let addr = listener.local_addr()?;
-    // Accepted sockets inherit the listener's send buffer size (see SEND_BUFFER_BYTES).
+    // Accepted sockets inherit the listener's send buffer size (see SEND_BUFFER_BYTES) and its
+    // user timeout (see `kernel_write_timeout`).
     socket2::SockRef::from(&listener).set_send_buffer_size(SEND_BUFFER_BYTES)?;
+    kernel_write_timeout(&listener, Duration::from_secs(config.client_timeout_secs))?;
     let seed = config.seed.unwrap_or_else(rand::random);
     let market = Market::new(config.symbol_specs(), seed);
     let (feed, feed_task) = match &config.redis {
@@ -147,34 +149,34 @@ pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartEr
     };
     let scheme = if identity.is_some() { "https" } else { "http" };
     tracing::info!(%addr, scheme, seed, tick_ms = config.tick_ms, symbols = ?config.symbols, "starting");
-    let mut server = HttpServer::new(move || {
-        App::new()
-            .app_data(web::Data::new(state.clone()))
-            .wrap(middleware::from_fn(http::headers::security_headers))
-            .wrap(middleware::from_fn(http::metrics::count_responses))
-            .configure(http::routes)
-    })
-    // Signals are handled by the caller through `Stopper`, so that WebSockets are closed
-    // with 1001 before the server stops, not cut.
-    .disable_signals()
-    // A client that closes its socket sends EOF; by default actix keeps serving the request
-    // (the client might have only half-closed, still reading), and a held long poll would
-    // keep its --max-connections place until --long-poll-secs. Handlers are not cancelled
-    // when a peer goes away; only the connection's end drops them. So: EOF ends the
-    // connection, and with it the held request (issue 14, item 6). The cost: a client that
-    // half-closes after its request (`nc -N`, some scripts) gets no answer.
-    .h1_allow_half_closed(false)
-    .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
+    // actix-web's `HttpServer`, taken apart: the same actix-server workers and HTTP/1
+    // service it would build, plus `GuardedIo` between each socket and the dispatcher (see
+    // `http::connection` for why HttpServer cannot do this).
+    let mut builder = actix_server::Server::build()
+        // Signals are handled by the caller through `Stopper`, so that WebSockets are closed
+        // with 1001 before the server stops, not cut.
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
+    if let Some(workers) = config.workers {
+        builder = builder.workers(workers);
+    }
+    let site = Site {
+        state,
+        addr,
+        secure: identity.is_some(),
+        write_timeout: Duration::from_secs(config.client_timeout_secs),
+        shutdown: builder.graceful_shutdown_signal(),
+    };
     // The same app either way: TLS only wraps the connection, so every route (the page,
     // /price and the /ws upgrade) is served unchanged over https:// and wss://.
-    server = match &identity {
-        Some(identity) => server.listen_rustls_0_23(listener, identity.server_config()?)?,
-        None => server.listen(listener)?,
+    builder = match &identity {
+        Some(identity) => {
+            let tls = identity.server_config()?;
+            builder.listen("tickerlab-https", listener, move || site.https(tls.clone()))?
+        }
+        None => builder.listen("tickerlab-http", listener, move || site.http())?,
     };
-    if let Some(workers) = config.workers {
-        server = server.workers(workers);
-    }
-    let server = server.run();
+    let server = builder.run();
     let stop = Stopper {
         shutdown,
         server: server.handle(),
@@ -187,6 +189,26 @@ pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartEr
         stop,
         tls: identity,
     })
+}
+
+/// The kernel's floor under every connection: `TCP_USER_TIMEOUT` (Linux) on the listening
+/// socket, which accepted sockets inherit. When data the server sent stays unacknowledged, or
+/// the peer's receive window stays shut (a client that never reads), for longer than
+/// `timeout`, the kernel aborts the connection: the next read or write fails, the connection's
+/// task ends and its file descriptor is closed. This holds for every kind of connection (a
+/// page load, pipelined requests, an event stream, a WebSocket) and whatever the framework
+/// does or forgets to do in process: a peer that stopped reading cannot hold a socket for
+/// longer than `--client-timeout-secs` plus a probe interval. (The WebSocket session has its
+/// own, gentler timeout in process; this one is the backstop.)
+///
+/// A connection with nothing to send is not affected: an idle keep-alive or a quiet long poll
+/// is left alone. On other systems this does nothing; the in-process timeouts remain.
+fn kernel_write_timeout(listener: &TcpListener, timeout: Duration) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    socket2::SockRef::from(listener).set_tcp_user_timeout(Some(timeout))?;
+    #[cfg(not(target_os = "linux"))]
+    let _ = (listener, timeout);
+    Ok(())
 }
 
 impl Tickerlab {
@@ -216,10 +238,28 @@ impl Tickerlab {
         self.stop.clone()
     }
 
-    /// Serves until stopped (through a [`Stopper`]), then stops the feed.
+    /// Serves until stopped (through a [`Stopper`]), then stops the feed (a Redis publisher
+    /// also gives its lease back, so that a replacement can start at once).
     pub async fn run(self) -> std::io::Result<()> {
         let result = self.server.await;
-        self.feed_task.stop();
+        self.feed_task.shutdown().await;
         result
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepted_sockets_inherit_the_kernel_write_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        kernel_write_timeout(&listener, Duration::from_secs(7)).unwrap();
+        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        let timeout = socket2::SockRef::from(&accepted)
+            .tcp_user_timeout()
+            .unwrap();
+        assert_eq!(timeout, Some(Duration::from_secs(7)));
     }
 }

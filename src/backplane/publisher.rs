@@ -95,8 +95,39 @@ pub fn start(
             return Err(unreachable(source));
         }
     }
-    let handle = tokio::spawn(run(client, feed.clone(), id));
-    Ok((feed, task.with(handle)))
+    let handle = tokio::spawn(run(client.clone(), feed.clone(), id.clone()));
+    Ok((feed, task.with(handle).with_farewell(release(client, id))))
+}
+
+/// Gives the lease back on a graceful shutdown, if this instance still holds it, so that a
+/// replacement publisher is accepted at once instead of being refused until the lease
+/// expires ([`LEASE_TTL`](super::LEASE_TTL) later). Best effort and bounded by the Redis
+/// timeouts: if Redis cannot be reached, the lease simply expires.
+async fn release(client: redis::Client, id: String) {
+    let released: redis::RedisResult<u32> = match connect(&client).await {
+        Ok(mut con) => release_lease(&id).query_async(&mut con).await,
+        Err(e) => Err(e),
+    };
+    match released {
+        Ok(1) => info!("publisher lease released"),
+        Ok(_) => info!("publisher lease already gone or taken over: nothing to release"),
+        Err(e) => warn!(error = %e, "could not release the publisher lease; it expires by itself"),
+    }
+}
+
+/// Deletes the lease only if `id` holds it, in one atomic step (like [`claim_lease`]: a
+/// `GET` then `DEL` from the client could delete a lease another publisher took in between).
+/// Returns 1 if it was deleted.
+fn release_lease(id: &str) -> redis::Cmd {
+    const SCRIPT: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"#;
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(SCRIPT).arg(1).arg(super::LEASE_KEY).arg(id);
+    cmd
 }
 
 /// Why one connection's forwarding ended.

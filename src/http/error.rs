@@ -47,6 +47,28 @@ impl ApiError {
         }
     }
 
+    /// `405 Method Not Allowed`: the path exists but answers only `allowed` (the caller puts
+    /// the same list in the `Allow` header).
+    pub fn method_not_allowed(method: &str, path: &str, allowed: &str) -> ApiError {
+        ApiError {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            error: format!("{method} is not allowed on {path}: use {allowed}"),
+            symbols: None,
+        }
+    }
+
+    /// `431 Request Header Fields Too Large`: the request head is over the server's limit.
+    pub fn head_too_large(bytes: usize, limit: usize) -> ApiError {
+        ApiError {
+            status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            error: format!(
+                "the request head is {bytes} bytes: at most {limit} are accepted \
+                 (look for an oversized cookie or header)"
+            ),
+            symbols: None,
+        }
+    }
+
     /// `404 Not Found` for a symbol the feed does not publish, listing the ones it does.
     pub fn unknown_symbol(symbol: &str, known: &[String]) -> ApiError {
         ApiError {

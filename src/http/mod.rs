@@ -5,14 +5,21 @@
 //! * [`longpoll`]: `GET /price/next`, long polling: a request held until the next tick.
 //! * [`sse`]: `GET /events`, Server-Sent Events: one response that never ends.
 //! * [`ws`]: `GET /ws`, the WebSocket way: one request upgraded to a long-lived socket.
+//! * [`connection`]: what one connection may cost (requests read ahead, writes that stall),
+//!   whatever its client does.
 //! * [`metrics`]: `GET /metrics`, the server's counters, and the middleware counting responses.
 //! * [`origin`]: the `Origin` check on `/ws` and `/events` (Cross-Site WebSocket Hijacking).
 //! * [`rate_limit`]: the per-connection token bucket that stops message floods.
 //! * [`headers`]: the security headers: `nosniff` on every response, Content-Security-Policy
 //!   and Referrer-Policy on the HTML page.
+//! * [`redact`]: which request headers the `hello` handshake echo shows, and which it redacts.
+//! * [`protocol`]: HTTP's own rules: `HEAD` and `405` with `Allow`, the 32 KiB request-head
+//!   limit (`431`), HTTP/1.1 for a WebSocket.
 //! * [`query`]: the query-string parser every route shares (length limit, typed, clear `400`).
+//! * [`server`]: how a connection reaches the app (TLS, HTTP/1, the guarded I/O).
 //! * [`error`]: the JSON error body every route uses.
 
+pub mod connection;
 pub mod error;
 pub mod headers;
 pub mod longpoll;
@@ -20,8 +27,11 @@ pub mod metrics;
 pub mod origin;
 pub mod page;
 pub mod price;
+pub mod protocol;
 pub mod query;
 pub mod rate_limit;
+pub mod redact;
+pub mod server;
 pub mod sse;
 pub mod ws;
 
@@ -45,15 +55,22 @@ pub struct AppState {
 }
 
 /// Registers every route. `serve` calls this; so can a test that builds its own `App`.
+///
+/// Every route is a `GET` route that also answers `HEAD`; other methods get `405` with
+/// `Allow` (see [`protocol`]).
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(page::index))
-        .route("/static/{path:.*}", web::get().to(page::asset))
-        .route("/price", web::get().to(price::price))
-        .route("/price/next", web::get().to(longpoll::next))
-        .route("/events", web::get().to(sse::events))
-        .route("/healthz", web::get().to(price::healthz))
-        .route("/ws", web::get().to(ws::upgrade))
-        .route("/metrics", web::get().to(metrics::metrics))
+    use protocol::get_and_head;
+    cfg.service(get_and_head("/", page::index))
+        .service(get_and_head("/static/{path:.*}", page::asset))
+        .service(get_and_head("/price", price::price))
+        .service(get_and_head("/price/next", longpoll::next))
+        .service(get_and_head("/events", sse::events))
+        .service(get_and_head("/healthz", price::healthz))
+        .service(
+            get_and_head("/ws", ws::upgrade)
+                .wrap(actix_web::middleware::from_fn(protocol::require_http11)),
+        )
+        .service(get_and_head("/metrics", metrics::metrics))
         .default_service(web::to(not_found));
 }
 

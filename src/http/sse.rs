@@ -20,6 +20,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use actix_web::http::{Method, Version};
 use actix_web::web::{Bytes, BytesMut};
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use futures_util::stream;
@@ -85,18 +86,35 @@ pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
         return super::error::too_many_connections(state.config.max_connections);
     };
     let heartbeat = Duration::from_secs(state.config.heartbeat_secs);
-    HttpResponse::Ok()
+    let mut response = HttpResponse::Ok();
+    response
         .insert_header((header::CONTENT_TYPE, "text/event-stream"))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         // Tell reverse proxies such as nginx not to buffer the stream.
-        .insert_header(("x-accel-buffering", "no"))
-        .streaming(event_stream(
-            feed,
-            subscription,
-            heartbeat,
-            state.shutdown.clone(),
-            place,
-        ))
+        .insert_header(("x-accel-buffering", "no"));
+    if req.method() == Method::HEAD {
+        // The same answer as GET, without the never-ending body (and without keeping the
+        // place: nothing will be streamed).
+        drop(place);
+        return response.streaming(stream::empty::<Result<Bytes, actix_web::Error>>());
+    }
+    // HTTP/1.0 has no chunked encoding (RFC 9112 section 7.1 is HTTP/1.1 only): the stream
+    // is sent as it is and ends when the connection closes.
+    let http10 = req.version() < Version::HTTP_11;
+    if http10 {
+        response.force_close();
+    }
+    let mut response = response.streaming(event_stream(
+        feed,
+        subscription,
+        heartbeat,
+        state.shutdown.clone(),
+        place,
+    ));
+    if http10 {
+        response.head_mut().no_chunking(true);
+    }
+    response
 }
 
 /// The body: the preamble, then the subscribed ticks as they are published, heartbeat

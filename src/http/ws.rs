@@ -693,7 +693,8 @@ fn record_request(req: &HttpRequest) -> HandshakeRequest {
             q => format!("{}?{q}", req.path()),
         },
         version: format!("{:?}", req.version()),
-        headers: header_pairs(req.headers()),
+        // Credentials never reach the page (or the projector): see `super::redact`.
+        headers: super::redact::request_headers(req.headers()),
     }
 }
 

@@ -30,10 +30,20 @@ export function textFrame(text, { fromClient }) {
   return { payload, headers: frameHeaderBytes(payload, fromClient) };
 }
 
+/**
+ * Bytes a header value took on the wire. The server's `hello` shows credentials (cookies,
+ * authorization, API keys) as `(redacted, N bytes)`: what was sent was N bytes, not the
+ * placeholder, so the count stays exact without the page ever seeing the secret.
+ */
+export function headerValueBytes(value) {
+  const redacted = /^\(redacted, (\d+) bytes\)$/.exec(value);
+  return redacted ? Number(redacted[1]) : utf8Length(value);
+}
+
 /** Bytes of an HTTP/1.1 head: the start line, `name: value` lines, and the blank line. */
 export function httpHeadBytes(startLine, headerPairs) {
   let total = utf8Length(startLine) + 2;
-  for (const [name, value] of headerPairs) total += utf8Length(`${name}: ${value}`) + 2;
+  for (const [name, value] of headerPairs) total += utf8Length(`${name}: `) + headerValueBytes(value) + 2;
   return total + 2;
 }
 

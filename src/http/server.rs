@@ -1,0 +1,147 @@
+//! How a connection reaches the app: the same layers actix-web's `HttpServer` would stack
+//! (a TLS handshake for `https://`, actix-http's HTTP/1 service, the app), with
+//! [`GuardedIo`] between the socket and the HTTP dispatcher. `HttpServer` offers no hook to
+//! wrap a connection's I/O (its `on_connect` only sees the socket), so `serve` builds the
+//! actix-server workers itself and each worker asks a [`Site`] for its service. See
+//! [`super::connection`] for what the wrapper bounds, and why.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use actix_service::{
+    IntoServiceFactory as _, ServiceFactoryExt as _, apply_fn_factory, fn_service, map_config,
+};
+use actix_web::dev::{Service as _, ServiceFactory};
+use actix_web::rt::net::TcpStream;
+use actix_web::{App, middleware, web};
+
+use super::AppState;
+use super::connection::GuardedIo;
+
+/// What each worker needs to build its HTTP service: the shared state and the connection
+/// settings. `serve` keeps one and the workers clone it.
+#[derive(Clone)]
+pub struct Site {
+    /// The state every handler reaches.
+    pub state: AppState,
+    /// The address the server listens on (for `AppConfig` and the local address).
+    pub addr: SocketAddr,
+    /// Serving TLS (`https://`).
+    pub secure: bool,
+    /// How long a blocked write may make no progress before the connection is dropped
+    /// (`--client-timeout-secs`, see [`GuardedIo`]).
+    pub write_timeout: Duration,
+    /// Resolves when a graceful shutdown starts: idle keep-alive connections then close.
+    pub shutdown: actix_server::GracefulShutdownSignal,
+}
+
+/// The connection-level errors of one worker's service (a TLS handshake or an HTTP/1
+/// dispatch that failed); actix-server logs and drops them.
+pub type TlsFailure = actix_tls::accept::TlsError<std::io::Error, actix_http::error::DispatchError>;
+
+impl Site {
+    /// For plain `http://`: each accepted socket is wrapped, then served.
+    pub fn http(
+        &self,
+    ) -> impl ServiceFactory<
+        TcpStream,
+        Config = (),
+        Response = (),
+        Error = actix_http::error::DispatchError,
+        InitError = (),
+    > + use<> {
+        let write_timeout = self.write_timeout;
+        fn_service(move |tcp: TcpStream| {
+            let peer = tcp.peer_addr().ok();
+            std::future::ready(Ok((GuardedIo::new(tcp, write_timeout), peer)))
+        })
+        .and_then(self.h1())
+    }
+
+    /// For `https://`: the TLS handshake first, then the same as [`Site::http`] on the
+    /// decrypted stream.
+    pub fn https(
+        &self,
+        tls: rustls::ServerConfig,
+    ) -> impl ServiceFactory<
+        TcpStream,
+        Config = (),
+        Response = (),
+        Error = TlsFailure,
+        InitError = (),
+    > + use<> {
+        use actix_tls::accept::rustls_0_23::{Acceptor, TlsStream};
+        let write_timeout = self.write_timeout;
+        Acceptor::new(tls)
+            .map_init_err(|_| ())
+            .map_err(actix_tls::accept::TlsError::into_service_error)
+            .map(move |tls: TlsStream<TcpStream>| {
+                let peer = tls.get_ref().0.peer_addr().ok();
+                (GuardedIo::new(tls, write_timeout), peer)
+            })
+            .and_then(self.h1().map_err(actix_tls::accept::TlsError::Service))
+    }
+
+    /// The HTTP/1 service over a guarded connection: the app, with each request handed to
+    /// it counted for the connection's `Pipeline`. The timeouts are `HttpServer`'s defaults.
+    fn h1<T>(
+        &self,
+    ) -> impl ServiceFactory<
+        (GuardedIo<T>, Option<SocketAddr>),
+        Config = (),
+        Response = (),
+        Error = actix_http::error::DispatchError,
+        InitError = (),
+    > + use<T>
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+    {
+        let state = self.state.clone();
+        let (secure, addr) = (self.secure, self.addr);
+        let app = App::new()
+            .app_data(web::Data::new(state))
+            // Innermost: a head over the limit is refused before any route runs, and its 431
+            // still gets the security headers and is counted.
+            .wrap(middleware::from_fn(super::protocol::limit_head))
+            .wrap(middleware::from_fn(super::headers::security_headers))
+            .wrap(middleware::from_fn(super::metrics::count_responses))
+            .configure(super::routes)
+            .into_factory()
+            .map_err(|e| e.error_response());
+        // actix-web has no public constructor for AppConfig (HttpServer uses a crate-private
+        // one); this is the one it offers outside the crate.
+        let app = map_config(app, move |_| {
+            actix_web::dev::AppConfig::__priv_test_new(secure, addr.to_string(), addr)
+        });
+        let app = apply_fn_factory(app, |req: actix_http::Request, app| {
+            let answered = super::connection::count_dispatched(req.conn_data());
+            let response = app.call(req);
+            async move {
+                let response = response.await?;
+                answered(response.status());
+                Ok(response)
+            }
+        });
+        let shutdown = self.shutdown.clone();
+        actix_http::HttpService::build()
+            .graceful_shutdown_signal(move || {
+                let shutdown = shutdown.clone();
+                async move { shutdown.notified().await }
+            })
+            .client_request_timeout(Duration::from_secs(5))
+            .client_disconnect_timeout(Duration::from_secs(1))
+            // A client that closes its socket sends EOF; by default actix keeps serving the
+            // request (the client might have only half-closed, still reading), and a held
+            // long poll would keep its --max-connections place until --long-poll-secs.
+            // Handlers are not cancelled when a peer goes away; only the connection's end
+            // drops them. So: EOF ends the connection, and with it the held request (issue
+            // 14, item 6). The cost: a client that half-closes after its request (`nc -N`,
+            // some scripts) gets no answer.
+            .h1_allow_half_closed(false)
+            .local_addr(addr)
+            .on_connect_ext(|io: &GuardedIo<T>, data| {
+                data.insert(io.pipeline());
+            })
+            .h1(app)
+    }
+}
