@@ -5,6 +5,9 @@
 //! * [`longpoll`]: `GET /price/next`, long polling: a request held until the next tick.
 //! * [`sse`]: `GET /events`, Server-Sent Events: one response that never ends.
 //! * [`ws`]: `GET /ws`, the WebSocket way: one request upgraded to a long-lived socket.
+//! * [`echo`]: `GET /echo`, a WebSocket that sends every message back (a lesson tool, and
+//!   what the Autobahn conformance suite talks to), through the same frame layer as `/ws`.
+//! * [`connection`]: the socket option that ends connections a client stopped reading.
 //! * [`metrics`]: `GET /metrics`, the server's counters, and the middleware counting responses.
 //! * [`origin`]: the `Origin` check on `/ws` and `/events` (Cross-Site WebSocket Hijacking).
 //! * [`rate_limit`]: the per-connection token bucket that stops message floods.
@@ -13,6 +16,8 @@
 //! * [`query`]: the query-string parser every route shares (length limit, typed, clear `400`).
 //! * [`error`]: the JSON error body every route uses.
 
+pub mod connection;
+pub mod echo;
 pub mod error;
 pub mod headers;
 pub mod longpoll;
@@ -53,6 +58,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/events", web::get().to(sse::events))
         .route("/healthz", web::get().to(price::healthz))
         .route("/ws", web::get().to(ws::upgrade))
+        .route("/echo", web::get().to(echo::upgrade))
         .route("/metrics", web::get().to(metrics::metrics))
         .default_service(web::to(not_found));
 }
@@ -62,7 +68,7 @@ async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
     use actix_web::ResponseError;
     error::ApiError::not_found(format!(
         "no route {} {}: try GET /, /price?symbol=NAME, /price/next?symbol=NAME&after=SEQ, \
-         /events?symbols=A,B, /ws?symbols=A,B, /healthz or /metrics",
+         /events?symbols=A,B, /ws?symbols=A,B, /echo, /healthz or /metrics",
         req.method(),
         req.path()
     ))

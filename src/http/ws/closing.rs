@@ -1,0 +1,113 @@
+//! How a WebSocket's TCP connection ends once its session is over.
+//!
+//! RFC 6455 section 7.1.1: after the closing handshake (each side has sent a close frame),
+//! the *server* closes the TCP connection first, so that the client is not the one left
+//! holding the TIME_WAIT state. actix-web does not do that by itself: when a WebSocket
+//! response body ends, its HTTP/1 dispatcher sees a request body (the client's frames) that
+//! never finished, and *lingers*: it reads and discards until the client hangs up or its
+//! `client_disconnect_timeout` (1 s) passes. A page waited about that long for its `close`
+//! event after "Drop connection".
+//!
+//! [`ClosingBody`] wraps the response body that actix-ws writes frames into. When the
+//! session says it is over ([`Ending::done`], or the [`Ending`] is dropped, however the
+//! session ended), the body gives the dispatcher one more turn to flush what is queued (the
+//! close frame) and then ends with an error. An error in a response body is how actix-web
+//! is told "drop this connection now": the dispatcher stops and the socket (its file
+//! descriptor) is closed at once, instead of lingering. actix-http logs that error, so the
+//! error's text says plainly that this is the normal end of a WebSocket.
+//!
+//! Limit: the dispatcher only asks the body for more while its write buffer is below 32 KiB.
+//! A client that stopped reading has a full buffer, so this path never runs for it; the
+//! kernel's `TCP_USER_TIMEOUT` (see [`crate::http::connection`]) ends that connection instead.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::web::Bytes;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+/// The session's side: tells the body that the session is over. Dropping it says so too,
+/// so a session that ends by an early `return` releases its connection all the same.
+#[derive(Debug)]
+pub struct Ending {
+    done: CancellationToken,
+}
+
+impl Ending {
+    /// The session is over: close the connection once the queued frames are flushed.
+    pub fn done(&self) {
+        self.done.cancel();
+    }
+}
+
+impl Drop for Ending {
+    fn drop(&mut self) {
+        self.done.cancel();
+    }
+}
+
+/// Why a [`ClosingBody`] ends: not a failure, the end of a WebSocket.
+#[derive(Debug, thiserror::Error)]
+#[error("WebSocket session over: the server closes the TCP connection (RFC 6455 section 7.1.1)")]
+pub struct SessionOver;
+
+/// A WebSocket response body that ends the connection when the session is over.
+pub struct ClosingBody {
+    inner: BoxBody,
+    inner_ended: bool,
+    done: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Set when a chunk was handed out since the last `Pending`: the dispatcher has not yet
+    /// had a turn to write it to the socket.
+    unflushed: bool,
+}
+
+/// Wraps a WebSocket response body; returns it and the session's [`Ending`] handle.
+pub fn closing(inner: BoxBody) -> (ClosingBody, Ending) {
+    let done = CancellationToken::new();
+    let body = ClosingBody {
+        inner,
+        inner_ended: false,
+        done: Box::pin(done.clone().cancelled_owned()),
+        unflushed: false,
+    };
+    (body, Ending { done })
+}
+
+impl MessageBody for ClosingBody {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> BodySize {
+        BodySize::Stream
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let this = self.get_mut();
+        if !this.inner_ended {
+            match Pin::new(&mut this.inner).poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    this.unflushed = true;
+                    return Poll::Ready(Some(Ok(chunk)));
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => this.inner_ended = true,
+                Poll::Pending => {}
+            }
+        }
+        if this.done.as_mut().poll(cx).is_pending() {
+            this.unflushed = false;
+            return Poll::Pending;
+        }
+        if std::mem::take(&mut this.unflushed) {
+            // The dispatcher writes its buffer to the socket after a `Pending`; come back
+            // right after, to end the connection once the close frame is on its way.
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        Poll::Ready(Some(Err(Box::new(SessionOver))))
+    }
+}
