@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::raw::{self, RawWs};
 use common::{
-    TestApp, WS_OPEN, assert_streaming, hello, metric, metrics_text, test_config,
-    wait_for_metric,
+    TestApp, WS_OPEN, assert_streaming, hello, metric, metrics_text, test_config, wait_for_metric,
 };
 use tickerlab::Config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -88,7 +87,11 @@ fn server_fds(app: &TestApp) -> usize {
     std::fs::read_dir("/proc/self/fd")
         .expect("/proc/self/fd")
         .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
-        .filter(|link| inodes.iter().any(|inode| link.as_os_str() == inode.as_str()))
+        .filter(|link| {
+            inodes
+                .iter()
+                .any(|inode| link.as_os_str() == inode.as_str())
+        })
         .count()
 }
 
@@ -133,7 +136,10 @@ async fn a_header_announcing_a_gigabyte_closes_1009_naming_the_limit() {
     assert_eq!(reason, "message larger than 4096 bytes");
     // Same on /echo: the same guard and limits.
     let (code, reason) = announce_a_gigabyte(&app, "/echo", 0).await;
-    assert_eq!((code, reason.as_str()), (1009, "message larger than 4096 bytes"));
+    assert_eq!(
+        (code, reason.as_str()),
+        (1009, "message larger than 4096 bytes")
+    );
     wait_for_metric(&app, WS_OPEN, |n| n == 1).await;
     assert_streaming(&mut bystander, 5).await;
 }
@@ -245,15 +251,21 @@ async fn after_the_closing_handshake_the_server_closes_the_connection_first() {
             ws.send_frame(true, raw::TEXT, br#"{"type":"drop"}"#).await;
             let (code, _) = ws.until_close().await;
             assert_eq!(code, 1012);
-            ws.send_frame(true, raw::CLOSE, &1012u16.to_be_bytes()).await;
+            ws.send_frame(true, raw::CLOSE, &1012u16.to_be_bytes())
+                .await;
         } else {
-            ws.send_frame(true, raw::CLOSE, &1000u16.to_be_bytes()).await;
+            ws.send_frame(true, raw::CLOSE, &1000u16.to_be_bytes())
+                .await;
             let (code, _) = ws.until_close().await;
             assert_eq!(code, 1000, "the close code is echoed");
         }
         let answered = Instant::now();
         // The client does not close: the end of the stream can only come from the server.
-        assert_eq!(until_eof(&mut ws.stream).await, Some(0), "{path}: a clean FIN");
+        assert_eq!(
+            until_eof(&mut ws.stream).await,
+            Some(0),
+            "{path}: a clean FIN"
+        );
         // This row's requirement is itself a bound: actix alone lingers 1 s (its
         // client_disconnect_timeout) waiting for the client to hang up first.
         let waited = answered.elapsed();
@@ -300,9 +312,10 @@ async fn sockets_of_clients_that_never_read_are_released_round_after_round() {
         peak = peak.max(server_fds(&app));
         // While the clients still hold their ends, the server lets go of its own.
         wait_for_places(&app).await;
-        wait_until(&format!("round {round}: the server released its sockets"), || {
-            server_fds(&app) == 0
-        })
+        wait_until(
+            &format!("round {round}: the server released its sockets"),
+            || server_fds(&app) == 0,
+        )
         .await;
         drop(held);
     }
@@ -329,10 +342,16 @@ async fn echo_sends_text_back_as_text_and_binary_as_binary() {
     let mut ws = raw_client(&app, "/echo").await;
     ws.send_frame(true, raw::TEXT, "héllo".as_bytes()).await;
     let frame = ws.next_frame().await.expect("open");
-    assert_eq!((frame.opcode, frame.payload.as_slice()), (raw::TEXT, "héllo".as_bytes()));
+    assert_eq!(
+        (frame.opcode, frame.payload.as_slice()),
+        (raw::TEXT, "héllo".as_bytes())
+    );
     ws.send_frame(true, raw::BINARY, &[0, 1, 2, 255]).await;
     let frame = ws.next_frame().await.expect("open");
-    assert_eq!((frame.opcode, frame.payload.as_slice()), (raw::BINARY, &[0, 1, 2, 255][..]));
+    assert_eq!(
+        (frame.opcode, frame.payload.as_slice()),
+        (raw::BINARY, &[0, 1, 2, 255][..])
+    );
     // Fragments come back as one message.
     ws.send_frame(false, raw::TEXT, b"frag").await;
     ws.send_frame(true, raw::CONTINUATION, b"ments").await;
@@ -340,9 +359,15 @@ async fn echo_sends_text_back_as_text_and_binary_as_binary() {
     assert_eq!(frame.payload, b"fragments");
     ws.send_frame(true, raw::PING, b"p").await;
     let frame = ws.next_frame().await.expect("open");
-    assert_eq!((frame.opcode, frame.payload.as_slice()), (raw::PONG, &b"p"[..]));
+    assert_eq!(
+        (frame.opcode, frame.payload.as_slice()),
+        (raw::PONG, &b"p"[..])
+    );
     // Over the limit, the same 1009 as /ws.
     ws.send_frame(true, raw::TEXT, &[b' '; 4097]).await;
     let (code, reason) = ws.until_close().await;
-    assert_eq!((code, reason.as_str()), (1009, "message larger than 4096 bytes"));
+    assert_eq!(
+        (code, reason.as_str()),
+        (1009, "message larger than 4096 bytes")
+    );
 }

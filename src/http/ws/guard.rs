@@ -98,6 +98,9 @@ enum Position {
     Header { bytes: [u8; MAX_HEADER], len: usize },
     /// Counting off this many payload bytes of the current frame.
     Payload { remaining: u64 },
+    /// A rule was broken; the frames before the bad one were handed on, and the error comes
+    /// once actix-ws has had a turn to parse them (`yielded`: that turn was given).
+    Failing { yielded: bool },
     /// A rule was broken: the stream has ended.
     Stopped,
 }
@@ -140,11 +143,15 @@ impl FrameGuard {
         self.verdict.clone()
     }
 
-    /// Follows the frame structure through one chunk; the first broken rule, if any.
-    fn inspect(&mut self, mut chunk: &[u8], now: Instant) -> Result<(), Violation> {
+    /// Follows the frame structure through one chunk; the first broken rule, if any, with the
+    /// number of bytes of `chunk` before the header that broke it (the good frames before it).
+    fn inspect(&mut self, chunk: &[u8], now: Instant) -> Result<(), (usize, Violation)> {
+        let total = chunk.len();
+        let mut chunk = chunk;
+        let mut header_start = 0;
         while !chunk.is_empty() {
             match &mut self.position {
-                Position::Stopped => return Ok(()),
+                Position::Stopped | Position::Failing { .. } => return Ok(()),
                 Position::Payload { remaining } => {
                     let skip = (*remaining).min(chunk.len() as u64);
                     *remaining -= skip;
@@ -157,11 +164,14 @@ impl FrameGuard {
                     }
                 }
                 Position::Header { bytes, len } => {
+                    if *len == 0 {
+                        header_start = total - chunk.len();
+                    }
                     bytes[*len] = chunk[0];
                     *len += 1;
                     chunk = &chunk[1..];
                     if let Some(header) = Header::parse(&bytes[..*len]) {
-                        self.check(&header, now)?;
+                        self.check(&header, now).map_err(|v| (header_start, v))?;
                         self.position = match header.payload_len {
                             0 => Position::Header {
                                 bytes: [0; MAX_HEADER],
@@ -199,8 +209,25 @@ impl Stream for FrameGuard {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        if matches!(this.position, Position::Stopped) {
-            return Poll::Ready(None);
+        match this.position {
+            Position::Stopped => return Poll::Ready(None),
+            Position::Failing { yielded: false } => {
+                // actix-ws reads until `Pending` before it parses, and drops what it holds
+                // when the stream errors: one `Pending` lets it answer the good frames first.
+                this.position = Position::Failing { yielded: true };
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Position::Failing { yielded: true } => {
+                this.position = Position::Stopped;
+                let text = this
+                    .verdict
+                    .get()
+                    .map(Violation::to_string)
+                    .unwrap_or_default();
+                return Poll::Ready(Some(Err(PayloadError::Io(std::io::Error::other(text)))));
+            }
+            Position::Header { .. } | Position::Payload { .. } => {}
         }
         let chunk = match Pin::new(&mut this.inner).poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => chunk,
@@ -208,13 +235,15 @@ impl Stream for FrameGuard {
         };
         match this.inspect(&chunk, Instant::now()) {
             Ok(()) => Poll::Ready(Some(Ok(chunk))),
-            Err(violation) => {
-                this.position = Position::Stopped;
-                let error = std::io::Error::other(violation.to_string());
+            Err((good, violation)) => {
                 let _ = this.verdict.set(violation);
-                // The bytes before the bad header are dropped with it: the connection is
-                // closing, and actix-ws discards what it buffered when its stream errors.
-                Poll::Ready(Some(Err(PayloadError::Io(error))))
+                // Not one byte of the bad frame goes on; the frames before it do.
+                this.position = Position::Failing { yielded: false };
+                if good == 0 {
+                    Pin::new(this).poll_next(cx)
+                } else {
+                    Poll::Ready(Some(Ok(chunk.slice(..good))))
+                }
             }
         }
     }
@@ -310,14 +339,12 @@ mod tests {
         header.extend_from_slice(&(1u64 << 30).to_be_bytes());
         header.extend_from_slice(&[1, 2, 3, 4]);
         let verdict = guard(4096, 100).inspect(&header, Instant::now());
-        assert_eq!(
-            verdict,
-            Err(Violation::TooBig {
-                announced: 1 << 30,
-                limit: 4096
-            })
-        );
-        let close = verdict.unwrap_err().close();
+        let too_big = Violation::TooBig {
+            announced: 1 << 30,
+            limit: 4096,
+        };
+        assert_eq!(verdict, Err((0, too_big.clone())));
+        let close = too_big.close();
         assert_eq!(close.code, CloseCode::Size);
         assert_eq!(
             close.description.as_deref(),
@@ -338,9 +365,13 @@ mod tests {
     #[test]
     fn each_reserved_bit_is_named() {
         for (first, bit) in [(0xc1, "RSV1"), (0xa1, "RSV2"), (0x91, "RSV3")] {
-            let verdict = guard(4096, 100).inspect(&masked_frame(first, b"{}"), Instant::now());
-            assert_eq!(verdict, Err(Violation::ReservedBit(bit)));
-            let close = verdict.unwrap_err().close();
+            // After a good frame: the bad one starts where the good one ends.
+            let mut bytes = masked_frame(0x81, b"ok");
+            let good = bytes.len();
+            bytes.extend(masked_frame(first, b"{}"));
+            let verdict = guard(4096, 100).inspect(&bytes, Instant::now());
+            assert_eq!(verdict, Err((good, Violation::ReservedBit(bit))));
+            let close = Violation::ReservedBit(bit).close();
             assert_eq!(close.code, CloseCode::Protocol);
             assert!(close.description.unwrap().contains(bit));
         }
@@ -357,7 +388,7 @@ mod tests {
             let frame = if i % 2 == 0 { &pong } else { &continuation };
             assert_eq!(g.inspect(frame, now), Ok(()), "frame {i}");
         }
-        assert_eq!(g.inspect(&pong, now), Err(Violation::TooFast(10.0)));
+        assert_eq!(g.inspect(&pong, now), Err((0, Violation::TooFast(10.0))));
         // Time refills the bucket.
         let mut g = guard(4096, 10);
         for i in 0..100 {
