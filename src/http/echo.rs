@@ -2,9 +2,9 @@
 //! back: the smallest two-way conversation there is, and the endpoint that conformance
 //! suites (Autobahn|Testsuite, `scripts/autobahn.sh`) need to judge a server's framing.
 //!
-//! It is not a toy beside `/ws`: it is opened by the same [`super::ws::open`] (the same frame
+//! It is not a toy beside `/ws`: it is opened by the same `ws::open` (the same frame
 //! guard, size and rate limits, heartbeat and client timeout) and writes through the same
-//! [`super::ws::Outbox`], so what the suite finds about `/echo` holds for the ticker socket
+//! `ws::Outbox`, so what the suite finds about `/echo` holds for the ticker socket
 //! too. Text comes back as text and binary as binary (`/ws` refuses binary; the suite needs
 //! it); a ping gets its pong; a close gets a close with the same code.
 

@@ -16,7 +16,7 @@
 //! past `--max-messages-per-sec` (1008), and silence past `--client-timeout-secs`.
 //!
 //! Two layers sit between the TCP connection and actix-ws, shared with `/echo` through
-//! [`open`]: the [`guard`] reads every frame header as the bytes arrive and refuses a frame
+//! `open`: the [`guard`] reads every frame header as the bytes arrive and refuses a frame
 //! that announces too much, sets a reserved bit or comes too fast, *before* its payload is
 //! buffered; [`closing`] makes the server close the TCP connection as soon as the session is
 //! over, instead of waiting for the client to hang up.

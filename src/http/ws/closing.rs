@@ -13,8 +13,9 @@
 //! session ended), the body gives the dispatcher one more turn to flush what is queued (the
 //! close frame) and then ends with an error. An error in a response body is how actix-web
 //! is told "drop this connection now": the dispatcher stops and the socket (its file
-//! descriptor) is closed at once, instead of lingering. actix-http logs that error, so the
-//! error's text says plainly that this is the normal end of a WebSocket.
+//! descriptor) is closed at once, instead of lingering. actix-http logs that error at ERROR
+//! level (target `actix_http::h1::dispatcher`), so the error's text says plainly that this is
+//! the normal end of a WebSocket, and the binary's default log filter leaves that target out.
 //!
 //! Limit: the dispatcher only asks the body for more while its write buffer is below 32 KiB.
 //! A client that stopped reading has a full buffer, so this path never runs for it; the
@@ -49,9 +50,16 @@ impl Drop for Ending {
 }
 
 /// Why a [`ClosingBody`] ends: not a failure, the end of a WebSocket.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[error("WebSocket session over: the server closes the TCP connection (RFC 6455 section 7.1.1)")]
 pub struct SessionOver;
+
+// actix-http logs a body's error with `{:?}`: make that line say what happened.
+impl std::fmt::Debug for SessionOver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
 
 /// A WebSocket response body that ends the connection when the session is over.
 pub struct ClosingBody {
