@@ -72,7 +72,12 @@ fn rss_bytes() -> u64 {
 /// The server's connected sockets (not its listener) that are open file descriptors of this
 /// process: the inodes of `/proc/net/tcp` entries whose local port is the server's.
 fn server_fds(app: &TestApp) -> usize {
-    let port = format!(":{:04X}", app.addr.port());
+    server_fds_on(app.addr.port())
+}
+
+/// [`server_fds`] for the server listening on `port`.
+fn server_fds_on(port: u16) -> usize {
+    let port = format!(":{port:04X}");
     let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
     let inodes: Vec<String> = table
         .lines()
@@ -328,6 +333,74 @@ async fn sockets_of_clients_that_never_read_are_released_round_after_round() {
     // And the server is still there for everyone.
     let health = reqwest::get(app.http("/healthz")).await.expect("/healthz");
     assert_eq!(health.status(), 200);
+}
+
+/// The app as `serve` builds it once `src/lib.rs` also passes `http::connection::on_connect`
+/// to `HttpServer::on_connect` (the routes and state are the real ones; the middlewares,
+/// which play no part here, are left out), and *without* `TCP_USER_TIMEOUT`: the session
+/// alone must release the socket. Returns the address and the feed task (kept alive).
+async fn spawn_recording_app(config: Config) -> (std::net::SocketAddr, tickerlab::feed::FeedTask) {
+    use actix_web::{App, HttpServer, web};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("addr");
+    // As `serve` does: a small send buffer, so a client that does not read fills actix's
+    // write buffer soon and the dispatcher stops polling the response body.
+    socket2::SockRef::from(&listener)
+        .set_send_buffer_size(tickerlab::SEND_BUFFER_BYTES)
+        .expect("SO_SNDBUF");
+    let market = tickerlab::market::Market::new(config.symbol_specs(), 7);
+    let (feed, task) = tickerlab::Feed::start(market, config.tick_interval());
+    let state = tickerlab::http::AppState {
+        feed,
+        config: std::sync::Arc::new(config),
+        shutdown: tokio_util::sync::CancellationToken::new(),
+        metrics: Default::default(),
+    };
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(state.clone()))
+            .configure(tickerlab::http::routes)
+    })
+    .on_connect(tickerlab::http::connection::on_connect)
+    .workers(2)
+    .disable_signals()
+    .listen(listener)
+    .expect("listen")
+    .run();
+    tokio::spawn(server);
+    (addr, task)
+}
+
+#[tokio::test]
+async fn a_session_that_gives_up_on_a_client_resets_its_socket_itself() {
+    const CLIENTS: usize = 20;
+    let config = Config {
+        heartbeat_secs: 1,
+        client_timeout_secs: 3,
+        tick_ms: 10,
+        ..test_config()
+    };
+    let symbols = config.symbols.join(",");
+    let (addr, _feed) = spawn_recording_app(config).await;
+    let start = Instant::now();
+    let mut held = Vec::new();
+    for _ in 0..CLIENTS {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let stream = socket.connect(addr).await.expect("connect");
+        held.push(RawWs::handshake(stream, addr, &format!("/ws?symbols={symbols}")).await);
+    }
+    assert_eq!(server_fds_on(addr.port()), CLIENTS);
+    // No kernel timeout on these sockets: only the sessions, giving up, can release them.
+    wait_until("the sessions reset their sockets", || {
+        server_fds_on(addr.port()) == 0
+    })
+    .await;
+    eprintln!(
+        "sockets reset {:?} after the clients connected",
+        start.elapsed()
+    );
+    drop(held);
 }
 
 /// Waits (up to [`DEADLINE`]) until every WebSocket place is free again.

@@ -94,7 +94,10 @@ pub(crate) async fn open(
     let body = web::Payload::from_request(req, &mut guarded).await?;
     let (response, session, stream) = actix_ws::handle(req, body)?;
     let (response, body) = response.into_parts();
-    let (body, ending) = closing::closing(body);
+    let socket = req
+        .conn_data::<crate::http::connection::ConnectionSocket>()
+        .copied();
+    let (body, ending) = closing::closing(body, socket);
     let stream = stream
         .max_frame_size(config.max_message_bytes)
         .aggregate_continuations()
@@ -626,7 +629,12 @@ pub(crate) async fn finish(
     // stopped reading cannot keep a closing session (and its connection place) forever.
     let close_wait = settings.client_timeout.min(CLOSE_WAIT);
     let queued = tokio::time::timeout(close_wait, out.session.close(close.reason)).await;
-    if !close.answered && matches!(queued, Ok(Ok(()))) {
+    if !matches!(queued, Ok(Ok(()))) {
+        // No room for the close frame: the client stopped reading. Dropping `client` resets
+        // the connection rather than waiting to flush it.
+        return;
+    }
+    if !close.answered {
         // Frames still in flight are read and dropped until the client's close frame.
         let answer = async {
             while let Some(Ok(message)) = client.stream.recv().await {

@@ -18,33 +18,49 @@
 //! the normal end of a WebSocket, and the binary's default log filter leaves that target out.
 //!
 //! Limit: the dispatcher only asks the body for more while its write buffer is below 32 KiB.
-//! A client that stopped reading has a full buffer, so this path never runs for it; the
-//! kernel's `TCP_USER_TIMEOUT` (see [`crate::http::connection`]) ends that connection instead.
+//! A client that stopped reading has a full buffer, so this path never runs for it. A session
+//! that gives up on its client (the [`Ending`] is dropped without [`Ending::done`]) therefore
+//! also resets the socket itself when the server recorded it ([`crate::http::connection`]),
+//! and the kernel's `TCP_USER_TIMEOUT` is the floor under both.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::web::Bytes;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
+use crate::http::connection::{Abort, ConnectionSocket};
+
 /// The session's side: tells the body that the session is over. Dropping it says so too,
-/// so a session that ends by an early `return` releases its connection all the same.
+/// so a session that ends by an early `return` releases its connection all the same; dropped
+/// without [`Ending::done`], it means the session gave up on its client, and the connection
+/// is reset rather than flushed.
 #[derive(Debug)]
 pub struct Ending {
     done: CancellationToken,
+    graceful: bool,
+    abort: Option<Abort>,
 }
 
 impl Ending {
-    /// The session is over: close the connection once the queued frames are flushed.
-    pub fn done(&self) {
-        self.done.cancel();
+    /// The closing handshake is over (or was tried): close the connection once the queued
+    /// frames are flushed.
+    pub fn done(mut self) {
+        self.graceful = true;
     }
 }
 
 impl Drop for Ending {
     fn drop(&mut self) {
+        if !self.graceful
+            && let Some(abort) = &self.abort
+        {
+            abort.now();
+        }
         self.done.cancel();
     }
 }
@@ -69,18 +85,36 @@ pub struct ClosingBody {
     /// Set when a chunk was handed out since the last `Pending`: the dispatcher has not yet
     /// had a turn to write it to the socket.
     unflushed: bool,
+    /// Cleared when the dispatcher drops this body: from then on the socket may be closed.
+    open: Arc<AtomicBool>,
 }
 
-/// Wraps a WebSocket response body; returns it and the session's [`Ending`] handle.
-pub fn closing(inner: BoxBody) -> (ClosingBody, Ending) {
+impl Drop for ClosingBody {
+    fn drop(&mut self) {
+        self.open.store(false, Ordering::Release);
+    }
+}
+
+/// Wraps a WebSocket response body; returns it and the session's [`Ending`] handle. With the
+/// connection's `socket` (when the server records sockets), a session that gives up can
+/// reset its connection even when the dispatcher no longer polls the body.
+pub fn closing(inner: BoxBody, socket: Option<ConnectionSocket>) -> (ClosingBody, Ending) {
     let done = CancellationToken::new();
+    let open = Arc::new(AtomicBool::new(true));
     let body = ClosingBody {
         inner,
         inner_ended: false,
         done: Box::pin(done.clone().cancelled_owned()),
         unflushed: false,
+        open: open.clone(),
     };
-    (body, Ending { done })
+    let abort = socket.map(|socket| Abort::new(socket, open));
+    let ending = Ending {
+        done,
+        graceful: false,
+        abort,
+    };
+    (body, ending)
 }
 
 impl MessageBody for ClosingBody {
