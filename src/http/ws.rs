@@ -578,6 +578,15 @@ impl Close {
             answered: true,
         }
     }
+
+    /// The client broke a rule and its stream has ended: close with `reason`, expecting no
+    /// answer (there is nothing left to read it from).
+    pub(crate) fn broken(reason: CloseReason) -> Close {
+        Close {
+            reason: Some(reason),
+            answered: true,
+        }
+    }
 }
 
 /// One item from the client's stream, as the session sees it: a message, or the close it
@@ -611,13 +620,13 @@ pub(crate) fn received(
         }
         None => protocol_close(&error, settings.max_message_bytes),
     };
-    // A broken frame ends the stream: there is no answer to wait for after our close.
-    Err(Some(Close::theirs(Some(reason))))
+    Err(Some(Close::broken(reason)))
 }
 
 /// Ends a session: sends the close frame, waits (bounded) for the client's answer when the
 /// server started the handshake, then lets the connection close (RFC 6455 section 7.1.1:
-/// the server closes the TCP connection first).
+/// the server closes the TCP connection first). A client that has no room left for the close
+/// frame is not waited for: its connection is reset (see [`closing::Ending`]).
 pub(crate) async fn finish(
     out: Outbox,
     mut client: Client,
