@@ -18,7 +18,9 @@
 //!
 //! * a length over `--max-message-bytes` (the session closes with 1009) before a single
 //!   payload byte is buffered, so memory per connection stays bounded by the limit;
-//! * a reserved bit (RSV1-3) set, when no extension was negotiated (1002, naming the bit);
+//! * a reserved bit (RSV1-3) set, when no extension was negotiated (1002, naming the bit), or
+//!   a reserved opcode (1002; actix-ws refuses those too, but drops the good frames read
+//!   with it, while the guard lets them be answered first);
 //! * one frame too many for `--max-messages-per-sec` (1008). *Every* frame counts: a pong
 //!   nobody asked for or an empty continuation costs the server as much work as a message.
 //!
@@ -54,6 +56,9 @@ pub enum Violation {
     /// RSV1, RSV2 or RSV3 was set, but this server negotiates no extension that defines them.
     #[error("reserved bit {0} set without a negotiated extension")]
     ReservedBit(&'static str),
+    /// An opcode RFC 6455 reserves for future use (3-7, 11-15).
+    #[error("reserved opcode {0}")]
+    ReservedOpcode(u8),
     /// More frames than `--max-messages-per-sec` allows.
     #[error("too many frames: at most {0} per second")]
     TooFast(f64),
@@ -67,6 +72,11 @@ impl Violation {
             Violation::ReservedBit(bit) => (
                 CloseCode::Protocol,
                 format!("reserved bit {bit} set: no extension was negotiated"),
+            )
+                .into(),
+            Violation::ReservedOpcode(opcode) => (
+                CloseCode::Protocol,
+                format!("reserved opcode {opcode}: use 0-2 (data) or 8-10 (control)"),
             )
                 .into(),
             Violation::TooFast(per_sec) => (
@@ -190,6 +200,10 @@ impl FrameGuard {
     fn check(&mut self, header: &Header, now: Instant) -> Result<(), Violation> {
         if let Some(bit) = header.reserved_bit() {
             return Err(Violation::ReservedBit(bit));
+        }
+        let opcode = header.first & 0x0f;
+        if matches!(opcode, 3..=7 | 11..=15) {
+            return Err(Violation::ReservedOpcode(opcode));
         }
         if header.payload_len > self.limits.max_frame_bytes as u64 {
             return Err(Violation::TooBig {
@@ -375,6 +389,19 @@ mod tests {
             assert_eq!(close.code, CloseCode::Protocol);
             assert!(close.description.unwrap().contains(bit));
         }
+    }
+
+    #[test]
+    fn reserved_opcodes_are_refused() {
+        for opcode in [3u8, 7, 11, 15] {
+            let verdict =
+                guard(4096, 100).inspect(&masked_frame(0x80 | opcode, b""), Instant::now());
+            assert_eq!(verdict, Err((0, Violation::ReservedOpcode(opcode))));
+        }
+        assert_eq!(
+            Violation::ReservedOpcode(5).close().code,
+            CloseCode::Protocol
+        );
     }
 
     #[test]
