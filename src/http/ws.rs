@@ -560,6 +560,9 @@ pub(crate) struct Close {
     reason: Option<CloseReason>,
     /// The client sent its close frame first: ours is the answer, nothing more to wait for.
     answered: bool,
+    /// The client broke a rule and may still be sending: let actix drain the connection
+    /// briefly, so that a reset does not swallow our close frame (see [`closing::Ending::linger`]).
+    drain: bool,
 }
 
 impl Close {
@@ -568,6 +571,7 @@ impl Close {
         Close {
             reason: Some(reason),
             answered: false,
+            drain: false,
         }
     }
 
@@ -576,6 +580,7 @@ impl Close {
         Close {
             reason,
             answered: true,
+            drain: false,
         }
     }
 
@@ -585,6 +590,7 @@ impl Close {
         Close {
             reason: Some(reason),
             answered: true,
+            drain: true,
         }
     }
 }
@@ -654,7 +660,11 @@ pub(crate) async fn finish(
         };
         let _ = tokio::time::timeout(close_wait, answer).await;
     }
-    client.ending.done();
+    if close.drain {
+        client.ending.linger();
+    } else {
+        client.ending.done();
+    }
 }
 
 /// The close frame for a frame that broke the rules (RFC 6455 section 7.4.1 codes).

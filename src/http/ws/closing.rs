@@ -43,6 +43,7 @@ use crate::http::connection::{Abort, ConnectionSocket};
 pub struct Ending {
     done: CancellationToken,
     graceful: bool,
+    linger: Arc<AtomicBool>,
     abort: Option<Abort>,
 }
 
@@ -50,6 +51,16 @@ impl Ending {
     /// The closing handshake is over (or was tried): close the connection once the queued
     /// frames are flushed.
     pub fn done(mut self) {
+        self.graceful = true;
+    }
+
+    /// The client broke a rule and may still be sending (e.g. the payload of a frame that was
+    /// refused from its header): end the body normally, so that actix *lingers* (reads and
+    /// discards what keeps coming, for at most its `client_disconnect_timeout` of 1 s) before
+    /// closing. Closing at once, with unread data, would make the kernel reset the connection
+    /// and could drop the close frame still on its way.
+    pub fn linger(mut self) {
+        self.linger.store(true, Ordering::Release);
         self.graceful = true;
     }
 }
@@ -87,6 +98,8 @@ pub struct ClosingBody {
     unflushed: bool,
     /// Cleared when the dispatcher drops this body: from then on the socket may be closed.
     open: Arc<AtomicBool>,
+    /// Set by [`Ending::linger`]: end normally instead of with an error.
+    linger: Arc<AtomicBool>,
 }
 
 impl Drop for ClosingBody {
@@ -101,17 +114,20 @@ impl Drop for ClosingBody {
 pub fn closing(inner: BoxBody, socket: Option<ConnectionSocket>) -> (ClosingBody, Ending) {
     let done = CancellationToken::new();
     let open = Arc::new(AtomicBool::new(true));
+    let linger = Arc::new(AtomicBool::new(false));
     let body = ClosingBody {
         inner,
         inner_ended: false,
         done: Box::pin(done.clone().cancelled_owned()),
         unflushed: false,
         open: open.clone(),
+        linger: linger.clone(),
     };
     let abort = socket.map(|socket| Abort::new(socket, open));
     let ending = Ending {
         done,
         graceful: false,
+        linger,
         abort,
     };
     (body, ending)
@@ -143,6 +159,10 @@ impl MessageBody for ClosingBody {
         if this.done.as_mut().poll(cx).is_pending() {
             this.unflushed = false;
             return Poll::Pending;
+        }
+        if this.linger.load(Ordering::Acquire) {
+            // actix flushes, then lingers: the close frame goes out before anything is cut.
+            return Poll::Ready(None);
         }
         if std::mem::take(&mut this.unflushed) {
             // The dispatcher writes its buffer to the socket after a `Pending`; come back
