@@ -632,7 +632,8 @@ pub(crate) fn received(
 /// Ends a session: sends the close frame, waits (bounded) for the client's answer when the
 /// server started the handshake, then lets the connection close (RFC 6455 section 7.1.1:
 /// the server closes the TCP connection first). A client that has no room left for the close
-/// frame is not waited for: its connection is reset (see [`closing::Ending`]).
+/// frame, or does not answer it in time, is not waited for: its connection is reset (see
+/// [`closing::Ending`]).
 pub(crate) async fn finish(
     out: Outbox,
     mut client: Client,
@@ -649,16 +650,20 @@ pub(crate) async fn finish(
         // the connection rather than waiting to flush it.
         return;
     }
-    if !close.answered {
+    if !close.answered && !close.drain {
         // Frames still in flight are read and dropped until the client's close frame.
         let answer = async {
             while let Some(Ok(message)) = client.stream.recv().await {
                 if matches!(message, AggregatedMessage::Close(_)) {
-                    break;
+                    return true;
                 }
             }
+            false
         };
-        let _ = tokio::time::timeout(close_wait, answer).await;
+        if !matches!(tokio::time::timeout(close_wait, answer).await, Ok(true)) {
+            // No answer: the client stopped reading, or never will. Reset, don't wait.
+            return;
+        }
     }
     if close.drain {
         client.ending.linger();
