@@ -17,6 +17,11 @@
 //! level (target `actix_http::h1::dispatcher`), so the error's text says plainly that this is
 //! the normal end of a WebSocket, and the binary's default log filter leaves that target out.
 //!
+//! One exception, [`Ending::linger`]: after a frame that broke a rule, the client may still be
+//! sending (the payload of a refused frame). Closing then, with unread data, makes the kernel
+//! reset the connection, and a reset can overtake our close frame. So that case ends the body
+//! normally and lets actix linger: it reads and discards for at most 1 s, then closes.
+//!
 //! Limit: the dispatcher only asks the body for more while its write buffer is below 32 KiB.
 //! A client that stopped reading has a full buffer, so this path never runs for it. A session
 //! that gives up on its client (the [`Ending`] is dropped without [`Ending::done`]) therefore
