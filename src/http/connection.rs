@@ -39,7 +39,8 @@ use actix_web::dev::Extensions;
 /// reads, even slowly, acknowledges data and is never affected; a network outage shorter
 /// than the timeout is survived. On systems without the option this does nothing.
 ///
-/// `serve` must call it on the listener before handing it to actix.
+/// `serve` must call it on the listener before handing it to actix (and pass [`on_connect`]
+/// to `HttpServer::on_connect`).
 pub fn limit_unacknowledged(
     listener: &TcpListener,
     client_timeout: Duration,

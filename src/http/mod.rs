@@ -7,7 +7,8 @@
 //! * [`ws`]: `GET /ws`, the WebSocket way: one request upgraded to a long-lived socket.
 //! * [`echo`]: `GET /echo`, a WebSocket that sends every message back (a lesson tool, and
 //!   what the Autobahn conformance suite talks to), through the same frame layer as `/ws`.
-//! * [`connection`]: the socket option that ends connections a client stopped reading.
+//! * [`connection`]: ending connections a client stopped reading: `TCP_USER_TIMEOUT` on the
+//!   listener, and the recorded socket a WebSocket session resets when it gives up.
 //! * [`metrics`]: `GET /metrics`, the server's counters, and the middleware counting responses.
 //! * [`origin`]: the `Origin` check on `/ws` and `/events` (Cross-Site WebSocket Hijacking).
 //! * [`rate_limit`]: the per-connection token bucket that stops message floods.
