@@ -12,8 +12,9 @@
 //! not a WebSocket request (`400`), wrong version (`426`), a malformed or too long query
 //! (`400` JSON), a foreign `Origin` (`403`, see [`super::origin`]), or too many open
 //! connections (`503` with `Retry-After`, see [`super::error::too_many_connections`]). Once open, a session defends itself: messages
-//! over `--max-message-bytes` (1009), binary frames (1003), invalid UTF-8 (1007), floods
-//! past `--max-messages-per-sec` (1008), and silence past `--client-timeout-secs`.
+//! over `--max-message-bytes` (1009), binary frames (1003), invalid UTF-8 (1007), reserved
+//! bits or opcodes (1002), floods past `--max-messages-per-sec` (1008, every frame counts),
+//! and silence past `--client-timeout-secs`.
 //!
 //! Two layers sit between the TCP connection and actix-ws, shared with `/echo` through
 //! `open`: the [`guard`] reads every frame header as the bytes arrive and refuses a frame
