@@ -111,6 +111,8 @@ pub struct Config {
 
     /// Most messages per second one WebSocket client may send (bursts of twice as many are
     /// tolerated); a client that keeps sending faster is closed with 1008 (policy violation).
+    /// Every frame counts, not only whole messages: each fragment of a fragmented message,
+    /// and pings and pongs, cost the server the same work.
     #[arg(long, env = "MAX_MESSAGES_PER_SEC", default_value_t = 20)]
     pub max_messages_per_sec: u32,
 }

@@ -15,7 +15,12 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            // actix-http's dispatcher logs every response body that ends with an error at
+            // ERROR, and that is how a WebSocket's connection is closed at the end of its
+            // session (see http::ws::closing): one line per socket, not a fault. RUST_LOG
+            // brings it back.
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,actix_http::h1::dispatcher=off")),
         )
         .init();
     match run(config).await {

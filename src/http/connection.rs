@@ -139,6 +139,8 @@ impl HeadEnds {
 /// `write_timeout` without progress.
 pub struct GuardedIo<T> {
     io: T,
+    /// The accepted TCP socket, for a session that must reset its connection.
+    socket: Option<super::socket::ConnectionSocket>,
     pipeline: Rc<Pipeline>,
     heads: HeadEnds,
     /// Bytes read from the socket and not yet handed to the dispatcher: `buf[start..end]`.
@@ -194,7 +196,20 @@ impl<T> GuardedIo<T> {
             write_timeout,
             stalled: None,
             patched: None,
+            socket: None,
         }
+    }
+
+    /// Records the accepted TCP socket under this connection (plain or below TLS), so that a
+    /// WebSocket session that gives up on its client can reset it (see [`super::socket`]).
+    pub fn with_socket(mut self, fd: std::os::fd::RawFd) -> GuardedIo<T> {
+        self.socket = Some(super::socket::ConnectionSocket::here(fd));
+        self
+    }
+
+    /// The recorded socket, if any: `on_connect_ext` puts it in the connection's data.
+    pub fn socket(&self) -> Option<super::socket::ConnectionSocket> {
+        self.socket
     }
 
     /// This connection's request count, for [`count_dispatched`] to reach through the

@@ -7,6 +7,10 @@
 //! * [`ws`]: `GET /ws`, the WebSocket way: one request upgraded to a long-lived socket.
 //! * [`connection`]: what one connection may cost (requests read ahead, writes that stall),
 //!   whatever its client does.
+//! * [`echo`]: `GET /echo`, a WebSocket that sends every message back (a lesson tool, and
+//!   what the Autobahn conformance suite talks to), through the same frame layer as `/ws`.
+//! * [`socket`]: the recorded socket a WebSocket session resets when it gives up on a client
+//!   that stopped reading.
 //! * [`metrics`]: `GET /metrics`, the server's counters, and the middleware counting responses.
 //! * [`origin`]: the `Origin` check on `/ws` and `/events` (Cross-Site WebSocket Hijacking).
 //! * [`rate_limit`]: the per-connection token bucket that stops message floods.
@@ -20,6 +24,7 @@
 //! * [`error`]: the JSON error body every route uses.
 
 pub mod connection;
+pub mod echo;
 pub mod error;
 pub mod headers;
 pub mod longpoll;
@@ -32,6 +37,7 @@ pub mod query;
 pub mod rate_limit;
 pub mod redact;
 pub mod server;
+pub mod socket;
 pub mod sse;
 pub mod ws;
 
@@ -70,6 +76,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             get_and_head("/ws", ws::upgrade)
                 .wrap(actix_web::middleware::from_fn(protocol::require_http11)),
         )
+        .service(
+            get_and_head("/echo", echo::upgrade)
+                .wrap(actix_web::middleware::from_fn(protocol::require_http11)),
+        )
         .service(get_and_head("/metrics", metrics::metrics))
         .default_service(web::to(not_found));
 }
@@ -79,7 +89,7 @@ async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
     use actix_web::ResponseError;
     error::ApiError::not_found(format!(
         "no route {} {}: try GET /, /price?symbol=NAME, /price/next?symbol=NAME&after=SEQ, \
-         /events?symbols=A,B, /ws?symbols=A,B, /healthz or /metrics",
+         /events?symbols=A,B, /ws?symbols=A,B, /echo, /healthz or /metrics",
         req.method(),
         req.path()
     ))

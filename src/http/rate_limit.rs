@@ -1,7 +1,8 @@
 //! A per-connection message rate limit: the token bucket.
 //!
 //! A bucket holds up to `burst` tokens and refills at `rate` tokens per second; each message
-//! a client sends takes one. A person clicking buttons never empties it; a script flooding
+//! a client sends takes one. For WebSockets "message" means every frame, counted by the frame
+//! guard ([`super::ws::guard`]) as it passes: fragments, pings and pongs included. A person clicking buttons never empties it; a script flooding
 //! the socket does, and is then closed with 1008 (policy violation). The bucket is a
 //! plain value owned by one session: no lock, no shared state, nothing per message but
 //! a little arithmetic.

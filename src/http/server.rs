@@ -53,7 +53,11 @@ impl Site {
         let write_timeout = self.write_timeout;
         fn_service(move |tcp: TcpStream| {
             let peer = tcp.peer_addr().ok();
-            std::future::ready(Ok((GuardedIo::new(tcp, write_timeout), peer)))
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&tcp);
+            std::future::ready(Ok((
+                GuardedIo::new(tcp, write_timeout).with_socket(fd),
+                peer,
+            )))
         })
         .and_then(self.h1())
     }
@@ -77,7 +81,8 @@ impl Site {
             .map_err(actix_tls::accept::TlsError::into_service_error)
             .map(move |tls: TlsStream<TcpStream>| {
                 let peer = tls.get_ref().0.peer_addr().ok();
-                (GuardedIo::new(tls, write_timeout), peer)
+                let fd = std::os::fd::AsRawFd::as_raw_fd(tls.get_ref().0);
+                (GuardedIo::new(tls, write_timeout).with_socket(fd), peer)
             })
             .and_then(self.h1().map_err(actix_tls::accept::TlsError::Service))
     }
@@ -141,6 +146,9 @@ impl Site {
             .local_addr(addr)
             .on_connect_ext(|io: &GuardedIo<T>, data| {
                 data.insert(io.pipeline());
+                if let Some(socket) = io.socket() {
+                    data.insert(socket);
+                }
             })
             .h1(app)
     }

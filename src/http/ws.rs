@@ -12,8 +12,15 @@
 //! not a WebSocket request (`400`), wrong version (`426`), a malformed or too long query
 //! (`400` JSON), a foreign `Origin` (`403`, see [`super::origin`]), or too many open
 //! connections (`503` with `Retry-After`, see [`super::error::too_many_connections`]). Once open, a session defends itself: messages
-//! over `--max-message-bytes` (1009), binary frames (1003), invalid UTF-8 (1007), floods
-//! past `--max-messages-per-sec` (1008), and silence past `--client-timeout-secs`.
+//! over `--max-message-bytes` (1009), binary frames (1003), invalid UTF-8 (1007), reserved
+//! bits or opcodes (1002), floods past `--max-messages-per-sec` (1008, every frame counts),
+//! and silence past `--client-timeout-secs`.
+//!
+//! Two layers sit between the TCP connection and actix-ws, shared with `/echo` through
+//! `open`: the [`guard`] reads every frame header as the bytes arrive and refuses a frame
+//! that announces too much, sets a reserved bit or comes too fast, *before* its payload is
+//! buffered; [`closing`] makes the server close the TCP connection as soon as the session is
+//! over, instead of waiting for the client to hang up.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,7 +29,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, dev, web};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session};
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -32,7 +39,7 @@ use tracing::{Instrument, debug, info, info_span};
 use super::AppState;
 use super::error::ApiError;
 use super::origin::{self, Verdict};
-use super::rate_limit::RateLimit;
+use crate::config::Config;
 use crate::feed::{Feed, HISTORY, Snapshot};
 use crate::metrics::{Metrics, Refusal};
 use crate::subscription::{MAX_SYMBOLS_PER_REQUEST, Subscription};
@@ -41,8 +48,69 @@ use crate::tick::{
     ServerMessage, epoch_ms,
 };
 
-/// The longest a session waits to queue its close frame before it just drops the socket.
+pub mod closing;
+pub mod guard;
+
+use closing::Ending;
+use guard::{FrameGuard, Limits, Violation, ViolationCell};
+
+/// The longest a session waits to queue its close frame before it just drops the socket,
+/// and then again for the client's close frame in answer: the closing handshake is bounded,
+/// so a client that never answers cannot keep a closing connection.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// An opened WebSocket: the `101` response to return, and the session's two halves.
+pub(crate) struct Opened {
+    /// The `101 Switching Protocols` response, whose body carries the server's frames.
+    pub response: HttpResponse,
+    /// The sending half (frames to the client).
+    pub session: Session,
+    /// The client's messages, read through the frame guard.
+    pub stream: actix_ws::AggregatedMessageStream,
+    /// Why the guard stopped the stream, when it did.
+    pub verdict: ViolationCell,
+    /// Dropped or marked done when the session is over: the connection then closes.
+    pub ending: Ending,
+}
+
+/// Completes the handshake for `/ws` or `/echo` with the same layers and limits: the frame
+/// guard in front of actix-ws's parser (size, reserved bits and rate checked on each header),
+/// actix-ws's own limits as a second line, and the body that closes the connection when the
+/// session is over.
+pub(crate) async fn open(
+    req: &HttpRequest,
+    body: web::Payload,
+    config: &Config,
+) -> actix_web::Result<Opened> {
+    let guard = FrameGuard::new(
+        body.into_inner(),
+        Limits {
+            max_frame_bytes: config.max_message_bytes,
+            frames_per_sec: config.max_messages_per_sec,
+        },
+    );
+    let verdict = guard.verdict();
+    let guarded: std::pin::Pin<Box<dyn futures_util::Stream<Item = _>>> = Box::pin(guard);
+    let mut guarded = dev::Payload::Stream { payload: guarded };
+    let body = web::Payload::from_request(req, &mut guarded).await?;
+    let (response, session, stream) = actix_ws::handle(req, body)?;
+    let (response, body) = response.into_parts();
+    let socket = req
+        .conn_data::<crate::http::socket::ConnectionSocket>()
+        .copied();
+    let (body, ending) = closing::closing(body, socket);
+    let stream = stream
+        .max_frame_size(config.max_message_bytes)
+        .aggregate_continuations()
+        .max_continuation_size(config.max_message_bytes);
+    Ok(Opened {
+        response: response.set_body(body).map_into_boxed_body(),
+        session,
+        stream,
+        verdict,
+        ending,
+    })
+}
 
 /// `GET /ws`: checks that the request really asks for a WebSocket, answers `101`, and starts
 /// the session. A request that is not a WebSocket handshake gets a `400` (or `426` for a
@@ -93,7 +161,13 @@ pub async fn upgrade(
         subscription.resume(feed, id, feed.run());
     }
     let request = record_request(&req);
-    let (mut response, session, stream) = actix_ws::handle(&req, body)?;
+    let Opened {
+        mut response,
+        session,
+        stream,
+        verdict,
+        ending,
+    } = open(&req, body, &state.config).await?;
     // The security-headers middleware adds this to every answer; set it here already, so the
     // response `hello` reports is the one that goes on the wire (all but actix's `date`).
     response.headers_mut().insert(
@@ -112,16 +186,7 @@ pub async fn upgrade(
             headers: wire_response_headers(response.headers()),
         },
     };
-    let stream = stream
-        .max_frame_size(state.config.max_message_bytes)
-        .aggregate_continuations()
-        .max_continuation_size(state.config.max_message_bytes);
-    let settings = SessionSettings {
-        heartbeat: Duration::from_secs(state.config.heartbeat_secs),
-        client_timeout: Duration::from_secs(state.config.client_timeout_secs),
-        max_message_bytes: state.config.max_message_bytes,
-        max_messages_per_sec: state.config.max_messages_per_sec,
-    };
+    let settings = SessionSettings::from(&*state.config);
     let peer = req
         .peer_addr()
         .map(|a| a.to_string())
@@ -134,15 +199,11 @@ pub async fn upgrade(
             // Held until the session ends, however it ends: the connection's place in the
             // open-connection gauge and under --max-connections.
             let _place = place;
+            // Dropped when this task ends, however it ends: the connection then closes.
+            let ending = ending;
             let hello = hello(&feed, &subscription, handshake);
-            let mut out = Outbox {
-                session,
-                shutdown,
-                timeout: settings.client_timeout,
-                grace: feed.tick_interval().min(settings.client_timeout),
-                metrics,
-                waited: false,
-            };
+            let grace = feed.tick_interval().min(settings.client_timeout);
+            let mut out = Outbox::new(session, shutdown, settings, grace, metrics);
             if out.send_json(hello).await.is_err() {
                 return;
             }
@@ -158,7 +219,12 @@ pub async fn upgrade(
             send_new(&mut subscription, &mut out, &feed, &feed.latest())
                 .await
                 .ok();
-            run_session(out, stream, snapshots, feed, subscription, settings).await;
+            let client = Client {
+                stream,
+                verdict,
+                ending,
+            };
+            run_session(out, client, snapshots, feed, subscription, settings).await;
         }
         .instrument(info_span!("ws", %peer)),
     );
@@ -167,22 +233,46 @@ pub async fn upgrade(
 
 /// Per-session limits, taken from the configuration once per connection.
 #[derive(Debug, Clone, Copy)]
-struct SessionSettings {
-    heartbeat: Duration,
-    client_timeout: Duration,
-    max_message_bytes: usize,
-    max_messages_per_sec: u32,
+pub(crate) struct SessionSettings {
+    /// How often an idle client is pinged.
+    pub heartbeat: Duration,
+    /// Silence (or a blocked send) longer than this ends the session.
+    pub client_timeout: Duration,
+    /// `--max-message-bytes`, for the 1009 close reason.
+    pub max_message_bytes: usize,
+}
+
+impl From<&Config> for SessionSettings {
+    fn from(config: &Config) -> SessionSettings {
+        SessionSettings {
+            heartbeat: Duration::from_secs(config.heartbeat_secs),
+            client_timeout: Duration::from_secs(config.client_timeout_secs),
+            max_message_bytes: config.max_message_bytes,
+        }
+    }
+}
+
+/// The receiving half of a session: the client's messages, and how the connection ends.
+pub(crate) struct Client {
+    /// The client's messages, read through the frame guard.
+    pub stream: actix_ws::AggregatedMessageStream,
+    /// Why the guard stopped the stream, when it did.
+    pub verdict: ViolationCell,
+    /// Marked done when the closing handshake is over: the server then closes the TCP
+    /// connection.
+    pub ending: Ending,
 }
 
 /// Why a session ended without a close handshake: the peer vanished or the server is
 /// stopping while a send was blocked. Either way there is no one left to send a close to.
 #[derive(Debug)]
-struct Gone;
+pub(crate) struct Gone;
 
 /// The sending half of a session, with the rules every send obeys.
-struct Outbox {
+pub(crate) struct Outbox {
     session: Session,
-    shutdown: CancellationToken,
+    /// Cancelled when the server shuts down.
+    pub(crate) shutdown: CancellationToken,
     /// A send that cannot complete for this long means the client stopped reading entirely;
     /// its socket is dropped. (Ticks never queue: a slow reader skips to the newest.)
     timeout: Duration,
@@ -191,7 +281,8 @@ struct Outbox {
     /// catch-up after a late wake-up) finds the queue full because of *our own* burst, not
     /// because the client is slow; the writer drains it as soon as we yield.
     grace: Duration,
-    metrics: Arc<Metrics>,
+    /// The server's counters.
+    pub(crate) metrics: Arc<Metrics>,
     /// Set when a send had to wait for the client (longer than `grace`) since the last
     /// tick: the client is slow,
     /// so missed ticks are skipped rather than caught up.
@@ -199,12 +290,47 @@ struct Outbox {
 }
 
 impl Outbox {
+    /// The sending half of `session`, under the session's limits.
+    pub(crate) fn new(
+        session: Session,
+        shutdown: CancellationToken,
+        settings: SessionSettings,
+        grace: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Outbox {
+        Outbox {
+            session,
+            shutdown,
+            timeout: settings.client_timeout,
+            grace,
+            metrics,
+            waited: false,
+        }
+    }
+
+    /// Sends one binary frame (only `/echo` does), under the same rules as [`Outbox::send`].
+    pub(crate) async fn send_binary(&mut self, bytes: actix_web::web::Bytes) -> Result<(), Gone> {
+        let len = bytes.len();
+        let sent = guarded(
+            self.session.binary(bytes),
+            &self.shutdown,
+            (self.timeout, self.grace),
+            &self.metrics,
+            &mut self.waited,
+        )
+        .await;
+        if sent.is_ok() {
+            self.metrics.ws_sent(len);
+        }
+        sent
+    }
+
     /// Sends one text frame. The session's outgoing queue is small and bounded, so a client
     /// that does not read makes this wait; the wait ends at shutdown or after `timeout`.
     ///
     /// While it waits, the session counts in the `ws_send_waiting` gauge: that is how a test
     /// (or an operator) sees that a slow client is being held at the bound, not queued for.
-    async fn send(&mut self, text: bytestring::ByteString) -> Result<(), Gone> {
+    pub(crate) async fn send(&mut self, text: bytestring::ByteString) -> Result<(), Gone> {
         let bytes = text.len();
         let sent = guarded(
             self.session.text(text),
@@ -228,7 +354,7 @@ impl Outbox {
     /// the bounded queue with the ticks: a client that floods pings but never reads fills it
     /// with pongs, and an unguarded `pong().await` would then wait forever, never reaching
     /// the client-timeout check or the shutdown close, and keep its `--max-connections` place.
-    async fn control(&mut self, control: Control<'_>) -> Result<(), Gone> {
+    pub(crate) async fn control(&mut self, control: Control<'_>) -> Result<(), Gone> {
         let rules = (self.timeout, self.grace);
         match control {
             Control::Ping => {
@@ -258,8 +384,10 @@ impl Outbox {
 }
 
 /// A control frame the session sends: a heartbeat ping, or the answer to a client's ping.
-enum Control<'a> {
+pub(crate) enum Control<'a> {
+    /// The heartbeat.
     Ping,
+    /// The answer to the client's ping, with its payload.
     Pong(&'a [u8]),
 }
 
@@ -343,7 +471,7 @@ async fn send_new(
 /// The per-connection loop. Returns when the socket is closed, by either side.
 async fn run_session(
     mut out: Outbox,
-    mut stream: actix_ws::AggregatedMessageStream,
+    mut client: Client,
     mut snapshots: watch::Receiver<std::sync::Arc<Snapshot>>,
     feed: Feed,
     mut subscription: Subscription,
@@ -353,23 +481,22 @@ async fn run_session(
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
     heartbeat.tick().await; // the first tick is immediate; the first ping is due one period in
     let mut last_heard = Instant::now();
-    let mut rate_limit = RateLimit::new(settings.max_messages_per_sec);
     let shutdown = out.shutdown.clone();
     // Made once, not on every pass of the loop: each `cancelled()` call registers with the
     // token's shared waker list, a lock that every session would take on every tick.
     let mut stop = std::pin::pin!(shutdown.cancelled());
 
-    let reason: Option<CloseReason> = loop {
+    let close: Close = loop {
         tokio::select! {
             // The server is shutting down: tell the client it is going away.
             _ = &mut stop => {
-                break Some((CloseCode::Away, "server shutting down").into());
+                break Close::ours((CloseCode::Away, "server shutting down").into());
             }
 
             // The feed published a new snapshot: push the subscribed ticks.
             changed = snapshots.changed() => {
                 if changed.is_err() {
-                    break Some((CloseCode::Away, "feed stopped").into());
+                    break Close::ours((CloseCode::Away, "feed stopped").into());
                 }
                 // Clone the Arc and release the channel's lock before any await.
                 let snapshot = snapshots.borrow_and_update().clone();
@@ -382,7 +509,7 @@ async fn run_session(
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() >= settings.client_timeout {
                     debug!("client silent for {:?}, closing", last_heard.elapsed());
-                    break Some((CloseCode::Policy, "no answer to pings").into());
+                    break Close::ours((CloseCode::Policy, "no answer to pings").into());
                 }
                 if out.control(Control::Ping).await.is_err() {
                     return;
@@ -390,35 +517,19 @@ async fn run_session(
             }
 
             // The client sent a frame (or the connection ended).
-            message = stream.recv() => {
+            message = client.stream.recv() => {
                 last_heard = Instant::now();
-                let message = match message {
-                    Some(Ok(message)) => message,
-                    Some(Err(error)) => break Some(protocol_close(&error, settings.max_message_bytes)),
-                    None => return, // the TCP connection is gone: nobody to close
+                let message = match received(message, &client, &out.metrics, settings) {
+                    Ok(message) => message,
+                    Err(Some(close)) => break close,
+                    Err(None) => return, // the TCP connection is gone: nobody to close
                 };
-                if matches!(
-                    message,
-                    AggregatedMessage::Text(_) | AggregatedMessage::Binary(_) | AggregatedMessage::Ping(_)
-                ) {
-                    out.metrics.ws_messages_received.fetch_add(1, Ordering::Relaxed);
-                    if !rate_limit.allow(last_heard) {
-                        out.metrics.ws_rate_limited.fetch_add(1, Ordering::Relaxed);
-                        break Some((
-                            CloseCode::Policy,
-                            format!(
-                                "too many messages: at most {} per second",
-                                rate_limit.per_sec()
-                            ),
-                        ).into());
-                    }
-                }
                 match message {
                     AggregatedMessage::Text(text) => {
                         let answers = match handle_text(&text, &feed, &mut subscription) {
                             Reply::Answers(answers) => answers,
                             // The client asked us to drop it (the page's "drop connection").
-                            Reply::Close(reason) => break Some(reason),
+                            Reply::Close(reason) => break Close::ours(reason),
                         };
                         for answer in answers {
                             if out.send_json(answer).await.is_err() {
@@ -429,7 +540,7 @@ async fn run_session(
                             return;
                         }
                     }
-                    AggregatedMessage::Binary(_) => break Some((
+                    AggregatedMessage::Binary(_) => break Close::ours((
                         CloseCode::Unsupported,
                         "binary frames are not part of this protocol: send JSON text",
                     ).into()),
@@ -440,43 +551,149 @@ async fn run_session(
                     }
                     AggregatedMessage::Pong(_) => {}
                     // The client started the closing handshake: answer with its own code.
-                    AggregatedMessage::Close(reason) => break reason,
+                    AggregatedMessage::Close(reason) => break Close::theirs(reason),
                 }
             }
         }
     };
-    debug!(?reason, "closing");
+    finish(out, client, close, settings).await;
+}
+
+/// How a session's loop ended: the close frame to send, and who started the handshake.
+#[derive(Debug)]
+pub(crate) struct Close {
+    reason: Option<CloseReason>,
+    /// The client sent its close frame first: ours is the answer, nothing more to wait for.
+    answered: bool,
+    /// The client broke a rule and may still be sending: let actix drain the connection
+    /// briefly, so that a reset does not swallow our close frame (see [`closing::Ending::linger`]).
+    drain: bool,
+}
+
+impl Close {
+    /// The server closes, with this reason; the client is expected to answer.
+    pub(crate) fn ours(reason: CloseReason) -> Close {
+        Close {
+            reason: Some(reason),
+            answered: false,
+            drain: false,
+        }
+    }
+
+    /// The client closed with `reason`; the server answers with the same code.
+    pub(crate) fn theirs(reason: Option<CloseReason>) -> Close {
+        Close {
+            reason,
+            answered: true,
+            drain: false,
+        }
+    }
+
+    /// The client broke a rule and its stream has ended: close with `reason`, expecting no
+    /// answer (there is nothing left to read it from).
+    pub(crate) fn broken(reason: CloseReason) -> Close {
+        Close {
+            reason: Some(reason),
+            answered: true,
+            drain: true,
+        }
+    }
+}
+
+/// One item from the client's stream, as the session sees it: a message, or the close it
+/// calls for (`Err(Some)`), or the end of the connection (`Err(None)`). Counts the message.
+pub(crate) fn received(
+    message: Option<Result<AggregatedMessage, ProtocolError>>,
+    client: &Client,
+    metrics: &Metrics,
+    settings: SessionSettings,
+) -> Result<AggregatedMessage, Option<Close>> {
+    let error = match message {
+        Some(Ok(message)) => {
+            if !matches!(
+                message,
+                AggregatedMessage::Pong(_) | AggregatedMessage::Close(_)
+            ) {
+                metrics.ws_messages_received.fetch_add(1, Ordering::Relaxed);
+            }
+            return Ok(message);
+        }
+        Some(Err(error)) => error,
+        None => return Err(None),
+    };
+    // The guard's verdict first: actix-ws reports it only as a generic I/O error.
+    let reason = match client.verdict.get() {
+        Some(violation) => {
+            if matches!(violation, Violation::TooFast(_)) {
+                metrics.ws_rate_limited.fetch_add(1, Ordering::Relaxed);
+            }
+            violation.close()
+        }
+        None => protocol_close(&error, settings.max_message_bytes),
+    };
+    Err(Some(Close::broken(reason)))
+}
+
+/// Ends a session: sends the close frame, waits (bounded) for the client's answer when the
+/// server started the handshake, then lets the connection close (RFC 6455 section 7.1.1:
+/// the server closes the TCP connection first). A client that has no room left for the close
+/// frame, or does not answer it in time, is not waited for: its connection is reset (see
+/// [`closing::Ending`]).
+pub(crate) async fn finish(
+    out: Outbox,
+    mut client: Client,
+    close: Close,
+    settings: SessionSettings,
+) {
+    debug!(reason = ?close.reason, "closing");
     // The close frame waits for room in the queue like any frame: bounded, so a client that
     // stopped reading cannot keep a closing session (and its connection place) forever.
     let close_wait = settings.client_timeout.min(CLOSE_WAIT);
-    let _ = tokio::time::timeout(close_wait, out.session.close(reason)).await;
+    let queued = tokio::time::timeout(close_wait, out.session.close(close.reason)).await;
+    if !matches!(queued, Ok(Ok(()))) {
+        // No room for the close frame: the client stopped reading. Dropping `client` resets
+        // the connection rather than waiting to flush it.
+        return;
+    }
+    if !close.answered && !close.drain {
+        // Frames still in flight are read and dropped until the client's close frame.
+        let answer = async {
+            while let Some(Ok(message)) = client.stream.recv().await {
+                if matches!(message, AggregatedMessage::Close(_)) {
+                    return true;
+                }
+            }
+            false
+        };
+        if !matches!(tokio::time::timeout(close_wait, answer).await, Ok(true)) {
+            // No answer: the client stopped reading, or never will. Reset, don't wait.
+            return;
+        }
+    }
+    if close.drain {
+        client.ending.linger();
+    } else {
+        client.ending.done();
+    }
 }
 
 /// The close frame for a frame that broke the rules (RFC 6455 section 7.4.1 codes).
-fn protocol_close(error: &ProtocolError, max_bytes: usize) -> CloseReason {
+pub(crate) fn protocol_close(error: &ProtocolError, max_bytes: usize) -> CloseReason {
     match error {
-        ProtocolError::Overflow => too_big(max_bytes),
+        ProtocolError::Overflow => guard::too_big(max_bytes),
         // Fragments that add up past the limit: actix-ws reports this only as an I/O error
         // with this text, so the text is what we can match.
         ProtocolError::Io(e)
             if e.kind() == std::io::ErrorKind::Other
                 && e.to_string().contains("maximum continuation size") =>
         {
-            too_big(max_bytes)
+            guard::too_big(max_bytes)
         }
         ProtocolError::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
             (CloseCode::Invalid, "text frames must be valid UTF-8").into()
         }
         other => (CloseCode::Protocol, other.to_string()).into(),
     }
-}
-
-fn too_big(max_bytes: usize) -> CloseReason {
-    (
-        CloseCode::Size,
-        format!("message larger than {max_bytes} bytes"),
-    )
-        .into()
 }
 
 /// What the session does about one client text message.

@@ -1,0 +1,445 @@
+//! Hostile WebSocket clients (issue 13, the frame-layer rows): a header announcing a
+//! gigabyte, reserved bits, floods of pongs and empty continuations, clients that never read.
+//! Each test asserts the outcome (the close code and reason, the server's file descriptors
+//! from `/proc/self/fd`, the `/metrics` gauges, RSS growth under a bound) and waits for
+//! conditions with a generous deadline instead of sleeping. The server runs in this process,
+//! so its sockets are found by their local port in `/proc/net/tcp`.
+
+mod common;
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use common::raw::{self, RawWs};
+use common::{
+    TestApp, WS_OPEN, assert_streaming, hello, metric, metrics_text, test_config, wait_for_metric,
+};
+use tickerlab::Config;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// How long a condition (a released socket, a freed place) may take before a test fails.
+/// Generous: the machine may be busy, and the kernel's own timeout is part of some paths.
+const DEADLINE: Duration = Duration::from_secs(40);
+
+/// Starts the real app (`serve` sets `TCP_USER_TIMEOUT` on the listener and records every
+/// connection's socket).
+async fn spawn_app(config: Config) -> TestApp {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let app = tickerlab::serve(config, listener).expect("serve");
+    let test_app = TestApp {
+        addr: app.local_addr(),
+        feed: app.feed().clone(),
+        stopper: app.stopper(),
+    };
+    tokio::spawn(app.run());
+    test_app
+}
+
+/// A raw client that has read its `hello`.
+async fn raw_client(app: &TestApp, path: &str) -> RawWs {
+    let mut ws = RawWs::connect(app.addr, path).await;
+    if path.starts_with("/ws") {
+        ws.next_text().await;
+    }
+    ws
+}
+
+/// A masked frame header with the 64-bit length form and no payload.
+fn header(first: u8, len: u64) -> Vec<u8> {
+    let mut frame = vec![first, 0x80 | 127];
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(&[0x37, 0xfa, 0x21, 0x3d]);
+    frame
+}
+
+/// This process's resident memory, in bytes.
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kib * 1024
+}
+
+/// The server's connected sockets (not its listener) that are open file descriptors of this
+/// process: the inodes of `/proc/net/tcp` entries whose local port is the server's.
+fn server_fds(app: &TestApp) -> usize {
+    server_fds_on(app.addr.port())
+}
+
+/// [`server_fds`] for the server listening on `port`.
+fn server_fds_on(port: u16) -> usize {
+    let port = format!(":{port:04X}");
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let listening = fields.get(3) == Some(&"0A");
+            let inode = fields.get(9)?;
+            (fields.get(1)?.ends_with(&port) && !listening).then(|| format!("socket:[{inode}]"))
+        })
+        .collect();
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter(|link| {
+            inodes
+                .iter()
+                .any(|inode| link.as_os_str() == inode.as_str())
+        })
+        .count()
+}
+
+/// Waits until `ok` holds, panicking with `what` after [`DEADLINE`].
+async fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < DEADLINE, "still not true: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+// ---- R1: a header announcing more than the limit ----------------------------------------------
+
+/// Sends a header announcing 1 GiB, then as much of that payload as the server will take
+/// (up to `send` bytes), then returns the close frame's code and reason.
+async fn announce_a_gigabyte(app: &TestApp, path: &str, send: usize) -> (u16, String) {
+    let mut ws = raw_client(app, path).await;
+    ws.stream
+        .write_all(&header(0x81, 1 << 30))
+        .await
+        .expect("write header");
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut sent = 0;
+    while sent < send {
+        // The server closes and stops reading: the write then fails or blocks; either ends it.
+        match tokio::time::timeout(Duration::from_secs(2), ws.stream.write_all(&chunk)).await {
+            Ok(Ok(())) => sent += chunk.len(),
+            _ => break,
+        }
+    }
+    ws.until_close().await
+}
+
+#[tokio::test]
+async fn a_header_announcing_a_gigabyte_closes_1009_naming_the_limit() {
+    let app = spawn_app(test_config()).await;
+    let mut bystander = app.ws("/ws").await;
+    hello(&mut bystander).await;
+    let (code, reason) = announce_a_gigabyte(&app, "/ws", 0).await;
+    assert_eq!(code, 1009, "{reason}");
+    assert_eq!(reason, "message larger than 4096 bytes");
+    // Same on /echo: the same guard and limits.
+    let (code, reason) = announce_a_gigabyte(&app, "/echo", 0).await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (1009, "message larger than 4096 bytes")
+    );
+    wait_for_metric(&app, WS_OPEN, |n| n == 1).await;
+    assert_streaming(&mut bystander, 5).await;
+}
+
+#[tokio::test]
+async fn memory_stays_bounded_while_four_clients_stream_a_gigabyte_payload() {
+    let app = spawn_app(test_config()).await;
+    let before = rss_bytes();
+    // Before the guard, each of these pinned everything it sent: 4 x 32 MiB here.
+    let clients = (0..4).map(|_| announce_a_gigabyte(&app, "/ws", 32 << 20));
+    for (code, reason) in futures_util::future::join_all(clients).await {
+        assert_eq!(code, 1009, "{reason}");
+    }
+    let grown = rss_bytes().saturating_sub(before);
+    eprintln!("RSS grew by {} KiB for 4 hostile clients", grown / 1024);
+    assert!(
+        grown < 24 << 20,
+        "RSS grew by {} MiB: the payload was buffered",
+        grown >> 20
+    );
+    wait_for_metric(&app, WS_OPEN, |n| n == 0).await;
+    wait_until("the four sockets are released", || server_fds(&app) == 0).await;
+}
+
+// ---- R5: reserved bits -------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_reserved_bit_closes_1002_naming_the_bit() {
+    let app = spawn_app(test_config()).await;
+    for (path, first, bit) in [
+        ("/ws", 0xc1, "RSV1"),
+        ("/ws", 0xa1, "RSV2"),
+        ("/echo", 0x91, "RSV3"),
+    ] {
+        let mut ws = raw_client(&app, path).await;
+        // A text frame with one reserved bit set: `send_frame` writes FIN + opcode, so the
+        // reserved bit is or-ed into the opcode byte.
+        ws.send_frame(true, first & 0x7f, b"{}").await;
+        let (code, reason) = ws.until_close().await;
+        assert_eq!(code, 1002, "{path} {bit}: {reason}");
+        assert!(reason.contains(bit), "{path}: {reason}");
+    }
+}
+
+// ---- R6: frames that are not messages still count ---------------------------------------------
+
+fn flood_config() -> Config {
+    Config {
+        max_messages_per_sec: 10,
+        ..test_config()
+    }
+}
+
+#[tokio::test]
+async fn a_flood_of_unsolicited_pongs_closes_1008() {
+    let app = spawn_app(flood_config()).await;
+    let mut ws = raw_client(&app, "/ws").await;
+    for _ in 0..100 {
+        ws.send_frame(true, raw::PONG, b"").await;
+    }
+    let (code, reason) = ws.until_close().await;
+    assert_eq!(code, 1008, "{reason}");
+    assert_eq!(reason, "too many messages: at most 10 per second");
+    let text = metrics_text(&app).await;
+    assert_eq!(metric(&text, "tickerlab_ws_rate_limited_total"), 1);
+}
+
+#[tokio::test]
+async fn a_flood_of_empty_continuations_closes_1008() {
+    let app = spawn_app(flood_config()).await;
+    for path in ["/ws", "/echo"] {
+        let mut ws = raw_client(&app, path).await;
+        ws.send_frame(false, raw::TEXT, b"{").await;
+        for _ in 0..100 {
+            ws.send_frame(false, raw::CONTINUATION, b"").await;
+        }
+        let (code, reason) = ws.until_close().await;
+        assert_eq!(code, 1008, "{path}: {reason}");
+        assert_eq!(reason, "too many messages: at most 10 per second");
+    }
+}
+
+// ---- R12: the server closes the TCP connection after the closing handshake -------------------
+
+/// Reads until the server ends the TCP connection; the bytes read, or `None` on a reset.
+async fn until_eof(stream: &mut TcpStream) -> Option<usize> {
+    let mut total = 0;
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(DEADLINE, stream.read(&mut buf))
+            .await
+            .expect("the server ends the connection")
+        {
+            Ok(0) => return Some(total),
+            Ok(n) => total += n,
+            Err(_) => return None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn after_the_closing_handshake_the_server_closes_the_connection_first() {
+    let app = spawn_app(test_config()).await;
+    for path in ["/ws", "/echo"] {
+        let mut ws = raw_client(&app, path).await;
+        // The server starts the handshake (`drop` on /ws; /echo is asked to close by the
+        // client instead, and answers).
+        if path == "/ws" {
+            ws.send_frame(true, raw::TEXT, br#"{"type":"drop"}"#).await;
+            let (code, _) = ws.until_close().await;
+            assert_eq!(code, 1012);
+            ws.send_frame(true, raw::CLOSE, &1012u16.to_be_bytes())
+                .await;
+        } else {
+            ws.send_frame(true, raw::CLOSE, &1000u16.to_be_bytes())
+                .await;
+            let (code, _) = ws.until_close().await;
+            assert_eq!(code, 1000, "the close code is echoed");
+        }
+        let answered = Instant::now();
+        // The client does not close: the end of the stream can only come from the server.
+        assert_eq!(
+            until_eof(&mut ws.stream).await,
+            Some(0),
+            "{path}: a clean FIN"
+        );
+        // This row's requirement is itself a bound: actix alone lingers 1 s (its
+        // client_disconnect_timeout) waiting for the client to hang up first.
+        let waited = answered.elapsed();
+        assert!(
+            waited < Duration::from_millis(700),
+            "{path}: the server closed {waited:?} after the handshake, not at once"
+        );
+        wait_until("the server released the socket", || server_fds(&app) == 0).await;
+    }
+}
+
+// ---- R2: clients that never read cannot keep their sockets ------------------------------------
+
+/// A WebSocket client with a 4 KiB receive buffer that never reads, subscribed to every
+/// symbol so that the server has plenty to send.
+async fn never_reading(app: &TestApp) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let stream = socket.connect(app.addr).await.expect("connect");
+    let symbols = app.feed.symbols().join(",");
+    let ws = RawWs::handshake(stream, app.addr, &format!("/ws?symbols={symbols}")).await;
+    ws.stream
+}
+
+#[tokio::test]
+async fn sockets_of_clients_that_never_read_are_released_round_after_round() {
+    const CLIENTS: u64 = 20;
+    let config = Config {
+        max_connections: CLIENTS,
+        heartbeat_secs: 1,
+        client_timeout_secs: 3,
+        tick_ms: 10,
+        ..test_config()
+    };
+    let app = spawn_app(config).await;
+    let mut peak = 0;
+    for round in 1..=3 {
+        let start = Instant::now();
+        let mut held = Vec::new();
+        for _ in 0..CLIENTS {
+            held.push(never_reading(&app).await);
+        }
+        // Every place is taken: the sessions, and their sockets, exist.
+        assert_eq!(metric(&metrics_text(&app).await, WS_OPEN), CLIENTS);
+        peak = peak.max(server_fds(&app));
+        // While the clients still hold their ends, the server lets go of its own.
+        wait_for_places(&app).await;
+        wait_until(
+            &format!("round {round}: the server released its sockets"),
+            || server_fds(&app) == 0,
+        )
+        .await;
+        eprintln!(
+            "round {round}: sockets released {:?} after the clients connected",
+            start.elapsed()
+        );
+        drop(held);
+    }
+    assert!(peak <= CLIENTS as usize + 2, "peak {peak} server sockets");
+    // And the server is still there for everyone.
+    let health = reqwest::get(app.http("/healthz")).await.expect("/healthz");
+    assert_eq!(health.status(), 200);
+}
+
+/// The real routes and state served by a plain `HttpServer` that records sockets with
+/// `http::socket::on_connect`, *without* `TCP_USER_TIMEOUT` and without `serve`'s write
+/// timeout: the session alone must release the socket. Returns the address and the feed task (kept alive).
+async fn spawn_recording_app(config: Config) -> (std::net::SocketAddr, tickerlab::feed::FeedTask) {
+    use actix_web::{App, HttpServer, web};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("addr");
+    // As `serve` does: a small send buffer, so a client that does not read fills actix's
+    // write buffer soon and the dispatcher stops polling the response body.
+    socket2::SockRef::from(&listener)
+        .set_send_buffer_size(tickerlab::SEND_BUFFER_BYTES)
+        .expect("SO_SNDBUF");
+    let market = tickerlab::market::Market::new(config.symbol_specs(), 7);
+    let (feed, task) = tickerlab::Feed::start(market, config.tick_interval());
+    let state = tickerlab::http::AppState {
+        feed,
+        config: std::sync::Arc::new(config),
+        shutdown: tokio_util::sync::CancellationToken::new(),
+        metrics: Default::default(),
+    };
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(state.clone()))
+            .configure(tickerlab::http::routes)
+    })
+    .on_connect(tickerlab::http::socket::on_connect)
+    .workers(2)
+    .disable_signals()
+    .listen(listener)
+    .expect("listen")
+    .run();
+    tokio::spawn(server);
+    (addr, task)
+}
+
+#[tokio::test]
+async fn a_session_that_gives_up_on_a_client_resets_its_socket_itself() {
+    const CLIENTS: usize = 20;
+    let config = Config {
+        heartbeat_secs: 1,
+        client_timeout_secs: 3,
+        tick_ms: 10,
+        ..test_config()
+    };
+    let symbols = config.symbols.join(",");
+    let (addr, _feed) = spawn_recording_app(config).await;
+    let start = Instant::now();
+    let mut held = Vec::new();
+    for _ in 0..CLIENTS {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let stream = socket.connect(addr).await.expect("connect");
+        held.push(RawWs::handshake(stream, addr, &format!("/ws?symbols={symbols}")).await);
+    }
+    assert_eq!(server_fds_on(addr.port()), CLIENTS);
+    // No kernel timeout on these sockets: only the sessions, giving up, can release them.
+    wait_until("the sessions reset their sockets", || {
+        server_fds_on(addr.port()) == 0
+    })
+    .await;
+    eprintln!(
+        "sockets reset {:?} after the clients connected",
+        start.elapsed()
+    );
+    drop(held);
+}
+
+/// Waits (up to [`DEADLINE`]) until every WebSocket place is free again.
+async fn wait_for_places(app: &TestApp) {
+    let start = Instant::now();
+    while metric(&metrics_text(app).await, WS_OPEN) != 0 {
+        assert!(start.elapsed() < DEADLINE, "places still held");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+// ---- /echo: the lesson tool and the suite's endpoint -------------------------------------------
+
+#[tokio::test]
+async fn echo_sends_text_back_as_text_and_binary_as_binary() {
+    let app = spawn_app(test_config()).await;
+    let mut ws = raw_client(&app, "/echo").await;
+    ws.send_frame(true, raw::TEXT, "héllo".as_bytes()).await;
+    let frame = ws.next_frame().await.expect("open");
+    assert_eq!(
+        (frame.opcode, frame.payload.as_slice()),
+        (raw::TEXT, "héllo".as_bytes())
+    );
+    ws.send_frame(true, raw::BINARY, &[0, 1, 2, 255]).await;
+    let frame = ws.next_frame().await.expect("open");
+    assert_eq!(
+        (frame.opcode, frame.payload.as_slice()),
+        (raw::BINARY, &[0, 1, 2, 255][..])
+    );
+    // Fragments come back as one message.
+    ws.send_frame(false, raw::TEXT, b"frag").await;
+    ws.send_frame(true, raw::CONTINUATION, b"ments").await;
+    let frame = ws.next_frame().await.expect("open");
+    assert_eq!(frame.payload, b"fragments");
+    ws.send_frame(true, raw::PING, b"p").await;
+    let frame = ws.next_frame().await.expect("open");
+    assert_eq!(
+        (frame.opcode, frame.payload.as_slice()),
+        (raw::PONG, &b"p"[..])
+    );
+    // Over the limit, the same 1009 as /ws.
+    ws.send_frame(true, raw::TEXT, &[b' '; 4097]).await;
+    let (code, reason) = ws.until_close().await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (1009, "message larger than 4096 bytes")
+    );
+}
