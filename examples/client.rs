@@ -13,7 +13,8 @@
 //! ```
 //!
 //! Type, one per line: `subscribe GLOBX`, `unsubscribe ACME`, `ping`, `drop` (ask the server
-//! to close the socket), any JSON text (sent as it is), or `quit` (close with 1000).
+//! to close the socket), any JSON text (sent as it is), `say ANY TEXT` (sent as it is: for
+//! `/echo`, which sends every message back), or `quit` (close with 1000).
 //!
 //! For scripts and tests: `--send LINE` sends LINE once the socket is open (repeatable, in
 //! order, 300 ms apart so each answer shows before the next line), `--frames N` closes after
@@ -331,10 +332,11 @@ where
         }
         (Some("ping"), _) => format!(r#"{{"type":"ping","id":{id},"t":{:.3}}}"#, epoch_ms()),
         (Some("drop"), _) => format!(r#"{{"type":"drop","id":{id}}}"#),
+        (Some("say"), _) => line.trim_start()["say".len()..].trim_start().to_owned(),
         _ if line.starts_with('{') => line.to_owned(),
         _ => {
             println!(
-                "           (not sent) try: subscribe GLOBX | unsubscribe ACME | ping | drop | {{json}} | quit"
+                "           (not sent) try: subscribe GLOBX | unsubscribe ACME | ping | drop | {{json}} | say TEXT | quit"
             );
             return Ok(true);
         }
