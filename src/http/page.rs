@@ -6,7 +6,7 @@
 //! same page from any working directory. They are served byte for byte as they are in
 //! the repository: what a learner reads in the browser's DevTools is the code in `static/`.
 
-use actix_web::{HttpResponse, http::header, web};
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use askama::Template;
 
 use super::AppState;
@@ -18,14 +18,30 @@ struct IndexPage<'a> {
     symbols: &'a [String],
     tick_ms: u64,
     version: &'static str,
+    network: NetworkBadge,
+}
+
+/// Which network this page was fetched through (see [`crate::lab`]), for its badge.
+struct NetworkBadge {
+    kind: &'static str,
+    rtt_ms: u64,
+    label: String,
+    other_port: Option<u16>,
 }
 
 /// `GET /`: the comparison page for this server's symbols and tick interval.
-pub async fn index(state: web::Data<AppState>) -> HttpResponse {
+pub async fn index(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let network = crate::lab::Network::of(&req);
     let page = IndexPage {
         symbols: state.feed.symbols(),
         tick_ms: state.config.tick_ms,
         version: env!("CARGO_PKG_VERSION"),
+        network: NetworkBadge {
+            kind: network.kind(),
+            rtt_ms: network.rtt_ms(),
+            label: network.describe(),
+            other_port: crate::lab::Network::other_port(&req),
+        },
     };
     match page.render() {
         Ok(html) => HttpResponse::Ok()
@@ -75,6 +91,7 @@ pub const ASSETS: &[(&str, &str)] = &[
     ("js/log.js", include_str!("../../static/js/log.js")),
     ("js/backoff.js", include_str!("../../static/js/backoff.js")),
     ("js/clock.js", include_str!("../../static/js/clock.js")),
+    ("js/network.js", include_str!("../../static/js/network.js")),
 ];
 
 /// `GET /static/{path}`: one compiled-in asset, or `404`.

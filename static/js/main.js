@@ -10,6 +10,7 @@ import { mountChooser } from './chooser.js';
 import { nowMs } from './pane.js';
 import { SharedScale } from './chart.js';
 import { Scoreboard } from './scoreboard.js';
+import { mountNetworkBadge } from './network.js';
 
 const MOUNTS = { http: mountHttpPane, longpoll: mountLongPollPane, sse: mountSsePane, ws: mountWsPane };
 
@@ -26,6 +27,7 @@ for (const root of document.querySelectorAll('.pane')) {
 }
 const scoreboard = new Scoreboard(document.getElementById('scoreboard'), views);
 mountChooser(document.getElementById('pane-chooser'), views);
+mountNetworkBadge(document.getElementById('network'));
 
 let lastRender = 0;
 function frame() {
