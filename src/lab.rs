@@ -32,6 +32,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix_web::HttpRequest;
@@ -167,11 +168,22 @@ impl Network {
     }
 }
 
-/// A running relay: where it accepts connections.
-#[derive(Debug, Clone, Copy)]
+/// A running relay: where it accepts connections, and its counters. Cheap to clone.
+#[derive(Debug, Clone)]
 pub struct Relay {
     addr: SocketAddr,
     link: Link,
+    counters: Arc<RelayCounters>,
+}
+
+/// What the relay holds right now, across all its connections: how tests (and a curious
+/// learner) see that its memory is bounded.
+#[derive(Debug, Default)]
+pub struct RelayCounters {
+    /// Connections being relayed.
+    pub connections: AtomicUsize,
+    /// Bytes read from one side and not yet written to the other.
+    pub buffered_bytes: AtomicUsize,
 }
 
 impl Relay {
@@ -194,12 +206,28 @@ impl Relay {
         let addr = listener.local_addr()?;
         let listener = TcpListener::from_std(listener)?;
         let slots = Arc::new(Semaphore::new(max_connections.min(Semaphore::MAX_PERMITS)));
-        tokio::spawn(accept_loop(
-            listener, upstream, link, slots, stall, shutdown,
-        ));
+        let counters = Arc::new(RelayCounters::default());
+        let accepting = Accepting {
+            listener,
+            upstream,
+            link,
+            slots,
+            stall,
+            counters: counters.clone(),
+        };
+        tokio::spawn(accepting.run(shutdown));
         tracing::info!(%addr, %upstream, rtt_ms = link.rtt.as_millis() as u64,
             jitter_ms = link.jitter.as_millis() as u64, "simulated network listening");
-        Ok(Relay { addr, link })
+        Ok(Relay {
+            addr,
+            link,
+            counters,
+        })
+    }
+
+    /// The relay's counters: connections and bytes in flight right now.
+    pub fn counters(&self) -> &RelayCounters {
+        &self.counters
     }
 
     /// Where browsers connect to go through the simulated network.
@@ -213,39 +241,55 @@ impl Relay {
     }
 }
 
-/// Accepts clients until shutdown; each relayed connection is a task of its own.
-async fn accept_loop(
+/// The relay's accept loop and what each connection needs from it.
+struct Accepting {
     listener: TcpListener,
     upstream: SocketAddr,
     link: Link,
+    /// One permit per relayed connection (`--max-connections`).
     slots: Arc<Semaphore>,
     stall: Duration,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let accepted = tokio::select! {
-            // Shutdown: stop accepting; connections already relayed finish on their own.
-            _ = shutdown.cancelled() => return,
-            // A client connected (or accept failed).
-            accepted = listener.accept() => accepted,
-        };
+    counters: Arc<RelayCounters>,
+}
+
+impl Accepting {
+    /// Accepts clients until shutdown; each relayed connection is a task of its own.
+    async fn run(self, shutdown: CancellationToken) {
+        loop {
+            let accepted = tokio::select! {
+                // Shutdown: stop accepting; connections already relayed finish on their own.
+                _ = shutdown.cancelled() => return,
+                // A client connected (or accept failed).
+                accepted = self.listener.accept() => accepted,
+            };
+            self.relay(accepted).await;
+        }
+    }
+
+    /// Starts relaying one accepted connection, or refuses it when at the limit.
+    async fn relay(&self, accepted: std::io::Result<(TcpStream, SocketAddr)>) {
         let (client, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {
                 // E.g. out of file descriptors: wait a little instead of spinning.
                 tracing::warn!(%error, "lab relay: accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
+                return;
             }
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
+        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "lab relay: at --max-connections, closing the connection");
-            continue;
+            return;
         };
+        let (upstream, link, stall) = (self.upstream, self.link, self.stall);
+        let counters = self.counters.clone();
+        counters.connections.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
-            if let Err(error) = relay_connection(client, upstream, link, stall).await {
+            let result = relay_connection(client, upstream, link, stall, &counters).await;
+            if let Err(error) = result {
                 tracing::debug!(%peer, %error, "lab relay: connection ended");
             }
+            counters.connections.fetch_sub(1, Ordering::Relaxed);
             drop(slot);
         });
     }
@@ -257,6 +301,7 @@ async fn relay_connection(
     upstream: SocketAddr,
     link: Link,
     stall: Duration,
+    counters: &Arc<RelayCounters>,
 ) -> std::io::Result<()> {
     let socket = TcpSocket::new_v4()?;
     socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES)?;
@@ -269,8 +314,8 @@ async fn relay_connection(
     let (from_server, to_server) = server.into_split();
     // An error in either direction (a reset, a stalled client) drops the whole connection.
     tokio::try_join!(
-        pipe(from_client, to_server, link, stall),
-        pipe(from_server, to_client, link, stall),
+        pipe(from_client, to_server, link, stall, counters),
+        pipe(from_server, to_client, link, stall, counters),
     )?;
     Ok(())
 }
@@ -281,11 +326,25 @@ struct Segment {
     bytes: Vec<u8>,
     release_at: Instant,
     _budget: OwnedSemaphorePermit,
+    counters: Arc<RelayCounters>,
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        let n = self.bytes.len();
+        self.counters.buffered_bytes.fetch_sub(n, Ordering::Relaxed);
+    }
 }
 
 /// One direction: read chunks as they come, stamp each with its release time, and write
 /// each when its time comes. At most [`MAX_IN_FLIGHT_BYTES`] wait in between.
-async fn pipe<R, W>(reader: R, writer: W, link: Link, stall: Duration) -> std::io::Result<()>
+async fn pipe<R, W>(
+    reader: R,
+    writer: W,
+    link: Link,
+    stall: Duration,
+    counters: &Arc<RelayCounters>,
+) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -294,7 +353,7 @@ where
     // Unbounded in count, bounded by the byte budget: every segment holds its permits.
     let (queue, arrivals) = mpsc::unbounded_channel();
     tokio::try_join!(
-        read_side(reader, queue, budget, link),
+        read_side(reader, queue, budget, link, counters.clone()),
         write_side(arrivals, writer, stall)
     )?;
     Ok(())
@@ -306,6 +365,7 @@ async fn read_side<R: AsyncRead + Unpin>(
     queue: mpsc::UnboundedSender<Segment>,
     budget: Arc<Semaphore>,
     link: Link,
+    counters: Arc<RelayCounters>,
 ) -> std::io::Result<()> {
     let mut scratch = vec![0u8; CHUNK_BYTES];
     let mut previous_release = Instant::now();
@@ -322,10 +382,12 @@ async fn read_side<R: AsyncRead + Unpin>(
         // In order, as TCP: never released before the chunk read ahead of it.
         let release_at = (Instant::now() + link.one_way_delay()).max(previous_release);
         previous_release = release_at;
+        counters.buffered_bytes.fetch_add(n, Ordering::Relaxed);
         let segment = Segment {
             bytes: scratch[..n].to_vec(),
             release_at,
             _budget: permit,
+            counters: counters.clone(),
         };
         if queue.send(segment).is_err() || n == 0 {
             // The writer has gone (it failed, and try_join reports why), or this was the end.
@@ -381,7 +443,12 @@ mod tests {
         let (mut app_side, relay_in) = tokio::io::duplex(1024);
         let (relay_out, mut client_side) = tokio::io::duplex(1024);
         let link = Link::from_millis(100, 40);
-        let pump = tokio::spawn(pipe(relay_in, relay_out, link, Duration::from_secs(30)));
+        let counters = Arc::new(RelayCounters::default());
+        let stall = Duration::from_secs(30);
+        let pump = tokio::spawn(async move {
+            pipe(relay_in, relay_out, link, stall, &counters).await?;
+            Ok::<_, std::io::Error>(counters.buffered_bytes.load(Ordering::Relaxed))
+        });
         let start = Instant::now();
         for i in 0..50u8 {
             app_side.write_all(&[i]).await.unwrap();
@@ -392,6 +459,38 @@ mod tests {
         client_side.read_to_end(&mut received).await.unwrap();
         assert_eq!(received, (0..50u8).collect::<Vec<_>>());
         assert!(start.elapsed() >= Duration::from_millis(50));
-        pump.await.unwrap().unwrap();
+        assert_eq!(pump.await.unwrap().unwrap(), 0, "every byte delivered");
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_stops_reading_backpressures_the_sender_within_the_budget() {
+        let (mut app_side, relay_in) = tokio::io::duplex(1024);
+        // The client end is kept but never read.
+        let (relay_out, _client_side) = tokio::io::duplex(1024);
+        let counters = Arc::new(RelayCounters::default());
+        let pump_counters = counters.clone();
+        let link = Link::from_millis(0, 0);
+        let stall = Duration::from_secs(3600);
+        let _pump =
+            tokio::spawn(
+                async move { pipe(relay_in, relay_out, link, stall, &pump_counters).await },
+            );
+        let chunk = [7u8; 1024];
+        let mut written = 0;
+        // Write until a write blocks: that is the backpressure reaching the sender.
+        while let Ok(result) =
+            tokio::time::timeout(Duration::from_millis(300), app_side.write_all(&chunk)).await
+        {
+            result.unwrap();
+            written += chunk.len();
+            assert!(written <= 1 << 20, "the sender was never held back");
+        }
+        let buffered = counters.buffered_bytes.load(Ordering::Relaxed);
+        assert!(buffered <= MAX_IN_FLIGHT_BYTES, "{buffered} bytes held");
+        // What the sender got rid of: the relay's budget plus the two pipes' own buffers.
+        assert!(
+            written <= MAX_IN_FLIGHT_BYTES + 3 * 1024,
+            "{written} bytes accepted"
+        );
     }
 }

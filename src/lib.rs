@@ -264,7 +264,12 @@ impl Tickerlab {
 
     /// The simulated network's address (`--lab-rtt-ms`): the same app, through the relay.
     pub fn lab_addr(&self) -> Option<SocketAddr> {
-        self.lab.map(|relay| relay.local_addr())
+        self.lab.as_ref().map(|relay| relay.local_addr())
+    }
+
+    /// The simulated network's relay, e.g. to read its counters.
+    pub fn lab(&self) -> Option<&lab::Relay> {
+        self.lab.as_ref()
     }
 
     /// The feed, e.g. to read its counters.
