@@ -19,8 +19,12 @@
 //! Flags (or environment): `--secs 30` (`BENCH_SECS`) measuring time, `--tick-ms 50`
 //! (`BENCH_TICK_MS`), `--intervals 50,100,250,500,1000` (`BENCH_INTERVALS`) polling periods,
 //! `--pollers 8` (`BENCH_POLLERS`) polling clients per period, at random phases, pooled.
+//! `--rtt-ms 0,50,150` (`BENCH_RTT_MS`) adds a round-trip axis: one run per value, every
+//! client going through the app's simulated network (`--lab-rtt-ms`, see `tickerlab::lab`),
+//! the same relay a browser tab on the lab port uses; without it the clients connect
+//! directly, over loopback.
 //! Output: a Markdown table on stdout; `latency.csv`, `latency.json` and `latency.svg` under
-//! `target/tickerlab-bench/`.
+//! `target/tickerlab-bench/`, and with several round trips `latency-rtt.svg`.
 
 mod support;
 
@@ -116,10 +120,26 @@ impl Transport {
         result.unwrap_or_else(|e| panic!("{} client failed: {e}", self.name()))
     }
 
-    /// What theory predicts for tick interval `tick` (ms), given the measured size of one
-    /// exchange.
-    fn theory(&self, tick: f64, unit_header: f64, unit_payload: f64) -> Theory {
+    /// What theory predicts for tick interval `tick` and round trip `rtt` (ms), given the
+    /// measured size of one exchange.
+    fn theory(&self, tick: f64, rtt: f64, unit_header: f64, unit_payload: f64) -> Theory {
+        // Every answer and every push crosses the network once on its way to the client.
+        let transit = rtt / 2.0;
         match *self {
+            // Long polling once the round trip reaches the tick: after each answer the next
+            // request reaches the server one round trip later, when a newer tick already
+            // waits, so it is answered at once. Answers come every RTT, each with the newest
+            // price: long polling has become polling every RTT. A change waits 0..RTT for
+            // the next answer, plus the transit; 1 - tick/RTT of the changes are never seen.
+            Transport::LongPoll if rtt >= tick => Theory {
+                see: [rtt * 0.5, rtt * 0.9, rtt * 0.99, rtt].map(|w| w + transit),
+                age_mean: tick / 2.0 + transit + rtt / 2.0,
+                delay: [tick * 0.5, tick * 0.99, tick].map(|d| d + transit),
+                missed: 1.0 - tick / rtt,
+                exchanges_per_change: 1.0,
+                header_per_change: unit_header,
+                payload_per_change: unit_payload,
+            },
             // Push: a change is seen as soon as it is delivered (~0 on loopback), the shown
             // price is as old as the time since the last tick (tick/2 on average), nothing
             // is missed, one message per change. Its framing is the unit measured: 2 bytes of
@@ -130,10 +150,11 @@ impl Transport {
             // loopback) until the next request is held again: a tick made then is answered
             // at once when the request arrives, so it is late by that much, and only two
             // ticks inside one blind moment would make a miss.
+            // Over a round trip, each of these arrives one transit (RTT/2) later.
             Transport::WebSocket | Transport::Sse | Transport::LongPoll => Theory {
-                see: [0.0, 0.0, 0.0, 0.0],
-                age_mean: tick / 2.0,
-                delay: [0.0, 0.0, 0.0],
+                see: [transit; 4],
+                age_mean: tick / 2.0 + transit,
+                delay: [transit; 3],
                 missed: 0.0,
                 exchanges_per_change: 1.0,
                 header_per_change: unit_header,
@@ -143,13 +164,16 @@ impl Transport {
             // carries a price made 0..tick ago; the shown price is tick/2 + T/2 old on
             // average; a poll sees at most one change, so when T > tick, 1 - tick/T of the
             // changes are never seen; when T < tick, tick/T polls are spent per change.
+            // Over a round trip a poll's answer comes RTT later, and a poller that waits for
+            // each answer skips the interval's beats that pass meanwhile: it really polls
+            // every (floor(RTT/T) + 1) T. Its answers then travel RTT/2 to the client.
             Transport::Polling { interval_ms } => {
-                let t = interval_ms as f64;
+                let t = interval_ms as f64 * ((rtt / interval_ms as f64).floor() + 1.0);
                 let per_change = (tick / t).max(1.0);
                 Theory {
-                    see: [t * 0.5, t * 0.9, t * 0.99, t],
-                    age_mean: tick / 2.0 + t / 2.0,
-                    delay: [tick * 0.5, tick * 0.99, tick],
+                    see: [t * 0.5, t * 0.9, t * 0.99, t].map(|w| w + transit),
+                    age_mean: tick / 2.0 + t / 2.0 + transit,
+                    delay: [tick * 0.5, tick * 0.99, tick].map(|d| d + transit),
                     missed: (1.0 - tick / t).max(0.0),
                     exchanges_per_change: per_change,
                     header_per_change: unit_header * per_change,
@@ -177,6 +201,8 @@ struct Theory {
 /// The measured figures of one transport.
 #[derive(Debug, Clone, Serialize)]
 struct Row {
+    /// The simulated network's round trip, ms; `None` for a direct run over loopback.
+    rtt_ms: Option<u64>,
     transport: String,
     interval_ms: Option<u64>,
     /// Clients pooled in this row (polling clients start at random phases).
@@ -534,7 +560,7 @@ fn row(
     clients: &[Observed],
     made: &BTreeMap<u64, f64>,
     window: (f64, f64),
-    tick: f64,
+    (tick, rtt_ms): (f64, Option<u64>),
 ) -> Row {
     let measured: Vec<Measured> = clients.iter().map(|c| measure(c, made, window)).collect();
     let n = measured.len().max(1) as f64;
@@ -550,7 +576,9 @@ fn row(
     let changes = sum(|m| m.changes_seen).max(1.0);
     let unit_header = clients.iter().map(|c| c.unit_header).sum::<f64>() / n;
     let unit_payload = clients.iter().map(|c| c.unit_payload).sum::<f64>() / n;
+    let rtt = rtt_ms.unwrap_or(0) as f64;
     Row {
+        rtt_ms,
         transport: transport.name(),
         interval_ms: transport.interval_ms(),
         clients: clients.len(),
@@ -562,12 +590,13 @@ fn row(
         exchanges_per_change: sum(|m| m.exchanges) / changes,
         header_per_change: sum(|m| m.header_bytes) / changes,
         payload_per_change: sum(|m| m.payload_bytes) / changes,
-        theory: transport.theory(tick, unit_header, unit_payload),
+        theory: transport.theory(tick, rtt, unit_header, unit_payload),
     }
 }
 
 fn table(rows: &[Row]) -> Table {
     let mut t = Table::new(&[
+        "RTT ms",
         "transport",
         "see p50 ms",
         "see p90 ms",
@@ -588,6 +617,7 @@ fn table(rows: &[Row]) -> Table {
     for r in rows {
         let th = &r.theory;
         t.rows.push(vec![
+            r.rtt_ms.map_or("direct".into(), |ms| ms.to_string()),
             if r.clients > 1 {
                 format!("{} (x{})", r.transport, r.clients)
             } else {
@@ -613,6 +643,7 @@ fn table(rows: &[Row]) -> Table {
 /// The same figures as flat CSV columns, measured and theory side by side.
 fn csv(rows: &[Row]) -> String {
     let mut t = Table::new(&[
+        "rtt_ms",
         "transport",
         "interval_ms",
         "see_p50",
@@ -640,6 +671,7 @@ fn csv(rows: &[Row]) -> String {
     for r in rows {
         let f = |v: f64| format!("{v:.3}");
         t.rows.push(vec![
+            r.rtt_ms.map_or(String::new(), |ms| ms.to_string()),
             r.transport.clone(),
             r.interval_ms.map_or(String::new(), |i| i.to_string()),
             f(r.see.p50),
@@ -670,27 +702,131 @@ fn csv(rows: &[Row]) -> String {
 
 fn main() {
     let args = Args::parse();
-    let secs: f64 = args.get("secs", "BENCH_SECS", 30.0);
-    let tick_ms: u64 = args.get("tick-ms", "BENCH_TICK_MS", 50);
-    let intervals = args.list("intervals", "BENCH_INTERVALS", &[50, 100, 250, 500, 1000]);
-    let pollers: usize = args.get("pollers", "BENCH_POLLERS", 8);
+    let settings = Settings {
+        secs: args.get("secs", "BENCH_SECS", 30.0),
+        tick_ms: args.get("tick-ms", "BENCH_TICK_MS", 50),
+        intervals: args.list("intervals", "BENCH_INTERVALS", &[50, 100, 250, 500, 1000]),
+        pollers: args.get("pollers", "BENCH_POLLERS", 8),
+    };
+    // No --rtt-ms: one direct run, as before the round-trip axis existed.
+    let rtts: Vec<Option<u64>> = match args.list("rtt-ms", "BENCH_RTT_MS", &[]) {
+        list if list.is_empty() => vec![None],
+        list => list.into_iter().map(Some).collect(),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("a Tokio runtime for the clients");
-    runtime.block_on(run(secs, tick_ms, intervals, pollers));
+    runtime.block_on(run(settings, rtts));
 }
 
-async fn run(secs: f64, tick_ms: u64, intervals: Vec<u64>, pollers: usize) {
+/// What one run measures, whatever its round trip.
+#[derive(Debug, Clone)]
+struct Settings {
+    secs: f64,
+    tick_ms: u64,
+    intervals: Vec<u64>,
+    pollers: usize,
+}
+
+/// One run per round trip, one after the other (so they do not compete for the cores),
+/// each against a fresh server with the same seed; then one table, CSV, JSON and plot.
+async fn run(settings: Settings, rtts: Vec<Option<u64>>) {
     let machine = output::machine();
+    let Settings {
+        secs,
+        tick_ms,
+        ref intervals,
+        pollers,
+    } = settings;
+    let mut rows = Vec::new();
+    let mut feed_ticks = Vec::new();
+    for &rtt_ms in &rtts {
+        let (run_rows, ticks) = run_once(&settings, rtt_ms, &machine).await;
+        rows.extend(run_rows);
+        feed_ticks.push(ticks);
+    }
+    let join = |list: &[u64]| {
+        list.iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let rtt_list: Vec<u64> = rtts.iter().flatten().copied().collect();
+    let mut command = format!(
+        "cargo bench --bench latency -- --secs {secs} --tick-ms {tick_ms} --pollers {pollers} --intervals {}",
+        join(intervals)
+    );
+    if !rtt_list.is_empty() {
+        command.push_str(&format!(" --rtt-ms {}", join(&rtt_list)));
+    }
+    let network = if rtt_list.is_empty() {
+        "direct (loopback)".to_string()
+    } else {
+        format!(
+            "through the simulated network at RTT {} ms",
+            join(&rtt_list)
+        )
+    };
+    println!("\n## Latency: push vs polling, tick {tick_ms} ms, {secs} s measured, {network}\n");
+    println!("Machine: {machine}. Command: `{command}`. Feed ticks per run: {feed_ticks:?}.");
+    println!("Each cell: measured (theory).\n");
+    print!("{}", table(&rows).markdown());
+    output::write("latency.csv", &csv(&rows));
+    let json = serde_json::json!({
+        "bench": "latency",
+        "command": command,
+        "machine": machine,
+        "tick_ms": tick_ms,
+        "secs": secs,
+        "rtt_ms": rtt_list,
+        "rows": rows,
+    });
+    output::write(
+        "latency.json",
+        &serde_json::to_string_pretty(&json).unwrap_or_default(),
+    );
+    // The polling-interval plot is drawn for the first run (loopback, or the first RTT).
+    let first_rtt = rtts.first().copied().flatten();
+    let first: Vec<Row> = rows
+        .iter()
+        .filter(|r| r.rtt_ms == first_rtt)
+        .cloned()
+        .collect();
+    let svg = output::out_dir().join("latency.svg");
+    match plot::latency(&svg, &first, tick_ms as f64) {
+        Ok(()) => eprintln!("wrote {}", svg.display()),
+        Err(e) => eprintln!("cannot draw {}: {e}", svg.display()),
+    }
+    if rtt_list.len() > 1 {
+        let svg = output::out_dir().join("latency-rtt.svg");
+        match plot::by_rtt(&svg, &rows, tick_ms as f64) {
+            Ok(()) => eprintln!("wrote {}", svg.display()),
+            Err(e) => eprintln!("cannot draw {}: {e}", svg.display()),
+        }
+    }
+}
+
+/// One run: a fresh server (with the simulated network at `rtt_ms` when given), every
+/// transport's clients at once, the rows, and how many ticks the feed made.
+async fn run_once(settings: &Settings, rtt_ms: Option<u64>, machine: &str) -> (Vec<Row>, u64) {
+    let Settings {
+        secs,
+        tick_ms,
+        ref intervals,
+        pollers,
+    } = *settings;
     let config = Config {
         port: 0,
         tick_ms,
         seed: Some(1),
+        lab_rtt_ms: rtt_ms,
         ..Config::default()
     };
     let server = InProcess::start(config);
+    // Through the relay when there is one: the same path a browser tab on the lab port takes.
+    let addr = server.lab_addr.unwrap_or(server.addr);
     let symbol = server.feed.symbols()[0].clone();
     let mut transports = vec![Transport::WebSocket, Transport::Sse, Transport::LongPoll];
     transports.extend(
@@ -698,15 +834,17 @@ async fn run(secs: f64, tick_ms: u64, intervals: Vec<u64>, pollers: usize) {
             .iter()
             .map(|&interval_ms| Transport::Polling { interval_ms }),
     );
-    // Warm-up and grace cover the longest polling interval, so every client has shown a price
-    // before the window opens and has had its chance to see every tick made in it.
+    // Warm-up and grace cover the longest polling interval and a few round trips (the
+    // handshakes), so every client has shown a price before the window opens and has had
+    // its chance to see every tick made in it.
     let longest = intervals.iter().copied().max().unwrap_or(0) as f64;
-    let margin = longest + 500.0;
+    let margin = longest + 500.0 + 3.0 * rtt_ms.unwrap_or(0) as f64;
     let start = now_ms();
     let window = (start + margin, start + margin + secs * 1000.0);
     let stop_at = Instant::now() + Duration::from_secs_f64((2.0 * margin + secs * 1000.0) / 1000.0);
     eprintln!(
-        "latency bench: tick {tick_ms} ms, {} transports, {secs} s measured ({:.1} s in all), {machine}",
+        "latency bench: tick {tick_ms} ms, RTT {}, {} transports, {secs} s measured ({:.1} s in all), {machine}",
+        rtt_ms.map_or("direct".into(), |ms| format!("{ms} ms")),
         transports.len(),
         (2.0 * margin + secs * 1000.0) / 1000.0
     );
@@ -744,7 +882,7 @@ async fn run(secs: f64, tick_ms: u64, intervals: Vec<u64>, pollers: usize) {
                 1
             };
             (0..count)
-                .map(|_| tokio::spawn(t.run(server.addr, symbol.clone(), stop_at)))
+                .map(|_| tokio::spawn(t.run(addr, symbol.clone(), stop_at)))
                 .collect()
         })
         .collect();
@@ -765,41 +903,12 @@ async fn run(secs: f64, tick_ms: u64, intervals: Vec<u64>, pollers: usize) {
     let feed_ticks = server.feed.ticks();
     server.stop().await;
 
-    let rows: Vec<Row> = transports
+    let rows = transports
         .iter()
         .zip(&observed)
-        .map(|(&t, seen)| row(t, seen, &made, window, tick_ms as f64))
+        .map(|(&t, seen)| row(t, seen, &made, window, (tick_ms as f64, rtt_ms)))
         .collect();
-    let command = format!(
-        "cargo bench --bench latency -- --secs {secs} --tick-ms {tick_ms} --pollers {pollers} --intervals {}",
-        intervals
-            .iter()
-            .map(u64::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
-    );
-    println!("\n## Latency: push vs polling, tick {tick_ms} ms, {secs} s measured\n");
-    println!("Machine: {machine}. Command: `{command}`. Feed ticks: {feed_ticks}.");
-    println!("Each cell: measured (theory).\n");
-    print!("{}", table(&rows).markdown());
-    output::write("latency.csv", &csv(&rows));
-    let json = serde_json::json!({
-        "bench": "latency",
-        "command": command,
-        "machine": machine,
-        "tick_ms": tick_ms,
-        "secs": secs,
-        "rows": rows,
-    });
-    output::write(
-        "latency.json",
-        &serde_json::to_string_pretty(&json).unwrap_or_default(),
-    );
-    let svg = output::out_dir().join("latency.svg");
-    match plot::latency(&svg, &rows, tick_ms as f64) {
-        Ok(()) => eprintln!("wrote {}", svg.display()),
-        Err(e) => eprintln!("cannot draw {}: {e}", svg.display()),
-    }
+    (rows, feed_ticks)
 }
 
 /// The SVG: time to see a change and age of the shown price against the polling interval,
@@ -925,6 +1034,102 @@ mod plot {
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .draw()?;
+        root.present()?;
+        Ok(())
+    }
+
+    /// One panel of the round-trip plot.
+    type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+    /// A row's figure for a panel: (measured, theory).
+    type Figure = fn(&Row) -> (f64, f64);
+
+    /// `latency-rtt.svg`: against the round trip, two panels: time to see a change (p50) and
+    /// the share of changes missed, measured (solid, dots) and theory (dashed), for the push
+    /// transports, long polling and polling at its shortest interval. Long polling leaving
+    /// push's line for polling's, once the round trip passes the tick, is the point.
+    pub fn by_rtt(path: &Path, rows: &[Row], tick: f64) -> Result<(), Box<dyn std::error::Error>> {
+        let shortest = rows.iter().filter_map(|r| r.interval_ms).min();
+        let names: Vec<String> = {
+            let mut names: Vec<String> = Vec::new();
+            for r in rows {
+                let wanted = r.interval_ms.is_none() || r.interval_ms == shortest;
+                if wanted && !names.contains(&r.transport) {
+                    names.push(r.transport.clone());
+                }
+            }
+            names
+        };
+        let colors = [
+            RGBColor(0, 150, 0),
+            RGBColor(120, 60, 180),
+            RGBColor(230, 140, 0),
+            BLUE,
+        ];
+        let x = |r: &Row| r.rtt_ms.unwrap_or(0) as f64;
+        let x_max = rows.iter().map(x).fold(10.0, f64::max) * 1.05;
+        let root = SVGBackend::new(path, (1200, 560)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let root = root.titled(
+            &format!("tickerlab: the same transports over a round trip (tick {tick} ms)"),
+            ("sans-serif", 22),
+        )?;
+        let (left, right) = root.split_horizontally(600);
+        let panels: [(&Area, &str, Figure); 2] = [
+            (&left, "time to see a change, p50 (ms)", |r| {
+                (r.see.p50, r.theory.see[0])
+            }),
+            (&right, "changes missed (%)", |r| {
+                (r.missed * 100.0, r.theory.missed * 100.0)
+            }),
+        ];
+        for (area, y_desc, figure) in panels {
+            let y_max = rows
+                .iter()
+                .filter(|r| names.contains(&r.transport))
+                .flat_map(|r| {
+                    let (m, t) = figure(r);
+                    [m, t]
+                })
+                .filter(|v| v.is_finite())
+                .fold(10.0, f64::max)
+                * 1.15;
+            let mut chart = ChartBuilder::on(area)
+                .margin(20)
+                .x_label_area_size(45)
+                .y_label_area_size(60)
+                .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
+            chart
+                .configure_mesh()
+                .x_desc("round trip, RTT (ms)")
+                .y_desc(y_desc)
+                .draw()?;
+            for (i, name) in names.iter().enumerate() {
+                let color = colors[i % colors.len()];
+                let points: Vec<(f64, (f64, f64))> = rows
+                    .iter()
+                    .filter(|r| &r.transport == name)
+                    .map(|r| (x(r), figure(r)))
+                    .collect();
+                let measured: Vec<(f64, f64)> = points.iter().map(|&(x, (m, _))| (x, m)).collect();
+                let theory: Vec<(f64, f64)> = points.iter().map(|&(x, (_, t))| (x, t)).collect();
+                chart
+                    .draw_series(LineSeries::new(measured.clone(), color.stroke_width(2)))?
+                    .label(format!("{name} (dashed: theory)"))
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+                chart.draw_series(
+                    measured
+                        .into_iter()
+                        .map(move |p| Circle::new(p, 4, color.filled())),
+                )?;
+                chart.draw_series(DashedLineSeries::new(theory, 6, 4, color.into()))?;
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .draw()?;
+        }
         root.present()?;
         Ok(())
     }

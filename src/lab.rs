@@ -19,6 +19,11 @@
 //!   unchanged, handshakes included, so a TLS handshake costs its real round trips.
 //! * Bytes stay in order, as TCP delivers them: with `--lab-jitter-ms` a chunk waits a random
 //!   extra delay, but never leaves before the chunk read ahead of it.
+//! * A new connection costs its TCP handshake: the kernel completes the real one at once on
+//!   loopback, so the relay holds a connection's first bytes from the client one extra
+//!   round trip (SYN out, SYN-ACK back) before their half-trip to the app. A request on a
+//!   fresh connection takes two round trips, on a kept-alive one, one: keep-alive is worth
+//!   seeing.
 //! * It does not model bandwidth, loss or TCP's slow start: only delay.
 //! * It is bounded like the rest of the server: each direction of a connection holds at most
 //!   [`MAX_IN_FLIGHT_BYTES`]. When that is full the relay stops reading, so a client that
@@ -303,6 +308,9 @@ async fn relay_connection(
     stall: Duration,
     counters: &Arc<RelayCounters>,
 ) -> std::io::Result<()> {
+    // The client believes it connected at once; in a real network its first bytes could
+    // only leave after the handshake's round trip, and arrive half a trip later.
+    let first_bytes_not_before = Instant::now() + link.rtt + link.rtt / 2;
     let socket = TcpSocket::new_v4()?;
     socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES)?;
     socket.set_send_buffer_size(SOCKET_BUFFER_BYTES)?;
@@ -314,8 +322,22 @@ async fn relay_connection(
     let (from_server, to_server) = server.into_split();
     // An error in either direction (a reset, a stalled client) drops the whole connection.
     tokio::try_join!(
-        pipe(from_client, to_server, link, stall, counters),
-        pipe(from_server, to_client, link, stall, counters),
+        pipe(
+            from_client,
+            to_server,
+            link,
+            stall,
+            counters,
+            first_bytes_not_before
+        ),
+        pipe(
+            from_server,
+            to_client,
+            link,
+            stall,
+            counters,
+            Instant::now()
+        ),
     )?;
     Ok(())
 }
@@ -336,14 +358,16 @@ impl Drop for Segment {
     }
 }
 
-/// One direction: read chunks as they come, stamp each with its release time, and write
-/// each when its time comes. At most [`MAX_IN_FLIGHT_BYTES`] wait in between.
+/// One direction: read chunks as they come, stamp each with its release time (never before
+/// `not_before`), and write each when its time comes. At most [`MAX_IN_FLIGHT_BYTES`] wait
+/// in between.
 async fn pipe<R, W>(
     reader: R,
     writer: W,
     link: Link,
     stall: Duration,
     counters: &Arc<RelayCounters>,
+    not_before: Instant,
 ) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin,
@@ -353,7 +377,7 @@ where
     // Unbounded in count, bounded by the byte budget: every segment holds its permits.
     let (queue, arrivals) = mpsc::unbounded_channel();
     tokio::try_join!(
-        read_side(reader, queue, budget, link, counters.clone()),
+        read_side(reader, queue, budget, (link, not_before), counters.clone()),
         write_side(arrivals, writer, stall)
     )?;
     Ok(())
@@ -364,11 +388,11 @@ async fn read_side<R: AsyncRead + Unpin>(
     mut reader: R,
     queue: mpsc::UnboundedSender<Segment>,
     budget: Arc<Semaphore>,
-    link: Link,
+    (link, not_before): (Link, Instant),
     counters: Arc<RelayCounters>,
 ) -> std::io::Result<()> {
     let mut scratch = vec![0u8; CHUNK_BYTES];
-    let mut previous_release = Instant::now();
+    let mut previous_release = not_before;
     loop {
         // Full budget: wait here without reading, so the sender's TCP window closes.
         let mut permit = budget
@@ -446,7 +470,7 @@ mod tests {
         let counters = Arc::new(RelayCounters::default());
         let stall = Duration::from_secs(30);
         let pump = tokio::spawn(async move {
-            pipe(relay_in, relay_out, link, stall, &counters).await?;
+            pipe(relay_in, relay_out, link, stall, &counters, Instant::now()).await?;
             Ok::<_, std::io::Error>(counters.buffered_bytes.load(Ordering::Relaxed))
         });
         let start = Instant::now();
@@ -471,10 +495,17 @@ mod tests {
         let pump_counters = counters.clone();
         let link = Link::from_millis(0, 0);
         let stall = Duration::from_secs(3600);
-        let _pump =
-            tokio::spawn(
-                async move { pipe(relay_in, relay_out, link, stall, &pump_counters).await },
-            );
+        let _pump = tokio::spawn(async move {
+            pipe(
+                relay_in,
+                relay_out,
+                link,
+                stall,
+                &pump_counters,
+                Instant::now(),
+            )
+            .await
+        });
         let chunk = [7u8; 1024];
         let mut written = 0;
         // Write until a write blocks: that is the backpressure reaching the sender.

@@ -65,9 +65,9 @@ async fn a_price_through_the_simulated_network_takes_at_least_one_round_trip() {
     let app = spawn_lab_app(config()).await;
     assert_ne!(app.lab, app.addr, "a second listener");
     let client = reqwest::Client::new();
-    // Twice on one keep-alive connection: every request/response pays the round trip, not
-    // only the first.
-    for _ in 0..2 {
+    // Twice on one keep-alive connection: every request/response pays the round trip, and
+    // the first one also pays the TCP handshake's.
+    for round_trips in [2, 1] {
         let started = Instant::now();
         let response =
             tokio::time::timeout(WAIT, client.get(format!("http://{}/price", app.lab)).send())
@@ -77,8 +77,8 @@ async fn a_price_through_the_simulated_network_takes_at_least_one_round_trip() {
         assert_eq!(response.status(), 200);
         let elapsed = started.elapsed();
         assert!(
-            elapsed >= RTT,
-            "a request and its answer each wait half the round trip: took {elapsed:?}, RTT {RTT:?}"
+            elapsed >= RTT * round_trips,
+            "expected at least {round_trips} round trips: took {elapsed:?}, RTT {RTT:?}"
         );
         let tick: serde_json::Value = response.json().await.expect("JSON tick");
         assert_eq!(tick["type"], "tick");
@@ -217,8 +217,11 @@ async fn tls_works_through_the_relay() {
     .await
     .expect("TLS handshake within the wait")
     .expect("TLS handshake through the relay");
-    // TLS 1.3 needs one round trip before the client may send its request.
-    assert!(started.elapsed() >= RTT, "the handshake crossed the relay");
+    // TCP's handshake, then TLS 1.3's one round trip before the client may send a request.
+    assert!(
+        started.elapsed() >= 2 * RTT,
+        "both handshakes crossed the relay"
+    );
     tls.write_all(b"GET /price HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .await
         .expect("send the request");
@@ -294,4 +297,49 @@ async fn a_client_that_stops_reading_is_backpressured_and_dropped_not_buffered()
     assert_eq!(price.status(), 200);
     assert_eq!(counters.buffered_bytes.load(Ordering::Relaxed), 0);
     drop(stalled);
+}
+
+#[tokio::test]
+async fn the_binary_prints_the_simulated_networks_url_and_serves_there() {
+    let (mut child, addr, mut lines) =
+        common::start_binary(&["--lab-rtt-ms", "150", "--lab-jitter-ms", "10"]).await;
+    let line = tokio::time::timeout(WAIT, lines.next_line())
+        .await
+        .expect("a second line within the wait")
+        .expect("read stdout")
+        .expect("the simulated network's line");
+    let lab = line
+        .strip_prefix(
+            "simulated network (150 ms round trip, up to 10 ms jitter each way) on http://",
+        )
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+    assert_ne!(lab, addr);
+    let started = Instant::now();
+    let response = tokio::time::timeout(WAIT, reqwest::get(format!("http://{lab}/healthz")))
+        .await
+        .expect("answered within the wait")
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    assert!(started.elapsed() >= RTT);
+    let _ = child.kill().await;
+}
+
+#[tokio::test]
+async fn a_lab_port_that_is_taken_fails_start_up_with_the_reason() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("address").port();
+    let config = Config {
+        lab_rtt_ms: Some(50),
+        lab_port: Some(port),
+        ..config()
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let Err(error) = tickerlab::serve(config, listener) else {
+        panic!("started on a taken lab port");
+    };
+    let message = error.to_string();
+    assert!(
+        message.contains(&port.to_string()) && message.contains("--lab-port"),
+        "{message}"
+    );
 }

@@ -21,6 +21,8 @@ use tickerlab::{Config, Feed, Stopper};
 pub struct InProcess {
     /// Where it listens (127.0.0.1, a free port).
     pub addr: SocketAddr,
+    /// The simulated network's port, when the config has `lab_rtt_ms`.
+    pub lab_addr: Option<SocketAddr>,
     /// Its feed, for the counters and to record every tick made.
     pub feed: Feed,
     stopper: Stopper,
@@ -37,14 +39,20 @@ impl InProcess {
                 actix_web::rt::System::new().block_on(async move {
                     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
                     let app = tickerlab::serve(config, listener).expect("the app starts");
-                    let _ = tx.send((app.local_addr(), app.feed().clone(), app.stopper()));
+                    let _ = tx.send((
+                        app.local_addr(),
+                        app.lab_addr(),
+                        app.feed().clone(),
+                        app.stopper(),
+                    ));
                     let _ = app.run().await;
                 })
             })
             .expect("spawn the server thread");
-        let (addr, feed, stopper) = rx.recv().expect("the server reports its address");
+        let (addr, lab_addr, feed, stopper) = rx.recv().expect("the server reports its address");
         InProcess {
             addr,
+            lab_addr,
             feed,
             stopper,
             thread,
