@@ -165,10 +165,14 @@ impl Transport {
             // average; a poll sees at most one change, so when T > tick, 1 - tick/T of the
             // changes are never seen; when T < tick, tick/T polls are spent per change.
             // Over a round trip a poll's answer comes RTT later, and a poller that waits for
-            // each answer skips the interval's beats that pass meanwhile: it really polls
-            // every (floor(RTT/T) + 1) T. Its answers then travel RTT/2 to the client.
+            // each answer polls again at once when the answer comes after the next beat
+            // (tokio's `MissedTickBehavior::Skip` fires a missed beat at once): it really
+            // polls every max(T, RTT), i.e. exactly like long polling once RTT > T. (The
+            // page's poller, a `setInterval` that skips beats while a request is in flight,
+            // waits for the first beat after the answer instead: every (floor(RTT/T) + 1) T.)
+            // Its answers then travel RTT/2 to the client.
             Transport::Polling { interval_ms } => {
-                let t = interval_ms as f64 * ((rtt / interval_ms as f64).floor() + 1.0);
+                let t = (interval_ms as f64).max(rtt);
                 let per_change = (tick / t).max(1.0);
                 Theory {
                     see: [t * 0.5, t * 0.9, t * 0.99, t].map(|w| w + transit),
