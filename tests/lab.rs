@@ -6,6 +6,8 @@
 //! things slower, so none of them can fail because the machine is busy; waits have generous
 //! deadlines instead of upper bounds.
 
+#[path = "common/browser.rs"]
+mod browser;
 mod common;
 
 use std::net::{SocketAddr, TcpListener};
@@ -342,4 +344,43 @@ async fn a_lab_port_that_is_taken_fails_start_up_with_the_reason() {
         message.contains(&port.to_string()) && message.contains("--lab-port"),
         "{message}"
     );
+}
+
+#[tokio::test]
+async fn a_browser_on_the_lab_port_sees_the_network_named_and_its_protocol() {
+    let Some(browser) = browser::Browser::launch(browser::BrowserOptions::default()).await else {
+        return;
+    };
+    let app = spawn_lab_app(Config {
+        tick_ms: 100,
+        ..config()
+    })
+    .await;
+    browser.open(&format!("http://{}/", app.lab)).await;
+    let badge = browser.text("#network").await;
+    assert!(badge.contains("simulated, 150 ms round trip"), "{badge:?}");
+    let link = browser
+        .wait_for(
+            "document.querySelector('#network a')?.href",
+            "the link to the direct network",
+        )
+        .await;
+    assert_eq!(
+        link.as_str(),
+        Some(format!("http://127.0.0.1:{}/", app.addr.port()).as_str())
+    );
+    // One poll from the page, then the badge names the protocol the browser used for it.
+    // (Resource Timing records a request once its body has been read.)
+    browser
+        .js("return fetch('/price').then((r) => r.text()).then(() => null);")
+        .await;
+    let protocol = browser
+        .wait_for(
+            "document.getElementById('network').dataset.nextHopProtocol",
+            "the protocol of the page's requests",
+        )
+        .await;
+    assert_eq!(protocol.as_str(), Some("http/1.1"));
+    browser.assert_no_console_errors().await;
+    browser.quit().await;
 }

@@ -1,13 +1,13 @@
 // The network badge: which network this tab came through (direct, or the server's simulated
 // network with its round trip, `--lab-rtt-ms`), a link to the same page on the other one, and
-// the HTTP version the browser actually used for the polls (Resource Timing's
-// `nextHopProtocol`: "http/1.1", or "h2" when the server speaks HTTP/2 over TLS).
+// the HTTP version the browser actually used for the price requests (Resource Timing's
+// `nextHopProtocol`: "http/1.1", or "h2" when a server speaks HTTP/2 over TLS).
 //
 // The server fills in the facts it knows (data-network, data-rtt-ms, data-other-port); this
 // module adds what only the browser knows.
 
-/** How often the protocol line is refreshed: polls start when the learner switches them on. */
-const REFRESH_MS = 2000;
+/** The requests whose protocol is reported: the price transports, not the page's assets. */
+const PRICE_PATHS = new Set(['/price', '/price/next', '/events']);
 
 /** Mounts the badge's live parts on `root` (the `#network` paragraph); no-op when absent. */
 export function mountNetworkBadge(root) {
@@ -17,13 +17,22 @@ export function mountNetworkBadge(root) {
   const protocol = document.createElement('span');
   protocol.className = 'network-protocol';
   more.replaceChildren(...[other, protocol].filter(Boolean));
-  const refresh = () => {
-    const used = requestProtocols();
-    protocol.textContent = used ? ` · HTTP requests used: ${used}` : '';
-    root.dataset.nextHopProtocol = used;
-  };
-  refresh();
-  setInterval(refresh, REFRESH_MS);
+  const seen = new Set();
+  // An observer, not getEntriesByType: the panes clear the Resource Timing buffer after
+  // reading their own entries (see wire.js), and an observer still hears of each one first.
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const path = new URL(entry.name).pathname;
+      // Some browsers report "" for a response that crossed a proxy or came from a cache.
+      if (PRICE_PATHS.has(path) && entry.nextHopProtocol && !seen.has(entry.nextHopProtocol)) {
+        seen.add(entry.nextHopProtocol);
+        const used = [...seen].join(', ');
+        protocol.textContent = ` · HTTP requests used: ${used}`;
+        root.dataset.nextHopProtocol = used;
+      }
+    }
+  });
+  observer.observe({ type: 'resource', buffered: true });
 }
 
 /** A link to this page through the other network, when the server runs both. */
@@ -37,20 +46,4 @@ function otherNetworkLink({ network, otherPort }) {
     ? '(open the same page on the direct network)'
     : '(open the same page on the simulated network)';
   return link;
-}
-
-/**
- * The protocols the browser used for the price requests (polls, long polls, the SSE stream),
- * e.g. "http/1.1" or "h2"; empty before the first. Some browsers report "" for a response
- * that crossed a proxy or came from a cache; those are left out.
- */
-function requestProtocols() {
-  const seen = new Set();
-  for (const entry of performance.getEntriesByType('resource')) {
-    const path = new URL(entry.name).pathname;
-    if ((path === '/price' || path === '/price/next' || path === '/events') && entry.nextHopProtocol) {
-      seen.add(entry.nextHopProtocol);
-    }
-  }
-  return [...seen].join(', ');
 }
