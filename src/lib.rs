@@ -172,6 +172,11 @@ pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartEr
     .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
     // The same app either way: TLS only wraps the connection, so every route (the page,
     // /price and the /ws upgrade) is served unchanged over https:// and wss://.
+    // With TLS, ALPN offers `h2` before `http/1.1` (actix-web's `http2` feature): browsers
+    // then fetch the page, polls, long polls and the SSE stream over HTTP/2. A WebSocket
+    // still gets an HTTP/1.1 connection of its own: actix-web does not implement RFC 8441
+    // (WebSockets over HTTP/2's extended CONNECT), so it never advertises it, and browsers
+    // fall back to the HTTP/1.1 upgrade. Plain http:// stays HTTP/1.1 (no h2c).
     server = match &identity {
         Some(identity) => server.listen_rustls_0_23(listener, identity.server_config()?)?,
         None => server.listen(listener)?,

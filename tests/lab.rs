@@ -384,3 +384,76 @@ async fn a_browser_on_the_lab_port_sees_the_network_named_and_its_protocol() {
     browser.assert_no_console_errors().await;
     browser.quit().await;
 }
+
+/// `GET path` over HTTP/2 on a TLS connection to `addr` that offered only ALPN `h2`;
+/// returns the negotiated protocol, the status and the body.
+async fn h2_get(
+    addr: SocketAddr,
+    root: &CertificateDer<'static>,
+    path: &str,
+) -> (Vec<u8>, u16, String) {
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(root.clone())
+        .expect("trust the self-signed certificate");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls_config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls_config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let name = ServerName::try_from("localhost").expect("server name");
+    let tls = tokio::time::timeout(
+        WAIT,
+        TlsConnector::from(Arc::new(tls_config)).connect(name, tcp),
+    )
+    .await
+    .expect("TLS handshake within the wait")
+    .expect("TLS handshake");
+    let alpn = tls.get_ref().1.alpn_protocol().unwrap_or_default().to_vec();
+    let (mut client, connection) = tokio::time::timeout(WAIT, h2::client::handshake(tls))
+        .await
+        .expect("HTTP/2 handshake within the wait")
+        .expect("HTTP/2 handshake");
+    tokio::spawn(connection);
+    let request = http02::Request::get(format!("https://localhost:{}{path}", addr.port()))
+        .body(())
+        .expect("a request");
+    let (response, _) = client
+        .send_request(request, true)
+        .expect("send the request");
+    let response = tokio::time::timeout(WAIT, response)
+        .await
+        .expect("answered within the wait")
+        .expect("response");
+    let status = response.status().as_u16();
+    let mut body = response.into_body();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = tokio::time::timeout(WAIT, body.data())
+        .await
+        .expect("body within the wait")
+    {
+        let chunk = chunk.expect("body chunk");
+        let _ = body.flow_control().release_capacity(chunk.len());
+        bytes.extend_from_slice(&chunk);
+    }
+    (alpn, status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test]
+async fn with_tls_an_http2_client_gets_a_price_over_h2_directly_and_through_the_relay() {
+    let app = spawn_lab_app(Config {
+        tls_self_signed: true,
+        ..config()
+    })
+    .await;
+    let root = app.tls_root.clone().expect("TLS is on");
+    for addr in [app.addr, app.lab] {
+        let (alpn, status, body) = h2_get(addr, &root, "/price").await;
+        assert_eq!(alpn, b"h2", "ALPN chose HTTP/2 on {addr}");
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains(r#""type":"tick""#), "{body}");
+    }
+}
