@@ -23,6 +23,8 @@ pub struct InProcess {
     pub addr: SocketAddr,
     /// The simulated network's port, when the config has `lab_rtt_ms`.
     pub lab_addr: Option<SocketAddr>,
+    /// The certificate served, when the config turns TLS on (for clients to trust).
+    pub tls_root: Option<rustls::pki_types::CertificateDer<'static>>,
     /// Its feed, for the counters and to record every tick made.
     pub feed: Feed,
     stopper: Stopper,
@@ -42,6 +44,7 @@ impl InProcess {
                     let _ = tx.send((
                         app.local_addr(),
                         app.lab_addr(),
+                        app.tls().map(|identity| identity.certificate().clone()),
                         app.feed().clone(),
                         app.stopper(),
                     ));
@@ -49,10 +52,12 @@ impl InProcess {
                 })
             })
             .expect("spawn the server thread");
-        let (addr, lab_addr, feed, stopper) = rx.recv().expect("the server reports its address");
+        let (addr, lab_addr, tls_root, feed, stopper) =
+            rx.recv().expect("the server reports its address");
         InProcess {
             addr,
             lab_addr,
+            tls_root,
             feed,
             stopper,
             thread,
