@@ -23,8 +23,12 @@
 //! client going through the app's simulated network (`--lab-rtt-ms`, see `tickerlab::lab`),
 //! the same relay a browser tab on the lab port uses; without it the clients connect
 //! directly, over loopback.
-//! Output: a Markdown table on stdout; `latency.csv`, `latency.json` and `latency.svg` under
-//! `target/tickerlab-bench/`, and with several round trips `latency-rtt.svg`.
+//! Then, on a TLS server of its own, it measures the header bytes of one poll and one long
+//! poll over HTTP/1.1 and over HTTP/2 (HPACK), 50 of each on one connection, counted inside
+//! TLS and on the wire.
+//! Output: Markdown tables on stdout; `latency.csv`, `latency.json`, `latency.svg` and
+//! `latency-tls-headers.json` under `target/tickerlab-bench/`, and with several round trips
+//! `latency-rtt.svg`.
 
 mod support;
 

@@ -457,3 +457,44 @@ async fn with_tls_an_http2_client_gets_a_price_over_h2_directly_and_through_the_
         assert!(body.contains(r#""type":"tick""#), "{body}");
     }
 }
+
+#[tokio::test]
+async fn over_https_through_the_relay_a_browser_uses_http2_and_the_page_says_so() {
+    let options = browser::BrowserOptions {
+        accept_insecure_certs: true,
+        ..browser::BrowserOptions::default()
+    };
+    let Some(browser) = browser::Browser::launch(options).await else {
+        return;
+    };
+    let app = spawn_lab_app(Config {
+        tick_ms: 100,
+        tls_self_signed: true,
+        ..config()
+    })
+    .await;
+    browser
+        .open(&format!("https://localhost:{}/", app.lab.port()))
+        .await;
+    browser
+        .js("return fetch('/price').then((r) => r.text()).then(() => null);")
+        .await;
+    let protocol = browser
+        .wait_for(
+            "document.getElementById('network').dataset.nextHopProtocol",
+            "the protocol of the page's requests",
+        )
+        .await;
+    assert_eq!(protocol.as_str(), Some("h2"));
+    let badge = browser.text("#network").await;
+    assert!(badge.contains("HTTP/1.1 estimates"), "{badge:?}");
+    // The WebSocket pane still connects: browsers open wss:// over HTTP/1.1 of its own.
+    browser
+        .wait_for(
+            "document.querySelector('#pane-ws .ws-state')?.textContent === 'open'",
+            "the WebSocket to open",
+        )
+        .await;
+    browser.assert_no_console_errors().await;
+    browser.quit().await;
+}

@@ -27,7 +27,9 @@ export function mountNetworkBadge(root) {
       if (PRICE_PATHS.has(path) && entry.nextHopProtocol && !seen.has(entry.nextHopProtocol)) {
         seen.add(entry.nextHopProtocol);
         const used = [...seen].join(', ');
-        protocol.textContent = ` · HTTP requests used: ${used}`;
+        // The panes count header bytes as HTTP/1.1 heads; HTTP/2 compresses them (HPACK).
+        const estimate = seen.has('h2') ? ' (the panes\' header bytes are HTTP/1.1 estimates)' : '';
+        protocol.textContent = ` · HTTP requests used: ${used}${estimate}`;
         root.dataset.nextHopProtocol = used;
       }
     }
