@@ -377,7 +377,7 @@ where
     // Unbounded in count, bounded by the byte budget: every segment holds its permits.
     let (queue, arrivals) = mpsc::unbounded_channel();
     tokio::try_join!(
-        read_side(reader, queue, budget, (link, not_before), counters.clone()),
+        read_side(reader, queue, budget, link, not_before, counters.clone()),
         write_side(arrivals, writer, stall)
     )?;
     Ok(())
@@ -388,7 +388,8 @@ async fn read_side<R: AsyncRead + Unpin>(
     mut reader: R,
     queue: mpsc::UnboundedSender<Segment>,
     budget: Arc<Semaphore>,
-    (link, not_before): (Link, Instant),
+    link: Link,
+    not_before: Instant,
     counters: Arc<RelayCounters>,
 ) -> std::io::Result<()> {
     let mut scratch = vec![0u8; CHUNK_BYTES];
