@@ -194,7 +194,8 @@ pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartEr
     if let Some(workers) = config.workers {
         server = server.workers(workers);
     }
-    let server = server.run();
+    // Before the server runs, so that a relay that cannot start leaves nothing running.
+    // (The internal listener is bound already: early connections wait in its backlog.)
     let lab = match relay_parts {
         Some((public, info)) => Some(lab::Relay::start(
             public,
@@ -206,6 +207,7 @@ pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartEr
         )?),
         None => None,
     };
+    let server = server.run();
     let stop = Stopper {
         shutdown,
         server: server.handle(),
