@@ -19,8 +19,16 @@
 //! Flags (or environment): `--secs 30` (`BENCH_SECS`) measuring time, `--tick-ms 50`
 //! (`BENCH_TICK_MS`), `--intervals 50,100,250,500,1000` (`BENCH_INTERVALS`) polling periods,
 //! `--pollers 8` (`BENCH_POLLERS`) polling clients per period, at random phases, pooled.
-//! Output: a Markdown table on stdout; `latency.csv`, `latency.json` and `latency.svg` under
-//! `target/tickerlab-bench/`.
+//! `--rtt-ms 0,50,150` (`BENCH_RTT_MS`) adds a round-trip axis: one run per value, every
+//! client going through the app's simulated network (`--lab-rtt-ms`, see `tickerlab::lab`),
+//! the same relay a browser tab on the lab port uses; without it the clients connect
+//! directly, over loopback.
+//! Then, on a TLS server of its own, it measures the header bytes of one poll and one long
+//! poll over HTTP/1.1 and over HTTP/2 (HPACK), 50 of each on one connection, counted inside
+//! TLS and on the wire.
+//! Output: Markdown tables on stdout; `latency.csv`, `latency.json`, `latency.svg` and
+//! `latency-tls-headers.json` under `target/tickerlab-bench/`, and with several round trips
+//! `latency-rtt.svg`.
 
 mod support;
 
@@ -116,10 +124,26 @@ impl Transport {
         result.unwrap_or_else(|e| panic!("{} client failed: {e}", self.name()))
     }
 
-    /// What theory predicts for tick interval `tick` (ms), given the measured size of one
-    /// exchange.
-    fn theory(&self, tick: f64, unit_header: f64, unit_payload: f64) -> Theory {
+    /// What theory predicts for tick interval `tick` and round trip `rtt` (ms), given the
+    /// measured size of one exchange.
+    fn theory(&self, tick: f64, rtt: f64, unit_header: f64, unit_payload: f64) -> Theory {
+        // Every answer and every push crosses the network once on its way to the client.
+        let transit = rtt / 2.0;
         match *self {
+            // Long polling once the round trip reaches the tick: after each answer the next
+            // request reaches the server one round trip later, when a newer tick already
+            // waits, so it is answered at once. Answers come every RTT, each with the newest
+            // price: long polling has become polling every RTT. A change waits 0..RTT for
+            // the next answer, plus the transit; 1 - tick/RTT of the changes are never seen.
+            Transport::LongPoll if rtt >= tick => Theory {
+                see: [rtt * 0.5, rtt * 0.9, rtt * 0.99, rtt].map(|w| w + transit),
+                age_mean: tick / 2.0 + transit + rtt / 2.0,
+                delay: [tick * 0.5, tick * 0.99, tick].map(|d| d + transit),
+                missed: 1.0 - tick / rtt,
+                exchanges_per_change: 1.0,
+                header_per_change: unit_header,
+                payload_per_change: unit_payload,
+            },
             // Push: a change is seen as soon as it is delivered (~0 on loopback), the shown
             // price is as old as the time since the last tick (tick/2 on average), nothing
             // is missed, one message per change. Its framing is the unit measured: 2 bytes of
@@ -130,10 +154,11 @@ impl Transport {
             // loopback) until the next request is held again: a tick made then is answered
             // at once when the request arrives, so it is late by that much, and only two
             // ticks inside one blind moment would make a miss.
+            // Over a round trip, each of these arrives one transit (RTT/2) later.
             Transport::WebSocket | Transport::Sse | Transport::LongPoll => Theory {
-                see: [0.0, 0.0, 0.0, 0.0],
-                age_mean: tick / 2.0,
-                delay: [0.0, 0.0, 0.0],
+                see: [transit; 4],
+                age_mean: tick / 2.0 + transit,
+                delay: [transit; 3],
                 missed: 0.0,
                 exchanges_per_change: 1.0,
                 header_per_change: unit_header,
@@ -143,13 +168,20 @@ impl Transport {
             // carries a price made 0..tick ago; the shown price is tick/2 + T/2 old on
             // average; a poll sees at most one change, so when T > tick, 1 - tick/T of the
             // changes are never seen; when T < tick, tick/T polls are spent per change.
+            // Over a round trip a poll's answer comes RTT later, and a poller that waits for
+            // each answer polls again at once when the answer comes after the next beat
+            // (tokio's `MissedTickBehavior::Skip` fires a missed beat at once): it really
+            // polls every max(T, RTT), i.e. exactly like long polling once RTT > T. (The
+            // page's poller, a `setInterval` that skips beats while a request is in flight,
+            // waits for the first beat after the answer instead: every (floor(RTT/T) + 1) T.)
+            // Its answers then travel RTT/2 to the client.
             Transport::Polling { interval_ms } => {
-                let t = interval_ms as f64;
+                let t = (interval_ms as f64).max(rtt);
                 let per_change = (tick / t).max(1.0);
                 Theory {
-                    see: [t * 0.5, t * 0.9, t * 0.99, t],
-                    age_mean: tick / 2.0 + t / 2.0,
-                    delay: [tick * 0.5, tick * 0.99, tick],
+                    see: [t * 0.5, t * 0.9, t * 0.99, t].map(|w| w + transit),
+                    age_mean: tick / 2.0 + t / 2.0 + transit,
+                    delay: [tick * 0.5, tick * 0.99, tick].map(|d| d + transit),
                     missed: (1.0 - tick / t).max(0.0),
                     exchanges_per_change: per_change,
                     header_per_change: unit_header * per_change,
@@ -177,6 +209,8 @@ struct Theory {
 /// The measured figures of one transport.
 #[derive(Debug, Clone, Serialize)]
 struct Row {
+    /// The simulated network's round trip, ms; `None` for a direct run over loopback.
+    rtt_ms: Option<u64>,
     transport: String,
     interval_ms: Option<u64>,
     /// Clients pooled in this row (polling clients start at random phases).
@@ -534,7 +568,7 @@ fn row(
     clients: &[Observed],
     made: &BTreeMap<u64, f64>,
     window: (f64, f64),
-    tick: f64,
+    (tick, rtt_ms): (f64, Option<u64>),
 ) -> Row {
     let measured: Vec<Measured> = clients.iter().map(|c| measure(c, made, window)).collect();
     let n = measured.len().max(1) as f64;
@@ -550,7 +584,9 @@ fn row(
     let changes = sum(|m| m.changes_seen).max(1.0);
     let unit_header = clients.iter().map(|c| c.unit_header).sum::<f64>() / n;
     let unit_payload = clients.iter().map(|c| c.unit_payload).sum::<f64>() / n;
+    let rtt = rtt_ms.unwrap_or(0) as f64;
     Row {
+        rtt_ms,
         transport: transport.name(),
         interval_ms: transport.interval_ms(),
         clients: clients.len(),
@@ -562,12 +598,13 @@ fn row(
         exchanges_per_change: sum(|m| m.exchanges) / changes,
         header_per_change: sum(|m| m.header_bytes) / changes,
         payload_per_change: sum(|m| m.payload_bytes) / changes,
-        theory: transport.theory(tick, unit_header, unit_payload),
+        theory: transport.theory(tick, rtt, unit_header, unit_payload),
     }
 }
 
 fn table(rows: &[Row]) -> Table {
     let mut t = Table::new(&[
+        "RTT ms",
         "transport",
         "see p50 ms",
         "see p90 ms",
@@ -588,6 +625,7 @@ fn table(rows: &[Row]) -> Table {
     for r in rows {
         let th = &r.theory;
         t.rows.push(vec![
+            r.rtt_ms.map_or("direct".into(), |ms| ms.to_string()),
             if r.clients > 1 {
                 format!("{} (x{})", r.transport, r.clients)
             } else {
@@ -613,6 +651,7 @@ fn table(rows: &[Row]) -> Table {
 /// The same figures as flat CSV columns, measured and theory side by side.
 fn csv(rows: &[Row]) -> String {
     let mut t = Table::new(&[
+        "rtt_ms",
         "transport",
         "interval_ms",
         "see_p50",
@@ -640,6 +679,7 @@ fn csv(rows: &[Row]) -> String {
     for r in rows {
         let f = |v: f64| format!("{v:.3}");
         t.rows.push(vec![
+            r.rtt_ms.map_or(String::new(), |ms| ms.to_string()),
             r.transport.clone(),
             r.interval_ms.map_or(String::new(), |i| i.to_string()),
             f(r.see.p50),
@@ -670,27 +710,184 @@ fn csv(rows: &[Row]) -> String {
 
 fn main() {
     let args = Args::parse();
-    let secs: f64 = args.get("secs", "BENCH_SECS", 30.0);
-    let tick_ms: u64 = args.get("tick-ms", "BENCH_TICK_MS", 50);
-    let intervals = args.list("intervals", "BENCH_INTERVALS", &[50, 100, 250, 500, 1000]);
-    let pollers: usize = args.get("pollers", "BENCH_POLLERS", 8);
+    let settings = Settings {
+        secs: args.get("secs", "BENCH_SECS", 30.0),
+        tick_ms: args.get("tick-ms", "BENCH_TICK_MS", 50),
+        intervals: args.list("intervals", "BENCH_INTERVALS", &[50, 100, 250, 500, 1000]),
+        pollers: args.get("pollers", "BENCH_POLLERS", 8),
+    };
+    // No --rtt-ms: one direct run, as before the round-trip axis existed.
+    let rtts: Vec<Option<u64>> = match args.list("rtt-ms", "BENCH_RTT_MS", &[]) {
+        list if list.is_empty() => vec![None],
+        list => list.into_iter().map(Some).collect(),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("a Tokio runtime for the clients");
-    runtime.block_on(run(secs, tick_ms, intervals, pollers));
+    runtime.block_on(run(settings, rtts));
 }
 
-async fn run(secs: f64, tick_ms: u64, intervals: Vec<u64>, pollers: usize) {
+/// What one run measures, whatever its round trip.
+#[derive(Debug, Clone)]
+struct Settings {
+    secs: f64,
+    tick_ms: u64,
+    intervals: Vec<u64>,
+    pollers: usize,
+}
+
+/// One run per round trip, one after the other (so they do not compete for the cores),
+/// each against a fresh server with the same seed; then one table, CSV, JSON and plot.
+async fn run(settings: Settings, rtts: Vec<Option<u64>>) {
     let machine = output::machine();
+    let Settings {
+        secs,
+        tick_ms,
+        ref intervals,
+        pollers,
+    } = settings;
+    let mut rows = Vec::new();
+    let mut feed_ticks = Vec::new();
+    for &rtt_ms in &rtts {
+        let (run_rows, ticks) = run_once(&settings, rtt_ms, &machine).await;
+        rows.extend(run_rows);
+        feed_ticks.push(ticks);
+    }
+    let join = |list: &[u64]| {
+        list.iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let rtt_list: Vec<u64> = rtts.iter().flatten().copied().collect();
+    let mut command = format!(
+        "cargo bench --bench latency -- --secs {secs} --tick-ms {tick_ms} --pollers {pollers} --intervals {}",
+        join(intervals)
+    );
+    if !rtt_list.is_empty() {
+        command.push_str(&format!(" --rtt-ms {}", join(&rtt_list)));
+    }
+    let network = if rtt_list.is_empty() {
+        "direct (loopback)".to_string()
+    } else {
+        format!(
+            "through the simulated network at RTT {} ms",
+            join(&rtt_list)
+        )
+    };
+    println!("\n## Latency: push vs polling, tick {tick_ms} ms, {secs} s measured, {network}\n");
+    println!("Machine: {machine}. Command: `{command}`. Feed ticks per run: {feed_ticks:?}.");
+    println!("Each cell: measured (theory).\n");
+    print!("{}", table(&rows).markdown());
+    output::write("latency.csv", &csv(&rows));
+    let json = serde_json::json!({
+        "bench": "latency",
+        "command": command,
+        "machine": machine,
+        "tick_ms": tick_ms,
+        "secs": secs,
+        "rtt_ms": rtt_list,
+        "rows": rows,
+    });
+    output::write(
+        "latency.json",
+        &serde_json::to_string_pretty(&json).unwrap_or_default(),
+    );
+    // The polling-interval plot is drawn for the first run (loopback, or the first RTT).
+    let first_rtt = rtts.first().copied().flatten();
+    let first: Vec<Row> = rows
+        .iter()
+        .filter(|r| r.rtt_ms == first_rtt)
+        .cloned()
+        .collect();
+    let svg = output::out_dir().join("latency.svg");
+    match plot::latency(&svg, &first, tick_ms as f64) {
+        Ok(()) => eprintln!("wrote {}", svg.display()),
+        Err(e) => eprintln!("cannot draw {}: {e}", svg.display()),
+    }
+    let headers = tls_header_bytes(tick_ms).await;
+    if !headers.is_empty() {
+        output::write(
+            "latency-tls-headers.json",
+            &serde_json::to_string_pretty(&headers).unwrap_or_default(),
+        );
+    }
+    if rtt_list.len() > 1 {
+        let svg = output::out_dir().join("latency-rtt.svg");
+        match plot::by_rtt(&svg, &rows, tick_ms as f64) {
+            Ok(()) => eprintln!("wrote {}", svg.display()),
+            Err(e) => eprintln!("cannot draw {}: {e}", svg.display()),
+        }
+    }
+}
+
+/// Header bytes per poll and per long poll over TLS, HTTP/1.1 against HTTP/2, on a server of
+/// its own (self-signed TLS); printed as a table. Empty when it could not be measured.
+async fn tls_header_bytes(tick_ms: u64) -> Vec<tls_headers::Figures> {
+    let server = InProcess::start(Config {
+        port: 0,
+        tick_ms,
+        seed: Some(1),
+        tls_self_signed: true,
+        ..Config::default()
+    });
+    let symbol = server.feed.symbols()[0].clone();
+    let figures = match &server.tls_root {
+        Some(root) => tls_headers::measure(server.addr, root, &symbol, 50).await,
+        None => Err(anyhow::anyhow!("the server did not start TLS")),
+    };
+    server.stop().await;
+    let figures = match figures {
+        Ok(figures) => figures,
+        Err(e) => {
+            eprintln!("cannot measure header bytes over TLS: {e}");
+            return Vec::new();
+        }
+    };
+    let mut t = Table::new(&[
+        "request",
+        "protocol",
+        "header B, 1st request",
+        "header B / request after",
+        "payload B / request",
+        "on the wire B / request (TLS included)",
+    ]);
+    for f in &figures {
+        t.rows.push(vec![
+            f.request.to_string(),
+            f.protocol.to_string(),
+            num(f.first_header_bytes, 0),
+            num(f.header_bytes, 1),
+            num(f.payload_bytes, 1),
+            num(f.wire_bytes, 1),
+        ]);
+    }
+    println!("\n### Header bytes over TLS: HTTP/1.1 vs HTTP/2 (50 requests on one connection)\n");
+    print!("{}", t.markdown());
+    figures
+}
+
+/// One run: a fresh server (with the simulated network at `rtt_ms` when given), every
+/// transport's clients at once, the rows, and how many ticks the feed made.
+async fn run_once(settings: &Settings, rtt_ms: Option<u64>, machine: &str) -> (Vec<Row>, u64) {
+    let Settings {
+        secs,
+        tick_ms,
+        ref intervals,
+        pollers,
+    } = *settings;
     let config = Config {
         port: 0,
         tick_ms,
         seed: Some(1),
+        lab_rtt_ms: rtt_ms,
         ..Config::default()
     };
     let server = InProcess::start(config);
+    // Through the relay when there is one: the same path a browser tab on the lab port takes.
+    let addr = server.lab_addr.unwrap_or(server.addr);
     let symbol = server.feed.symbols()[0].clone();
     let mut transports = vec![Transport::WebSocket, Transport::Sse, Transport::LongPoll];
     transports.extend(
@@ -698,15 +895,17 @@ async fn run(secs: f64, tick_ms: u64, intervals: Vec<u64>, pollers: usize) {
             .iter()
             .map(|&interval_ms| Transport::Polling { interval_ms }),
     );
-    // Warm-up and grace cover the longest polling interval, so every client has shown a price
-    // before the window opens and has had its chance to see every tick made in it.
+    // Warm-up and grace cover the longest polling interval and a few round trips (the
+    // handshakes), so every client has shown a price before the window opens and has had
+    // its chance to see every tick made in it.
     let longest = intervals.iter().copied().max().unwrap_or(0) as f64;
-    let margin = longest + 500.0;
+    let margin = longest + 500.0 + 3.0 * rtt_ms.unwrap_or(0) as f64;
     let start = now_ms();
     let window = (start + margin, start + margin + secs * 1000.0);
     let stop_at = Instant::now() + Duration::from_secs_f64((2.0 * margin + secs * 1000.0) / 1000.0);
     eprintln!(
-        "latency bench: tick {tick_ms} ms, {} transports, {secs} s measured ({:.1} s in all), {machine}",
+        "latency bench: tick {tick_ms} ms, RTT {}, {} transports, {secs} s measured ({:.1} s in all), {machine}",
+        rtt_ms.map_or("direct".into(), |ms| format!("{ms} ms")),
         transports.len(),
         (2.0 * margin + secs * 1000.0) / 1000.0
     );
@@ -744,7 +943,7 @@ async fn run(secs: f64, tick_ms: u64, intervals: Vec<u64>, pollers: usize) {
                 1
             };
             (0..count)
-                .map(|_| tokio::spawn(t.run(server.addr, symbol.clone(), stop_at)))
+                .map(|_| tokio::spawn(t.run(addr, symbol.clone(), stop_at)))
                 .collect()
         })
         .collect();
@@ -765,41 +964,12 @@ async fn run(secs: f64, tick_ms: u64, intervals: Vec<u64>, pollers: usize) {
     let feed_ticks = server.feed.ticks();
     server.stop().await;
 
-    let rows: Vec<Row> = transports
+    let rows = transports
         .iter()
         .zip(&observed)
-        .map(|(&t, seen)| row(t, seen, &made, window, tick_ms as f64))
+        .map(|(&t, seen)| row(t, seen, &made, window, (tick_ms as f64, rtt_ms)))
         .collect();
-    let command = format!(
-        "cargo bench --bench latency -- --secs {secs} --tick-ms {tick_ms} --pollers {pollers} --intervals {}",
-        intervals
-            .iter()
-            .map(u64::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
-    );
-    println!("\n## Latency: push vs polling, tick {tick_ms} ms, {secs} s measured\n");
-    println!("Machine: {machine}. Command: `{command}`. Feed ticks: {feed_ticks}.");
-    println!("Each cell: measured (theory).\n");
-    print!("{}", table(&rows).markdown());
-    output::write("latency.csv", &csv(&rows));
-    let json = serde_json::json!({
-        "bench": "latency",
-        "command": command,
-        "machine": machine,
-        "tick_ms": tick_ms,
-        "secs": secs,
-        "rows": rows,
-    });
-    output::write(
-        "latency.json",
-        &serde_json::to_string_pretty(&json).unwrap_or_default(),
-    );
-    let svg = output::out_dir().join("latency.svg");
-    match plot::latency(&svg, &rows, tick_ms as f64) {
-        Ok(()) => eprintln!("wrote {}", svg.display()),
-        Err(e) => eprintln!("cannot draw {}: {e}", svg.display()),
-    }
+    (rows, feed_ticks)
 }
 
 /// The SVG: time to see a change and age of the shown price against the polling interval,
@@ -927,5 +1097,410 @@ mod plot {
             .draw()?;
         root.present()?;
         Ok(())
+    }
+
+    /// One panel of the round-trip plot.
+    type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+    /// A row's figure for a panel: (measured, theory).
+    type Figure = fn(&Row) -> (f64, f64);
+
+    /// `latency-rtt.svg`: against the round trip, two panels: time to see a change (p50) and
+    /// the share of changes missed, measured (solid, dots) and theory (dashed), for the push
+    /// transports, long polling and polling at its shortest interval. Long polling leaving
+    /// push's line for polling's, once the round trip passes the tick, is the point.
+    pub fn by_rtt(path: &Path, rows: &[Row], tick: f64) -> Result<(), Box<dyn std::error::Error>> {
+        let shortest = rows.iter().filter_map(|r| r.interval_ms).min();
+        let names: Vec<String> = {
+            let mut names: Vec<String> = Vec::new();
+            for r in rows {
+                let wanted = r.interval_ms.is_none() || r.interval_ms == shortest;
+                if wanted && !names.contains(&r.transport) {
+                    names.push(r.transport.clone());
+                }
+            }
+            names
+        };
+        let colors = [
+            RGBColor(0, 150, 0),
+            RGBColor(120, 60, 180),
+            RGBColor(230, 140, 0),
+            BLUE,
+        ];
+        let x = |r: &Row| r.rtt_ms.unwrap_or(0) as f64;
+        let x_max = rows.iter().map(x).fold(10.0, f64::max) * 1.05;
+        let root = SVGBackend::new(path, (1200, 560)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let root = root.titled(
+            &format!("tickerlab: the same transports over a round trip (tick {tick} ms)"),
+            ("sans-serif", 22),
+        )?;
+        let (left, right) = root.split_horizontally(600);
+        let panels: [(&Area, &str, Figure); 2] = [
+            (&left, "time to see a change, p50 (ms)", |r| {
+                (r.see.p50, r.theory.see[0])
+            }),
+            (&right, "changes missed (%)", |r| {
+                (r.missed * 100.0, r.theory.missed * 100.0)
+            }),
+        ];
+        for (area, y_desc, figure) in panels {
+            let y_max = rows
+                .iter()
+                .filter(|r| names.contains(&r.transport))
+                .flat_map(|r| {
+                    let (m, t) = figure(r);
+                    [m, t]
+                })
+                .filter(|v| v.is_finite())
+                .fold(10.0, f64::max)
+                * 1.15;
+            let mut chart = ChartBuilder::on(area)
+                .margin(20)
+                .x_label_area_size(45)
+                .y_label_area_size(60)
+                .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
+            chart
+                .configure_mesh()
+                .x_desc("round trip, RTT (ms)")
+                .y_desc(y_desc)
+                .draw()?;
+            for (i, name) in names.iter().enumerate() {
+                let color = colors[i % colors.len()];
+                let points: Vec<(f64, (f64, f64))> = rows
+                    .iter()
+                    .filter(|r| &r.transport == name)
+                    .map(|r| (x(r), figure(r)))
+                    .collect();
+                let measured: Vec<(f64, f64)> = points.iter().map(|&(x, (m, _))| (x, m)).collect();
+                let theory: Vec<(f64, f64)> = points.iter().map(|&(x, (_, t))| (x, t)).collect();
+                chart
+                    .draw_series(LineSeries::new(measured.clone(), color.stroke_width(2)))?
+                    .label(format!("{name} (dashed: theory)"))
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+                chart.draw_series(
+                    measured
+                        .into_iter()
+                        .map(move |p| Circle::new(p, 4, color.filled())),
+                )?;
+                chart.draw_series(DashedLineSeries::new(theory, 6, 4, color.into()))?;
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .draw()?;
+        }
+        root.present()?;
+        Ok(())
+    }
+}
+
+/// Header bytes per poll over TLS, HTTP/1.1 against HTTP/2: the same `GET` again and again on
+/// one connection, with each protocol's bytes counted *inside* TLS (what the protocol sends:
+/// head or HEADERS frame, DATA frame headers, SETTINGS, WINDOW_UPDATE...) and on the wire
+/// (TLS records included). HTTP/2's HPACK keeps a table of the headers already sent on the
+/// connection, so from the second request on, a repeated header costs a byte or two.
+mod tls_headers {
+    use std::net::SocketAddr;
+    use std::pin::Pin;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::task::{Context, Poll};
+
+    use serde::Serialize;
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+    use tokio::net::TcpStream;
+    use tokio_rustls::TlsConnector;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+    use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
+
+    /// Byte counters shared with a stream that has been moved into a connection task.
+    #[derive(Clone, Default)]
+    struct Counters {
+        read: Arc<AtomicU64>,
+        written: Arc<AtomicU64>,
+    }
+
+    impl Counters {
+        fn total(&self) -> u64 {
+            self.read.load(Ordering::Relaxed) + self.written.load(Ordering::Relaxed)
+        }
+    }
+
+    /// A stream that counts what crosses it into [`Counters`].
+    struct Tap<S> {
+        inner: S,
+        counters: Counters,
+    }
+
+    impl<S: AsyncRead + Unpin> AsyncRead for Tap<S> {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            let before = buf.filled().len();
+            let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+            let n = (buf.filled().len() - before) as u64;
+            self.counters.read.fetch_add(n, Ordering::Relaxed);
+            result
+        }
+    }
+
+    impl<S: AsyncWrite + Unpin> AsyncWrite for Tap<S> {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            data: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            let result = Pin::new(&mut self.inner).poll_write(cx, data);
+            if let Poll::Ready(Ok(n)) = &result {
+                self.counters
+                    .written
+                    .fetch_add(*n as u64, Ordering::Relaxed);
+            }
+            result
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+
+        fn poll_shutdown(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    /// The figures of one protocol and one kind of request, per request.
+    #[derive(Debug, Clone, Serialize)]
+    pub struct Figures {
+        pub protocol: &'static str,
+        pub request: &'static str,
+        /// Requests measured (after the first, which also pays the connection's set-up).
+        pub requests: u64,
+        /// The first request: everything inside TLS except the body (the connection's
+        /// preface and SETTINGS included for HTTP/2).
+        pub first_header_bytes: f64,
+        /// Later requests, mean: everything inside TLS except the body.
+        pub header_bytes: f64,
+        /// Later requests, mean: the body.
+        pub payload_bytes: f64,
+        /// Later requests, mean: every byte on the TCP connection (TLS records included).
+        pub wire_bytes: f64,
+    }
+
+    type Tls = Tap<tokio_rustls::client::TlsStream<Tap<TcpStream>>>;
+
+    /// A TLS connection to `addr` offering only `alpn`, with counters inside and outside TLS.
+    async fn connect(
+        addr: SocketAddr,
+        root: &CertificateDer<'static>,
+        alpn: &[u8],
+    ) -> anyhow::Result<(Tls, Counters, Counters)> {
+        let mut roots = RootCertStore::empty();
+        roots.add(root.clone())?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![alpn.to_vec()];
+        let wire = Counters::default();
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let tcp = Tap {
+            inner: tcp,
+            counters: wire.clone(),
+        };
+        let tls = TlsConnector::from(Arc::new(config))
+            .connect(ServerName::try_from("localhost")?, tcp)
+            .await?;
+        anyhow::ensure!(
+            tls.get_ref().1.alpn_protocol() == Some(alpn),
+            "the server did not choose {}",
+            String::from_utf8_lossy(alpn)
+        );
+        let inside = Counters::default();
+        let tls = Tap {
+            inner: tls,
+            counters: inside.clone(),
+        };
+        Ok((tls, inside, wire))
+    }
+
+    /// Sums per request: inside TLS minus the body, the body, on the wire.
+    #[derive(Default)]
+    struct Sums {
+        first: Option<f64>,
+        n: u64,
+        header: f64,
+        payload: f64,
+        wire: f64,
+    }
+
+    impl Sums {
+        fn add(&mut self, inside: u64, body: usize, wire: u64) {
+            let header = inside as f64 - body as f64;
+            if self.first.is_none() {
+                self.first = Some(header);
+                return;
+            }
+            self.n += 1;
+            self.header += header;
+            self.payload += body as f64;
+            self.wire += wire as f64;
+        }
+
+        fn figures(&self, protocol: &'static str, request: &'static str) -> Figures {
+            let n = self.n.max(1) as f64;
+            Figures {
+                protocol,
+                request,
+                requests: self.n,
+                first_header_bytes: self.first.unwrap_or(0.0),
+                header_bytes: self.header / n,
+                payload_bytes: self.payload / n,
+                wire_bytes: self.wire / n,
+            }
+        }
+    }
+
+    /// `polls` + 1 polls of `/price` and as many long polls of `/price/next`, over HTTP/1.1
+    /// and over HTTP/2, each on one TLS connection.
+    pub async fn measure(
+        addr: SocketAddr,
+        root: &CertificateDer<'static>,
+        symbol: &str,
+        polls: u64,
+    ) -> anyhow::Result<Vec<Figures>> {
+        let mut figures = Vec::new();
+        for long in [false, true] {
+            let request = if long { "long poll" } else { "poll" };
+            let h1 = http1(addr, root, symbol, polls, long).await?;
+            figures.push(h1.figures("HTTP/1.1", request));
+            let h2 = http2(addr, root, symbol, polls, long).await?;
+            figures.push(h2.figures("HTTP/2", request));
+        }
+        Ok(figures)
+    }
+
+    fn path(symbol: &str, long: bool, after: u64) -> String {
+        if long {
+            format!("/price/next?symbol={symbol}&after={after}")
+        } else {
+            format!("/price?symbol={symbol}")
+        }
+    }
+
+    /// The seq of a tick's JSON, for the next long poll's `after`.
+    fn seq_of(body: &[u8]) -> u64 {
+        serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v["seq"].as_u64())
+            .unwrap_or(0)
+    }
+
+    /// Reads from `tls` into `buf` until `done(buf)` says where the wanted part ends.
+    async fn read_until(
+        tls: &mut Tls,
+        buf: &mut Vec<u8>,
+        done: impl Fn(&[u8]) -> Option<usize>,
+    ) -> anyhow::Result<usize> {
+        loop {
+            if let Some(end) = done(buf) {
+                return Ok(end);
+            }
+            let mut chunk = [0u8; 4096];
+            let n = tls.read(&mut chunk).await?;
+            anyhow::ensure!(n > 0, "the server closed the connection");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    async fn http1(
+        addr: SocketAddr,
+        root: &CertificateDer<'static>,
+        symbol: &str,
+        polls: u64,
+        long: bool,
+    ) -> anyhow::Result<Sums> {
+        let (mut tls, inside, wire) = connect(addr, root, b"http/1.1").await?;
+        let mut sums = Sums::default();
+        let mut after = 0;
+        let mut buf = Vec::new();
+        for _ in 0..=polls {
+            let (inside0, wire0) = (inside.total(), wire.total());
+            // The same request the plain-TCP bench clients send.
+            let request = format!(
+                "GET {} HTTP/1.1\r\nHost: localhost:{}\r\nAccept: application/json\r\n\r\n",
+                path(symbol, long, after),
+                addr.port()
+            );
+            tls.write_all(request.as_bytes()).await?;
+            buf.clear();
+            let head_end = read_until(&mut tls, &mut buf, |b| {
+                b.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+            })
+            .await?;
+            let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            let end = head_end + length;
+            read_until(&mut tls, &mut buf, |b| (b.len() >= end).then_some(end)).await?;
+            let body = &buf[head_end..end];
+            after = seq_of(body);
+            sums.add(inside.total() - inside0, body.len(), wire.total() - wire0);
+        }
+        Ok(sums)
+    }
+
+    async fn http2(
+        addr: SocketAddr,
+        root: &CertificateDer<'static>,
+        symbol: &str,
+        polls: u64,
+        long: bool,
+    ) -> anyhow::Result<Sums> {
+        let (tls, inside, wire) = connect(addr, root, b"h2").await?;
+        let (client, connection) = h2::client::handshake(tls).await?;
+        tokio::spawn(connection);
+        let mut client = client.ready().await?;
+        let mut sums = Sums::default();
+        let mut after = 0;
+        for _ in 0..=polls {
+            let (inside0, wire0) = (inside.total(), wire.total());
+            let url = format!(
+                "https://localhost:{}{}",
+                addr.port(),
+                path(symbol, long, after)
+            );
+            let request = http02::Request::get(url)
+                .header("accept", "application/json")
+                .body(())?;
+            let (response, _) = client.send_request(request, true)?;
+            let response = response.await?;
+            anyhow::ensure!(response.status() == 200, "answered {}", response.status());
+            let mut body = response.into_body();
+            let mut bytes = Vec::new();
+            while let Some(chunk) = body.data().await {
+                let chunk = chunk?;
+                let _ = body.flow_control().release_capacity(chunk.len());
+                bytes.extend_from_slice(&chunk);
+            }
+            // Any WINDOW_UPDATE the release triggers belongs to this request: give the
+            // connection task a moment to write it.
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            after = seq_of(&bytes);
+            sums.add(inside.total() - inside0, bytes.len(), wire.total() - wire0);
+            client = client.ready().await?;
+        }
+        Ok(sums)
     }
 }

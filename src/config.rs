@@ -115,6 +115,28 @@ pub struct Config {
     /// and pings and pongs, cost the server the same work.
     #[arg(long, env = "MAX_MESSAGES_PER_SEC", default_value_t = 20)]
     pub max_messages_per_sec: u32,
+
+    /// Also serve the same app through a simulated network with this round trip, in
+    /// milliseconds (0 to 10000): a second listener (see --lab-port) whose relay holds every
+    /// chunk of bytes for half the round trip in each direction. Compare two tabs, one per port.
+    #[arg(long, env = "LAB_RTT_MS", value_name = "MS")]
+    pub lab_rtt_ms: Option<u64>,
+
+    /// With --lab-rtt-ms: up to this many extra milliseconds of random delay per chunk and
+    /// direction (0 to 10000). Bytes still arrive in order, as TCP delivers them.
+    #[arg(
+        long,
+        env = "LAB_JITTER_MS",
+        value_name = "MS",
+        default_value_t = 0,
+        requires = "lab_rtt_ms"
+    )]
+    pub lab_jitter_ms: u64,
+
+    /// With --lab-rtt-ms: the port of the simulated network's listener (default: --port + 1;
+    /// any free port when --port is 0).
+    #[arg(long, env = "LAB_PORT", requires = "lab_rtt_ms")]
+    pub lab_port: Option<u16>,
 }
 
 /// Why a [`Config`] cannot be used. Each message says what was wrong and what is allowed.
@@ -160,6 +182,9 @@ pub enum ConfigError {
     /// A limit of zero would refuse every client.
     #[error("{0} must be at least 1")]
     ZeroLimit(&'static str),
+    /// A simulated-network delay outside its range.
+    #[error("{0} {1} is out of range: use 0 to {max} milliseconds", max = MAX_LAB_DELAY_MS)]
+    LabDelay(&'static str, u64),
 }
 
 impl Default for Config {
@@ -184,9 +209,16 @@ impl Default for Config {
             allowed_origins: Vec::new(),
             max_connections: 10_000,
             max_messages_per_sec: 20,
+            lab_rtt_ms: None,
+            lab_jitter_ms: 0,
+            lab_port: None,
         }
     }
 }
+
+/// The longest `--lab-rtt-ms` and `--lab-jitter-ms`: ten seconds, slower than a satellite
+/// link. Longer is surely a typo, and would outlast every client's timeout.
+pub const MAX_LAB_DELAY_MS: u64 = 10_000;
 
 /// Most symbols one server publishes: enough for any lesson, few enough that a per-session
 /// subscription fits in one machine word.
@@ -302,6 +334,17 @@ impl Config {
         if self.max_messages_per_sec == 0 {
             return Err(ConfigError::ZeroLimit("--max-messages-per-sec"));
         }
+        self.validate_lab()
+    }
+
+    /// The simulated network's rules: delays within [`MAX_LAB_DELAY_MS`].
+    fn validate_lab(&self) -> Result<(), ConfigError> {
+        if let Some(rtt) = self.lab_rtt_ms.filter(|&ms| ms > MAX_LAB_DELAY_MS) {
+            return Err(ConfigError::LabDelay("--lab-rtt-ms", rtt));
+        }
+        if self.lab_jitter_ms > MAX_LAB_DELAY_MS {
+            return Err(ConfigError::LabDelay("--lab-jitter-ms", self.lab_jitter_ms));
+        }
         Ok(())
     }
 
@@ -414,6 +457,32 @@ mod tests {
         );
         // Every message is one line, as a start-up error should be.
         assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn lab_flags_parse_and_are_bounded() {
+        let c =
+            Config::try_parse_from(["tickerlab", "--lab-rtt-ms", "150", "--lab-jitter-ms", "20"])
+                .unwrap();
+        assert_eq!(
+            (c.lab_rtt_ms, c.lab_jitter_ms, c.lab_port),
+            (Some(150), 20, None)
+        );
+        assert!(c.validate().is_ok());
+        let too_long = Config {
+            lab_rtt_ms: Some(10_001),
+            ..Config::default()
+        };
+        let err = too_long.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("--lab-rtt-ms") && err.contains("10000"),
+            "{err}"
+        );
+        // Jitter or a lab port without a round trip means nothing: clap refuses it.
+        if std::env::var_os("LAB_RTT_MS").is_none() {
+            assert!(Config::try_parse_from(["tickerlab", "--lab-jitter-ms", "5"]).is_err());
+            assert!(Config::try_parse_from(["tickerlab", "--lab-port", "9000"]).is_err());
+        }
     }
 
     #[test]

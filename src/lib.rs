@@ -31,6 +31,8 @@
 //! * [`http`]: one module per route family (page, price, long poll, SSE, ws, metrics).
 //! * [`metrics`]: the counters behind `GET /metrics`.
 //! * [`tls`]: certificates for `https://` and `wss://` (files or self-signed).
+//! * [`lab`]: the simulated network (`--lab-rtt-ms`): the same app behind a relay that
+//!   delays every byte by half a round trip each way.
 //!
 //! [`serve`] starts the whole app over a listener you bind, so a test or a bench runs the
 //! real server on `127.0.0.1:0`; `main.rs` only parses flags and calls it.
@@ -41,6 +43,7 @@ pub mod backplane;
 pub mod config;
 pub mod feed;
 pub mod http;
+pub mod lab;
 pub mod market;
 pub mod metrics;
 pub mod subscription;
@@ -77,6 +80,11 @@ pub enum StartError {
     /// The TLS certificate or key could not be used.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// `--lab-rtt-ms`: the simulated network's port could not be bound.
+    #[error(
+        "cannot open the simulated network's port {0}: {1} (choose another with --lab-port, or 0 for any free one)"
+    )]
+    LabListen(SocketAddr, std::io::Error),
 }
 
 /// The kernel send buffer each connection gets, in bytes (Linux doubles it for its own
@@ -98,6 +106,7 @@ pub struct Tickerlab {
     addr: SocketAddr,
     stop: Stopper,
     tls: Option<tls::Identity>,
+    lab: Option<lab::Relay>,
 }
 
 /// Stops a running tickerlab gracefully: closes every WebSocket with 1001 (going away),
@@ -147,6 +156,8 @@ pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartEr
         shutdown: shutdown.clone(),
         metrics: Default::default(),
     };
+    let lab = lab_listeners(&config, addr)?;
+    let lab_info = actix_web::web::Data::new(lab.as_ref().map(|(_, _, info)| *info));
     let scheme = if identity.is_some() { "https" } else { "http" };
     tracing::info!(%addr, scheme, seed, tick_ms = config.tick_ms, symbols = ?config.symbols, "starting");
     // actix-web's `HttpServer`, taken apart: the same actix-server workers and HTTP/1
@@ -166,7 +177,9 @@ pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartEr
         secure: identity.is_some(),
         write_timeout: Duration::from_secs(config.client_timeout_secs),
         shutdown: builder.graceful_shutdown_signal(),
+        lab: lab_info.clone(),
     };
+    let site_for_lab = site.clone();
     // The same app either way: TLS only wraps the connection, so every route (the page,
     // /price and the /ws upgrade) is served unchanged over https:// and wss://.
     builder = match &identity {
@@ -175,6 +188,39 @@ pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartEr
             builder.listen("tickerlab-https", listener, move || site.https(tls.clone()))?
         }
         None => builder.listen("tickerlab-http", listener, move || site.http())?,
+    };
+    // The simulated network's relay connects to a listener of its own, served the same way
+    // (TLS included): requests arriving there are known to have crossed the relay, because
+    // their connection's local address is that listener's.
+    let mut relay_parts = None;
+    if let Some((public, upstream, info)) = lab {
+        let upstream_site = Site {
+            addr: info.upstream,
+            ..site_for_lab
+        };
+        builder = match &identity {
+            Some(identity) => {
+                let tls = identity.server_config()?;
+                builder.listen("tickerlab-lab", upstream, move || {
+                    upstream_site.https(tls.clone())
+                })?
+            }
+            None => builder.listen("tickerlab-lab", upstream, move || upstream_site.http())?,
+        };
+        relay_parts = Some((public, info));
+    }
+    // Before the server runs, so that a relay that cannot start leaves nothing running.
+    // (The internal listener is bound already: early connections wait in its backlog.)
+    let lab = match relay_parts {
+        Some((public, info)) => Some(lab::Relay::start(
+            public,
+            info.upstream,
+            info.link,
+            usize::try_from(config.max_connections).unwrap_or(usize::MAX),
+            Duration::from_secs(config.client_timeout_secs),
+            shutdown.clone(),
+        )?),
+        None => None,
     };
     let server = builder.run();
     let stop = Stopper {
@@ -188,6 +234,7 @@ pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartEr
         addr,
         stop,
         tls: identity,
+        lab,
     })
 }
 
@@ -211,6 +258,36 @@ fn kernel_write_timeout(listener: &TcpListener, timeout: Duration) -> std::io::R
     Ok(())
 }
 
+/// With `--lab-rtt-ms`: binds the simulated network's public port (on the main listener's
+/// address: `--lab-port`, else the next port, or any free one when `--port` is 0) and the
+/// internal listener its relay connects to (`127.0.0.1`, any free port).
+fn lab_listeners(
+    config: &Config,
+    addr: SocketAddr,
+) -> Result<Option<(TcpListener, TcpListener, lab::Lab)>, StartError> {
+    let Some(rtt_ms) = config.lab_rtt_ms else {
+        return Ok(None);
+    };
+    let port = match config.lab_port {
+        Some(port) => port,
+        None if config.port == 0 => 0,
+        None => addr.port().checked_add(1).unwrap_or(0),
+    };
+    let public_addr = SocketAddr::new(addr.ip(), port);
+    let public =
+        TcpListener::bind(public_addr).map_err(|e| StartError::LabListen(public_addr, e))?;
+    let upstream = TcpListener::bind(("127.0.0.1", 0))?;
+    socket2::SockRef::from(&upstream).set_send_buffer_size(SEND_BUFFER_BYTES)?;
+    kernel_write_timeout(&upstream, Duration::from_secs(config.client_timeout_secs))?;
+    let info = lab::Lab {
+        upstream: upstream.local_addr()?,
+        link: lab::Link::from_millis(rtt_ms, config.lab_jitter_ms),
+        public_port: public.local_addr()?.port(),
+        direct_port: addr.port(),
+    };
+    Ok(Some((public, upstream, info)))
+}
+
 impl Tickerlab {
     /// The address the server listens on (the real port when bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
@@ -228,6 +305,16 @@ impl Tickerlab {
         self.tls.as_ref()
     }
 
+    /// The simulated network's address (`--lab-rtt-ms`): the same app, through the relay.
+    pub fn lab_addr(&self) -> Option<SocketAddr> {
+        self.lab.as_ref().map(|relay| relay.local_addr())
+    }
+
+    /// The simulated network's relay, e.g. to read its counters.
+    pub fn lab(&self) -> Option<&lab::Relay> {
+        self.lab.as_ref()
+    }
+
     /// The feed, e.g. to read its counters.
     pub fn feed(&self) -> &Feed {
         &self.feed
@@ -242,6 +329,12 @@ impl Tickerlab {
     /// also gives its lease back, so that a replacement can start at once).
     pub async fn run(self) -> std::io::Result<()> {
         let result = self.server.await;
+        if let Some(relay) = self.lab {
+            // The last bytes (WebSocket 1001 closes) are still crossing the relay: give them
+            // one trip's time before the runtime, and the relay with it, goes away.
+            let link = relay.link();
+            tokio::time::sleep(link.rtt / 2 + link.jitter + Duration::from_millis(50)).await;
+        }
         self.feed_task.shutdown().await;
         result
     }

@@ -55,6 +55,21 @@ async fn run(config: Config) -> anyhow::Result<()> {
         addr.to_string()
     };
     let mut report = format!("tickerlab listening on {}://{shown}\n", app.scheme());
+    if let (Some(lab), Some(rtt_ms)) = (app.lab_addr(), config.lab_rtt_ms) {
+        // The same app and feed through the relay: open both URLs in two tabs to compare.
+        let jitter = match config.lab_jitter_ms {
+            0 => String::new(),
+            ms => format!(", up to {ms} ms jitter each way"),
+        };
+        report.push_str(&format!(
+            "simulated network ({rtt_ms} ms round trip{jitter}) on {}://{}:{}\n",
+            app.scheme(),
+            shown
+                .rsplit_once(':')
+                .map_or(shown.as_str(), |(host, _)| host),
+            lab.port()
+        ));
+    }
     if let Some(identity) = app.tls() {
         report.push_str(&tls_report(identity, addr.port())?);
     }

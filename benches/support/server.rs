@@ -21,6 +21,10 @@ use tickerlab::{Config, Feed, Stopper};
 pub struct InProcess {
     /// Where it listens (127.0.0.1, a free port).
     pub addr: SocketAddr,
+    /// The simulated network's port, when the config has `lab_rtt_ms`.
+    pub lab_addr: Option<SocketAddr>,
+    /// The certificate served, when the config turns TLS on (for clients to trust).
+    pub tls_root: Option<rustls::pki_types::CertificateDer<'static>>,
     /// Its feed, for the counters and to record every tick made.
     pub feed: Feed,
     stopper: Stopper,
@@ -37,14 +41,23 @@ impl InProcess {
                 actix_web::rt::System::new().block_on(async move {
                     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
                     let app = tickerlab::serve(config, listener).expect("the app starts");
-                    let _ = tx.send((app.local_addr(), app.feed().clone(), app.stopper()));
+                    let _ = tx.send((
+                        app.local_addr(),
+                        app.lab_addr(),
+                        app.tls().map(|identity| identity.certificate().clone()),
+                        app.feed().clone(),
+                        app.stopper(),
+                    ));
                     let _ = app.run().await;
                 })
             })
             .expect("spawn the server thread");
-        let (addr, feed, stopper) = rx.recv().expect("the server reports its address");
+        let (addr, lab_addr, tls_root, feed, stopper) =
+            rx.recv().expect("the server reports its address");
         InProcess {
             addr,
+            lab_addr,
+            tls_root,
             feed,
             stopper,
             thread,

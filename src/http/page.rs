@@ -20,16 +20,32 @@ struct IndexPage<'a> {
     version: &'static str,
     /// `/?blind`: the blind test, panes named only A and B until Reveal (static/js/blind.js).
     blind: bool,
+    network: NetworkBadge,
+}
+
+/// Which network this page was fetched through (see [`crate::lab`]), for its badge.
+struct NetworkBadge {
+    kind: &'static str,
+    rtt_ms: u64,
+    label: String,
+    other_port: Option<u16>,
 }
 
 /// `GET /`: the comparison page for this server's symbols and tick interval; `GET /?blind`:
 /// the same page as a blind test. Any other query is ignored: a page link may carry anything.
 pub async fn index(request: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let network = crate::lab::Network::of(&request);
     let page = IndexPage {
         symbols: state.feed.symbols(),
         tick_ms: state.config.tick_ms,
         version: env!("CARGO_PKG_VERSION"),
         blind: asks_for_blind(request.query_string()),
+        network: NetworkBadge {
+            kind: network.kind(),
+            rtt_ms: network.rtt_ms(),
+            label: network.describe(),
+            other_port: crate::lab::Network::other_port(&request),
+        },
     };
     match page.render() {
         Ok(html) => HttpResponse::Ok()
@@ -92,6 +108,7 @@ pub const ASSETS: &[(&str, &str)] = &[
     ),
     ("js/blind.js", include_str!("../../static/js/blind.js")),
     ("js/strip.js", include_str!("../../static/js/strip.js")),
+    ("js/network.js", include_str!("../../static/js/network.js")),
 ];
 
 /// `GET /static/{path}`: one compiled-in asset, or `404`.

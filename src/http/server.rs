@@ -5,6 +5,7 @@
 //! actix-server workers itself and each worker asks a [`Site`] for its service. See
 //! [`super::connection`] for what the wrapper bounds, and why.
 
+use actix_http::Protocol;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -33,6 +34,9 @@ pub struct Site {
     pub write_timeout: Duration,
     /// Resolves when a graceful shutdown starts: idle keep-alive connections then close.
     pub shutdown: actix_server::GracefulShutdownSignal,
+    /// The simulated network, when `--lab-rtt-ms` is on: which listener is the relay's (for
+    /// the page's network badge, see [`crate::lab::Network::of`]).
+    pub lab: web::Data<Option<crate::lab::Lab>>,
 }
 
 /// The connection-level errors of one worker's service (a TLS handshake or an HTTP/1
@@ -56,17 +60,22 @@ impl Site {
             let fd = std::os::fd::AsRawFd::as_raw_fd(&tcp);
             std::future::ready(Ok((
                 GuardedIo::new(tcp, write_timeout).with_socket(fd),
+                Protocol::Http1,
                 peer,
             )))
         })
-        .and_then(self.h1())
+        .and_then(self.service())
     }
 
     /// For `https://`: the TLS handshake first, then the same as [`Site::http`] on the
-    /// decrypted stream.
+    /// decrypted stream. ALPN offers `h2` before `http/1.1`: browsers then fetch the page,
+    /// polls, long polls and event streams over HTTP/2. A WebSocket still gets an HTTP/1.1
+    /// connection of its own: actix-web does not implement RFC 8441 (WebSockets over HTTP/2's
+    /// extended CONNECT), so it never advertises it, and browsers fall back to the HTTP/1.1
+    /// upgrade. Plain `http://` stays HTTP/1.1 (no h2c).
     pub fn https(
         &self,
-        tls: rustls::ServerConfig,
+        mut tls: rustls::ServerConfig,
     ) -> impl ServiceFactory<
         TcpStream,
         Config = (),
@@ -76,23 +85,34 @@ impl Site {
     > + use<> {
         use actix_tls::accept::rustls_0_23::{Acceptor, TlsStream};
         let write_timeout = self.write_timeout;
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Acceptor::new(tls)
             .map_init_err(|_| ())
             .map_err(actix_tls::accept::TlsError::into_service_error)
             .map(move |tls: TlsStream<TcpStream>| {
                 let peer = tls.get_ref().0.peer_addr().ok();
                 let fd = std::os::fd::AsRawFd::as_raw_fd(tls.get_ref().0);
-                (GuardedIo::new(tls, write_timeout).with_socket(fd), peer)
+                let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                let io = GuardedIo::new(tls, write_timeout).with_socket(fd);
+                if h2 {
+                    // HTTP/2 bounds its own streams (flow control, a concurrent-stream
+                    // limit): the HTTP/1 read-ahead bound does not apply; the write timeout
+                    // still does.
+                    io.pipeline().upgraded();
+                    (io, Protocol::Http2, peer)
+                } else {
+                    (io, Protocol::Http1, peer)
+                }
             })
-            .and_then(self.h1().map_err(actix_tls::accept::TlsError::Service))
+            .and_then(self.service().map_err(actix_tls::accept::TlsError::Service))
     }
 
     /// The HTTP/1 service over a guarded connection: the app, with each request handed to
     /// it counted for the connection's `Pipeline`. The timeouts are `HttpServer`'s defaults.
-    fn h1<T>(
+    fn service<T>(
         &self,
     ) -> impl ServiceFactory<
-        (GuardedIo<T>, Option<SocketAddr>),
+        (GuardedIo<T>, Protocol, Option<SocketAddr>),
         Config = (),
         Response = (),
         Error = actix_http::error::DispatchError,
@@ -105,6 +125,7 @@ impl Site {
         let (secure, addr) = (self.secure, self.addr);
         let app = App::new()
             .app_data(web::Data::new(state))
+            .app_data(self.lab.clone())
             // Innermost: a head over the limit is refused before any route runs, and its 431
             // still gets the security headers and is counted.
             .wrap(middleware::from_fn(super::protocol::limit_head))
@@ -150,6 +171,6 @@ impl Site {
                     data.insert(socket);
                 }
             })
-            .h1(app)
+            .finish(app)
     }
 }

@@ -13,6 +13,7 @@ import { SharedScale } from './chart.js';
 import { Scoreboard } from './scoreboard.js';
 import { PriceStrip } from './strip.js';
 import { blindRequested, drawLetters, startBlindTest } from './blind.js';
+import { mountNetworkBadge } from './network.js';
 
 const MOUNTS = { http: mountHttpPane, longpoll: mountLongPollPane, sse: mountSsePane, ws: mountWsPane };
 
@@ -33,6 +34,7 @@ const scoreboard = new Scoreboard(document.getElementById('scoreboard'), views);
 mountChooser(document.getElementById('pane-chooser'), views);
 const strip = new PriceStrip(document.getElementById('strip'), views);
 if (blind) startBlindTest(views, () => scoreboard.update(nowMs()));
+mountNetworkBadge(document.getElementById('network'));
 
 let lastRender = 0;
 function frame() {

@@ -1,0 +1,500 @@
+//! The simulated network (`--lab-rtt-ms`): the same app and feed through a relay that delays
+//! every chunk by half the round trip each way.
+//!
+//! Every assertion is a lower bound or a count: "took at least one round trip", "no seq
+//! missing", "some seqs missing", "never more than the cap". A loaded machine only makes
+//! things slower, so none of them can fail because the machine is busy; waits have generous
+//! deadlines instead of upper bounds.
+
+#[path = "common/browser.rs"]
+mod browser;
+mod common;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use common::{WAIT, hello, next_json};
+use tickerlab::lab::{MAX_IN_FLIGHT_BYTES, Relay};
+use tickerlab::{Config, Stopper};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpSocket;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
+
+/// The round trip the tests dial: a phone on a mobile network.
+const RTT: Duration = Duration::from_millis(150);
+
+/// A running app with its simulated network.
+struct LabApp {
+    /// The direct listener.
+    addr: SocketAddr,
+    /// The simulated network's listener.
+    lab: SocketAddr,
+    relay: Relay,
+    tls_root: Option<CertificateDer<'static>>,
+    _stopper: Stopper,
+}
+
+/// Starts the real app on 127.0.0.1:0 with the lab at `RTT`, on top of `config`.
+async fn spawn_lab_app(config: Config) -> LabApp {
+    let config = Config {
+        lab_rtt_ms: Some(RTT.as_millis() as u64),
+        ..config
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let app = tickerlab::serve(config, listener).expect("serve");
+    let lab_app = LabApp {
+        addr: app.local_addr(),
+        lab: app.lab_addr().expect("the lab is on"),
+        relay: app.lab().expect("the lab is on").clone(),
+        tls_root: app.tls().map(|identity| identity.certificate().clone()),
+        _stopper: app.stopper(),
+    };
+    tokio::spawn(app.run());
+    lab_app
+}
+
+/// The tests' usual config: fast ticks, fixed seed, two workers.
+fn config() -> Config {
+    common::test_config()
+}
+
+#[tokio::test]
+async fn a_price_through_the_simulated_network_takes_at_least_one_round_trip() {
+    let app = spawn_lab_app(config()).await;
+    assert_ne!(app.lab, app.addr, "a second listener");
+    let client = reqwest::Client::new();
+    // Twice on one keep-alive connection: every request/response pays the round trip, and
+    // the first one also pays the TCP handshake's.
+    for round_trips in [2, 1] {
+        let started = Instant::now();
+        let response =
+            tokio::time::timeout(WAIT, client.get(format!("http://{}/price", app.lab)).send())
+                .await
+                .expect("answered within the wait")
+                .expect("request");
+        assert_eq!(response.status(), 200);
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed >= RTT * round_trips,
+            "expected at least {round_trips} round trips: took {elapsed:?}, RTT {RTT:?}"
+        );
+        let tick: serde_json::Value = response.json().await.expect("JSON tick");
+        assert_eq!(tick["type"], "tick");
+    }
+}
+
+#[tokio::test]
+async fn the_page_names_the_network_it_came_through() {
+    let app = spawn_lab_app(config()).await;
+    let page = |addr: SocketAddr| async move {
+        let url = format!("http://{addr}/");
+        let response = tokio::time::timeout(WAIT, reqwest::get(url))
+            .await
+            .expect("answered within the wait")
+            .expect("request");
+        response.text().await.expect("page text")
+    };
+    let through_lab = page(app.lab).await;
+    assert!(
+        through_lab.contains(r#"data-network="simulated" data-rtt-ms="150""#),
+        "the lab's page says simulated, 150 ms"
+    );
+    assert!(through_lab.contains("simulated, 150 ms round trip"));
+    assert!(through_lab.contains(&format!(r#"data-other-port="{}""#, app.addr.port())));
+    let direct = page(app.addr).await;
+    assert!(direct.contains(r#"data-network="direct""#));
+    assert!(direct.contains(&format!(r#"data-other-port="{}""#, app.lab.port())));
+    // A client cannot talk its way onto the other network: the listener decides, not Host.
+    let spoofed = reqwest::Client::new()
+        .get(format!("http://{}/", app.addr))
+        .header("Host", format!("127.0.0.1:{}", app.lab.port()))
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("page text");
+    assert!(spoofed.contains(r#"data-network="direct""#));
+}
+
+/// Long polls `/price/next` through `addr` until the feed has moved `span` seqs past the
+/// first answer; returns every seq received.
+async fn long_poll_seqs(addr: SocketAddr, span: u64) -> Vec<u64> {
+    let client = reqwest::Client::new();
+    let mut seqs: Vec<u64> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seqs.len() < 2 || seqs[seqs.len() - 1] - seqs[0] < span {
+        assert!(
+            Instant::now() < deadline,
+            "long polling made no progress: {seqs:?}"
+        );
+        let after = seqs.last().copied().unwrap_or(0);
+        let url = format!("http://{addr}/price/next?symbol=ACME&after={after}");
+        let response = tokio::time::timeout(WAIT, client.get(url).send())
+            .await
+            .expect("long poll answered within the wait")
+            .expect("long poll");
+        if response.status() == 200 {
+            let tick: serde_json::Value = response.json().await.expect("JSON tick");
+            seqs.push(tick["seq"].as_u64().expect("seq"));
+        }
+    }
+    seqs
+}
+
+#[tokio::test]
+async fn over_150_ms_a_websocket_sees_every_tick_of_a_50_ms_feed_and_long_polling_misses_some() {
+    let app = spawn_lab_app(Config {
+        tick_ms: 50,
+        ..config()
+    })
+    .await;
+    // The WebSocket: one subscription, and every seq after the first one, none missing.
+    let url = format!("ws://{}/ws?symbols=ACME", app.lab);
+    let (mut ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+        .await
+        .expect("handshake within the wait")
+        .expect("handshake");
+    hello(&mut ws).await;
+    let pushing = async {
+        let mut seqs = Vec::new();
+        while seqs.len() < 40 {
+            let message = next_json(&mut ws).await;
+            if message["type"] == "tick" && message["symbol"] == "ACME" {
+                seqs.push(message["seq"].as_u64().expect("seq"));
+            }
+        }
+        seqs
+    };
+    // At the same time, a long poller through the same network.
+    let (pushed, polled) = tokio::join!(pushing, long_poll_seqs(app.lab, 40));
+    let push_gaps = missed(&pushed);
+    assert_eq!(
+        push_gaps, 0,
+        "push has no blind moment: every tick arrives ({pushed:?})"
+    );
+    // After each answer the long poller is blind for one round trip (150 ms), in which a
+    // 50 ms feed makes about three prices; only the newest is answered.
+    let poll_gaps = missed(&polled);
+    assert!(
+        poll_gaps > 0,
+        "long polling over a 150 ms round trip misses prices of a 50 ms feed ({polled:?})"
+    );
+}
+
+/// How many seqs are missing between consecutive seqs.
+fn missed(seqs: &[u64]) -> u64 {
+    seqs.windows(2).map(|w| w[1] - w[0] - 1).sum()
+}
+
+#[tokio::test]
+async fn tls_works_through_the_relay() {
+    let app = spawn_lab_app(Config {
+        tls_self_signed: true,
+        ..config()
+    })
+    .await;
+    let root = app.tls_root.clone().expect("TLS is on");
+    let mut roots = RootCertStore::empty();
+    roots.add(root).expect("trust the self-signed certificate");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls_config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(app.lab)
+        .await
+        .expect("connect");
+    let name = ServerName::try_from("localhost").expect("server name");
+    let started = Instant::now();
+    let mut tls = tokio::time::timeout(
+        WAIT,
+        TlsConnector::from(Arc::new(tls_config)).connect(name, tcp),
+    )
+    .await
+    .expect("TLS handshake within the wait")
+    .expect("TLS handshake through the relay");
+    // TCP's handshake, then TLS 1.3's one round trip before the client may send a request.
+    assert!(
+        started.elapsed() >= 2 * RTT,
+        "both handshakes crossed the relay"
+    );
+    tls.write_all(b"GET /price HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("send the request");
+    let mut response = Vec::new();
+    // No close_notify from the server is fine: what was read is in `response`.
+    let _ = tokio::time::timeout(WAIT, tls.read_to_end(&mut response)).await;
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains(r#""type":"tick""#), "{response}");
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_backpressured_and_dropped_not_buffered() {
+    let app = spawn_lab_app(Config {
+        tick_ms: 10,
+        heartbeat_secs: 2,
+        client_timeout_secs: 4,
+        ..config()
+    })
+    .await;
+    let counters = app.relay.counters();
+    // A WebSocket client with a tiny receive buffer that sends its handshake, then never
+    // reads: the feed's frames pile up towards it.
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("small buffer");
+    let mut stalled = socket.connect(app.lab).await.expect("connect");
+    let request = format!(
+        "GET /ws?symbols=ACME,GLOBX,INITECH,UMBRL HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n",
+        app.lab
+    );
+    stalled
+        .write_all(request.as_bytes())
+        .await
+        .expect("send handshake");
+    // Wait until the relay holds a good part of its budget: the pressure reached it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut peak = 0;
+    while peak < MAX_IN_FLIGHT_BYTES / 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the relay never filled up (peak {peak} bytes)"
+        );
+        peak = peak.max(counters.buffered_bytes.load(Ordering::Relaxed));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Then it stays within its cap (one connection, two directions) until the stalled
+    // connection is dropped, while other clients are served through the same relay.
+    let price = tokio::spawn({
+        let lab = app.lab;
+        async move { reqwest::get(format!("http://{lab}/price")).await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while counters.connections.load(Ordering::Relaxed) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the stalled connection was never dropped"
+        );
+        let buffered = counters.buffered_bytes.load(Ordering::Relaxed);
+        peak = peak.max(buffered);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    eprintln!("relay peak for the stalled connection: {peak} bytes");
+    assert!(
+        peak <= 2 * MAX_IN_FLIGHT_BYTES,
+        "the relay held {peak} bytes for one connection, over its cap"
+    );
+    let price = price
+        .await
+        .expect("task")
+        .expect("another client is served");
+    assert_eq!(price.status(), 200);
+    assert_eq!(counters.buffered_bytes.load(Ordering::Relaxed), 0);
+    drop(stalled);
+}
+
+#[tokio::test]
+async fn the_binary_prints_the_simulated_networks_url_and_serves_there() {
+    let (mut child, addr, mut lines) =
+        common::start_binary(&["--lab-rtt-ms", "150", "--lab-jitter-ms", "10"]).await;
+    let line = tokio::time::timeout(WAIT, lines.next_line())
+        .await
+        .expect("a second line within the wait")
+        .expect("read stdout")
+        .expect("the simulated network's line");
+    let lab = line
+        .strip_prefix(
+            "simulated network (150 ms round trip, up to 10 ms jitter each way) on http://",
+        )
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+    assert_ne!(lab, addr);
+    let started = Instant::now();
+    let response = tokio::time::timeout(WAIT, reqwest::get(format!("http://{lab}/healthz")))
+        .await
+        .expect("answered within the wait")
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    assert!(started.elapsed() >= RTT);
+    let _ = child.kill().await;
+}
+
+#[tokio::test]
+async fn a_lab_port_that_is_taken_fails_start_up_with_the_reason() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("address").port();
+    let config = Config {
+        lab_rtt_ms: Some(50),
+        lab_port: Some(port),
+        ..config()
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let Err(error) = tickerlab::serve(config, listener) else {
+        panic!("started on a taken lab port");
+    };
+    let message = error.to_string();
+    assert!(
+        message.contains(&port.to_string()) && message.contains("--lab-port"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_browser_on_the_lab_port_sees_the_network_named_and_its_protocol() {
+    let Some(browser) = browser::Browser::launch(browser::BrowserOptions::default()).await else {
+        return;
+    };
+    let app = spawn_lab_app(Config {
+        tick_ms: 100,
+        ..config()
+    })
+    .await;
+    browser.open(&format!("http://{}/", app.lab)).await;
+    let badge = browser.text("#network").await;
+    assert!(badge.contains("simulated, 150 ms round trip"), "{badge:?}");
+    let link = browser
+        .wait_for(
+            "document.querySelector('#network a')?.href",
+            "the link to the direct network",
+        )
+        .await;
+    assert_eq!(
+        link.as_str(),
+        Some(format!("http://127.0.0.1:{}/", app.addr.port()).as_str())
+    );
+    // One poll from the page, then the badge names the protocol the browser used for it.
+    // (Resource Timing records a request once its body has been read.)
+    browser
+        .js("return fetch('/price').then((r) => r.text()).then(() => null);")
+        .await;
+    let protocol = browser
+        .wait_for(
+            "document.getElementById('network').dataset.nextHopProtocol",
+            "the protocol of the page's requests",
+        )
+        .await;
+    assert_eq!(protocol.as_str(), Some("http/1.1"));
+    browser.assert_no_console_errors().await;
+    browser.quit().await;
+}
+
+/// `GET path` over HTTP/2 on a TLS connection to `addr` that offered only ALPN `h2`;
+/// returns the negotiated protocol, the status and the body.
+async fn h2_get(
+    addr: SocketAddr,
+    root: &CertificateDer<'static>,
+    path: &str,
+) -> (Vec<u8>, u16, String) {
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(root.clone())
+        .expect("trust the self-signed certificate");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls_config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls_config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let name = ServerName::try_from("localhost").expect("server name");
+    let tls = tokio::time::timeout(
+        WAIT,
+        TlsConnector::from(Arc::new(tls_config)).connect(name, tcp),
+    )
+    .await
+    .expect("TLS handshake within the wait")
+    .expect("TLS handshake");
+    let alpn = tls.get_ref().1.alpn_protocol().unwrap_or_default().to_vec();
+    let (mut client, connection) = tokio::time::timeout(WAIT, h2::client::handshake(tls))
+        .await
+        .expect("HTTP/2 handshake within the wait")
+        .expect("HTTP/2 handshake");
+    tokio::spawn(connection);
+    let request = http02::Request::get(format!("https://localhost:{}{path}", addr.port()))
+        .body(())
+        .expect("a request");
+    let (response, _) = client
+        .send_request(request, true)
+        .expect("send the request");
+    let response = tokio::time::timeout(WAIT, response)
+        .await
+        .expect("answered within the wait")
+        .expect("response");
+    let status = response.status().as_u16();
+    let mut body = response.into_body();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = tokio::time::timeout(WAIT, body.data())
+        .await
+        .expect("body within the wait")
+    {
+        let chunk = chunk.expect("body chunk");
+        let _ = body.flow_control().release_capacity(chunk.len());
+        bytes.extend_from_slice(&chunk);
+    }
+    (alpn, status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test]
+async fn with_tls_an_http2_client_gets_a_price_over_h2_directly_and_through_the_relay() {
+    let app = spawn_lab_app(Config {
+        tls_self_signed: true,
+        ..config()
+    })
+    .await;
+    let root = app.tls_root.clone().expect("TLS is on");
+    for addr in [app.addr, app.lab] {
+        let (alpn, status, body) = h2_get(addr, &root, "/price").await;
+        assert_eq!(alpn, b"h2", "ALPN chose HTTP/2 on {addr}");
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains(r#""type":"tick""#), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn over_https_through_the_relay_a_browser_uses_http2_and_the_page_says_so() {
+    let options = browser::BrowserOptions {
+        accept_insecure_certs: true,
+        ..browser::BrowserOptions::default()
+    };
+    let Some(browser) = browser::Browser::launch(options).await else {
+        return;
+    };
+    let app = spawn_lab_app(Config {
+        tick_ms: 100,
+        tls_self_signed: true,
+        ..config()
+    })
+    .await;
+    browser
+        .open(&format!("https://localhost:{}/", app.lab.port()))
+        .await;
+    browser
+        .js("return fetch('/price').then((r) => r.text()).then(() => null);")
+        .await;
+    let protocol = browser
+        .wait_for(
+            "document.getElementById('network').dataset.nextHopProtocol",
+            "the protocol of the page's requests",
+        )
+        .await;
+    assert_eq!(protocol.as_str(), Some("h2"));
+    let badge = browser.text("#network").await;
+    assert!(badge.contains("HTTP/1.1 estimates"), "{badge:?}");
+    // The WebSocket pane still connects: browsers open wss:// over HTTP/1.1 of its own.
+    browser
+        .wait_for(
+            "document.querySelector('#pane-ws .ws-state')?.textContent === 'open'",
+            "the WebSocket to open",
+        )
+        .await;
+    browser.assert_no_console_errors().await;
+    browser.quit().await;
+}
