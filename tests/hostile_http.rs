@@ -10,10 +10,11 @@ mod redis_server;
 
 use std::time::{Duration, Instant};
 
+use common::hostile;
 use common::{TestApp, WS_OPEN, metric, metrics_text, spawn_app, test_config};
 use tickerlab::Config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 
 /// How long a hostile connection may take to be dropped: the client timeout of these tests
 /// (2 s) with a wide margin for a machine whose cores are busy.
@@ -54,13 +55,6 @@ async fn wait_until(what: &str, deadline: Duration, mut ok: impl AsyncFnMut() ->
     }
 }
 
-/// A client socket with a 4 KiB receive buffer: one that never reads fills it quickly.
-async fn small_window_client(app: &TestApp) -> TcpStream {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    socket.connect(app.addr).await.expect("connect")
-}
-
 /// Sends `request` on a new connection and reads the whole answer (the request should ask
 /// for `Connection: close`, or be HTTP/1.0). Returns the head and the body bytes.
 async fn exchange(app: &TestApp, request: &[u8]) -> (String, Vec<u8>) {
@@ -98,22 +92,14 @@ async fn r3_pipelined_requests_never_read_pin_little_memory_and_are_dropped() {
     healthz_ok(&app).await; // warm up: the workers' first allocations are not the clients'
     let (fds_before, rss_before) = (fds(), rss_kib());
     const CLIENTS: usize = 8;
-    let pipelined = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(5000); // 135 kB each
-    let mut clients = Vec::new();
-    for _ in 0..CLIENTS {
-        let mut stream = small_window_client(&app).await;
-        let requests = pipelined.clone();
-        // Write as much as the server takes, never read. The write stops when the server
-        // stops reading; it is given up after a while.
-        clients.push(tokio::spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(3), stream.write_all(&requests)).await;
-            stream
-        }));
-    }
-    let mut streams = Vec::new();
-    for client in clients {
-        streams.push(client.await.expect("client task"));
-    }
+    let pipelined = hostile::pipelined_requests();
+    let clients = (0..CLIENTS)
+        .map(|_| hostile::pipeline_and_never_read(app.addr, &pipelined, Duration::from_secs(3)));
+    let streams: Vec<TcpStream> = futures_util::future::join_all(clients)
+        .await
+        .into_iter()
+        .map(|stream| stream.expect("connect"))
+        .collect();
     // Before the fix: ~15 MiB per connection (every request of a 128 KiB read queued).
     let grown = rss_kib().saturating_sub(rss_before);
     eprintln!("RSS grew {grown} KiB for {CLIENTS} pipelining clients");
@@ -163,11 +149,10 @@ async fn r4_an_event_stream_that_cannot_write_is_closed_and_its_place_released()
     let fds_before = fds();
     let mut streams = Vec::new();
     for _ in 0..3 {
-        let mut stream = small_window_client(&app).await;
         // Every symbol, so the stream fills the buffers quickly.
-        let head = "GET /events?symbols=ACME,GLOBX,INITECH,UMBRL HTTP/1.1\r\nHost: x\r\n\r\n";
-        stream.write_all(head.as_bytes()).await.expect("write");
-        streams.push(stream);
+        let symbols = "ACME,GLOBX,INITECH,UMBRL";
+        let stream = hostile::never_reading_events(app.addr, symbols).await;
+        streams.push(stream.expect("a place for every stream"));
     }
     let sse = "tickerlab_open_connections{transport=\"sse\"}";
     wait_until("three streams open", common::WAIT, async || {

@@ -10,12 +10,13 @@ mod common;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+use common::hostile;
 use common::raw::{self, RawWs};
 use common::{
     TestApp, WS_OPEN, assert_streaming, hello, metric, metrics_text, test_config, wait_for_metric,
 };
 use tickerlab::Config;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 /// How long a condition (a released socket, a freed place) may take before a test fails.
@@ -43,14 +44,6 @@ async fn raw_client(app: &TestApp, path: &str) -> RawWs {
         ws.next_text().await;
     }
     ws
-}
-
-/// A masked frame header with the 64-bit length form and no payload.
-fn header(first: u8, len: u64) -> Vec<u8> {
-    let mut frame = vec![first, 0x80 | 127];
-    frame.extend_from_slice(&len.to_be_bytes());
-    frame.extend_from_slice(&[0x37, 0xfa, 0x21, 0x3d]);
-    frame
 }
 
 /// This process's resident memory, in bytes.
@@ -110,19 +103,7 @@ async fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
 /// (up to `send` bytes), then returns the close frame's code and reason.
 async fn announce_a_gigabyte(app: &TestApp, path: &str, send: usize) -> (u16, String) {
     let mut ws = raw_client(app, path).await;
-    ws.stream
-        .write_all(&header(0x81, 1 << 30))
-        .await
-        .expect("write header");
-    let chunk = vec![b'x'; 64 * 1024];
-    let mut sent = 0;
-    while sent < send {
-        // The server closes and stops reading: the write then fails or blocks; either ends it.
-        match tokio::time::timeout(Duration::from_secs(2), ws.stream.write_all(&chunk)).await {
-            Ok(Ok(())) => sent += chunk.len(),
-            _ => break,
-        }
-    }
+    hostile::announce_a_gigabyte(&mut ws.stream, send).await;
     ws.until_close().await
 }
 
@@ -282,12 +263,10 @@ async fn after_the_closing_handshake_the_server_closes_the_connection_first() {
 /// A WebSocket client with a 4 KiB receive buffer that never reads, subscribed to every
 /// symbol so that the server has plenty to send.
 async fn never_reading(app: &TestApp) -> TcpStream {
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    let stream = socket.connect(app.addr).await.expect("connect");
     let symbols = app.feed.symbols().join(",");
-    let ws = RawWs::handshake(stream, app.addr, &format!("/ws?symbols={symbols}")).await;
-    ws.stream
+    hostile::never_reading_ws(app.addr, &format!("/ws?symbols={symbols}"))
+        .await
+        .expect("a place for every client")
 }
 
 #[tokio::test]
@@ -379,10 +358,8 @@ async fn a_session_that_gives_up_on_a_client_resets_its_socket_itself() {
     let start = Instant::now();
     let mut held = Vec::new();
     for _ in 0..CLIENTS {
-        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-        let stream = socket.connect(addr).await.expect("connect");
-        held.push(RawWs::handshake(stream, addr, &format!("/ws?symbols={symbols}")).await);
+        let path = format!("/ws?symbols={symbols}");
+        held.push(hostile::never_reading_ws(addr, &path).await.expect("101"));
     }
     assert_eq!(server_fds_on(addr.port()), CLIENTS);
     // No kernel timeout on these sockets: only the sessions, giving up, can release them.

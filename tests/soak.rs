@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use common::process::{connections, fds, rss_kib};
 use common::{WS_OPEN, metric};
 use futures_util::StreamExt;
 
@@ -115,52 +116,6 @@ async fn settle(addr: &str, pid: u32) -> u64 {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     open
-}
-
-/// How many TCP connections process `pid` holds open: its sockets (`socket:[INODE]` in
-/// `/proc/PID/fd`) that `/proc/net/tcp` lists in a state other than LISTEN (`0A`).
-fn connections(pid: u32) -> usize {
-    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
-        .filter_map(|target| {
-            let inode = target
-                .to_str()?
-                .strip_prefix("socket:[")?
-                .strip_suffix(']')?;
-            Some(inode.to_owned())
-        })
-        .collect();
-    ["/proc/net/tcp", "/proc/net/tcp6"]
-        .iter()
-        .filter_map(|table| std::fs::read_to_string(table).ok())
-        .map(|table| {
-            table
-                .lines()
-                .skip(1) // the header
-                .filter(|line| {
-                    let fields: Vec<&str> = line.split_whitespace().collect();
-                    fields.get(3) != Some(&"0A")
-                        && fields.get(9).is_some_and(|inode| inodes.contains(*inode))
-                })
-                .count()
-        })
-        .sum()
-}
-
-fn fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .count()
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
 }
 
 async fn metrics(addr: &str) -> String {

@@ -1,6 +1,8 @@
 //! Test helpers: start the real app on 127.0.0.1:0 and talk to it with real clients.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod hostile;
+pub mod process;
 pub mod raw;
 
 use std::net::{SocketAddr, TcpListener};
@@ -246,18 +248,40 @@ pub async fn wait_for_ticks(app: &TestApp, n: u64) {
     }
 }
 
+/// The standard output of a started binary, past its URL line.
+pub type ChildLines = tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>;
+
 /// The real `tickerlab` binary, started on 127.0.0.1 port 0 with `args`, as a user would:
 /// returns the child (killed if dropped), the address from the URL line it prints, and the
 /// rest of its stdout, which the caller keeps reading so the pipe never fills.
-pub async fn start_binary(
+pub async fn start_binary(args: &[&str]) -> (tokio::process::Child, String, ChildLines) {
+    let command = tokio::process::Command::new(env!("CARGO_BIN_EXE_tickerlab"));
+    start(command, args).await
+}
+
+/// [`start_binary`] with the open-file limit of a small machine (`ulimit -n LIMIT`): a shell
+/// sets the limit, then `exec`s the binary, so the child's pid is the server's.
+pub async fn start_binary_with_open_file_limit(
+    limit: u64,
     args: &[&str],
-) -> (
-    tokio::process::Child,
-    String,
-    tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
-) {
+) -> (tokio::process::Child, String, ChildLines) {
+    let mut command = tokio::process::Command::new("sh");
+    command.args([
+        "-c",
+        &format!("ulimit -n {limit} && exec \"$0\" \"$@\""),
+        env!("CARGO_BIN_EXE_tickerlab"),
+    ]);
+    start(command, args).await
+}
+
+/// Runs `command` (the binary, or a shell that `exec`s it) with `--port 0` and `args`, and
+/// waits for the URL line.
+async fn start(
+    mut command: tokio::process::Command,
+    args: &[&str],
+) -> (tokio::process::Child, String, ChildLines) {
     use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tickerlab"))
+    let mut child = command
         .args(["--port", "0"])
         .args(args)
         .env_remove("PORT")

@@ -81,17 +81,31 @@ impl RawWs {
     }
 
     /// Completes the opening handshake on an already connected socket.
-    pub async fn handshake(mut stream: TcpStream, addr: SocketAddr, path: &str) -> RawWs {
+    pub async fn handshake(stream: TcpStream, addr: SocketAddr, path: &str) -> RawWs {
+        RawWs::try_handshake(stream, addr, path)
+            .await
+            .unwrap_or_else(|response| panic!("{response}"))
+    }
+
+    /// Like [`RawWs::handshake`], but a refusal (e.g. `503` past `--max-connections`) is
+    /// returned as the response head instead of failing the test.
+    pub async fn try_handshake(
+        mut stream: TcpStream,
+        addr: SocketAddr,
+        path: &str,
+    ) -> Result<RawWs, String> {
         let head = format!(
             "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
         );
         let (response, rest) = request(&mut stream, &head).await;
-        assert!(response.starts_with("HTTP/1.1 101"), "{response}");
-        RawWs {
+        if !response.starts_with("HTTP/1.1 101") {
+            return Err(response);
+        }
+        Ok(RawWs {
             stream,
             buffer: rest,
-        }
+        })
     }
 
     /// Writes one masked frame.
