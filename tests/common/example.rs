@@ -27,8 +27,13 @@ pub fn client_binary() -> PathBuf {
                 _ => true,
             };
             if stale {
+                // Built in the profile of this test binary, next to its `tickerlab`.
+                let mut args = vec!["build", "--example", "client"];
+                if !cfg!(debug_assertions) {
+                    args.push("--release");
+                }
                 let status = Command::new(env!("CARGO"))
-                    .args(["build", "--example", "client"])
+                    .args(&args)
                     .current_dir(env!("CARGO_MANIFEST_DIR"))
                     .status()
                     .expect("run cargo build --example client");
