@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use common::hostile;
 use common::raw::{self, RawWs};
 use common::{
-    TestApp, WS_OPEN, assert_streaming, hello, metric, metrics_text, test_config, wait_for_metric,
+    TestApp, WS_OPEN, assert_streaming, hello, metric, metrics_text, spawn_app, test_config,
+    wait_for_metric,
 };
 use tickerlab::Config;
 use tokio::io::AsyncReadExt;
@@ -22,20 +23,6 @@ use tokio::net::TcpStream;
 /// How long a condition (a released socket, a freed place) may take before a test fails.
 /// Generous: the machine may be busy, and the kernel's own timeout is part of some paths.
 const DEADLINE: Duration = Duration::from_secs(40);
-
-/// Starts the real app (`serve` sets `TCP_USER_TIMEOUT` on the listener and records every
-/// connection's socket).
-async fn spawn_app(config: Config) -> TestApp {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let app = tickerlab::serve(config, listener).expect("serve");
-    let test_app = TestApp {
-        addr: app.local_addr(),
-        feed: app.feed().clone(),
-        stopper: app.stopper(),
-    };
-    tokio::spawn(app.run());
-    test_app
-}
 
 /// A raw client that has read its `hello`.
 async fn raw_client(app: &TestApp, path: &str) -> RawWs {

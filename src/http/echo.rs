@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, CloseCode};
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 use tracing::{Instrument, info_span};
 
 use super::AppState;
@@ -85,9 +85,7 @@ pub async fn upgrade(
 
 /// The echo loop: the same shape as the ticker session's, without a feed.
 async fn echo(mut out: Outbox, mut client: Client, settings: SessionSettings) {
-    let mut heartbeat = tokio::time::interval(settings.heartbeat);
-    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    heartbeat.tick().await; // the first tick is immediate; the first ping is due one period in
+    let mut heartbeat = ws::heartbeat_timer(settings.heartbeat).await;
     let mut last_heard = Instant::now();
     let shutdown = out.shutdown.clone();
     let mut stop = std::pin::pin!(shutdown.cancelled());

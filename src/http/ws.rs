@@ -468,6 +468,15 @@ async fn send_new(
     Ok(())
 }
 
+/// The session's heartbeat timer: its first tick is one `period` after the session opens (a
+/// ping at once would be noise), and a late tick is not caught up with a burst of pings.
+pub(super) async fn heartbeat_timer(period: Duration) -> tokio::time::Interval {
+    let mut heartbeat = tokio::time::interval(period);
+    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    heartbeat.tick().await; // the first tick is immediate: take it now
+    heartbeat
+}
+
 /// The per-connection loop. Returns when the socket is closed, by either side.
 async fn run_session(
     mut out: Outbox,
@@ -477,9 +486,7 @@ async fn run_session(
     mut subscription: Subscription,
     settings: SessionSettings,
 ) {
-    let mut heartbeat = tokio::time::interval(settings.heartbeat);
-    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    heartbeat.tick().await; // the first tick is immediate; the first ping is due one period in
+    let mut heartbeat = heartbeat_timer(settings.heartbeat).await;
     let mut last_heard = Instant::now();
     let shutdown = out.shutdown.clone();
     // Made once, not on every pass of the loop: each `cancelled()` call registers with the
