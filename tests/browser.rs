@@ -490,9 +490,7 @@ async fn the_pages_arithmetic_follows_the_rfc_and_the_protocol() {
         return;
     };
     // The page's own modules, imported in the page, fed known inputs.
-    let results = browser
-        .client
-        .execute_async(
+    let results = browser.js_async(
             r#"
             const done = arguments[arguments.length - 1];
             Promise.all([
@@ -522,10 +520,8 @@ async fn the_pages_arithmetic_follows_the_rfc_and_the_protocol() {
               });
             }, (error) => done({ error: String(error) }));
             "#,
-            Vec::new(),
         )
-        .await
-        .expect("the script ran");
+        .await;
     assert_eq!(
         results,
         serde_json::json!({
@@ -1032,9 +1028,7 @@ async fn the_freshness_and_star_arithmetic_follows_the_stated_rules() {
     let Some((_app, browser)) = page().await else {
         return;
     };
-    let results = browser
-        .client
-        .execute_async(
+    let results = browser.js_async(
             r#"
             const done = arguments[arguments.length - 1];
             Promise.all([import('/static/js/freshness.js'), import('/static/js/scoreboard.js')])
@@ -1068,10 +1062,8 @@ async fn the_freshness_and_star_arithmetic_follows_the_stated_rules() {
                 });
               }, (error) => done({ error: String(error) }));
             "#,
-            Vec::new(),
         )
-        .await
-        .expect("the script ran");
+        .await;
     assert_eq!(
         results,
         serde_json::json!({

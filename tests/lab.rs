@@ -371,18 +371,24 @@ async fn a_browser_on_the_lab_port_sees_the_network_named_and_its_protocol() {
     );
     // One poll from the page, then the badge names the protocol the browser used for it.
     // (Resource Timing records a request once its body has been read.)
+    let protocol = protocol_of_one_poll(&browser).await;
+    assert_eq!(protocol.as_str(), Some("http/1.1"));
+    browser.assert_no_console_errors().await;
+    browser.quit().await;
+}
+
+/// Makes one poll from the page, then waits for the network badge to name the protocol the
+/// browser used for it. (Resource Timing records a request once its body has been read.)
+async fn protocol_of_one_poll(browser: &browser::Browser) -> serde_json::Value {
     browser
         .js("return fetch('/price').then((r) => r.text()).then(() => null);")
         .await;
-    let protocol = browser
+    browser
         .wait_for(
             "document.getElementById('network').dataset.nextHopProtocol",
             "the protocol of the page's requests",
         )
-        .await;
-    assert_eq!(protocol.as_str(), Some("http/1.1"));
-    browser.assert_no_console_errors().await;
-    browser.quit().await;
+        .await
 }
 
 /// `GET path` over HTTP/2 on a TLS connection to `addr` that offered only ALPN `h2`;
@@ -476,15 +482,7 @@ async fn over_https_through_the_relay_a_browser_uses_http2_and_the_page_says_so(
     browser
         .open(&format!("https://localhost:{}/", app.lab.port()))
         .await;
-    browser
-        .js("return fetch('/price').then((r) => r.text()).then(() => null);")
-        .await;
-    let protocol = browser
-        .wait_for(
-            "document.getElementById('network').dataset.nextHopProtocol",
-            "the protocol of the page's requests",
-        )
-        .await;
+    let protocol = protocol_of_one_poll(&browser).await;
     assert_eq!(protocol.as_str(), Some("h2"));
     let badge = browser.text("#network").await;
     assert!(badge.contains("HTTP/1.1 estimates"), "{badge:?}");

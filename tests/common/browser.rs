@@ -183,6 +183,15 @@ impl Browser {
             .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
     }
 
+    /// Runs `script` (a function body) asynchronously in the page: it ends by calling
+    /// `arguments[arguments.length - 1]` with its result, which is returned.
+    pub async fn js_async(&self, script: &str) -> Value {
+        self.client
+            .execute_async(script, Vec::new())
+            .await
+            .unwrap_or_else(|e| panic!("async script failed: {e}\n{script}"))
+    }
+
     /// Polls the JavaScript expression `condition` until it is truthy; returns its value.
     /// Fails after [`PAGE_WAIT`], saying what it waited for and the page's console errors.
     pub async fn wait_for(&self, condition: &str, what: &str) -> Value {
