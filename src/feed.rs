@@ -54,6 +54,8 @@ pub struct Published {
     /// The same tick as a Server-Sent Events frame, made by the first SSE client that needs
     /// it and then shared by all of them (nothing is formatted when no one listens).
     sse: OnceLock<Bytes>,
+    /// The whole event for a stream that holds this symbol only: built at most once.
+    sse_alone: OnceLock<Bytes>,
 }
 
 impl Published {
@@ -63,15 +65,32 @@ impl Published {
             tick,
             json,
             sse: OnceLock::new(),
+            sse_alone: OnceLock::new(),
         }
     }
 
     /// This tick's `data:` line and the blank line that ends a Server-Sent Events frame.
-    /// Formatted once per tick, whatever the number of SSE clients; each stream sends its
-    /// own `id:` line before it (see `http/sse.rs`).
+    /// Formatted once per tick, whatever the number of SSE clients; a stream that holds
+    /// several symbols sends its own `id:` line before it (see `http/sse.rs`); one that holds
+    /// one symbol sends [`Published::sse_event_alone`].
     pub fn sse_frame(&self) -> Bytes {
         self.sse
             .get_or_init(|| Bytes::from(format!("data: {}\n\n", self.json)))
+            .clone()
+    }
+
+    /// The whole SSE event (`id: SYMBOL:SEQ@RUN`, then [`Published::sse_frame`]) for a stream
+    /// whose only position is this symbol's: the common case (one symbol per stream), where
+    /// every stream's event is the same bytes. Built once per tick, shared by all of them.
+    pub fn sse_event_alone(&self) -> Bytes {
+        self.sse_alone
+            .get_or_init(|| {
+                let t = &self.tick;
+                Bytes::from(format!(
+                    "id: {}:{}@{}\ndata: {}\n\n",
+                    t.symbol, t.seq, t.run, self.json
+                ))
+            })
             .clone()
     }
 }

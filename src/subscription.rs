@@ -136,6 +136,12 @@ impl Subscription {
         id
     }
 
+    /// Whether symbol `i` is the only one this client holds a position for in `run`: then its
+    /// [`Subscription::resume_id`] is `SYMBOL:SEQ@RUN`, the same for every such client.
+    pub fn only_position(&self, i: usize, run: RunId) -> bool {
+        (0..MAX_SYMBOLS).all(|j| j == i || self.last_sent(j, run) == 0)
+    }
+
     /// Applies the position a client reconnected with (an SSE `Last-Event-ID`, or `/ws`'s
     /// `?resume=`): what it holds is not sent again. The current form is
     /// [`Subscription::resume_id`]'s; the older `ACME:42` (one symbol, no run) is still

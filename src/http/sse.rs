@@ -212,7 +212,13 @@ impl EventState {
     fn queue(&mut self, snapshot: &crate::feed::Snapshot) {
         for (i, published) in snapshot.ticks.iter().enumerate() {
             if self.subscription.take(i, published) {
-                let id = self.subscription.resume_id(snapshot, i, published.tick.run);
+                let run = published.tick.run;
+                if self.subscription.only_position(i, run) {
+                    // One symbol held: the same event for every such stream, built once.
+                    self.pending.push_back(published.sse_event_alone());
+                    continue;
+                }
+                let id = self.subscription.resume_id(snapshot, i, run);
                 let data = published.sse_frame();
                 let mut event = BytesMut::with_capacity(id.len() + 5 + data.len());
                 event.extend_from_slice(b"id: ");
