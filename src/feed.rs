@@ -22,7 +22,7 @@
 //! "Latest value wins" is for readers held back by their *client* (a full send queue). A
 //! reader that is merely woken a little late (a busy machine delays a task by a few
 //! ticks) should not lose ticks: the feed keeps the last [`HISTORY`] snapshots, and such a
-//! reader sends the ones it missed from there ([`Feed::recent_json`]). Memory stays bounded
+//! reader sends the ones it missed from there ([`Feed::recent_frame`]). Memory stays bounded
 //! either way: the history is shared by all readers and fixed in length.
 //!
 //! DESIGN suggests one channel per symbol. Every symbol steps on the same tick, so we
@@ -56,6 +56,9 @@ pub struct Published {
     sse: OnceLock<Bytes>,
     /// The whole event for a stream that holds this symbol only: built at most once.
     sse_alone: OnceLock<Bytes>,
+    /// The same tick as a complete WebSocket frame (header and payload), made by the first
+    /// WebSocket connection that needs it and then written by all of them.
+    ws: OnceLock<Bytes>,
 }
 
 impl Published {
@@ -66,7 +69,28 @@ impl Published {
             json,
             sse: OnceLock::new(),
             sse_alone: OnceLock::new(),
+            ws: OnceLock::new(),
         }
+    }
+
+    /// This tick as one complete WebSocket text frame, ready for the socket: built the
+    /// first time a connection asks, then shared by every connection (a reference-count bump
+    /// each, no copy). Use [`Feed::ws_frame`], which counts the builds.
+    ///
+    /// A server's frames are not masked (RFC 6455 section 5.1), so the frame is the same
+    /// bytes for every client: a 2-byte header (`FIN` + opcode 1 = text, then the length)
+    /// before the JSON, or 4 bytes for 126 to 65 535 bytes of JSON:
+    ///
+    /// ```text
+    /// 0x81 0x76 {"type":"tick","symbol":"ACME",...}     (0x76 = 118 bytes of JSON)
+    /// ```
+    fn ws_frame(&self, built: &AtomicU64) -> Bytes {
+        self.ws
+            .get_or_init(|| {
+                built.fetch_add(1, Ordering::Relaxed);
+                text_frame(self.json.as_bytes())
+            })
+            .clone()
     }
 
     /// This tick's `data:` line and the blank line that ends a Server-Sent Events frame.
@@ -95,6 +119,26 @@ impl Published {
     }
 }
 
+/// `payload` as an unmasked, unfragmented WebSocket text frame (RFC 6455 section 5.2).
+pub fn text_frame(payload: &[u8]) -> Bytes {
+    let len = payload.len();
+    let mut frame = Vec::with_capacity(len + 10);
+    frame.push(0x81); // FIN, opcode 1 (text)
+    match len {
+        0..=125 => frame.push(len as u8),
+        126..=0xFFFF => {
+            frame.push(126);
+            frame.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            frame.push(127);
+            frame.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(payload);
+    Bytes::from(frame)
+}
+
 /// Every symbol's newest tick, as published by one tick of the feed.
 #[derive(Debug)]
 pub struct Snapshot {
@@ -107,6 +151,7 @@ pub struct Snapshot {
 struct Stats {
     ticks: AtomicU64,
     serialisations: AtomicU64,
+    ws_frames: AtomicU64,
 }
 
 /// How the feed's Redis link is doing, written by the backplane tasks, read by `/healthz`
@@ -352,11 +397,17 @@ impl Feed {
         (tx, feed)
     }
 
-    /// The JSON of tick `seq` of run `run` of the symbol at `index`, if it is among the last
-    /// [`HISTORY`] snapshots: for a reader that woke up after the feed had moved on. A binary
-    /// search on the symbol's `(run, seq)`, which never decreases along the history (the
-    /// relay only moves to a later run, and clears the history when it cannot).
-    pub fn recent_json(&self, index: usize, run: RunId, seq: u64) -> Option<ByteString> {
+    /// Tick `seq` of run `run` of the symbol at `index`, if it is among the last [`HISTORY`]
+    /// snapshots: for a reader that woke up after the feed had moved on. A binary search on
+    /// the symbol's `(run, seq)`, which never decreases along the history (the relay only
+    /// moves to a later run, and clears the history when it cannot).
+    fn recent<T>(
+        &self,
+        index: usize,
+        run: RunId,
+        seq: u64,
+        read: impl FnOnce(&Published) -> T,
+    ) -> Option<T> {
         let history = self
             .shared
             .history
@@ -369,7 +420,24 @@ impl Feed {
             |snapshot: &Arc<Snapshot>| snapshot.ticks.get(index).map(|p| (p.tick.run, p.tick.seq));
         let position = history.partition_point(|snapshot| key(snapshot) < Some((run, seq)));
         let published = history.get(position)?.ticks.get(index)?;
-        (published.tick.run == run && published.tick.seq == seq).then(|| published.json.clone())
+        (published.tick.run == run && published.tick.seq == seq).then(|| read(published))
+    }
+
+    /// The JSON of a recent tick (see [`Feed::recent_frame`]).
+    pub fn recent_json(&self, index: usize, run: RunId, seq: u64) -> Option<ByteString> {
+        self.recent(index, run, seq, |published| published.json.clone())
+    }
+
+    /// The WebSocket frame of tick `seq` of run `run` of the symbol at `index`, if it is
+    /// among the last [`HISTORY`] snapshots.
+    pub fn recent_frame(&self, index: usize, run: RunId, seq: u64) -> Option<Bytes> {
+        self.recent(index, run, seq, |published| self.ws_frame(published))
+    }
+
+    /// `published` as a complete WebSocket frame, built once per tick whatever the number of
+    /// connections (counted: [`Feed::ws_frames`]).
+    pub fn ws_frame(&self, published: &Published) -> Bytes {
+        published.ws_frame(&self.shared.stats.ws_frames)
     }
 
     fn forget_history(&self) {
@@ -496,6 +564,12 @@ impl Feed {
     /// the snapshots the relay published (one per batch of ticks that arrived together).
     pub fn serialisations(&self) -> u64 {
         self.shared.stats.serialisations.load(Ordering::Relaxed)
+    }
+
+    /// How many WebSocket frames of ticks were built: at most one per symbol per tick,
+    /// whatever the number of WebSocket connections (and none while nobody listens).
+    pub fn ws_frames(&self) -> u64 {
+        self.shared.stats.ws_frames.load(Ordering::Relaxed)
     }
 }
 

@@ -75,11 +75,11 @@ impl Gauge {
         GaugeHold(self)
     }
 
-    fn add(&self, n: u64) {
+    pub(crate) fn add(&self, n: u64) {
         self.0.fetch_add(n, Ordering::Relaxed);
     }
 
-    fn sub(&self, n: u64) {
+    pub(crate) fn sub(&self, n: u64) {
         self.0.fetch_sub(n, Ordering::Relaxed);
     }
 }
@@ -106,8 +106,9 @@ pub struct Metrics {
     pub sse_open: Gauge,
     /// Long polls held, waiting for the next tick.
     pub longpoll_open: Gauge,
-    /// Sessions waiting for room in their outgoing queue: the client is not reading as fast
-    /// as the feed ticks. Their queue is bounded; they skip ticks instead of queueing more.
+    /// WebSocket connections whose socket takes no more bytes: the client is not reading as
+    /// fast as the feed ticks. Nothing more is queued for them; they skip to the newest tick
+    /// once their socket drains.
     pub ws_send_waiting: Gauge,
     /// Text messages handed to WebSocket sessions (ticks and answers).
     pub ws_messages_sent: AtomicU64,
@@ -224,9 +225,9 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition format (version 0.0.4): `# HELP`, `# TYPE`, then one
-    /// `name{labels} value` line per series. `ticks` and `serialisations` come from the feed,
-    /// which keeps its own counters.
-    pub fn render(&self, ticks: u64, serialisations: u64) -> String {
+    /// `name{labels} value` line per series. `ticks`, `serialisations` and `ws_frames` come
+    /// from the feed, which keeps its own counters.
+    pub fn render(&self, ticks: u64, serialisations: u64, ws_frames: u64) -> String {
         let mut out = String::with_capacity(4096);
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut metric = |name: &str, kind: &str, help: &str, series: &[(&str, u64)]| {
@@ -258,6 +259,12 @@ impl Metrics {
             &[("", serialisations)],
         );
         metric(
+            "tickerlab_feed_ws_frames_total",
+            "counter",
+            "Ticks framed for WebSockets: at most ticks x symbols, whatever the number of sockets.",
+            &[("", ws_frames)],
+        );
+        metric(
             "tickerlab_ws_messages_sent_total",
             "counter",
             "Text messages handed to WebSocket sessions.",
@@ -278,7 +285,7 @@ impl Metrics {
         metric(
             "tickerlab_ws_send_waiting",
             "gauge",
-            "Sessions waiting for a slow client to read (their queue is full and bounded).",
+            "WebSocket connections waiting for a slow client to read (nothing more is queued).",
             &[("", self.ws_send_waiting.get())],
         );
         metric(
@@ -349,7 +356,7 @@ mod tests {
         metrics.http_response(Some("/price"), 200);
         metrics.http_response(None, 404);
         metrics.ws_sent(10);
-        let text = metrics.render(3, 12);
+        let text = metrics.render(3, 12, 12);
         assert!(text.contains("# TYPE tickerlab_ws_bytes_sent_total counter\n"));
         assert!(text.contains("tickerlab_ws_bytes_sent_total 10\n"));
         assert!(text.contains("tickerlab_feed_serialisations_total 12\n"));

@@ -66,6 +66,12 @@ impl Subscription {
         unknown
     }
 
+    /// Takes `other`'s set of symbols, keeping what this one has sent: the session works out
+    /// a change on a copy (to answer it first) and then applies it with this.
+    pub fn adopt_symbols(&mut self, other: &Subscription) {
+        self.mask = other.mask;
+    }
+
     /// Whether the symbol at `index` is subscribed.
     pub fn contains(&self, index: usize) -> bool {
         self.mask & (1 << index) != 0

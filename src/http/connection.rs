@@ -41,18 +41,27 @@
 //! Once a connection is upgraded to a WebSocket (`101`), it no longer carries HTTP requests:
 //! the read side passes bytes straight through (the WebSocket session has its own limits),
 //! and the internal read buffer is given back.
+//!
+//! The write side also tells the WebSocket's tick writer whether the client is keeping up
+//! ([`Backpressure`]): a write the kernel cannot take means the client's receive window and
+//! our send buffer are full. That, not a timer per send, is how a slow reader is detected:
+//! the writer holds its ticks while the socket is blocked and, once it drains, skips to the
+//! newest (see `http::ws::push`).
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
+
+use crate::metrics::Metrics;
 
 /// The most requests a connection may have read but not yet handed to the application.
 /// Pipelining still works (a client may send this many ahead); beyond it, the connection's
@@ -101,6 +110,70 @@ impl Pipeline {
     }
 }
 
+/// Whether the connection's socket is taking bytes: written by its [`GuardedIo`] as writes
+/// block and resume, read by a WebSocket's tick writer through the request's connection
+/// data. Same thread as the dispatcher, hence `Cell`s.
+#[derive(Debug, Default)]
+pub struct Backpressure {
+    /// A write is blocked right now: the kernel's send buffer is full.
+    blocked: Cell<bool>,
+    /// A write blocked at some point since [`Backpressure::take_blocked`] last asked.
+    blocked_since_asked: Cell<bool>,
+    /// The tick writer, holding its ticks until the socket drains.
+    parked: RefCell<Option<Waker>>,
+    /// Counted in `ws_send_waiting` while blocked, once the connection is a WebSocket.
+    metrics: RefCell<Option<Arc<Metrics>>>,
+}
+
+impl Backpressure {
+    /// Whether the socket's last write was blocked and nothing has been written since.
+    pub fn is_blocked(&self) -> bool {
+        self.blocked.get()
+    }
+
+    /// Whether a write blocked since the last call: the client fell behind at some point
+    /// (it may have caught up since). Clears the record.
+    pub fn take_blocked(&self) -> bool {
+        self.blocked_since_asked.replace(false)
+    }
+
+    /// Wakes `waker` when the socket takes bytes again.
+    pub fn park(&self, waker: &Waker) {
+        let mut parked = self.parked.borrow_mut();
+        if !parked.as_ref().is_some_and(|p| p.will_wake(waker)) {
+            *parked = Some(waker.clone());
+        }
+    }
+
+    /// From now on, count this connection in `ws_send_waiting` while its writes are blocked.
+    pub fn count_in(&self, metrics: Arc<Metrics>) {
+        if self.blocked.get() {
+            metrics.ws_send_waiting.add(1);
+        }
+        *self.metrics.borrow_mut() = Some(metrics);
+    }
+
+    fn blocked(&self) {
+        self.blocked_since_asked.set(true);
+        if !self.blocked.replace(true)
+            && let Some(metrics) = &*self.metrics.borrow()
+        {
+            metrics.ws_send_waiting.add(1);
+        }
+    }
+
+    fn flowing(&self) {
+        if self.blocked.replace(false) {
+            if let Some(metrics) = &*self.metrics.borrow() {
+                metrics.ws_send_waiting.sub(1);
+            }
+            if let Some(waker) = self.parked.borrow_mut().take() {
+                waker.wake();
+            }
+        }
+    }
+}
+
 /// Finds where request heads end: at an empty line, `\r\n\r\n` or a bare `\n\n` (the
 /// parser accepts both, so both are counted, or a client could pipeline past the count with
 /// the one not counted). Keeps its state across reads, since a head can end across two.
@@ -142,6 +215,7 @@ pub struct GuardedIo<T> {
     /// The accepted TCP socket, for a session that must reset its connection.
     socket: Option<super::socket::ConnectionSocket>,
     pipeline: Rc<Pipeline>,
+    backpressure: Rc<Backpressure>,
     heads: HeadEnds,
     /// Bytes read from the socket and not yet handed to the dispatcher: `buf[start..end]`.
     buf: Box<[u8]>,
@@ -189,6 +263,7 @@ impl<T> GuardedIo<T> {
         GuardedIo {
             io,
             pipeline: Rc::default(),
+            backpressure: Rc::default(),
             heads: HeadEnds::default(),
             buf: vec![0; READ_CHUNK].into_boxed_slice(),
             start: 0,
@@ -218,17 +293,42 @@ impl<T> GuardedIo<T> {
         self.pipeline.clone()
     }
 
-    /// Called when a write is blocked: starts the stall timer, or fails once it has fired.
+    /// Whether this connection's writes are blocked, for a WebSocket's tick writer to reach
+    /// through the request's connection data.
+    pub fn backpressure(&self) -> Rc<Backpressure> {
+        self.backpressure.clone()
+    }
+
+    /// Called when a write is blocked: starts the stall timer (once per stall: the timer, not
+    /// each write, is what the client's silence costs), or fails once it has fired.
     fn stall<R>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<R>> {
         let timeout = self.write_timeout;
-        let timer = self
-            .stalled
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        let backpressure = &self.backpressure;
+        let timer = self.stalled.get_or_insert_with(|| {
+            backpressure.blocked();
+            Box::pin(tokio::time::sleep(timeout))
+        });
         ready!(timer.as_mut().poll(cx));
         Poll::Ready(Err(io::Error::new(
             io::ErrorKind::TimedOut,
             format!("the client read nothing for {timeout:?}: connection dropped"),
         )))
+    }
+}
+
+impl<T> GuardedIo<T> {
+    /// A write made progress: the stall (if any) is over.
+    fn progressed(&mut self) {
+        if self.stalled.take().is_some() {
+            self.backpressure.flowing();
+        }
+    }
+}
+
+impl<T> Drop for GuardedIo<T> {
+    fn drop(&mut self) {
+        // Leave the `ws_send_waiting` gauge on every way out, a write timeout included.
+        self.progressed();
     }
 }
 
@@ -304,14 +404,14 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
             }
             let original = *original;
             this.patched = None;
-            this.stalled = None;
+            this.progressed();
             return Poll::Ready(Ok(original));
         }
         match Pin::new(&mut this.io).poll_write(cx, bytes) {
             Poll::Pending => this.stall(cx),
             Poll::Ready(Ok(n)) => {
                 if n > 0 {
-                    this.stalled = None;
+                    this.progressed();
                 }
                 Poll::Ready(Ok(n))
             }
@@ -324,7 +424,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
         match Pin::new(&mut this.io).poll_flush(cx) {
             Poll::Pending => this.stall(cx),
             Poll::Ready(result) => {
-                this.stalled = None;
+                this.progressed();
                 Poll::Ready(result)
             }
         }

@@ -8,8 +8,6 @@
 //! too. Text comes back as text and binary as binary (`/ws` refuses binary; the suite needs
 //! it); a ping gets its pong; a close gets a close with the same code.
 
-use std::time::Duration;
-
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, CloseCode};
 use tokio::time::Instant;
@@ -54,16 +52,10 @@ pub async fn upgrade(
         stream,
         verdict,
         ending,
-    } = ws::open(&req, body, &state.config).await?;
+        writer: (),
+    } = ws::open(&req, body, &state, |body, _| (body, ())).await?;
     let settings = SessionSettings::from(&*state.config);
-    let out = Outbox::new(
-        session,
-        state.shutdown.clone(),
-        settings,
-        // Nothing is pushed here, so no burst of our own to wait out: any wait is the client's.
-        Duration::ZERO,
-        metrics.clone(),
-    );
+    let out = Outbox::new(session, state.shutdown.clone(), metrics.clone());
     let client = Client {
         stream,
         verdict,

@@ -18,7 +18,11 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render(feed.ticks(), feed.serialisations()))
+        .body(
+            state
+                .metrics
+                .render(feed.ticks(), feed.serialisations(), feed.ws_frames()),
+        )
 }
 
 /// Middleware: counts every response by the route pattern it matched and its status code.

@@ -167,6 +167,7 @@ impl Site {
             .local_addr(addr)
             .on_connect_ext(|io: &GuardedIo<T>, data| {
                 data.insert(io.pipeline());
+                data.insert(io.backpressure());
                 if let Some(socket) = io.socket() {
                     data.insert(socket);
                 }

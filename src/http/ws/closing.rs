@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
-use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::body::{BodySize, MessageBody};
 use actix_web::web::Bytes;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
@@ -94,8 +94,8 @@ impl std::fmt::Debug for SessionOver {
 }
 
 /// A WebSocket response body that ends the connection when the session is over.
-pub struct ClosingBody {
-    inner: BoxBody,
+pub struct ClosingBody<B> {
+    inner: B,
     inner_ended: bool,
     done: Pin<Box<WaitForCancellationFutureOwned>>,
     /// Set when a chunk was handed out since the last `Pending`: the dispatcher has not yet
@@ -107,7 +107,7 @@ pub struct ClosingBody {
     linger: Arc<AtomicBool>,
 }
 
-impl Drop for ClosingBody {
+impl<B> Drop for ClosingBody<B> {
     fn drop(&mut self) {
         self.open.store(false, Ordering::Release);
     }
@@ -116,7 +116,7 @@ impl Drop for ClosingBody {
 /// Wraps a WebSocket response body; returns it and the session's [`Ending`] handle. With the
 /// connection's `socket` (when the server records sockets), a session that gives up can
 /// reset its connection even when the dispatcher no longer polls the body.
-pub fn closing(inner: BoxBody, socket: Option<ConnectionSocket>) -> (ClosingBody, Ending) {
+pub fn closing<B>(inner: B, socket: Option<ConnectionSocket>) -> (ClosingBody<B>, Ending) {
     let done = CancellationToken::new();
     let open = Arc::new(AtomicBool::new(true));
     let linger = Arc::new(AtomicBool::new(false));
@@ -138,7 +138,11 @@ pub fn closing(inner: BoxBody, socket: Option<ConnectionSocket>) -> (ClosingBody
     (body, ending)
 }
 
-impl MessageBody for ClosingBody {
+impl<B> MessageBody for ClosingBody<B>
+where
+    B: MessageBody + Unpin,
+    B::Error: Into<Box<dyn std::error::Error>>,
+{
     type Error = Box<dyn std::error::Error>;
 
     fn size(&self) -> BodySize {
@@ -156,7 +160,7 @@ impl MessageBody for ClosingBody {
                     this.unflushed = true;
                     return Poll::Ready(Some(Ok(chunk)));
                 }
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
                 Poll::Ready(None) => this.inner_ended = true,
                 Poll::Pending => {}
             }

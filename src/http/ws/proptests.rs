@@ -5,9 +5,15 @@
 //! A normal `cargo test` runs 256 cases per property. A longer campaign:
 //! `PROPTEST_CASES=100000 cargo test --lib proptests` (the README records the last one).
 
+use std::time::Duration;
+
 use proptest::prelude::*;
 
-use super::*;
+use super::handshake::parse_symbols_param;
+use super::messages::{Reply, handle_text};
+use crate::feed::Feed;
+use crate::subscription::{MAX_SYMBOLS_PER_REQUEST, Subscription};
+use crate::tick::ServerMessage;
 use crate::http::origin::Origin;
 use crate::http::price::PriceQuery;
 use crate::http::query::MAX_QUERY_BYTES;

@@ -1,0 +1,346 @@
+//! The outgoing body: how a tick reaches a WebSocket in one hop.
+//!
+//! actix-ws hands out two things for an upgraded connection: a `Session`, the sending half,
+//! and the response body that the connection's HTTP dispatcher writes from. Every
+//! `session.text(..)` goes through a channel of 32 messages into that body. For the rare
+//! messages (`hello`, answers, pings, the close frame) that is fine. For ticks it was a
+//! relay race, per client per tick: the feed wakes the session task, the session pushes
+//! into the channel, the channel wakes the connection's task, the body frames the text.
+//! Two tasks, a channel and a frame built per message, where a `GET /price` is answered
+//! inline by the connection's own task.
+//!
+//! [`PushBody`] wraps the body actix-ws returns and writes the ticks itself. It waits on
+//! the feed's `watch` channel directly, so a tick wakes *one* task per connection, the one
+//! that owns the socket, and what it writes is the feed's frame for that tick
+//! ([`Feed::ws_frame`]): built once per symbol per tick, shared by every socket. (actix-ws's
+//! constructors for `Session` and its body are private, so wrapping its body is the only
+//! way to add a source of frames; actix-ws still does the handshake, reads and checks the
+//! client's frames and writes the rare replies.)
+//!
+//! Order is kept simple: on every poll the body first drains actix-ws's queue, then writes
+//! ticks. So `hello` and every answer go out before the ticks that follow them, and the
+//! session stops the ticks ([`Pusher::stop`]) before it queues its close frame: nothing is
+//! ever sent after a close.
+//!
+//! **Backpressure, not timers.** The dispatcher asks the body for more only while its
+//! write buffer has room, and the connection's I/O wrapper ([`Backpressure`]) says when
+//! the kernel stopped taking bytes. While the socket is blocked the body writes no ticks
+//! and parks; when it drains, the client was slow, so the ticks it missed are skipped and
+//! counted (`ws_ticks_skipped`), and it gets the newest ("latest value wins"). A connection
+//! that was merely *woken* late (a busy machine), whose socket never blocked, gets the
+//! ticks it missed from the feed's short history instead ([`Feed::recent_frame`]). A
+//! client that never reads again is dropped by the wrapper's write timeout; no timer is
+//! armed per send.
+
+use std::cell::{Cell, RefCell, RefMut};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, Waker};
+
+use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::web::Bytes;
+use tokio::sync::watch;
+use tokio_util::sync::ReusableBoxFuture;
+
+use crate::feed::{Feed, HISTORY, Snapshot};
+use crate::http::connection::Backpressure;
+use crate::metrics::Metrics;
+use crate::subscription::Subscription;
+
+/// What the session and the body of one connection share. Both run on the connection's
+/// worker thread (actix spawns the session on the same single-threaded runtime), hence `Rc`
+/// and cells, no locks.
+#[derive(Debug)]
+struct Shared {
+    /// The symbols this client wants and what it has been sent of each.
+    subscription: RefCell<Subscription>,
+    /// Ticks may flow: set once `hello` is queued, cleared before the close frame.
+    live: Cell<bool>,
+    /// The feed stopped publishing: the session closes the socket.
+    feed_stopped: Cell<bool>,
+    /// The body's task, woken when the subscription changes or ticks may start.
+    body: RefCell<Option<Waker>>,
+    /// The session's task, woken when the feed stops.
+    session: RefCell<Option<Waker>>,
+}
+
+/// Stores `waker` in `slot` unless it already holds one that wakes the same task: the usual
+/// case, which then costs no reference-count traffic.
+fn remember(slot: &RefCell<Option<Waker>>, waker: &Waker) {
+    let mut slot = slot.borrow_mut();
+    if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+        *slot = Some(waker.clone());
+    }
+}
+
+fn wake(slot: &RefCell<Option<Waker>>) {
+    if let Some(waker) = slot.borrow().as_ref() {
+        waker.wake_by_ref();
+    }
+}
+
+/// The session's handle on its connection's tick writer. Dropping it stops the ticks.
+#[derive(Debug)]
+pub(crate) struct Pusher {
+    shared: Rc<Shared>,
+}
+
+impl Pusher {
+    /// Ticks may flow from now on: call it once `hello` (and anything that must come before
+    /// the first tick) is queued.
+    pub(crate) fn start(&self) {
+        self.shared.live.set(true);
+        wake(&self.shared.body);
+    }
+
+    /// No more ticks: call it before queueing the close frame.
+    pub(crate) fn stop(&self) {
+        self.shared.live.set(false);
+    }
+
+    /// The subscription, to read or to work out a change on a copy. Do not hold it across an
+    /// `.await`: the body reads it on every poll.
+    pub(crate) fn subscription(&self) -> RefMut<'_, Subscription> {
+        self.shared.subscription.borrow_mut()
+    }
+
+    /// Applies the set of symbols of `changed` (a copy the session edited and answered) and
+    /// lets the body send what the client is now owed (the newest tick of a new symbol).
+    pub(crate) fn adopt(&self, changed: &Subscription) {
+        self.shared.subscription.borrow_mut().adopt_symbols(changed);
+        wake(&self.shared.body);
+    }
+
+    /// Resolves when the feed stops publishing (the server is going down without the usual
+    /// shutdown signal): the session then says goodbye with 1001.
+    pub(crate) fn feed_stopped(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(|cx| {
+            if self.shared.feed_stopped.get() {
+                return Poll::Ready(());
+            }
+            remember(&self.shared.session, cx.waker());
+            Poll::Pending
+        })
+    }
+}
+
+impl Drop for Pusher {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Waits for the next snapshot, handing the receiver back with the result, so that one boxed
+/// future is reused for the connection's whole life (no allocation per tick).
+async fn next_change(
+    mut snapshots: watch::Receiver<Arc<Snapshot>>,
+) -> (
+    Result<(), watch::error::RecvError>,
+    watch::Receiver<Arc<Snapshot>>,
+) {
+    let changed = snapshots.changed().await;
+    (changed, snapshots)
+}
+
+type NextChange = ReusableBoxFuture<
+    'static,
+    (
+        Result<(), watch::error::RecvError>,
+        watch::Receiver<Arc<Snapshot>>,
+    ),
+>;
+
+/// A WebSocket response body that writes actix-ws's frames, then the feed's ticks (see the
+/// module docs).
+pub(crate) struct PushBody {
+    /// actix-ws's body: hello, answers, pings, pongs, the close frame.
+    inner: BoxBody,
+    feed: Feed,
+    /// The snapshot being written: the newest this body has seen.
+    current: Arc<Snapshot>,
+    changed: NextChange,
+    shared: Rc<Shared>,
+    /// Whether the socket takes bytes (absent when the server does not wrap connections).
+    writer: Option<Rc<Backpressure>>,
+    metrics: Arc<Metrics>,
+}
+
+impl PushBody {
+    /// Wraps actix-ws's `inner` body for a client subscribed to `subscription`. Returns the
+    /// body and the session's [`Pusher`]. Ticks wait for [`Pusher::start`].
+    pub(crate) fn new(
+        inner: BoxBody,
+        feed: Feed,
+        subscription: Subscription,
+        writer: Option<Rc<Backpressure>>,
+        metrics: Arc<Metrics>,
+    ) -> (PushBody, Pusher) {
+        // Subscribe first, then read: no tick can fall in between.
+        let snapshots = feed.subscribe();
+        let current = feed.latest();
+        let shared = Rc::new(Shared {
+            subscription: RefCell::new(subscription),
+            live: Cell::new(false),
+            feed_stopped: Cell::new(false),
+            body: RefCell::new(None),
+            session: RefCell::new(None),
+        });
+        let body = PushBody {
+            inner,
+            feed,
+            current,
+            changed: ReusableBoxFuture::new(next_change(snapshots)),
+            shared: shared.clone(),
+            writer,
+            metrics,
+        };
+        (body, Pusher { shared })
+    }
+
+    /// A new snapshot arrived. If the socket blocked since the last one, the client is slow:
+    /// what it missed is skipped and counted, so that only the newest tick goes out. Ticks
+    /// further back than the feed's history are skipped either way.
+    fn arrived(&mut self) {
+        let slow = self.writer.as_ref().is_some_and(|w| w.take_blocked());
+        let mut subscription = self.shared.subscription.borrow_mut();
+        for (i, published) in self.current.ticks.iter().enumerate() {
+            let (run, seq) = (published.tick.run, published.tick.seq);
+            let last = subscription.last_sent(i, run);
+            // A first send (last == 0) has nothing to catch up: the client starts at the
+            // newest.
+            if !subscription.contains(i) || last == 0 || seq <= last + 1 {
+                continue;
+            }
+            let missed = seq - last - 1;
+            if slow || missed > HISTORY as u64 {
+                self.metrics
+                    .ws_ticks_skipped
+                    .fetch_add(missed, Ordering::Relaxed);
+                subscription.mark_sent(i, run, seq - 1);
+            }
+        }
+    }
+
+    /// The next frame this client is owed from the current snapshot, if any: for each
+    /// subscribed symbol in turn, the tick after the last one sent (from the history, when
+    /// a late wake-up left a gap), up to the current one.
+    fn next_frame(&self) -> Option<Bytes> {
+        let mut subscription = self.shared.subscription.borrow_mut();
+        for (i, published) in self.current.ticks.iter().enumerate() {
+            if !subscription.contains(i) {
+                continue;
+            }
+            let (run, seq) = (published.tick.run, published.tick.seq);
+            loop {
+                let last = subscription.last_sent(i, run);
+                if seq <= last {
+                    break;
+                }
+                if last == 0 || last + 1 == seq {
+                    subscription.mark_sent(i, run, seq);
+                    return Some(self.feed.ws_frame(published));
+                }
+                // Caught up one at a time, oldest first. A tick the history no longer holds
+                // (or a relay never had) is skipped and counted.
+                subscription.mark_sent(i, run, last + 1);
+                match self.feed.recent_frame(i, run, last + 1) {
+                    Some(frame) => return Some(frame),
+                    None => {
+                        self.metrics
+                            .ws_ticks_skipped
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// The next tick frame to write, or `Pending` with the task registered where it will be
+    /// woken: the feed's channel, the socket draining, or the session.
+    fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        if !self.shared.live.get() {
+            remember(&self.shared.body, cx.waker());
+            return Poll::Pending;
+        }
+        if let Some(writer) = &self.writer
+            && writer.is_blocked()
+        {
+            // Hold the ticks: the client is not reading. Woken when the socket drains.
+            writer.park(cx.waker());
+            return Poll::Pending;
+        }
+        loop {
+            if let Some(frame) = self.next_frame() {
+                return Poll::Ready(Some(frame));
+            }
+            match self.changed.poll(cx) {
+                Poll::Ready((Ok(()), mut snapshots)) => {
+                    self.current = snapshots.borrow_and_update().clone();
+                    self.changed.set(next_change(snapshots));
+                    self.arrived();
+                }
+                Poll::Ready((Err(_), snapshots)) => {
+                    // The feed is gone: the session closes with 1001. Keep the receiver in
+                    // a future that never resolves, so nothing polls a finished one.
+                    self.shared.feed_stopped.set(true);
+                    wake(&self.shared.session);
+                    self.changed.set(async move {
+                        std::future::pending::<()>().await;
+                        (Ok(()), snapshots)
+                    });
+                    return Poll::Ready(None);
+                }
+                Poll::Pending => {
+                    remember(&self.shared.body, cx.waker());
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}
+
+/// Payload length of one of our own frames (for the bytes-sent counter): the frame less its
+/// 2-, 4- or 10-byte header.
+fn payload_len(frame: &[u8]) -> usize {
+    let header = match frame.get(1).map(|b| b & 0x7F) {
+        Some(126) => 4,
+        Some(127) => 10,
+        _ => 2,
+    };
+    frame.len().saturating_sub(header)
+}
+
+impl MessageBody for PushBody {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> BodySize {
+        BodySize::Stream
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let this = self.get_mut();
+        // The session's frames first: they are never overtaken by a tick. actix-ws's body
+        // ends after the close frame, and so does this one.
+        match Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Ready(Some(frame)) => return Poll::Ready(Some(frame)),
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => {}
+        }
+        match this.poll_tick(cx) {
+            Poll::Ready(Some(frame)) => {
+                this.metrics.ws_sent(payload_len(&frame));
+                Poll::Ready(Some(Ok(frame)))
+            }
+            // The feed stopped: no more ticks, but the session's close frame is still to
+            // come through `inner`.
+            Poll::Ready(None) | Poll::Pending => Poll::Pending,
+        }
+    }
+}

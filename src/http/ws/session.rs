@@ -1,0 +1,380 @@
+//! One WebSocket session: the task that talks with the client while the connection's body
+//! ([`super::push`]) writes the ticks.
+//!
+//! [`run_session`]'s loop waits for whichever comes first: a message from the client (answer
+//! it, change the subscription), the heartbeat timer (ping, or give up on a silent peer), the
+//! server shutting down or the feed stopping (close with 1001). The loop is an expression
+//! whose value is the close reason, so there is exactly one place where a socket is closed:
+//! [`finish`], which runs the closing handshake with bounded waits.
+//!
+//! The session never touches a tick: it is woken by its client and its heartbeat, not by
+//! the feed. What it sends (`hello`, answers, pings, pongs, the close frame) goes through
+//! [`Outbox`] into actix-ws's queue, which the body drains before it writes any tick.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use super::closing::Ending;
+use super::guard::{self, Violation, ViolationCell};
+use super::messages::{self, Reply};
+use super::push::Pusher;
+use crate::config::Config;
+use crate::feed::Feed;
+use crate::metrics::Metrics;
+use crate::tick::ServerMessage;
+
+/// The longest a session waits to queue its close frame before it just drops the socket,
+/// and then again for the client's close frame in answer: the closing handshake is bounded,
+/// so a client that never answers cannot keep a closing connection.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// Per-session limits, taken from the configuration once per connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SessionSettings {
+    /// How often an idle client is pinged.
+    pub heartbeat: Duration,
+    /// Silence (or a blocked send) longer than this ends the session.
+    pub client_timeout: Duration,
+    /// `--max-message-bytes`, for the 1009 close reason.
+    pub max_message_bytes: usize,
+}
+
+impl From<&Config> for SessionSettings {
+    fn from(config: &Config) -> SessionSettings {
+        SessionSettings {
+            heartbeat: Duration::from_secs(config.heartbeat_secs),
+            client_timeout: Duration::from_secs(config.client_timeout_secs),
+            max_message_bytes: config.max_message_bytes,
+        }
+    }
+}
+
+/// The receiving half of a session: the client's messages, and how the connection ends.
+pub(crate) struct Client {
+    /// The client's messages, read through the frame guard.
+    pub stream: actix_ws::AggregatedMessageStream,
+    /// Why the guard stopped the stream, when it did.
+    pub verdict: ViolationCell,
+    /// Marked done when the closing handshake is over: the server then closes the TCP
+    /// connection.
+    pub ending: Ending,
+}
+
+/// Why a session ended without a close handshake: the peer vanished or the server is
+/// stopping while a send was blocked. Either way there is no one left to send a close to.
+#[derive(Debug)]
+pub(crate) struct Gone;
+
+/// The sending half of a session: actix-ws's queue, for everything but ticks.
+pub(crate) struct Outbox {
+    session: Session,
+    /// Cancelled when the server shuts down.
+    pub(crate) shutdown: CancellationToken,
+    /// The server's counters.
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+impl Outbox {
+    /// The sending half of `session`.
+    pub(crate) fn new(
+        session: Session,
+        shutdown: CancellationToken,
+        metrics: Arc<Metrics>,
+    ) -> Outbox {
+        Outbox {
+            session,
+            shutdown,
+            metrics,
+        }
+    }
+
+    /// Sends one binary frame (only `/echo` does), under the same rules as [`Outbox::send`].
+    pub(crate) async fn send_binary(&mut self, bytes: actix_web::web::Bytes) -> Result<(), Gone> {
+        let len = bytes.len();
+        unless_shutdown(self.session.binary(bytes), &self.shutdown).await?;
+        self.metrics.ws_sent(len);
+        Ok(())
+    }
+
+    /// Queues one text frame. The queue is small and bounded (32 frames), so a client that
+    /// does not read makes this wait; the wait ends at shutdown, or when the connection is
+    /// dropped for not reading (the write timeout of `http::connection`, or the kernel's),
+    /// which closes the queue. No timer is armed per send.
+    pub(crate) async fn send(&mut self, text: bytestring::ByteString) -> Result<(), Gone> {
+        let bytes = text.len();
+        unless_shutdown(self.session.text(text), &self.shutdown).await?;
+        self.metrics.ws_sent(bytes);
+        Ok(())
+    }
+
+    pub(crate) async fn send_json(&mut self, message: ServerMessage) -> Result<(), Gone> {
+        self.send(message.to_json().into()).await
+    }
+
+    /// Sends a ping or a pong under the same rules as [`Outbox::send`]. Control frames share
+    /// the bounded queue: a client that floods pings but never reads fills it with pongs, and
+    /// an unguarded `pong().await` would then outlive the server's shutdown.
+    pub(crate) async fn control(&mut self, control: Control<'_>) -> Result<(), Gone> {
+        match control {
+            Control::Ping => unless_shutdown(self.session.ping(b"tickerlab"), &self.shutdown).await,
+            Control::Pong(bytes) => unless_shutdown(self.session.pong(bytes), &self.shutdown).await,
+        }
+    }
+}
+
+/// A control frame the session sends: a heartbeat ping, or the answer to a client's ping.
+pub(crate) enum Control<'a> {
+    /// The heartbeat.
+    Ping,
+    /// The answer to the client's ping, with its payload.
+    Pong(&'a [u8]),
+}
+
+/// Drives one send into the session's queue, unless the server shuts down first. The
+/// normal case, a queue with room, completes on the first poll.
+async fn unless_shutdown(
+    sending: impl Future<Output = Result<(), actix_ws::Closed>>,
+    shutdown: &CancellationToken,
+) -> Result<(), Gone> {
+    tokio::select! {
+        biased;
+        sent = sending => sent.map_err(|_| Gone),
+        _ = shutdown.cancelled() => Err(Gone),
+    }
+}
+
+/// The session's heartbeat timer: its first tick is one `period` after the session opens (a
+/// ping at once would be noise), and a late tick is not caught up with a burst of pings.
+pub(crate) async fn heartbeat_timer(period: Duration) -> tokio::time::Interval {
+    let mut heartbeat = tokio::time::interval(period);
+    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    heartbeat.tick().await; // the first tick is immediate: take it now
+    heartbeat
+}
+
+/// The per-connection loop. Returns when the socket is closed, by either side.
+pub(crate) async fn run_session(
+    mut out: Outbox,
+    mut client: Client,
+    feed: Feed,
+    pusher: Pusher,
+    settings: SessionSettings,
+) {
+    let mut heartbeat = heartbeat_timer(settings.heartbeat).await;
+    let mut last_heard = Instant::now();
+    let shutdown = out.shutdown.clone();
+    // Made once, not on every pass of the loop: each `cancelled()` call registers with the
+    // token's shared waker list.
+    let mut stop = std::pin::pin!(shutdown.cancelled());
+
+    let close: Close = loop {
+        tokio::select! {
+            // The server is shutting down: tell the client it is going away.
+            _ = &mut stop => {
+                break Close::ours((CloseCode::Away, "server shutting down").into());
+            }
+
+            // The feed stopped publishing (seen by the body, which waits on it).
+            _ = pusher.feed_stopped() => {
+                break Close::ours((CloseCode::Away, "feed stopped").into());
+            }
+
+            // Heartbeat: ping, or give up on a peer that has been silent too long.
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() >= settings.client_timeout {
+                    debug!("client silent for {:?}, closing", last_heard.elapsed());
+                    break Close::ours((CloseCode::Policy, "no answer to pings").into());
+                }
+                if out.control(Control::Ping).await.is_err() {
+                    return;
+                }
+            }
+
+            // The client sent a frame (or the connection ended).
+            message = client.stream.recv() => {
+                last_heard = Instant::now();
+                let message = match received(message, &client, &out.metrics, settings) {
+                    Ok(message) => message,
+                    Err(Some(close)) => break close,
+                    Err(None) => return, // the TCP connection is gone: nobody to close
+                };
+                match message {
+                    AggregatedMessage::Text(text) => {
+                        // Worked out on a copy and applied once answered: the answer
+                        // (`subscribed`) goes out before the ticks it announces.
+                        let mut changed = pusher.subscription().clone();
+                        let answers = match messages::handle_text(&text, &feed, &mut changed) {
+                            Reply::Answers(answers) => answers,
+                            // The client asked us to drop it (the page's "drop connection").
+                            Reply::Close(reason) => break Close::ours(reason),
+                        };
+                        for answer in answers {
+                            if out.send_json(answer).await.is_err() {
+                                return;
+                            }
+                        }
+                        pusher.adopt(&changed);
+                    }
+                    AggregatedMessage::Binary(_) => break Close::ours((
+                        CloseCode::Unsupported,
+                        "binary frames are not part of this protocol: send JSON text",
+                    ).into()),
+                    AggregatedMessage::Ping(bytes) => {
+                        if out.control(Control::Pong(&bytes)).await.is_err() {
+                            return;
+                        }
+                    }
+                    AggregatedMessage::Pong(_) => {}
+                    // The client started the closing handshake: answer with its own code.
+                    AggregatedMessage::Close(reason) => break Close::theirs(reason),
+                }
+            }
+        }
+    };
+    // No tick may follow the close frame.
+    pusher.stop();
+    finish(out, client, close, settings).await;
+}
+
+/// How a session's loop ended: the close frame to send, and who started the handshake.
+#[derive(Debug)]
+pub(crate) struct Close {
+    reason: Option<CloseReason>,
+    /// The client sent its close frame first: ours is the answer, nothing more to wait for.
+    answered: bool,
+    /// The client broke a rule and may still be sending: let actix drain the connection
+    /// briefly, so that a reset does not swallow our close frame (see [`Ending::linger`]).
+    drain: bool,
+}
+
+impl Close {
+    /// The server closes, with this reason; the client is expected to answer.
+    pub(crate) fn ours(reason: CloseReason) -> Close {
+        Close {
+            reason: Some(reason),
+            answered: false,
+            drain: false,
+        }
+    }
+
+    /// The client closed with `reason`; the server answers with the same code.
+    pub(crate) fn theirs(reason: Option<CloseReason>) -> Close {
+        Close {
+            reason,
+            answered: true,
+            drain: false,
+        }
+    }
+
+    /// The client broke a rule and its stream has ended: close with `reason`, expecting no
+    /// answer (there is nothing left to read it from).
+    pub(crate) fn broken(reason: CloseReason) -> Close {
+        Close {
+            reason: Some(reason),
+            answered: true,
+            drain: true,
+        }
+    }
+}
+
+/// One item from the client's stream, as the session sees it: a message, or the close it
+/// calls for (`Err(Some)`), or the end of the connection (`Err(None)`). Counts the message.
+pub(crate) fn received(
+    message: Option<Result<AggregatedMessage, ProtocolError>>,
+    client: &Client,
+    metrics: &Metrics,
+    settings: SessionSettings,
+) -> Result<AggregatedMessage, Option<Close>> {
+    let error = match message {
+        Some(Ok(message)) => {
+            if !matches!(
+                message,
+                AggregatedMessage::Pong(_) | AggregatedMessage::Close(_)
+            ) {
+                metrics.ws_messages_received.fetch_add(1, Ordering::Relaxed);
+            }
+            return Ok(message);
+        }
+        Some(Err(error)) => error,
+        None => return Err(None),
+    };
+    // The guard's verdict first: actix-ws reports it only as a generic I/O error.
+    let reason = match client.verdict.get() {
+        Some(violation) => {
+            if matches!(violation, Violation::TooFast(_)) {
+                metrics.ws_rate_limited.fetch_add(1, Ordering::Relaxed);
+            }
+            violation.close()
+        }
+        None => protocol_close(&error, settings.max_message_bytes),
+    };
+    Err(Some(Close::broken(reason)))
+}
+
+/// Ends a session: sends the close frame, waits (bounded) for the client's answer when the
+/// server started the handshake, then lets the connection close (RFC 6455 section 7.1.1:
+/// the server closes the TCP connection first). A client that has no room left for the close
+/// frame, or does not answer it in time, is not waited for: its connection is reset (see
+/// [`Ending`]).
+pub(crate) async fn finish(
+    out: Outbox,
+    mut client: Client,
+    close: Close,
+    settings: SessionSettings,
+) {
+    debug!(reason = ?close.reason, "closing");
+    // The close frame waits for room in the queue like any frame: bounded, so a client that
+    // stopped reading cannot keep a closing session (and its connection place) forever.
+    let close_wait = settings.client_timeout.min(CLOSE_WAIT);
+    let queued = tokio::time::timeout(close_wait, out.session.close(close.reason)).await;
+    if !matches!(queued, Ok(Ok(()))) {
+        // No room for the close frame: the client stopped reading. Dropping `client` resets
+        // the connection rather than waiting to flush it.
+        return;
+    }
+    if !close.answered && !close.drain {
+        // Frames still in flight are read and dropped until the client's close frame.
+        let answer = async {
+            while let Some(Ok(message)) = client.stream.recv().await {
+                if matches!(message, AggregatedMessage::Close(_)) {
+                    return true;
+                }
+            }
+            false
+        };
+        if !matches!(tokio::time::timeout(close_wait, answer).await, Ok(true)) {
+            // No answer: the client stopped reading, or never will. Reset, don't wait.
+            return;
+        }
+    }
+    if close.drain {
+        client.ending.linger();
+    } else {
+        client.ending.done();
+    }
+}
+
+/// The close frame for a frame that broke the rules (RFC 6455 section 7.4.1 codes).
+pub(crate) fn protocol_close(error: &ProtocolError, max_bytes: usize) -> CloseReason {
+    match error {
+        ProtocolError::Overflow => guard::too_big(max_bytes),
+        // Fragments that add up past the limit: actix-ws reports this only as an I/O error
+        // with this text, so the text is what we can match.
+        ProtocolError::Io(e)
+            if e.kind() == std::io::ErrorKind::Other
+                && e.to_string().contains("maximum continuation size") =>
+        {
+            guard::too_big(max_bytes)
+        }
+        ProtocolError::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            (CloseCode::Invalid, "text frames must be valid UTF-8").into()
+        }
+        other => (CloseCode::Protocol, other.to_string()).into(),
+    }
+}
