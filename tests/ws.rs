@@ -4,7 +4,9 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{hello, next_json, next_of_type, send_json, spawn_app, test_config};
+use common::{
+    hello, metric, metrics_text, next_json, next_of_type, send_json, spawn_app, test_config,
+};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -280,6 +282,59 @@ async fn fifty_clients_cost_one_serialisation_per_tick_per_symbol() {
         (serialisations == ticks * symbols).then_some(())
     })
     .await;
+}
+
+/// Issue 15, frame once: each tick's WebSocket frame is built once per symbol and written by
+/// every socket, whatever their number. Fifty clients on all four symbols each read 40
+/// ticks; a frame built per client would make ~50 times as many frames as ticks.
+#[tokio::test]
+async fn fifty_clients_cost_one_frame_per_tick_per_symbol() {
+    let app = spawn_app(test_config()).await;
+    let symbols = app.feed.symbols().len() as u64;
+    assert_eq!(
+        app.feed.ws_frames(),
+        0,
+        "nothing is framed while nobody listens"
+    );
+    let mut clients = Vec::new();
+    for _ in 0..50 {
+        let mut ws = app.ws("/ws?symbols=ACME,GLOBX,INITECH,UMBRL").await;
+        hello(&mut ws).await;
+        clients.push(ws);
+    }
+    let readers = clients.into_iter().map(|mut ws| {
+        tokio::spawn(async move {
+            let mut seen = std::collections::HashSet::new();
+            for _ in 0..40 {
+                let tick = next_json(&mut ws).await;
+                assert_eq!(tick["type"], "tick");
+                seen.insert((
+                    tick["symbol"].as_str().unwrap().to_owned(),
+                    tick["seq"].as_u64().unwrap(),
+                ));
+            }
+            seen
+        })
+    });
+    let mut delivered = std::collections::HashSet::new();
+    for reader in futures_util::future::join_all(readers).await {
+        delivered.extend(reader.unwrap());
+    }
+    // Frames first, ticks second: both only grow, so this order makes the bound exact.
+    let frames = app.feed.ws_frames();
+    let ticks = app.feed.ticks();
+    assert!(
+        frames >= delivered.len() as u64,
+        "every (symbol, seq) delivered was framed: {frames} frames, {} delivered",
+        delivered.len()
+    );
+    assert!(
+        frames <= ticks * symbols,
+        "at most one frame per symbol per tick, whatever the number of sockets: {frames} \
+         frames for {ticks} ticks x {symbols} symbols, 50 clients x 40 ticks read"
+    );
+    let text = metrics_text(&app).await;
+    assert!(metric(&text, "tickerlab_feed_ws_frames_total") >= frames);
 }
 
 trait SendText {

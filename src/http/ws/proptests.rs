@@ -12,12 +12,12 @@ use proptest::prelude::*;
 use super::handshake::parse_symbols_param;
 use super::messages::{Reply, handle_text};
 use crate::feed::Feed;
-use crate::subscription::{MAX_SYMBOLS_PER_REQUEST, Subscription};
-use crate::tick::ServerMessage;
 use crate::http::origin::Origin;
 use crate::http::price::PriceQuery;
 use crate::http::query::MAX_QUERY_BYTES;
 use crate::market::{Market, SymbolSpec};
+use crate::subscription::{MAX_SYMBOLS_PER_REQUEST, Subscription};
+use crate::tick::ServerMessage;
 
 /// A feed with four symbols. Its task is never driven: the properties only need its symbols
 /// and its first snapshot.
