@@ -45,6 +45,7 @@ pub mod feed;
 pub mod http;
 pub mod lab;
 pub mod market;
+pub mod memory;
 pub mod metrics;
 pub mod subscription;
 pub mod tick;
@@ -156,6 +157,7 @@ pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartEr
         shutdown: shutdown.clone(),
         metrics: Default::default(),
     };
+    memory::spawn_trimmer(state.metrics.clone(), shutdown.clone());
     let lab = lab_listeners(&config, addr)?;
     let lab_info = actix_web::web::Data::new(lab.as_ref().map(|(_, _, info)| *info));
     let scheme = if identity.is_some() { "https" } else { "http" };

@@ -172,6 +172,11 @@ impl Drop for ConnectionGuard {
 pub struct AtCapacity;
 
 impl Metrics {
+    /// How many long-lived connections (of every transport) are open.
+    pub fn live_connections(&self) -> u64 {
+        self.live.get()
+    }
+
     /// Takes a place for a new long-lived connection of the transport whose gauge `transport`
     /// selects (e.g. `|m| &m.ws_open`), unless `max` are already open.
     ///
