@@ -224,17 +224,10 @@ pub async fn upgrade(
             let _place = place;
             // Dropped when this task ends, however it ends: the connection then closes.
             let ending = ending;
-            let hello = messages::hello(&feed, &pusher.subscription(), handshake);
             let mut out = Outbox::new(session, shutdown, metrics);
-            if out.send_json(hello).await.is_err() {
-                return;
-            }
-            if !unknown.is_empty()
-                && out
-                    .send_json(messages::unknown_symbols(&feed, &unknown, None))
-                    .await
-                    .is_err()
-            {
+            // Boxed, like everything the session does once: see `session::run_session`.
+            let greeting = messages::greeting(&feed, &pusher.subscription(), handshake, &unknown);
+            if Box::pin(out.send_all(greeting)).await.is_err() {
                 return;
             }
             // Everything the client must see before its first tick is queued.

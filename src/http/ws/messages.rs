@@ -164,11 +164,22 @@ fn truncate(s: &str, max: usize) -> &str {
     }
 }
 
-pub(crate) fn hello(
+/// What a new socket is sent before its first tick: `hello`, then an `error` naming any
+/// unknown symbols the URL asked for.
+pub(crate) fn greeting(
     feed: &Feed,
     subscription: &Subscription,
     handshake: Handshake,
-) -> ServerMessage {
+    unknown: &[String],
+) -> Vec<ServerMessage> {
+    let mut greeting = vec![hello(feed, subscription, handshake)];
+    if !unknown.is_empty() {
+        greeting.push(unknown_symbols(feed, unknown, None));
+    }
+    greeting
+}
+
+fn hello(feed: &Feed, subscription: &Subscription, handshake: Handshake) -> ServerMessage {
     ServerMessage::Hello {
         protocol: PROTOCOL_VERSION,
         symbols: feed.symbols().to_vec(),

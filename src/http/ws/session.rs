@@ -117,6 +117,14 @@ impl Outbox {
         self.send(message.to_json().into()).await
     }
 
+    /// Sends `messages` in order.
+    pub(crate) async fn send_all(&mut self, messages: Vec<ServerMessage>) -> Result<(), Gone> {
+        for message in messages {
+            self.send_json(message).await?;
+        }
+        Ok(())
+    }
+
     /// Sends a ping or a pong under the same rules as [`Outbox::send`]. Control frames share
     /// the bounded queue: a client that floods pings but never reads fills it with pongs, and
     /// an unguarded `pong().await` would then outlive the server's shutdown.
@@ -159,6 +167,11 @@ pub(crate) async fn heartbeat_timer(period: Duration) -> tokio::time::Interval {
 }
 
 /// The per-connection loop. Returns when the socket is closed, by either side.
+///
+/// This task lives as long as its connection, so its size is memory per connection: the
+/// loop only *waits* inline (for the client, the heartbeat, shutdown, the feed), and does
+/// the rare work (answering a message, a ping, the closing handshake) in boxed futures that
+/// exist only while it runs. Inline, their state made every idle session ~2 KiB bigger.
 pub(crate) async fn run_session(
     mut out: Outbox,
     mut client: Client,
@@ -174,7 +187,7 @@ pub(crate) async fn run_session(
     let mut stop = std::pin::pin!(shutdown.cancelled());
 
     let close: Close = loop {
-        tokio::select! {
+        let message = tokio::select! {
             // The server is shutting down: tell the client it is going away.
             _ = &mut stop => {
                 break Close::ours((CloseCode::Away, "server shutting down").into());
@@ -191,55 +204,67 @@ pub(crate) async fn run_session(
                     debug!("client silent for {:?}, closing", last_heard.elapsed());
                     break Close::ours((CloseCode::Policy, "no answer to pings").into());
                 }
-                if out.control(Control::Ping).await.is_err() {
+                if Box::pin(out.control(Control::Ping)).await.is_err() {
                     return;
                 }
+                continue;
             }
 
             // The client sent a frame (or the connection ended).
-            message = client.stream.recv() => {
-                last_heard = Instant::now();
-                let message = match received(message, &client, &out.metrics, settings) {
-                    Ok(message) => message,
-                    Err(Some(close)) => break close,
-                    Err(None) => return, // the TCP connection is gone: nobody to close
-                };
-                match message {
-                    AggregatedMessage::Text(text) => {
-                        // Worked out on a copy and applied once answered: the answer
-                        // (`subscribed`) goes out before the ticks it announces.
-                        let mut changed = pusher.subscription().clone();
-                        let answers = match messages::handle_text(&text, &feed, &mut changed) {
-                            Reply::Answers(answers) => answers,
-                            // The client asked us to drop it (the page's "drop connection").
-                            Reply::Close(reason) => break Close::ours(reason),
-                        };
-                        for answer in answers {
-                            if out.send_json(answer).await.is_err() {
-                                return;
-                            }
-                        }
-                        pusher.adopt(&changed);
-                    }
-                    AggregatedMessage::Binary(_) => break Close::ours((
-                        CloseCode::Unsupported,
-                        "binary frames are not part of this protocol: send JSON text",
-                    ).into()),
-                    AggregatedMessage::Ping(bytes) => {
-                        if out.control(Control::Pong(&bytes)).await.is_err() {
-                            return;
-                        }
-                    }
-                    AggregatedMessage::Pong(_) => {}
-                    // The client started the closing handshake: answer with its own code.
-                    AggregatedMessage::Close(reason) => break Close::theirs(reason),
-                }
-            }
+            message = client.stream.recv() => message,
+        };
+        last_heard = Instant::now();
+        let message = match received(message, &client, &out.metrics, settings) {
+            Ok(message) => message,
+            Err(Some(close)) => break close,
+            Err(None) => return, // the TCP connection is gone: nobody to close
+        };
+        match Box::pin(answer(message, &mut out, &feed, &pusher)).await {
+            Ok(None) => {}
+            Ok(Some(close)) => break close,
+            Err(Gone) => return,
         }
     };
     // No tick may follow the close frame.
     pusher.stop();
-    finish(out, client, close, settings).await;
+    Box::pin(finish(out, client, close, settings)).await;
+}
+
+/// Answers one message from the client; `Some(close)` when it ends the session.
+async fn answer(
+    message: AggregatedMessage,
+    out: &mut Outbox,
+    feed: &Feed,
+    pusher: &Pusher,
+) -> Result<Option<Close>, Gone> {
+    match message {
+        AggregatedMessage::Text(text) => {
+            // Worked out on a copy and applied once answered: the answer (`subscribed`) goes
+            // out before the ticks it announces.
+            let mut changed = pusher.subscription().clone();
+            let answers = match messages::handle_text(&text, feed, &mut changed) {
+                Reply::Answers(answers) => answers,
+                // The client asked us to drop it (the page's "drop connection").
+                Reply::Close(reason) => return Ok(Some(Close::ours(reason))),
+            };
+            out.send_all(answers).await?;
+            pusher.adopt(&changed);
+        }
+        AggregatedMessage::Binary(_) => {
+            return Ok(Some(Close::ours(
+                (
+                    CloseCode::Unsupported,
+                    "binary frames are not part of this protocol: send JSON text",
+                )
+                    .into(),
+            )));
+        }
+        AggregatedMessage::Ping(bytes) => out.control(Control::Pong(&bytes)).await?,
+        AggregatedMessage::Pong(_) => {}
+        // The client started the closing handshake: answer with its own code.
+        AggregatedMessage::Close(reason) => return Ok(Some(Close::theirs(reason))),
+    }
+    Ok(None)
 }
 
 /// How a session's loop ended: the close frame to send, and who started the handshake.
