@@ -1,4 +1,4 @@
-//! # `cargo bench --bench fanout`: how far does this server's fan-out go?
+//! # `cargo bench --bench fanout`: how far does this server's fan-out go, how close to the metal is it, and is push cheaper than poll?
 //!
 //! For N WebSocket clients (default 1, 10, 100, 1000, 5000) at a 100 ms and a 10 ms tick,
 //! each step starts a **fresh server in a child process** (this executable re-run with
@@ -8,8 +8,10 @@
 //! * delivered messages per second (and what N clients x ticks per second would be);
 //! * delivery delay, receive time - `ts`, p50 / p99 / max over every message of every client;
 //! * ticks lost: `seq` gaps seen by clients that were reading all along;
-//! * the server's CPU time (as % of one core) and resident memory, from `/proc/<pid>`; RSS per
-//!   connection is (RSS with N clients - RSS before any) / N;
+//! * the server's CPU time (as % of one core, and per message) and resident memory, from
+//!   `/proc/<pid>`; RSS per connection is (RSS with N clients - RSS before any) / N. CPU time
+//!   is summed from the threads' `schedstat` (nanoseconds): `stat`'s user + system come in
+//!   10 ms clock ticks, a handful per short step; the kernel's share is still read from `stat`;
 //! * serialisations per tick per symbol, from the feed's own counter (must be 1).
 //!
 //! The server runs in a process of its own so that its CPU time and memory are its own: the
@@ -17,14 +19,58 @@
 //! Tokio runtime with two threads; on a two-core machine they compete with the server for the
 //! same cores, so the figures are a lower bound on what the server alone could do.
 //!
+//! **The floor** (`--only floor`): at each (tick, N), right after the tickerlab step, the same
+//! clients measure the least a push server can do: `benches/support/floor.rs`, a Tokio server
+//! of ~150 lines in a child of its own (`--floor-child`), which per tick builds ONE complete
+//! unmasked text frame (`0x81`, length, a tick JSON of tickerlab's shape and size) as shared
+//! `Bytes` and writes it to every client with one `write_all` each. Its rows stand beside
+//! tickerlab's, with the ratios tickerlab / floor of delay p50 and p99, CPU per message and
+//! RSS per connection. What tickerlab spends above the floor is what its per-client tasks,
+//! queues, timers, heartbeats, codec and guards cost; what the floor spends is mostly the
+//! kernel's (on loopback a `send` also runs the receiver's TCP path).
+//!
+//! **The start-up transient** (`--transient-secs 10`, `--transient-clients 1000`): the steps
+//! at a 100 ms tick with that many clients (tickerlab's and the floor's) record the first
+//! seconds after the last client joined apart, and measure the steady state only after them;
+//! a table puts the two windows' delays side by side. `--transient-secs 0` skips it (those
+//! steps then settle 1 s like the others).
+//!
 //! Then an **idle** step connects the largest N at a 60 s tick to measure RSS per idle
 //! connection, and a **`GET /price`** step runs 64 keep-alive connections requesting as fast
 //! as they can: requests per second, latency p50/p99/max.
 //!
+//! **Push or poll** (`--only pushpoll`, `--pushpoll-clients 1000`): the same delivered rate,
+//! one price per client per 100 ms, two ways, each against a fresh server: N clients on `/ws`
+//! pushed every tick, then N keep-alive HTTP/1.1 connections each sending `GET /price` once
+//! per 100 ms (a `setInterval` poller; client i starts i/N of the interval later, so the
+//! requests are spread evenly rather than fired at once) through the bench's own small client
+//! (`support::http_client`). For each: prices delivered per second (for polling, a response
+//! is a price delivered, new or not: how many carried a new `seq` and how many a repeat is
+//! counted too), server CPU in us per price delivered and per new price, bytes on the wire per
+//! price (above TCP, both directions, counted by the clients), how old a price is when it
+//! arrives, and the ratios poll / push.
+//!
+//! **Churn** (`--only churn`, `--churn-clients 5000`, `--churn-hold-secs 3`,
+//! `--churn-settle-secs 2`): does the server give memory back? For tickerlab and then the
+//! floor, a fresh server at a 100 ms tick: RSS before any client, with N clients connected and
+//! held, then all clients close, the server's open-WebSocket gauge is awaited down to 0
+//! (tickerlab's `tickerlab_open_connections{transport="websocket"}` from `/metrics`, the
+//! floor's from its `stats` line) and RSS is read again after the settle time: before / with /
+//! after and after / before.
+//!
 //! Flags (or environment): `--secs 5` (`BENCH_SECS`) measuring time per step, `--clients
-//! 1,10,100,1000,5000` (`BENCH_CLIENTS`), `--ticks 100,10` (`BENCH_TICKS`), `--only ws|idle|price`
-//! to run one part. Output: Markdown on stdout; `fanout.csv`, `fanout.json`, `fanout.svg`
-//! under `target/tickerlab-bench/`.
+//! 1,10,100,1000,5000` (`BENCH_CLIENTS`), `--ticks 100,10` (`BENCH_TICKS`), `--only
+//! ws|floor|idle|price|pushpoll|churn` to run one part (all of them by default; `floor` runs
+//! the tickerlab steps too, to pair them), and the per-part flags above (each also read from
+//! `BENCH_` + its name in capitals, e.g. `BENCH_CHURN_CLIENTS`). Output: Markdown on stdout;
+//! `fanout.csv`, `fanout.json`, `fanout.svg`, and `fanout-floor.csv`, `fanout-transient.csv`,
+//! `fanout-pushpoll.csv`, `fanout-churn.csv` for the parts that ran, under
+//! `target/tickerlab-bench/`.
+//!
+//! To count instructions rather than time, `BENCH_SERVER_WRAPPER="valgrind --tool=callgrind
+//! --callgrind-out-file=/tmp/server.%p.out"` runs every child (tickerlab's and the floor's)
+//! under callgrind; run with `--secs 5` and `--secs 10` and divide the difference of the
+//! totals by the extra messages (see docs/benchmarks.md).
 
 mod support;
 
