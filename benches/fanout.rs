@@ -1,4 +1,4 @@
-//! # `cargo bench --bench fanout`: how far does this server's fan-out go?
+//! # `cargo bench --bench fanout`: how far does this server's fan-out go, how close to the metal is it, and is push cheaper than poll?
 //!
 //! For N WebSocket clients (default 1, 10, 100, 1000, 5000) at a 100 ms and a 10 ms tick,
 //! each step starts a **fresh server in a child process** (this executable re-run with
@@ -8,8 +8,10 @@
 //! * delivered messages per second (and what N clients x ticks per second would be);
 //! * delivery delay, receive time - `ts`, p50 / p99 / max over every message of every client;
 //! * ticks lost: `seq` gaps seen by clients that were reading all along;
-//! * the server's CPU time (as % of one core) and resident memory, from `/proc/<pid>`; RSS per
-//!   connection is (RSS with N clients - RSS before any) / N;
+//! * the server's CPU time (as % of one core, and per message) and resident memory, from
+//!   `/proc/<pid>`; RSS per connection is (RSS with N clients - RSS before any) / N. CPU time
+//!   is summed from the threads' `schedstat` (nanoseconds): `stat`'s user + system come in
+//!   10 ms clock ticks, a handful per short step; the kernel's share is still read from `stat`;
 //! * serialisations per tick per symbol, from the feed's own counter (must be 1).
 //!
 //! The server runs in a process of its own so that its CPU time and memory are its own: the
@@ -17,14 +19,58 @@
 //! Tokio runtime with two threads; on a two-core machine they compete with the server for the
 //! same cores, so the figures are a lower bound on what the server alone could do.
 //!
+//! **The floor** (`--only floor`): at each (tick, N), right after the tickerlab step, the same
+//! clients measure the least a push server can do: `benches/support/floor.rs`, a Tokio server
+//! of ~150 lines in a child of its own (`--floor-child`), which per tick builds ONE complete
+//! unmasked text frame (`0x81`, length, a tick JSON of tickerlab's shape and size) as shared
+//! `Bytes` and writes it to every client with one `write_all` each. Its rows stand beside
+//! tickerlab's, with the ratios tickerlab / floor of delay p50 and p99, CPU per message and
+//! RSS per connection. What tickerlab spends above the floor is what its per-client tasks,
+//! queues, timers, heartbeats, codec and guards cost; what the floor spends is mostly the
+//! kernel's (on loopback a `send` also runs the receiver's TCP path).
+//!
+//! **The start-up transient** (`--transient-secs 10`, `--transient-clients 1000`): the steps
+//! at a 100 ms tick with that many clients (tickerlab's and the floor's) record the first
+//! seconds after the last client joined apart, and measure the steady state only after them;
+//! a table puts the two windows' delays side by side. `--transient-secs 0` skips it (those
+//! steps then settle 1 s like the others).
+//!
 //! Then an **idle** step connects the largest N at a 60 s tick to measure RSS per idle
 //! connection, and a **`GET /price`** step runs 64 keep-alive connections requesting as fast
 //! as they can: requests per second, latency p50/p99/max.
 //!
+//! **Push or poll** (`--only pushpoll`, `--pushpoll-clients 1000`): the same delivered rate,
+//! one price per client per 100 ms, two ways, each against a fresh server: N clients on `/ws`
+//! pushed every tick, then N keep-alive HTTP/1.1 connections each sending `GET /price` once
+//! per 100 ms (a `setInterval` poller; client i starts i/N of the interval later, so the
+//! requests are spread evenly rather than fired at once) through the bench's own small client
+//! (`support::http_client`). For each: prices delivered per second (for polling, a response
+//! is a price delivered, new or not: how many carried a new `seq` and how many a repeat is
+//! counted too), server CPU in us per price delivered and per new price, bytes on the wire per
+//! price (above TCP, both directions, counted by the clients), how old a price is when it
+//! arrives, and the ratios poll / push.
+//!
+//! **Churn** (`--only churn`, `--churn-clients 5000`, `--churn-hold-secs 3`,
+//! `--churn-settle-secs 2`): does the server give memory back? For tickerlab and then the
+//! floor, a fresh server at a 100 ms tick: RSS before any client, with N clients connected and
+//! held, then all clients close, the server's open-WebSocket gauge is awaited down to 0
+//! (tickerlab's `tickerlab_open_connections{transport="websocket"}` from `/metrics`, the
+//! floor's from its `stats` line) and RSS is read again after the settle time: before / with /
+//! after and after / before.
+//!
 //! Flags (or environment): `--secs 5` (`BENCH_SECS`) measuring time per step, `--clients
-//! 1,10,100,1000,5000` (`BENCH_CLIENTS`), `--ticks 100,10` (`BENCH_TICKS`), `--only ws|idle|price`
-//! to run one part. Output: Markdown on stdout; `fanout.csv`, `fanout.json`, `fanout.svg`
-//! under `target/tickerlab-bench/`.
+//! 1,10,100,1000,5000` (`BENCH_CLIENTS`), `--ticks 100,10` (`BENCH_TICKS`), `--only
+//! ws|floor|idle|price|pushpoll|churn` to run one part (all of them by default; `floor` runs
+//! the tickerlab steps too, to pair them), and the per-part flags above (each also read from
+//! `BENCH_` + its name in capitals, e.g. `BENCH_CHURN_CLIENTS`). Output: Markdown on stdout;
+//! `fanout.csv`, `fanout.json`, `fanout.svg`, and `fanout-floor.csv`, `fanout-transient.csv`,
+//! `fanout-pushpoll.csv`, `fanout-churn.csv` for the parts that ran, under
+//! `target/tickerlab-bench/`.
+//!
+//! To count instructions rather than time, `BENCH_SERVER_WRAPPER="valgrind --tool=callgrind
+//! --callgrind-out-file=/tmp/server.%p.out"` runs every child (tickerlab's and the floor's)
+//! under callgrind; run with `--secs 5` and `--secs 10` and divide the difference of the
+//! totals by the extra messages (see docs/benchmarks.md).
 
 mod support;
 
@@ -42,8 +88,12 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 
 use support::args::Args;
+use support::counting::Counted;
+use support::http_client::HttpClient;
 use support::output::{self, Table, num};
-use support::server::{ChildServer, Usage, child_main, process_usage, raise_open_files_limit};
+use support::server::{
+    ChildServer, Kind, Usage, child_main, process_usage, raise_open_files_limit,
+};
 use support::stats::{Summary, TickFields, now_ms, summary};
 
 /// Clients connecting at the same time; more would only overflow the listen backlog.
@@ -53,9 +103,17 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Time after the last client connected before measuring, so start-up work is not counted.
 const SETTLE: Duration = Duration::from_secs(1);
 
-/// Phases a client goes through; it records only while `MEASURING`.
+/// Phases a client goes through; it records while `MEASURING`, and apart while `TRANSIENT`
+/// (the first seconds after the last client joined, when the start-up transient is asked for).
 const WARMING: u8 = 0;
 const MEASURING: u8 = 1;
+const TRANSIENT: u8 = 2;
+
+/// The push-versus-poll and churn steps' tick: a price every 100 ms, polled every 100 ms.
+const PUSH_POLL_TICK_MS: u64 = 100;
+/// The row label of the bench's own minimal server (see `support::floor`).
+const FLOOR: &str = "floor (tokio, frame once)";
+const TICKERLAB: &str = "tickerlab";
 
 /// What one WebSocket client saw while the step was measuring.
 #[derive(Default)]
@@ -63,11 +121,19 @@ struct ClientRecord {
     delays: Vec<f32>,
     messages: u64,
     lost: u64,
+    /// Bytes this client received and sent while measuring: frames, headers, pongs.
+    bytes_read: u64,
+    bytes_written: u64,
+    /// Delays and losses while `TRANSIENT`.
+    transient_delays: Vec<f32>,
+    transient_lost: u64,
 }
 
 /// One fan-out step's figures.
 #[derive(Debug, Clone, Serialize)]
 struct Step {
+    /// `tickerlab`, or the floor server.
+    server: String,
     tick_ms: u64,
     clients: usize,
     connected: usize,
@@ -90,6 +156,62 @@ struct Step {
     rss_per_conn_kib: f64,
     server_threads: u64,
     serialisations_per_tick_per_symbol: f64,
+    /// Bytes on the wire (above TCP, both directions, as the clients count them) per message.
+    bytes_per_msg: f64,
+    /// The start-up transient: delays over the first `transient_secs` after the last client
+    /// joined, when asked for (`--transient-secs`); the step's `delay` is the window after.
+    transient_secs: f64,
+    transient: Option<Summary>,
+    transient_lost: u64,
+}
+
+/// One polling step's figures: `clients` keep-alive connections, each sending `GET /price`
+/// once per tick interval.
+#[derive(Debug, Clone, Serialize)]
+struct PollStep {
+    clients: usize,
+    connected: usize,
+    interval_ms: u64,
+    secs: f64,
+    responses: u64,
+    responses_per_sec: f64,
+    /// Responses whose `seq` was newer than the client's previous one.
+    new_prices: u64,
+    /// Responses with the same `seq` as the client's previous one: a price polled twice.
+    repeats: u64,
+    /// `seq`s a client never saw: ticks between two of its responses.
+    missed: u64,
+    /// Intervals a client skipped because its previous request was still out.
+    skipped_polls: u64,
+    /// How old the price was when its response arrived (receive time - `ts`).
+    age: Summary,
+    /// Request to response.
+    latency: Summary,
+    server_cpu_pct: f64,
+    server_system_share: f64,
+    server_cpu_us_per_response: f64,
+    server_cpu_us_per_new_price: f64,
+    client_cpu_pct: f64,
+    bytes_per_response: f64,
+    bytes_per_new_price: f64,
+    errors: u64,
+}
+
+/// One churn step: memory before, with and after `clients` WebSockets.
+#[derive(Debug, Clone, Serialize)]
+struct ChurnStep {
+    server: String,
+    clients: usize,
+    connected: usize,
+    hold_secs: f64,
+    rss_before_kib: u64,
+    rss_with_kib: u64,
+    rss_after_kib: u64,
+    after_over_before: f64,
+    /// From the clients' disconnect to the server's open-WebSocket gauge reading 0 (NaN when
+    /// it never did within the timeout).
+    secs_to_zero_open: f64,
+    open_at_end: u64,
 }
 
 /// The `GET /price` throughput step's figures.
@@ -104,11 +226,41 @@ struct PriceStep {
     errors: u64,
 }
 
+/// What the command line asked for, beyond `--secs`, `--clients` and `--ticks`.
+struct Plan {
+    secs: f64,
+    /// `--transient-secs`: the start-up transient window (0: none, measure after `SETTLE`).
+    transient_secs: f64,
+    /// `--transient-clients`: the step(s) at a 100 ms tick with this many clients get it.
+    transient_clients: usize,
+    /// `--pushpoll-clients`.
+    pushpoll_clients: usize,
+    /// `--churn-clients`, `--churn-hold-secs`, `--churn-settle-secs`.
+    churn_clients: usize,
+    churn_hold_secs: f64,
+    churn_settle_secs: f64,
+}
+
+impl Plan {
+    /// The transient window for a step of `n` clients at a `tick_ms` tick.
+    fn transient_for(&self, n: usize, tick_ms: u64) -> f64 {
+        if tick_ms == 100 && n == self.transient_clients {
+            self.transient_secs
+        } else {
+            0.0
+        }
+    }
+}
+
 fn main() {
     let args = Args::parse();
     if args.flag("serve-child") {
         let workers = args.value("workers").and_then(|w| w.parse().ok());
         child_main(args.get("tick-ms", "BENCH_CHILD_TICK_MS", 100), workers);
+        return;
+    }
+    if args.flag("floor-child") {
+        support::floor::child_main(args.get("tick-ms", "BENCH_CHILD_TICK_MS", 100));
         return;
     }
     let secs: f64 = args.get("secs", "BENCH_SECS", 5.0);
@@ -119,12 +271,39 @@ fn main() {
         .collect();
     let ticks = args.list("ticks", "BENCH_TICKS", &[100, 10]);
     let only = args.value("only").map(str::to_owned);
+    let plan = Plan {
+        secs,
+        transient_secs: args.get("transient-secs", "BENCH_TRANSIENT_SECS", 10.0),
+        transient_clients: args.get("transient-clients", "BENCH_TRANSIENT_CLIENTS", 1000),
+        pushpoll_clients: args.get("pushpoll-clients", "BENCH_PUSHPOLL_CLIENTS", 1000),
+        churn_clients: args.get("churn-clients", "BENCH_CHURN_CLIENTS", 5000),
+        churn_hold_secs: args.get("churn-hold-secs", "BENCH_CHURN_HOLD_SECS", 3.0),
+        churn_settle_secs: args.get("churn-settle-secs", "BENCH_CHURN_SETTLE_SECS", 2.0),
+    };
+    let wants = |part: &str| only.as_deref().is_none_or(|o| o == part);
     let limit = raise_open_files_limit();
     let largest = clients.iter().copied().max().unwrap_or(0);
-    if (largest as u64) + 256 > limit {
+    let most = [
+        largest,
+        if wants("pushpoll") {
+            plan.pushpoll_clients
+        } else {
+            0
+        },
+        if wants("churn") {
+            plan.churn_clients
+        } else {
+            0
+        },
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0);
+    if (most as u64) + 256 > limit {
         eprintln!(
-            "open-files limit {limit} is too low for {largest} clients: raise the hard limit \
-             (ulimit -Hn) or pass --clients with smaller numbers"
+            "open-files limit {limit} is too low for {most} clients: raise the hard limit \
+             (ulimit -Hn) or pass --clients (--pushpoll-clients, --churn-clients) with smaller \
+             numbers"
         );
         std::process::exit(1);
     }
@@ -135,15 +314,22 @@ fn main() {
         .enable_all()
         .build()
         .expect("a Tokio runtime for the clients");
-    let wants = |part: &str| only.as_deref().is_none_or(|o| o == part);
 
+    // tickerlab and the floor take turns at each (tick, N), so both see the same machine.
     let mut steps = Vec::new();
-    if wants("ws") {
+    let mut floor_steps = Vec::new();
+    if wants("ws") || wants("floor") {
         for &tick_ms in &ticks {
             for &n in &clients {
-                let step = runtime.block_on(ws_step(n, tick_ms, secs));
+                let transient = plan.transient_for(n, tick_ms);
+                let step = runtime.block_on(ws_step(Kind::Tickerlab, n, tick_ms, secs, transient));
                 eprintln!("{}", step_line(&step));
                 steps.push(step);
+                if wants("floor") {
+                    let step = runtime.block_on(ws_step(Kind::Floor, n, tick_ms, secs, transient));
+                    eprintln!("{}", step_line(&step));
+                    floor_steps.push(step);
+                }
             }
         }
     }
@@ -165,12 +351,63 @@ fn main() {
         );
         price = Some(step);
     }
-    report(&machine, secs, &steps, idle.as_ref(), price.as_ref(), &args);
+    let mut pushpoll = None;
+    if wants("pushpoll") {
+        let n = plan.pushpoll_clients;
+        let push = runtime.block_on(ws_step(Kind::Tickerlab, n, PUSH_POLL_TICK_MS, secs, 0.0));
+        eprintln!("push: {}", step_line(&push));
+        let poll = runtime.block_on(poll_step(n, PUSH_POLL_TICK_MS, secs));
+        eprintln!(
+            "poll: {} clients ({} connected): {:.0} responses/s, {:.0} new prices/s, server cpu {:.0}%, {:.2} us/response",
+            poll.clients,
+            poll.connected,
+            poll.responses_per_sec,
+            poll.new_prices as f64 / poll.secs,
+            poll.server_cpu_pct,
+            poll.server_cpu_us_per_response
+        );
+        pushpoll = Some((push, poll));
+    }
+    let mut churn = Vec::new();
+    if wants("churn") {
+        for kind in [Kind::Tickerlab, Kind::Floor] {
+            let step = runtime.block_on(churn_step(kind, &plan));
+            eprintln!(
+                "churn {}: {} clients, RSS {:.1} -> {:.1} -> {:.1} MiB",
+                step.server,
+                step.connected,
+                step.rss_before_kib as f64 / 1024.0,
+                step.rss_with_kib as f64 / 1024.0,
+                step.rss_after_kib as f64 / 1024.0
+            );
+            churn.push(step);
+        }
+    }
+    let results = Results {
+        steps,
+        floor: floor_steps,
+        idle,
+        price,
+        pushpoll,
+        churn,
+    };
+    report(&machine, &plan, &results, &args);
+}
+
+/// Everything one run measured, for the report.
+struct Results {
+    steps: Vec<Step>,
+    floor: Vec<Step>,
+    idle: Option<Step>,
+    price: Option<PriceStep>,
+    pushpoll: Option<(Step, PollStep)>,
+    churn: Vec<ChurnStep>,
 }
 
 fn step_line(s: &Step) -> String {
     format!(
-        "tick {} ms, {} clients ({} connected): {:.0} msg/s, p99 {:.2} ms, lost {}, server cpu {:.0}% (waited {:.0} ms/s for a core), client cpu {:.0}%, rss/conn {:.1} KiB",
+        "{}: tick {} ms, {} clients ({} connected): {:.0} msg/s, p99 {:.2} ms, lost {}, server cpu {:.0}% (waited {:.0} ms/s for a core), client cpu {:.0}%, rss/conn {:.1} KiB",
+        s.server,
         s.tick_ms,
         s.clients,
         s.connected,
@@ -250,11 +487,13 @@ impl Crowd {
     }
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
+/// A client's WebSocket, over a stream that counts the bytes crossing it.
+type Ws = tokio_tungstenite::WebSocketStream<Counted<TcpStream>>;
 
 async fn connect(addr: SocketAddr) -> anyhow::Result<Ws> {
     let tcp = TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
+    let tcp = Counted::new(tcp);
     // Small client buffers (tungstenite's defaults are 128 KiB each): ticks are ~100 bytes,
     // and 5000 clients with default buffers would cost this process gigabytes.
     let config = WebSocketConfig::default()
@@ -273,15 +512,27 @@ async fn connect(addr: SocketAddr) -> anyhow::Result<Ws> {
     }
 }
 
-/// Reads ticks until `stop`, recording delay and `seq` gaps while the step is measuring.
+/// Reads ticks until `stop`, recording delay and `seq` gaps while the step is measuring (and
+/// apart while `TRANSIENT`), then closes the WebSocket as a browser leaving a page does.
 async fn read_ticks(mut ws: Ws, phase: &AtomicU8, stop: &CancellationToken) -> ClientRecord {
     let mut record = ClientRecord::default();
     let mut last_seq: Option<u64> = None;
+    let (mut read, mut written) = (ws.get_ref().bytes_read(), ws.get_ref().bytes_written());
     loop {
         let message = tokio::select! {
             message = ws.next() => message,
-            _ = stop.cancelled() => break,
+            _ = stop.cancelled() => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
+                break;
+            }
         };
+        // The bytes that arrived (or left: pongs) since the last message are this one's.
+        let wire = ws.get_ref();
+        if phase.load(Ordering::Relaxed) == MEASURING {
+            record.bytes_read += wire.bytes_read() - read;
+            record.bytes_written += wire.bytes_written() - written;
+        }
+        (read, written) = (wire.bytes_read(), wire.bytes_written());
         let text = match message {
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(_)) => continue,
@@ -290,25 +541,38 @@ async fn read_ticks(mut ws: Ws, phase: &AtomicU8, stop: &CancellationToken) -> C
         let Some(tick) = TickFields::parse(&text) else {
             continue;
         };
-        if phase.load(Ordering::Relaxed) == MEASURING {
-            record.delays.push((now_ms() - tick.ts) as f32);
-            record.messages += 1;
-            if let Some(last) = last_seq {
-                record.lost += tick.seq.saturating_sub(last + 1);
+        let gap = last_seq.map_or(0, |last| tick.seq.saturating_sub(last + 1));
+        match phase.load(Ordering::Relaxed) {
+            MEASURING => {
+                record.delays.push((now_ms() - tick.ts) as f32);
+                record.messages += 1;
+                record.lost += gap;
             }
+            TRANSIENT => {
+                record.transient_delays.push((now_ms() - tick.ts) as f32);
+                record.transient_lost += gap;
+            }
+            _ => {}
         }
         last_seq = Some(tick.seq);
     }
     record
 }
 
-/// One fan-out step: a fresh server, `n` clients, `secs` of measuring.
-async fn ws_step(n: usize, tick_ms: u64, secs: f64) -> Step {
-    let mut server = ChildServer::start(tick_ms, None).expect("start the server child");
+/// One fan-out step: a fresh server of `kind`, `n` clients, `secs` of measuring. With
+/// `transient_secs` > 0, the first `transient_secs` after the last client joined are recorded
+/// apart (the start-up transient) and measuring starts after them; otherwise after `SETTLE`.
+async fn ws_step(kind: Kind, n: usize, tick_ms: u64, secs: f64, transient_secs: f64) -> Step {
+    let mut server = ChildServer::start_kind(kind, tick_ms, None).expect("start the server child");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = server.usage();
     let crowd = Crowd::connect(server.addr, n).await;
-    tokio::time::sleep(SETTLE).await;
+    if transient_secs > 0.0 {
+        crowd.phase.store(TRANSIENT, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_secs_f64(transient_secs)).await;
+    } else {
+        tokio::time::sleep(SETTLE).await;
+    }
     let connected_usage = server.usage();
     let counters_start = server.counters().unwrap_or_default();
     let client_start = process_usage(std::process::id());
@@ -319,7 +583,7 @@ async fn ws_step(n: usize, tick_ms: u64, secs: f64) -> Step {
     let elapsed = started.elapsed().as_secs_f64();
     let counters_end = server.counters().unwrap_or_default();
     let end_usage = server.usage();
-    let client_cpu = process_usage(std::process::id()).cpu_secs - client_start.cpu_secs;
+    let client_cpu = process_usage(std::process::id()).run_secs - client_start.run_secs;
     let connected = crowd.connected();
     let records = crowd.finish().await;
     server.stop();
@@ -330,12 +594,20 @@ async fn ws_step(n: usize, tick_ms: u64, secs: f64) -> Step {
         .iter()
         .flat_map(|r| r.delays.iter().map(|&d| d as f64))
         .collect();
+    let mut transient_delays: Vec<f64> = records
+        .iter()
+        .flat_map(|r| r.transient_delays.iter().map(|&d| d as f64))
+        .collect();
+    let wire: u64 = records.iter().map(|r| r.bytes_read + r.bytes_written).sum();
     let ticks = counters_end.ticks.saturating_sub(counters_start.ticks) as f64;
     let serialisations = counters_end
         .serialisations
         .saturating_sub(counters_start.serialisations) as f64;
-    let cpu = end_usage.cpu_secs - connected_usage.cpu_secs;
+    // Nanosecond CPU time (schedstat): 10 ms clock ticks are too coarse per message.
+    let cpu = end_usage.run_secs - connected_usage.run_secs;
+    let ticked_cpu = end_usage.cpu_secs - connected_usage.cpu_secs;
     Step {
+        server: label(kind).into(),
         tick_ms,
         clients: n,
         connected,
@@ -345,7 +617,8 @@ async fn ws_step(n: usize, tick_ms: u64, secs: f64) -> Step {
         delay: summary(&mut delays),
         lost,
         server_cpu_pct: cpu / elapsed * 100.0,
-        server_system_share: (end_usage.system_secs - connected_usage.system_secs) / cpu.max(1e-9),
+        server_system_share: (end_usage.system_secs - connected_usage.system_secs)
+            / ticked_cpu.max(1e-9),
         server_cpu_us_per_msg: cpu * 1e6 / (messages.max(1) as f64),
         client_cpu_pct: client_cpu / elapsed * 100.0,
         server_runq_wait_ms_per_s: (end_usage.runq_wait_secs - connected_usage.runq_wait_secs)
@@ -357,6 +630,17 @@ async fn ws_step(n: usize, tick_ms: u64, secs: f64) -> Step {
         server_threads: end_usage.threads,
         serialisations_per_tick_per_symbol: serialisations
             / (ticks * counters_end.symbols.max(1) as f64).max(1.0),
+        bytes_per_msg: wire as f64 / messages.max(1) as f64,
+        transient_secs,
+        transient: (transient_secs > 0.0).then(|| summary(&mut transient_delays)),
+        transient_lost: records.iter().map(|r| r.transient_lost).sum(),
+    }
+}
+
+fn label(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Tickerlab => TICKERLAB,
+        Kind::Floor => FLOOR,
     }
 }
 
@@ -378,6 +662,7 @@ async fn idle_step(n: usize) -> Step {
     crowd.finish().await;
     server.stop();
     Step {
+        server: TICKERLAB.into(),
         tick_ms: 60_000,
         clients: n,
         connected,
@@ -397,6 +682,10 @@ async fn idle_step(n: usize) -> Step {
         server_threads: after.threads,
         serialisations_per_tick_per_symbol: counters.serialisations as f64
             / (counters.ticks * counters.symbols.max(1)).max(1) as f64,
+        bytes_per_msg: f64::NAN,
+        transient_secs: 0.0,
+        transient: None,
+        transient_lost: 0,
     }
 }
 
@@ -466,6 +755,218 @@ async fn price_step(connections: usize, secs: f64) -> PriceStep {
     }
 }
 
+/// What one polling client saw while the step was measuring.
+#[derive(Default)]
+struct PollRecord {
+    ages: Vec<f32>,
+    latencies: Vec<f32>,
+    responses: u64,
+    new_prices: u64,
+    repeats: u64,
+    missed: u64,
+    skipped_polls: u64,
+    bytes: u64,
+    errors: u64,
+}
+
+/// `n` keep-alive connections each sending `GET /price` once per `interval_ms` (a
+/// `setInterval` poller), client `i` offset by `i / n` of the interval so the requests are
+/// spread evenly over it, against a fresh server ticking at the same interval.
+async fn poll_step(n: usize, interval_ms: u64, secs: f64) -> PollStep {
+    let server = ChildServer::start(interval_ms, None).expect("start the server child");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let addr = server.addr;
+    let phase = Arc::new(AtomicU8::new(WARMING));
+    let connected = Arc::new(AtomicUsize::new(0));
+    let stop = CancellationToken::new();
+    let gate = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
+    let interval = Duration::from_millis(interval_ms);
+    let base = tokio::time::Instant::now();
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (phase, connected, stop, gate) =
+                (phase.clone(), connected.clone(), stop.clone(), gate.clone());
+            let offset = interval.mul_f64(i as f64 / n as f64);
+            tokio::spawn(async move {
+                let mut record = PollRecord::default();
+                let client = {
+                    let _permit = gate.acquire().await;
+                    HttpClient::connect(addr, "/price").await
+                };
+                let Ok(mut client) = client else {
+                    record.errors += 1;
+                    return record;
+                };
+                connected.fetch_add(1, Ordering::Relaxed);
+                // The first poll at this client's phase of the interval, from now on.
+                let mut first = base + offset;
+                while first < tokio::time::Instant::now() {
+                    first += interval;
+                }
+                let mut timer = tokio::time::interval_at(first, interval);
+                timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                let mut last_seq = 0;
+                let mut due = first;
+                let mut wire = client.bytes_read() + client.bytes_written();
+                loop {
+                    let fired = tokio::select! {
+                        fired = timer.tick() => fired,
+                        _ = stop.cancelled() => break,
+                    };
+                    let measuring = phase.load(Ordering::Relaxed) == MEASURING;
+                    if measuring && fired > due {
+                        // Skip keeps the phase: the intervals between were missed polls.
+                        record.skipped_polls +=
+                            ((fired - due).as_secs_f64() / interval.as_secs_f64()).round() as u64;
+                    }
+                    due = fired + interval;
+                    let sent = Instant::now();
+                    let response = match client.get().await {
+                        Ok(r) if r.status == 200 => r,
+                        _ => {
+                            record.errors += 1;
+                            break;
+                        }
+                    };
+                    let Some(tick) = std::str::from_utf8(&response.body)
+                        .ok()
+                        .and_then(TickFields::parse)
+                    else {
+                        record.errors += 1;
+                        break;
+                    };
+                    let now_wire = client.bytes_read() + client.bytes_written();
+                    if measuring {
+                        record.responses += 1;
+                        record.latencies.push(sent.elapsed().as_secs_f32() * 1000.0);
+                        record.ages.push((now_ms() - tick.ts) as f32);
+                        record.bytes += now_wire - wire;
+                        if tick.seq > last_seq {
+                            record.new_prices += 1;
+                            if last_seq > 0 {
+                                record.missed += tick.seq - last_seq - 1;
+                            }
+                        } else {
+                            record.repeats += 1;
+                        }
+                    }
+                    wire = now_wire;
+                    last_seq = last_seq.max(tick.seq);
+                }
+                record
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    while connected.load(Ordering::Relaxed) < n && Instant::now() < deadline {
+        if tasks.iter().all(|t| t.is_finished()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(SETTLE).await;
+    let start_usage = server.usage();
+    let client_start = process_usage(std::process::id());
+    phase.store(MEASURING, Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    phase.store(WARMING, Ordering::Relaxed);
+    let elapsed = started.elapsed().as_secs_f64();
+    let end_usage = server.usage();
+    let client_cpu = process_usage(std::process::id()).run_secs - client_start.run_secs;
+    let connected = connected.load(Ordering::Relaxed);
+    stop.cancel();
+    let mut records = Vec::with_capacity(n);
+    for task in tasks {
+        records.push(task.await.unwrap_or_default());
+    }
+    server.stop();
+
+    let sum = |f: fn(&PollRecord) -> u64| records.iter().map(f).sum::<u64>();
+    let (responses, new_prices) = (sum(|r| r.responses), sum(|r| r.new_prices));
+    let bytes = sum(|r| r.bytes);
+    let collect = |f: fn(&PollRecord) -> &Vec<f32>| {
+        records
+            .iter()
+            .flat_map(|r| f(r).iter().map(|&v| v as f64))
+            .collect::<Vec<f64>>()
+    };
+    let (mut ages, mut latencies) = (collect(|r| &r.ages), collect(|r| &r.latencies));
+    let cpu = end_usage.run_secs - start_usage.run_secs;
+    let ticked_cpu = end_usage.cpu_secs - start_usage.cpu_secs;
+    PollStep {
+        clients: n,
+        connected,
+        interval_ms,
+        secs: elapsed,
+        responses,
+        responses_per_sec: responses as f64 / elapsed,
+        new_prices,
+        repeats: sum(|r| r.repeats),
+        missed: sum(|r| r.missed),
+        skipped_polls: sum(|r| r.skipped_polls),
+        age: summary(&mut ages),
+        latency: summary(&mut latencies),
+        server_cpu_pct: cpu / elapsed * 100.0,
+        server_system_share: (end_usage.system_secs - start_usage.system_secs)
+            / ticked_cpu.max(1e-9),
+        server_cpu_us_per_response: cpu * 1e6 / responses.max(1) as f64,
+        server_cpu_us_per_new_price: cpu * 1e6 / new_prices.max(1) as f64,
+        client_cpu_pct: client_cpu / elapsed * 100.0,
+        bytes_per_response: bytes as f64 / responses.max(1) as f64,
+        bytes_per_new_price: bytes as f64 / new_prices.max(1) as f64,
+        errors: sum(|r| r.errors),
+    }
+}
+
+/// How long the churn step waits for the server's open-WebSocket gauge to reach 0.
+const CHURN_DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Memory before, with and after many WebSockets: a fresh server of `kind` at a 100 ms tick,
+/// `--churn-clients` clients connected and held, all closed, then the gauge of open
+/// WebSockets awaited down to 0 and `--churn-settle-secs` more.
+async fn churn_step(kind: Kind, plan: &Plan) -> ChurnStep {
+    let mut server =
+        ChildServer::start_kind(kind, PUSH_POLL_TICK_MS, None).expect("start the server child");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = server.usage();
+    let crowd = Crowd::connect(server.addr, plan.churn_clients).await;
+    tokio::time::sleep(Duration::from_secs_f64(plan.churn_hold_secs)).await;
+    let with = server.usage();
+    let connected = crowd.connected();
+    let left = Instant::now();
+    crowd.finish().await;
+    let mut open = u64::MAX;
+    let mut secs_to_zero = f64::NAN;
+    while left.elapsed() < CHURN_DRAIN_TIMEOUT {
+        match server.open_websockets() {
+            Ok(0) => {
+                secs_to_zero = left.elapsed().as_secs_f64();
+                open = 0;
+                break;
+            }
+            Ok(n) => open = n,
+            Err(e) => eprintln!("churn: cannot read the open-WebSocket gauge: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs_f64(plan.churn_settle_secs)).await;
+    let after = server.usage();
+    server.stop();
+    ChurnStep {
+        server: label(kind).into(),
+        clients: plan.churn_clients,
+        connected,
+        hold_secs: plan.churn_hold_secs,
+        rss_before_kib: before.rss_kib,
+        rss_with_kib: with.rss_kib,
+        rss_after_kib: after.rss_kib,
+        after_over_before: after.rss_kib as f64 / before.rss_kib.max(1) as f64,
+        secs_to_zero_open: secs_to_zero,
+        open_at_end: open,
+    }
+}
+
 fn ws_table(steps: &[Step]) -> Table {
     let mut t = Table::new(&[
         "tick ms",
@@ -519,23 +1020,200 @@ fn ws_table(steps: &[Step]) -> Table {
     t
 }
 
-fn report(
-    machine: &str,
-    secs: f64,
-    steps: &[Step],
-    idle: Option<&Step>,
-    price: Option<&PriceStep>,
-    args: &Args,
-) {
-    let command = format!(
-        "cargo bench --bench fanout -- --secs {secs}{}{}{}",
-        args.value("clients")
-            .map_or(String::new(), |c| format!(" --clients {c}")),
-        args.value("ticks")
-            .map_or(String::new(), |c| format!(" --ticks {c}")),
-        args.value("only")
-            .map_or(String::new(), |c| format!(" --only {c}")),
-    );
+/// tickerlab beside the floor, one pair of rows per (tick, N).
+fn floor_table(steps: &[Step], floor: &[Step]) -> Table {
+    let mut t = Table::new(&[
+        "tick ms",
+        "clients",
+        "server",
+        "msgs/s (expected)",
+        "delay p50 ms",
+        "delay p99 ms",
+        "delay max ms",
+        "lost",
+        "server CPU % of a core",
+        "of which kernel",
+        "CPU us / msg",
+        "client CPU %",
+        "server wait for a core ms/s",
+        "server RSS MiB",
+        "RSS / conn KiB",
+    ]);
+    for f in floor {
+        let pair = steps
+            .iter()
+            .filter(|s| s.clients == f.clients && s.tick_ms == f.tick_ms);
+        for s in pair.chain([f]) {
+            t.rows.push(vec![
+                s.tick_ms.to_string(),
+                clients_cell(s),
+                s.server.clone(),
+                format!(
+                    "{} ({})",
+                    num(s.msgs_per_sec, 0),
+                    num(s.expected_msgs_per_sec, 0)
+                ),
+                num(s.delay.p50, 2),
+                num(s.delay.p99, 2),
+                num(s.delay.max, 2),
+                s.lost.to_string(),
+                num(s.server_cpu_pct, 1),
+                share(s.server_system_share),
+                num(s.server_cpu_us_per_msg, 2),
+                num(s.client_cpu_pct, 0),
+                num(s.server_runq_wait_ms_per_s, 1),
+                num(s.rss_kib as f64 / 1024.0, 1),
+                num(s.rss_per_conn_kib, 1),
+            ]);
+        }
+    }
+    t
+}
+
+fn clients_cell(s: &Step) -> String {
+    if s.connected == s.clients {
+        s.clients.to_string()
+    } else {
+        format!("{} ({} connected)", s.clients, s.connected)
+    }
+}
+
+fn share(value: f64) -> String {
+    if value.is_finite() {
+        format!("{:.0}%", value * 100.0)
+    } else {
+        "-".into()
+    }
+}
+
+/// Push (one WebSocket message per tick) beside poll (one `GET /price` per tick interval).
+fn pushpoll_table(push: &Step, poll: &PollStep) -> Table {
+    let mut t = Table::new(&[
+        "transport",
+        "clients",
+        "prices delivered / s",
+        "responses / s",
+        "new prices / s",
+        "repeats (same seq)",
+        "missed seqs",
+        "price age p50 ms",
+        "price age p99 ms",
+        "server CPU % of a core",
+        "of which kernel",
+        "CPU us / price delivered",
+        "CPU us / new price",
+        "bytes / price delivered",
+        "client CPU %",
+    ]);
+    let clients = |n: usize, connected: usize| {
+        if n == connected {
+            n.to_string()
+        } else {
+            format!("{n} ({connected} connected)")
+        }
+    };
+    t.rows.push(vec![
+        format!("push (/ws, tick {} ms)", push.tick_ms),
+        clients(push.clients, push.connected),
+        num(push.msgs_per_sec, 0),
+        "-".into(),
+        num(push.msgs_per_sec, 0),
+        "0".into(),
+        push.lost.to_string(),
+        num(push.delay.p50, 2),
+        num(push.delay.p99, 2),
+        num(push.server_cpu_pct, 1),
+        share(push.server_system_share),
+        num(push.server_cpu_us_per_msg, 2),
+        num(push.server_cpu_us_per_msg, 2),
+        num(push.bytes_per_msg, 0),
+        num(push.client_cpu_pct, 0),
+    ]);
+    t.rows.push(vec![
+        format!("poll (GET /price every {} ms)", poll.interval_ms),
+        clients(poll.clients, poll.connected),
+        num(poll.responses_per_sec, 0),
+        num(poll.responses_per_sec, 0),
+        num(poll.new_prices as f64 / poll.secs, 0),
+        poll.repeats.to_string(),
+        poll.missed.to_string(),
+        num(poll.age.p50, 2),
+        num(poll.age.p99, 2),
+        num(poll.server_cpu_pct, 1),
+        share(poll.server_system_share),
+        num(poll.server_cpu_us_per_response, 2),
+        num(poll.server_cpu_us_per_new_price, 2),
+        num(poll.bytes_per_response, 0),
+        num(poll.client_cpu_pct, 0),
+    ]);
+    t
+}
+
+fn churn_table(churn: &[ChurnStep]) -> Table {
+    let mut t = Table::new(&[
+        "server",
+        "clients",
+        "held s",
+        "RSS before MiB",
+        "RSS with clients MiB",
+        "RSS after MiB",
+        "after / before",
+        "s until 0 open",
+    ]);
+    for c in churn {
+        t.rows.push(vec![
+            c.server.clone(),
+            if c.connected == c.clients {
+                c.clients.to_string()
+            } else {
+                format!("{} ({} connected)", c.clients, c.connected)
+            },
+            num(c.hold_secs, 1),
+            num(c.rss_before_kib as f64 / 1024.0, 1),
+            num(c.rss_with_kib as f64 / 1024.0, 1),
+            num(c.rss_after_kib as f64 / 1024.0, 1),
+            num(c.after_over_before, 2),
+            if c.open_at_end == 0 {
+                num(c.secs_to_zero_open, 1)
+            } else {
+                format!("never ({} still open)", c.open_at_end)
+            },
+        ]);
+    }
+    t
+}
+
+/// The flags that shaped this run, as a command that repeats it.
+fn command_line(plan: &Plan, args: &Args) -> String {
+    let mut command = format!("cargo bench --bench fanout -- --secs {}", plan.secs);
+    for flag in [
+        "clients",
+        "ticks",
+        "only",
+        "transient-secs",
+        "transient-clients",
+        "pushpoll-clients",
+        "churn-clients",
+        "churn-hold-secs",
+        "churn-settle-secs",
+    ] {
+        if let Some(value) = args.value(flag) {
+            command += &format!(" --{flag} {value}");
+        }
+    }
+    command
+}
+
+fn report(machine: &str, plan: &Plan, results: &Results, args: &Args) {
+    let Results {
+        steps,
+        floor,
+        idle,
+        price,
+        pushpoll,
+        churn,
+    } = results;
+    let command = command_line(plan, args);
     println!("\n## Fan-out: N WebSocket clients, server in a child process\n");
     println!("Machine: {machine}. Command: `{command}`.\n");
     let mut all: Vec<Step> = steps.to_vec();
@@ -552,6 +1230,87 @@ fn report(
                 );
             }
         }
+    }
+    if !floor.is_empty() {
+        println!(
+            "\n### How close to the metal: tickerlab beside `{FLOOR}`\n\n\
+             The floor is the bench's own minimal Tokio server (`benches/support/floor.rs`): one \
+             complete frame built per tick, one `write_all` of those shared bytes per client.\n"
+        );
+        print!("{}", floor_table(steps, floor).markdown());
+        println!();
+        for f in floor.iter() {
+            let Some(s) = steps
+                .iter()
+                .find(|s| s.clients == f.clients && s.tick_ms == f.tick_ms)
+            else {
+                continue;
+            };
+            println!(
+                "* {} clients @ {} ms: tickerlab / floor: delay p50 {} x ({:.2} / {:.2} ms), \
+                 p99 {} x, CPU per message {} x ({:.2} / {:.2} us), RSS per connection {} x.",
+                f.clients,
+                f.tick_ms,
+                num(s.delay.p50 / f.delay.p50, 2),
+                s.delay.p50,
+                f.delay.p50,
+                num(s.delay.p99 / f.delay.p99, 2),
+                num(s.server_cpu_us_per_msg / f.server_cpu_us_per_msg, 2),
+                s.server_cpu_us_per_msg,
+                f.server_cpu_us_per_msg,
+                num(s.rss_per_conn_kib / f.rss_per_conn_kib, 2),
+            );
+        }
+    }
+    let transients: Vec<&Step> = steps
+        .iter()
+        .chain(floor.iter())
+        .filter(|s| s.transient.is_some())
+        .collect();
+    if !transients.is_empty() {
+        println!(
+            "\n### Start-up transient: the first seconds after the last client joined, apart\n"
+        );
+        let mut t = Table::new(&[
+            "server",
+            "tick ms",
+            "clients",
+            "window",
+            "messages",
+            "delay p50 ms",
+            "delay p99 ms",
+            "delay max ms",
+            "lost",
+        ]);
+        for s in &transients {
+            let Some(tr) = s.transient else { continue };
+            for (window, d, lost) in [
+                (
+                    format!("first {} s after the last join", s.transient_secs),
+                    tr,
+                    s.transient_lost,
+                ),
+                (
+                    format!("steady: the {:.1} s after", s.secs),
+                    s.delay,
+                    s.lost,
+                ),
+            ] {
+                t.rows.push(vec![
+                    s.server.clone(),
+                    s.tick_ms.to_string(),
+                    clients_cell(s),
+                    window,
+                    d.count.to_string(),
+                    num(d.p50, 2),
+                    num(d.p99, 2),
+                    num(d.max, 2),
+                    lost.to_string(),
+                ]);
+            }
+        }
+        print!("{}", t.markdown());
+        output::write("fanout-transient.csv", &t.csv());
     }
     if let Some(idle) = idle {
         println!(
@@ -583,14 +1342,69 @@ fn report(
             p.errors
         );
     }
+    if let Some((push, poll)) = pushpoll {
+        println!(
+            "\n### Push or poll, at the same delivered rate: one price per client per {} ms\n\n\
+             Each a fresh server. Push: {} clients on `/ws`. Poll: {} keep-alive connections, each \
+             `GET /price` once per interval, their phases spread evenly over it. A price delivered \
+             by polling is a response, new or not; bytes are above TCP, both directions, as the \
+             clients count them (handshakes excluded).\n",
+            poll.interval_ms, push.clients, poll.clients
+        );
+        let t = pushpoll_table(push, poll);
+        print!("{}", t.markdown());
+        output::write("fanout-pushpoll.csv", &t.csv());
+        println!(
+            "\nPoll / push: CPU per price delivered {} x, per new price {} x; bytes per price \
+             delivered {} x. Poll: {} responses, {} new, {} repeats, {} seqs missed, {} polls \
+             skipped (previous request still out), {} errors; request latency p50 {:.2} ms, \
+             p99 {:.2} ms.",
+            num(
+                poll.server_cpu_us_per_response / push.server_cpu_us_per_msg,
+                2
+            ),
+            num(
+                poll.server_cpu_us_per_new_price / push.server_cpu_us_per_msg,
+                2
+            ),
+            num(poll.bytes_per_response / push.bytes_per_msg, 2),
+            poll.responses,
+            poll.new_prices,
+            poll.repeats,
+            poll.missed,
+            poll.skipped_polls,
+            poll.errors,
+            poll.latency.p50,
+            poll.latency.p99,
+        );
+    }
+    if !churn.is_empty() {
+        println!(
+            "\n### Churn: does the server give memory back?\n\n\
+             Each a fresh server at a {PUSH_POLL_TICK_MS} ms tick: RSS before any client, with the \
+             clients connected and held, and {} s after its open-WebSocket gauge read 0 once they \
+             had all closed.\n",
+            plan.churn_settle_secs
+        );
+        let t = churn_table(churn);
+        print!("{}", t.markdown());
+        output::write("fanout-churn.csv", &t.csv());
+    }
     output::write("fanout.csv", &ws_table(&all).csv());
+    if !floor.is_empty() {
+        output::write("fanout-floor.csv", &floor_table(steps, floor).csv());
+    }
     let json = serde_json::json!({
         "bench": "fanout",
         "command": command,
         "machine": machine,
         "steps": steps,
+        "floor": floor,
         "idle": idle,
         "price": price,
+        "push": pushpoll.as_ref().map(|(push, _)| push),
+        "poll": pushpoll.as_ref().map(|(_, poll)| poll),
+        "churn": churn,
     });
     output::write(
         "fanout.json",

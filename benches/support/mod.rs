@@ -3,6 +3,8 @@
 //! * [`args`]: the few flags a bench takes (`--secs 10`), with environment fallbacks.
 //! * [`counting`]: a stream wrapper that counts every byte read and written, so "bytes on the
 //!   wire" is a measurement, not an estimate.
+//! * [`floor`]: the least a WebSocket push server can do (one frame built per tick, one write
+//!   per client), run as a child process beside the real server for comparison.
 //! * [`http_client`]: a minimal HTTP/1.1 keep-alive client over that counting stream, which
 //!   also knows where the headers end and the payload starts.
 //! * [`server`]: the real app, started in-process on its own threads or as a child process.
@@ -12,6 +14,7 @@
 
 pub mod args;
 pub mod counting;
+pub mod floor;
 pub mod http_client;
 pub mod output;
 pub mod server;

@@ -9,6 +9,10 @@
 //!   CPU time and a resident memory (RSS) that belong to the server alone: in-process, the
 //!   5000 clients' buffers would be counted as the server's. The child answers `stats` on its
 //!   stdin with the feed's counters, so serialisations per tick are still read from the app.
+//!
+//! [`ChildServer::start_floor`] starts the bench's own minimal WebSocket server
+//! ([`super::floor`], `--floor-child`) the same way, so tickerlab and the floor are measured
+//! by the same code: same `/proc` figures, same `stats` line.
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -80,13 +84,31 @@ pub struct Counters {
     pub serialisations: u64,
     /// Symbols in the feed.
     pub symbols: u64,
+    /// Open WebSockets, when the child reports them (the floor does; tickerlab's are read
+    /// from `/metrics` by [`ChildServer::open_websockets`]).
+    pub open: Option<u64>,
+}
+
+/// Which server a [`ChildServer`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The real app, `tickerlab::serve` (`--serve-child`).
+    Tickerlab,
+    /// The bench's minimal Tokio WebSocket server, [`super::floor`] (`--floor-child`).
+    Floor,
 }
 
 /// What the child process has cost so far, from `/proc`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Usage {
-    /// User + system CPU time, seconds.
+    /// User + system CPU time, seconds, from `/proc/<pid>/stat`: counted in clock ticks
+    /// (10 ms), so a few seconds of a lightly loaded server is only a handful of them.
     pub cpu_secs: f64,
+    /// The same CPU time to the nanosecond: the sum over the live threads of the time they ran
+    /// (`/proc/<pid>/task/*/schedstat`, first field). Threads that already exited are missing,
+    /// so only differences between two readings of a long-lived server mean anything; the
+    /// per-message figures use it, since clock ticks are too coarse for them.
+    pub run_secs: f64,
     /// Of which in the kernel (system calls, and on loopback the TCP receive path too).
     pub system_secs: f64,
     /// Resident memory now, KiB.
@@ -106,11 +128,23 @@ pub struct ChildServer {
     stdout: BufReader<ChildStdout>,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Which server it is.
+    pub kind: Kind,
 }
 
 impl ChildServer {
     /// Starts a child serving with a `tick_ms` tick and waits until it listens.
     pub fn start(tick_ms: u64, workers: Option<usize>) -> io::Result<ChildServer> {
+        ChildServer::start_kind(Kind::Tickerlab, tick_ms, workers)
+    }
+
+    /// Starts the floor server ([`super::floor`]) with a `tick_ms` tick.
+    pub fn start_floor(tick_ms: u64) -> io::Result<ChildServer> {
+        ChildServer::start_kind(Kind::Floor, tick_ms, None)
+    }
+
+    /// Starts a child of `kind` and waits until it listens.
+    pub fn start_kind(kind: Kind, tick_ms: u64, workers: Option<usize>) -> io::Result<ChildServer> {
         let exe = std::env::current_exe()?;
         // BENCH_SERVER_WRAPPER runs the child under a profiler, e.g.
         // "valgrind --tool=callgrind --callgrind-out-file=target/tickerlab-bench/server.%p.out".
@@ -124,7 +158,11 @@ impl ChildServer {
             }
             None => Command::new(exe),
         };
-        command.args(["--serve-child", "--tick-ms", &tick_ms.to_string()]);
+        let role = match kind {
+            Kind::Tickerlab => "--serve-child",
+            Kind::Floor => "--floor-child",
+        };
+        command.args([role, "--tick-ms", &tick_ms.to_string()]);
         if let Some(workers) = workers {
             command.args(["--workers", &workers.to_string()]);
         }
@@ -147,6 +185,7 @@ impl ChildServer {
             stdin,
             stdout,
             addr,
+            kind,
         })
     }
 
@@ -177,9 +216,42 @@ impl ChildServer {
                 ticks,
                 serialisations,
                 symbols,
+                open: None,
+            }),
+            [ticks, serialisations, symbols, open] => Ok(Counters {
+                ticks,
+                serialisations,
+                symbols,
+                open: Some(open),
             }),
             _ => Err(io::Error::other(format!("child said {line:?}"))),
         }
+    }
+
+    /// WebSockets the server holds open now: the floor says so on `stats`; tickerlab's gauge
+    /// `tickerlab_open_connections{transport="websocket"}` is read from `GET /metrics`.
+    pub fn open_websockets(&mut self) -> io::Result<u64> {
+        if self.kind == Kind::Floor {
+            return self
+                .counters()?
+                .open
+                .ok_or_else(|| io::Error::other("the floor did not say"));
+        }
+        let mut stream = std::net::TcpStream::connect(self.addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(
+            stream,
+            "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        )?;
+        let mut text = String::new();
+        io::Read::read_to_string(&mut stream, &mut text)?;
+        text.lines()
+            .find_map(|line| {
+                line.strip_prefix("tickerlab_open_connections{transport=\"websocket\"} ")
+            })
+            .and_then(|value| value.trim().parse().ok())
+            .ok_or_else(|| io::Error::other("no websocket gauge in /metrics"))
     }
 
     /// CPU time and memory so far.
@@ -269,8 +341,10 @@ pub fn process_usage(pid: u32) -> Usage {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
+    let (run_secs, runq_wait_secs) = schedstat_secs(pid);
     Usage {
-        runq_wait_secs: run_queue_wait_secs(pid),
+        run_secs,
+        runq_wait_secs,
         cpu_secs,
         system_secs: field(12) as f64 / ticks_per_sec,
         rss_kib: status_kib("VmRSS:"),
@@ -278,18 +352,24 @@ pub fn process_usage(pid: u32) -> Usage {
     }
 }
 
-/// The sum over `pid`'s live threads of the time spent runnable but not running
-/// (schedstat's second field, nanoseconds).
-fn run_queue_wait_secs(pid: u32) -> f64 {
+/// The sums over `pid`'s live threads of the time spent running and the time spent runnable
+/// but not running (schedstat's first and second fields, nanoseconds), in seconds.
+fn schedstat_secs(pid: u32) -> (f64, f64) {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0.0;
+        return (0.0, 0.0);
     };
-    let nanos: u64 = tasks
+    let (mut running, mut waiting) = (0u64, 0u64);
+    for line in tasks
         .flatten()
         .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
-        .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .sum();
-    nanos as f64 / 1e9
+    {
+        let mut fields = line
+            .split_whitespace()
+            .map(|f| f.parse::<u64>().unwrap_or(0));
+        running += fields.next().unwrap_or(0);
+        waiting += fields.next().unwrap_or(0);
+    }
+    (running as f64 / 1e9, waiting as f64 / 1e9)
 }
 
 /// Raises this process's open-files limit to its hard limit (children inherit it), so
