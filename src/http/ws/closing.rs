@@ -28,15 +28,15 @@
 //! also resets the socket itself when the server recorded it ([`crate::http::connection`]),
 //! and the kernel's `TCP_USER_TIMEOUT` is the floor under both.
 
-use std::future::Future;
+use std::cell::{Cell, RefCell};
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::web::Bytes;
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::http::socket::{Abort, ConnectionSocket};
 
@@ -46,7 +46,7 @@ use crate::http::socket::{Abort, ConnectionSocket};
 /// is reset rather than flushed.
 #[derive(Debug)]
 pub struct Ending {
-    done: CancellationToken,
+    done: Rc<Done>,
     graceful: bool,
     linger: Arc<AtomicBool>,
     abort: Option<Abort>,
@@ -77,7 +77,37 @@ impl Drop for Ending {
         {
             abort.now();
         }
-        self.done.cancel();
+        self.done.set();
+    }
+}
+
+/// "The session is over", from the session's task to the connection's: both run on the same
+/// worker thread, so a cell and the body's waker do, where a cancellation token would take a
+/// lock and a registration on every poll of the body (every tick).
+#[derive(Debug, Default)]
+struct Done {
+    over: Cell<bool>,
+    body: RefCell<Option<Waker>>,
+}
+
+impl Done {
+    fn set(&self) {
+        self.over.set(true);
+        if let Some(waker) = self.body.borrow_mut().take() {
+            waker.wake();
+        }
+    }
+
+    /// Whether the session is over; if not, the body's task is woken when it is.
+    fn poll(&self, cx: &Context<'_>) -> bool {
+        if self.over.get() {
+            return true;
+        }
+        let mut body = self.body.borrow_mut();
+        if !body.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *body = Some(cx.waker().clone());
+        }
+        false
     }
 }
 
@@ -97,7 +127,7 @@ impl std::fmt::Debug for SessionOver {
 pub struct ClosingBody<B> {
     inner: B,
     inner_ended: bool,
-    done: Pin<Box<WaitForCancellationFutureOwned>>,
+    done: Rc<Done>,
     /// Set when a chunk was handed out since the last `Pending`: the dispatcher has not yet
     /// had a turn to write it to the socket.
     unflushed: bool,
@@ -117,13 +147,13 @@ impl<B> Drop for ClosingBody<B> {
 /// connection's `socket` (when the server records sockets), a session that gives up can
 /// reset its connection even when the dispatcher no longer polls the body.
 pub fn closing<B>(inner: B, socket: Option<ConnectionSocket>) -> (ClosingBody<B>, Ending) {
-    let done = CancellationToken::new();
+    let done = Rc::new(Done::default());
     let open = Arc::new(AtomicBool::new(true));
     let linger = Arc::new(AtomicBool::new(false));
     let body = ClosingBody {
         inner,
         inner_ended: false,
-        done: Box::pin(done.clone().cancelled_owned()),
+        done: done.clone(),
         unflushed: false,
         open: open.clone(),
         linger: linger.clone(),
@@ -165,7 +195,7 @@ where
                 Poll::Pending => {}
             }
         }
-        if this.done.as_mut().poll(cx).is_pending() {
+        if !this.done.poll(cx) {
             this.unflushed = false;
             return Poll::Pending;
         }

@@ -37,11 +37,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::task::{Context, Poll, Waker};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 
 use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::web::Bytes;
+use futures_util::task::AtomicWaker;
 use tokio::sync::watch;
 use tokio_util::sync::ReusableBoxFuture;
 
@@ -153,11 +154,36 @@ type NextChange = ReusableBoxFuture<
     ),
 >;
 
+/// The waker actix-ws's body is given: it notes that the body has something (the session
+/// queued a frame), then wakes the connection's task. The connection's task is woken by
+/// every tick; without this note it would poll actix-ws's queue (a channel receive) twice
+/// per tick for nothing.
+#[derive(Debug, Default)]
+struct QueueWake {
+    queued: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for QueueWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.queued.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
 /// A WebSocket response body that writes actix-ws's frames, then the feed's ticks (see the
 /// module docs).
 pub(crate) struct PushBody {
     /// actix-ws's body: hello, answers, pings, pongs, the close frame.
     inner: BoxBody,
+    /// Set when `inner` may have a frame: polled only then.
+    queue: Arc<QueueWake>,
+    /// A waker of `queue`, made once.
+    queue_waker: Waker,
     feed: Feed,
     /// The snapshot being written: the newest this body has seen.
     current: Arc<Snapshot>,
@@ -188,8 +214,15 @@ impl PushBody {
             body: RefCell::new(None),
             session: RefCell::new(None),
         });
+        let queue = Arc::new(QueueWake {
+            // Poll it once to begin with: hello may be queued already.
+            queued: AtomicBool::new(true),
+            task: AtomicWaker::new(),
+        });
         let body = PushBody {
             inner,
+            queue_waker: Waker::from(queue.clone()),
+            queue,
             feed,
             current,
             changed: ReusableBoxFuture::new(next_change(snapshots)),
@@ -328,10 +361,18 @@ impl MessageBody for PushBody {
         let this = self.get_mut();
         // The session's frames first: they are never overtaken by a tick. actix-ws's body
         // ends after the close frame, and so does this one.
-        match Pin::new(&mut this.inner).poll_next(cx) {
-            Poll::Ready(Some(frame)) => return Poll::Ready(Some(frame)),
-            Poll::Ready(None) => return Poll::Ready(None),
-            Poll::Pending => {}
+        this.queue.task.register(cx.waker());
+        if this.queue.queued.swap(false, Ordering::AcqRel) {
+            let mut queue_cx = Context::from_waker(&this.queue_waker);
+            match Pin::new(&mut this.inner).poll_next(&mut queue_cx) {
+                Poll::Ready(Some(frame)) => {
+                    // There may be more: look again on the next poll.
+                    this.queue.queued.store(true, Ordering::Release);
+                    return Poll::Ready(Some(frame));
+                }
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => {}
+            }
         }
         match this.poll_tick(cx) {
             Poll::Ready(Some(frame)) => {
