@@ -110,7 +110,7 @@ pub struct Metrics {
     /// fast as the feed ticks. Nothing more is queued for them; they skip to the newest tick
     /// once their socket drains.
     pub ws_send_waiting: Gauge,
-    /// Text messages handed to WebSocket sessions (ticks and answers).
+    /// Text messages written to WebSocket connections (ticks and answers).
     pub ws_messages_sent: AtomicU64,
     /// Bytes of those messages' payloads.
     pub ws_bytes_sent: AtomicU64,
@@ -213,7 +213,7 @@ impl Metrics {
         self.refused[why as usize].load(Ordering::Relaxed)
     }
 
-    /// Counts one WebSocket text message of `bytes` bytes handed to a session.
+    /// Counts one WebSocket text message of `bytes` bytes written to a connection.
     pub fn ws_sent(&self, bytes: usize) {
         self.ws_messages_sent.fetch_add(1, Ordering::Relaxed);
         self.ws_bytes_sent
@@ -272,7 +272,7 @@ impl Metrics {
         metric(
             "tickerlab_ws_messages_sent_total",
             "counter",
-            "Text messages handed to WebSocket sessions.",
+            "Text messages written to WebSocket connections (ticks and answers).",
             &[("", load(&self.ws_messages_sent))],
         );
         metric(

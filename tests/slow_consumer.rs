@@ -3,11 +3,12 @@
 //!
 //! What must hold, each checked on numbers the app exposes or the clients saw, never on time:
 //! * the 50 readers see every `seq`, no gap, throughout;
-//! * the stalled client's session parks at its bounded queue (`tickerlab_ws_send_waiting`
-//!   is 1 from halfway through the stall on) instead of queueing the 2000 ticks;
-//! * on resuming, the stalled client reads a bounded backlog (what sat in the queue and the
-//!   socket buffers), then jumps to the newest tick; the seq gaps are the ticks it skipped,
-//!   and the server counted them (`tickerlab_ws_ticks_skipped_total`).
+//! * the stalled client's connection is held at its bound (`tickerlab_ws_send_waiting` is 1
+//!   from halfway through the stall on: its socket takes no more bytes) instead of queueing
+//!   the 2000 ticks;
+//! * on resuming, the stalled client reads a bounded backlog (what sat in the write buffer
+//!   and the socket buffers), then jumps to the newest tick; the seq gaps are the ticks it
+//!   skipped, and the server counted them (`tickerlab_ws_ticks_skipped_total`).
 //!
 //! The stalled client's socket gets a small receive buffer (`SO_RCVBUF`): on loopback the
 //! kernel would otherwise absorb megabytes, and the server would never feel the stall.
