@@ -12,17 +12,17 @@
 //! * [`guard`]: a watchman on the raw bytes in front of actix-ws's parser, which refuses a
 //!   frame that announces too much (1009), sets a reserved bit or opcode (1002) or comes too
 //!   fast (1008, every frame counts) *before* its payload is buffered.
-//! * [`session`]: the task that talks with the client: its messages ([`messages`]:
+//! * `session`: the task that talks with the client: its messages (`messages`:
 //!   subscribe, unsubscribe, ping, drop, and an `error` for anything else), the heartbeat
 //!   and the client timeout, binary frames (1003), invalid UTF-8 (1007), and the closing
 //!   handshake.
-//! * [`push`]: the outgoing body, which writes each tick to the socket in one hop: the
+//! * `push`: the outgoing body, which writes each tick to the socket in one hop: the
 //!   feed's frame, built once per tick and shared by every socket, written by the task that
 //!   owns the connection, held back while the client is not reading.
 //! * [`closing`]: the server closes the TCP connection as soon as the session is over,
 //!   instead of waiting for the client to hang up.
 //!
-//! `/echo` ([`super::echo`]) is opened by the same [`open`], with everything above but the
+//! `/echo` ([`super::echo`]) is opened by the same `open`, with everything above but the
 //! ticks.
 
 use std::rc::Rc;
