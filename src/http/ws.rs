@@ -214,32 +214,19 @@ pub async fn upgrade(
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|| "unknown".into());
+    let greeting = messages::greeting(feed, &pusher.subscription(), handshake, &unknown);
+    let out = Outbox::new(session, state.shutdown.clone(), metrics.clone());
+    let client = Client {
+        stream,
+        verdict,
+        ending,
+    };
     let feed = feed.clone();
-    let shutdown = state.shutdown.clone();
-    let metrics = metrics.clone();
+    // Spawned as it is, not inside an `async move` block: a block would keep its own copy
+    // of every variable it moves into the call, for the connection's whole life.
     actix_web::rt::spawn(
-        async move {
-            // Held until the session ends, however it ends: the connection's place in the
-            // open-connection gauge and under --max-connections.
-            let _place = place;
-            // Dropped when this task ends, however it ends: the connection then closes.
-            let ending = ending;
-            let mut out = Outbox::new(session, shutdown, metrics);
-            // Boxed, like everything the session does once: see `session::run_session`.
-            let greeting = messages::greeting(&feed, &pusher.subscription(), handshake, &unknown);
-            if Box::pin(out.send_all(greeting)).await.is_err() {
-                return;
-            }
-            // Everything the client must see before its first tick is queued.
-            pusher.start();
-            let client = Client {
-                stream,
-                verdict,
-                ending,
-            };
-            session::run_session(out, client, feed, pusher, settings).await;
-        }
-        .instrument(info_span!("ws", %peer)),
+        session::run_session(out, client, feed, pusher, greeting, settings, place)
+            .instrument(info_span!("ws", %peer)),
     );
     Ok(response)
 }

@@ -27,7 +27,7 @@ use super::messages::{self, Reply};
 use super::push::Pusher;
 use crate::config::Config;
 use crate::feed::Feed;
-use crate::metrics::Metrics;
+use crate::metrics::{ConnectionGuard, Metrics};
 use crate::tick::ServerMessage;
 
 /// The longest a session waits to queue its close frame before it just drops the socket,
@@ -166,7 +166,9 @@ pub(crate) async fn heartbeat_timer(period: Duration) -> tokio::time::Interval {
     heartbeat
 }
 
-/// The per-connection loop. Returns when the socket is closed, by either side.
+/// The per-connection loop: sends the `greeting` (`hello`, and an `error` for unknown symbols
+/// in the URL), starts the ticks, then serves the client until the socket is closed, by
+/// either side.
 ///
 /// This task lives as long as its connection, so its size is memory per connection: the
 /// loop only *waits* inline (for the client, the heartbeat, shutdown, the feed), and does
@@ -177,8 +179,17 @@ pub(crate) async fn run_session(
     mut client: Client,
     feed: Feed,
     pusher: Pusher,
+    greeting: Vec<ServerMessage>,
     settings: SessionSettings,
+    // Held until the session ends, however it ends: the connection's place in the
+    // open-connection gauge and under --max-connections.
+    _place: ConnectionGuard,
 ) {
+    // `hello` first (boxed, like all the rare work below), then the ticks may flow.
+    if Box::pin(out.send_all(greeting)).await.is_err() {
+        return;
+    }
+    pusher.start();
     let mut heartbeat = heartbeat_timer(settings.heartbeat).await;
     let mut last_heard = Instant::now();
     let shutdown = out.shutdown.clone();
