@@ -36,11 +36,11 @@ use crate::{
     ConnectionType, Error, Extensions, HttpMessage, OnConnectData, Request, Response, StatusCode,
 };
 
-// tickerlab patch (see vendor/README.md): buffers start empty and the read buffer grows
-// 1 KiB at a time, instead of 8 KiB each up front. A WebSocket or an idle keep-alive
-// connection holds a few hundred bytes of either, and 16 KiB per connection was most of what
-// one WebSocket cost the server.
-const LW_BUFFER_SIZE: usize = 1024;
+// tickerlab patch (see vendor/README.md): buffers start empty, and the read buffer keeps at
+// least READ_ROOM bytes free for the next read, instead of 8 KiB each up front and 1 to 8
+// KiB free. A WebSocket or an idle keep-alive connection holds a few hundred bytes of either,
+// and 16 KiB per connection was most of what one WebSocket cost the server.
+const READ_ROOM: usize = 512;
 const MAX_PIPELINED_MESSAGES: usize = 16;
 
 bitflags! {
@@ -1209,9 +1209,10 @@ where
 
             // grow buffer if necessary.
             let remaining = this.read_buf.capacity() - this.read_buf.len();
-            if remaining < LW_BUFFER_SIZE {
-                // tickerlab patch: was `reserve(HW_BUFFER_SIZE - remaining)`.
-                this.read_buf.reserve(LW_BUFFER_SIZE);
+            if remaining < READ_ROOM {
+                // tickerlab patch: was `if remaining < LW_BUFFER_SIZE (1024)`,
+                // `reserve(HW_BUFFER_SIZE - remaining)`.
+                this.read_buf.reserve(READ_ROOM);
             }
 
             match tokio_util::io::poll_read_buf(io.as_mut(), cx, this.read_buf) {
