@@ -52,7 +52,9 @@ pub fn spawn_trimmer(metrics: Arc<Metrics>, shutdown: CancellationToken) {
             let now = metrics.live_connections();
             peak = peak.max(now);
             if worth_trimming(peak, now) {
-                let released = trim();
+                // On the blocking pool: glibc locks each heap while it walks it, and this
+                // runtime's thread also runs the feed.
+                let released = tokio::task::spawn_blocking(trim).await.unwrap_or(false);
                 tracing::debug!(peak, now, released, "connections left: memory handed back");
                 peak = now;
             }

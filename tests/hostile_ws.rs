@@ -407,3 +407,89 @@ async fn echo_sends_text_back_as_text_and_binary_as_binary() {
         (1009, "message larger than 4096 bytes")
     );
 }
+
+/// A client that reads, but a trickle (256 bytes every 100 ms against ~50 kB/s of ticks),
+/// and pings the server every half second so it never looks silent: each write to it makes a
+/// little progress, so no write ever stalls for the client timeout, yet it never catches up.
+/// Its session drops it once it has been behind for `--client-timeout-secs`, and a client
+/// that reads everything streams on beside it.
+#[tokio::test]
+async fn a_client_that_reads_a_trickle_is_dropped_once_behind_for_the_client_timeout() {
+    let config = Config {
+        heartbeat_secs: 1,
+        client_timeout_secs: 3,
+        tick_ms: 10,
+        ..test_config()
+    };
+    let app = spawn_app(config).await;
+    let symbols = app.feed.symbols().join(",");
+    let path = format!("/ws?symbols={symbols}");
+    // The bystander reads everything, all along, on a task of its own.
+    let mut healthy = app.ws("/ws").await;
+    hello(&mut healthy).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reading = stop.clone();
+    let bystander = tokio::spawn(async move {
+        let mut last = None;
+        let mut ticks = 0;
+        while !reading.load(std::sync::atomic::Ordering::Relaxed) {
+            let seq = common::next_of_type(&mut healthy, "tick").await["seq"]
+                .as_u64()
+                .expect("seq");
+            if let Some(last) = last {
+                assert_eq!(seq, last + 1, "the bystander missed a tick");
+            }
+            last = Some(seq);
+            ticks += 1;
+        }
+        ticks
+    });
+    let stream = hostile::small_window(app.addr).await.expect("connect");
+    let mut trickle = RawWs::try_handshake(stream, app.addr, &path)
+        .await
+        .expect("a place");
+    wait_for_metric(&app, WS_OPEN, |n| n == 2).await;
+
+    let start = Instant::now();
+    let mut buf = [0u8; 256];
+    let mut read = 0usize;
+    let mut round = 0u64;
+    let dropped = loop {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "a client {read} bytes behind was never dropped"
+        );
+        round += 1;
+        if round.is_multiple_of(5) {
+            // A ping: the client is not silent.
+            let mut frame = vec![0x89, 0x80 | 4, 0x37, 0xfa, 0x21, 0x3d];
+            frame.extend(
+                b"ping"
+                    .iter()
+                    .zip([0x37, 0xfa, 0x21, 0x3d])
+                    .map(|(b, m)| b ^ m),
+            );
+            if tokio::io::AsyncWriteExt::write_all(&mut trickle.stream, &frame)
+                .await
+                .is_err()
+            {
+                break start.elapsed();
+            }
+        }
+        match tokio::time::timeout(Duration::from_millis(100), trickle.stream.read(&mut buf)).await
+        {
+            Ok(Ok(0)) | Ok(Err(_)) => break start.elapsed(),
+            Ok(Ok(n)) => read += n,
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!(
+        "the trickling client was dropped {dropped:?} after it connected, having read {read} bytes"
+    );
+    // Its place is free; the bystander still has its own and saw every tick.
+    wait_for_metric(&app, WS_OPEN, |n| n == 1).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let ticks = bystander.await.expect("the bystander saw every tick");
+    assert!(ticks > 0);
+}

@@ -59,7 +59,7 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use crate::metrics::Metrics;
 
@@ -123,6 +123,9 @@ pub struct Backpressure {
     parked: RefCell<Option<Waker>>,
     /// Counted in `ws_send_waiting` while blocked, once the connection is a WebSocket.
     metrics: RefCell<Option<Arc<Metrics>>>,
+    /// When a write first blocked since the output was last completely written out: the
+    /// client has been behind since then, even if it reads a little now and then.
+    behind_since: Cell<Option<Instant>>,
 }
 
 impl Backpressure {
@@ -145,21 +148,42 @@ impl Backpressure {
         }
     }
 
+    /// For how long the client has been behind: its output not completely written out since
+    /// a write first blocked (`None`: it is keeping up). A client that reads a trickle makes
+    /// writes progress, so the write timeout never fires for it; this does not reset until
+    /// it has read everything.
+    pub fn behind_for(&self) -> Option<Duration> {
+        self.behind_since.get().map(|since| since.elapsed())
+    }
+
     /// From now on, count this connection in `ws_send_waiting` while its writes are blocked.
+    /// (Once: a second call changes nothing.)
     pub fn count_in(&self, metrics: Arc<Metrics>) {
+        let mut counted = self.metrics.borrow_mut();
+        if counted.is_some() {
+            return;
+        }
         if self.blocked.get() {
             metrics.ws_send_waiting.add(1);
         }
-        *self.metrics.borrow_mut() = Some(metrics);
+        *counted = Some(metrics);
     }
 
     fn blocked(&self) {
         self.blocked_since_asked.set(true);
+        if self.behind_since.get().is_none() {
+            self.behind_since.set(Some(Instant::now()));
+        }
         if !self.blocked.replace(true)
             && let Some(metrics) = &*self.metrics.borrow()
         {
             metrics.ws_send_waiting.add(1);
         }
+    }
+
+    /// Everything written out: the client has caught up.
+    fn drained(&self) {
+        self.behind_since.set(None);
     }
 
     fn flowing(&self) {
@@ -425,6 +449,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
             Poll::Pending => this.stall(cx),
             Poll::Ready(result) => {
                 this.progressed();
+                // The dispatcher flushes once its whole buffer is written.
+                this.backpressure.drained();
                 Poll::Ready(result)
             }
         }
@@ -434,7 +460,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
         let this = self.get_mut();
         match Pin::new(&mut this.io).poll_shutdown(cx) {
             Poll::Pending => this.stall(cx),
-            ready => ready,
+            ready => {
+                this.progressed();
+                ready
+            }
         }
     }
 }

@@ -26,7 +26,9 @@
 //! write buffer has room, and the connection's I/O wrapper ([`Backpressure`]) says when
 //! the kernel stopped taking bytes. While the socket is blocked the body writes no ticks
 //! and parks; when it drains, the client was slow, so the ticks it missed are skipped and
-//! counted (`ws_ticks_skipped`), and it gets the newest ("latest value wins"). A connection
+//! counted (`ws_ticks_skipped`), and it gets the newest ("latest value wins"). A client
+//! whose socket stays behind (never fully drained) for `--client-timeout-secs`, even if it
+//! reads a trickle, is dropped by its session ([`Pusher::behind_for`]). A connection
 //! that was merely *woken* late (a busy machine), whose socket never blocked, gets the
 //! ticks it missed from the feed's short history instead ([`Feed::recent_frame`]). A
 //! client that never reads again is dropped by the wrapper's write timeout; no timer is
@@ -87,6 +89,8 @@ fn wake(slot: &RefCell<Option<Waker>>) {
 #[derive(Debug)]
 pub(crate) struct Pusher {
     shared: Rc<Shared>,
+    /// Whether the socket takes bytes (absent when the server does not wrap connections).
+    writer: Option<Rc<Backpressure>>,
 }
 
 impl Pusher {
@@ -113,6 +117,12 @@ impl Pusher {
     pub(crate) fn adopt(&self, changed: &Subscription) {
         self.shared.subscription.borrow_mut().adopt_symbols(changed);
         wake(&self.shared.body);
+    }
+
+    /// For how long the client has been behind: the socket has not taken everything written
+    /// to it since a write first blocked (see [`Backpressure::behind_for`]).
+    pub(crate) fn behind_for(&self) -> Option<std::time::Duration> {
+        self.writer.as_ref().and_then(|w| w.behind_for())
     }
 
     /// Resolves when the feed stops publishing (the server is going down without the usual
@@ -219,6 +229,10 @@ impl PushBody {
             queued: AtomicBool::new(true),
             task: AtomicWaker::new(),
         });
+        let pusher = Pusher {
+            shared: shared.clone(),
+            writer: writer.clone(),
+        };
         let body = PushBody {
             inner,
             queue_waker: Waker::from(queue.clone()),
@@ -230,43 +244,37 @@ impl PushBody {
             writer,
             metrics,
         };
-        (body, Pusher { shared })
-    }
-
-    /// A new snapshot arrived. If the socket blocked since the last one, the client is slow:
-    /// what it missed is skipped and counted, so that only the newest tick goes out. Ticks
-    /// further back than the feed's history are skipped either way.
-    fn arrived(&mut self) {
-        let slow = self.writer.as_ref().is_some_and(|w| w.take_blocked());
-        let mut subscription = self.shared.subscription.borrow_mut();
-        for (i, published) in self.current.ticks.iter().enumerate() {
-            let (run, seq) = (published.tick.run, published.tick.seq);
-            let last = subscription.last_sent(i, run);
-            // A first send (last == 0) has nothing to catch up: the client starts at the
-            // newest.
-            if !subscription.contains(i) || last == 0 || seq <= last + 1 {
-                continue;
-            }
-            let missed = seq - last - 1;
-            if slow || missed > HISTORY as u64 {
-                self.metrics
-                    .ws_ticks_skipped
-                    .fetch_add(missed, Ordering::Relaxed);
-                subscription.mark_sent(i, run, seq - 1);
-            }
-        }
+        (body, pusher)
     }
 
     /// The next frame this client is owed from the current snapshot, if any: for each
     /// subscribed symbol in turn, the tick after the last one sent (from the history, when
     /// a late wake-up left a gap), up to the current one.
+    ///
+    /// What is skipped instead, counted in `ws_ticks_skipped`: everything between the last
+    /// tick sent and the newest when the socket blocked since the last look (the client is
+    /// slow: latest value wins, even in the middle of a catch-up), and any gap longer than
+    /// the feed's history (a long unsubscription, a very late wake-up), in one step.
     fn next_frame(&self) -> Option<Bytes> {
+        let slow = self.writer.as_ref().is_some_and(|w| w.take_blocked());
         let mut subscription = self.shared.subscription.borrow_mut();
         for (i, published) in self.current.ticks.iter().enumerate() {
             if !subscription.contains(i) {
                 continue;
             }
             let (run, seq) = (published.tick.run, published.tick.seq);
+            let last = subscription.last_sent(i, run);
+            // A first send (last == 0) has nothing to catch up: the client starts at the
+            // newest.
+            if last != 0 && seq > last + 1 {
+                let missed = seq - last - 1;
+                if slow || missed > HISTORY as u64 {
+                    self.metrics
+                        .ws_ticks_skipped
+                        .fetch_add(missed, Ordering::Relaxed);
+                    subscription.mark_sent(i, run, seq - 1);
+                }
+            }
             loop {
                 let last = subscription.last_sent(i, run);
                 if seq <= last {
@@ -276,8 +284,9 @@ impl PushBody {
                     subscription.mark_sent(i, run, seq);
                     return Some(self.feed.ws_frame(published));
                 }
-                // Caught up one at a time, oldest first. A tick the history no longer holds
-                // (or a relay never had) is skipped and counted.
+                // Caught up one at a time, oldest first (at most `HISTORY`, see above). A
+                // tick the history no longer holds (or a relay never had) is skipped and
+                // counted.
                 subscription.mark_sent(i, run, last + 1);
                 match self.feed.recent_frame(i, run, last + 1) {
                     Some(frame) => return Some(frame),
@@ -314,7 +323,6 @@ impl PushBody {
                 Poll::Ready((Ok(()), mut snapshots)) => {
                     self.current = snapshots.borrow_and_update().clone();
                     self.changed.set(next_change(snapshots));
-                    self.arrived();
                 }
                 Poll::Ready((Err(_), snapshots)) => {
                     // The feed is gone: the session closes with 1001. Keep the receiver in

@@ -215,6 +215,14 @@ pub(crate) async fn run_session(
                     debug!("client silent for {:?}, closing", last_heard.elapsed());
                     break Close::ours((CloseCode::Policy, "no answer to pings").into());
                 }
+                if let Some(behind) = pusher.behind_for()
+                    && behind >= settings.client_timeout
+                {
+                    // It reads, but too little to ever catch up: there is no room for a close
+                    // frame either. Returning drops the connection (and resets the socket).
+                    debug!("client behind for {behind:?}, dropping it");
+                    return;
+                }
                 if Box::pin(out.control(Control::Ping)).await.is_err() {
                     return;
                 }
