@@ -402,3 +402,51 @@ async fn a_new_socket_starts_at_the_newest_tick_not_a_backlog() {
         "first tick {first} is older than the newest {newest}: latest value wins"
     );
 }
+
+/// A symbol subscribed again after longer than the feed's history (256 ticks) starts at the
+/// newest tick, in one step: no replay of stale ticks, and the gap counted as skipped.
+#[tokio::test]
+async fn a_symbol_subscribed_again_after_long_starts_at_the_newest_tick() {
+    let app = spawn_app(tickerlab::Config {
+        tick_ms: 10,
+        ..test_config()
+    })
+    .await;
+    let mut ws = app.ws("/ws").await;
+    hello(&mut ws).await;
+    send_json(&mut ws, json!({"type": "subscribe", "symbols": ["GLOBX"]})).await;
+    let first = loop {
+        let tick = next_of_type(&mut ws, "tick").await;
+        if tick["symbol"] == "GLOBX" {
+            break tick["seq"].as_u64().unwrap();
+        }
+    };
+    send_json(
+        &mut ws,
+        json!({"type": "unsubscribe", "symbols": ["GLOBX"]}),
+    )
+    .await;
+    next_of_type(&mut ws, "subscribed").await;
+    common::wait_for_ticks(&app, first + 400).await;
+    let newest_before = app.feed.ticks();
+    send_json(&mut ws, json!({"type": "subscribe", "symbols": ["GLOBX"]})).await;
+    let again = loop {
+        let tick = next_of_type(&mut ws, "tick").await;
+        if tick["symbol"] == "GLOBX" {
+            break tick["seq"].as_u64().unwrap();
+        }
+    };
+    assert!(
+        again >= newest_before,
+        "GLOBX restarted at seq {again}, older than the feed's {newest_before} when it was \
+         subscribed again (last sent {first}): a stale replay"
+    );
+    let skipped = metric(
+        &metrics_text(&app).await,
+        "tickerlab_ws_ticks_skipped_total",
+    );
+    assert!(
+        skipped >= newest_before - first - 1,
+        "the gap is counted: {skipped} skipped"
+    );
+}
