@@ -967,104 +967,72 @@ async fn churn_step(kind: Kind, plan: &Plan) -> ChurnStep {
     }
 }
 
+/// The columns of a fan-out step's row after its tick and clients (and, beside the floor,
+/// its server), shared by the main table and the floor table.
+const STEP_COLUMNS: [&str; 12] = [
+    "msgs/s (expected)",
+    "delay p50 ms",
+    "delay p99 ms",
+    "delay max ms",
+    "lost",
+    "server CPU % of a core",
+    "of which kernel",
+    "CPU us / msg",
+    "client CPU %",
+    "server wait for a core ms/s",
+    "server RSS MiB",
+    "RSS / conn KiB",
+];
+
+/// A step's cells under [`STEP_COLUMNS`].
+fn step_cells(s: &Step) -> Vec<String> {
+    vec![
+        format!(
+            "{} ({})",
+            num(s.msgs_per_sec, 0),
+            num(s.expected_msgs_per_sec, 0)
+        ),
+        num(s.delay.p50, 2),
+        num(s.delay.p99, 2),
+        num(s.delay.max, 2),
+        s.lost.to_string(),
+        num(s.server_cpu_pct, 1),
+        share(s.server_system_share),
+        num(s.server_cpu_us_per_msg, 2),
+        num(s.client_cpu_pct, 0),
+        num(s.server_runq_wait_ms_per_s, 1),
+        num(s.rss_kib as f64 / 1024.0, 1),
+        num(s.rss_per_conn_kib, 1),
+    ]
+}
+
 fn ws_table(steps: &[Step]) -> Table {
-    let mut t = Table::new(&[
-        "tick ms",
-        "clients",
-        "msgs/s (expected)",
-        "delay p50 ms",
-        "delay p99 ms",
-        "delay max ms",
-        "lost",
-        "server CPU % of a core",
-        "of which kernel",
-        "CPU us / msg",
-        "client CPU %",
-        "server wait for a core ms/s",
-        "server RSS MiB",
-        "RSS / conn KiB",
-        "serialisations / tick / symbol",
-    ]);
+    let mut columns = vec!["tick ms", "clients"];
+    columns.extend(STEP_COLUMNS);
+    columns.push("serialisations / tick / symbol");
+    let mut t = Table::new(&columns);
     for s in steps {
-        let clients = if s.connected == s.clients {
-            s.clients.to_string()
-        } else {
-            format!("{} ({} connected)", s.clients, s.connected)
-        };
-        t.rows.push(vec![
-            s.tick_ms.to_string(),
-            clients,
-            format!(
-                "{} ({})",
-                num(s.msgs_per_sec, 0),
-                num(s.expected_msgs_per_sec, 0)
-            ),
-            num(s.delay.p50, 2),
-            num(s.delay.p99, 2),
-            num(s.delay.max, 2),
-            s.lost.to_string(),
-            num(s.server_cpu_pct, 1),
-            if s.server_system_share.is_finite() {
-                format!("{:.0}%", s.server_system_share * 100.0)
-            } else {
-                "-".into()
-            },
-            num(s.server_cpu_us_per_msg, 2),
-            num(s.client_cpu_pct, 0),
-            num(s.server_runq_wait_ms_per_s, 1),
-            num(s.rss_kib as f64 / 1024.0, 1),
-            num(s.rss_per_conn_kib, 1),
-            num(s.serialisations_per_tick_per_symbol, 3),
-        ]);
+        let mut row = vec![s.tick_ms.to_string(), clients_cell(s)];
+        row.extend(step_cells(s));
+        row.push(num(s.serialisations_per_tick_per_symbol, 3));
+        t.rows.push(row);
     }
     t
 }
 
 /// tickerlab beside the floor, one pair of rows per (tick, N).
 fn floor_table(steps: &[Step], floor: &[Step]) -> Table {
-    let mut t = Table::new(&[
-        "tick ms",
-        "clients",
-        "server",
-        "msgs/s (expected)",
-        "delay p50 ms",
-        "delay p99 ms",
-        "delay max ms",
-        "lost",
-        "server CPU % of a core",
-        "of which kernel",
-        "CPU us / msg",
-        "client CPU %",
-        "server wait for a core ms/s",
-        "server RSS MiB",
-        "RSS / conn KiB",
-    ]);
+    let mut columns = vec!["tick ms", "clients", "server"];
+    columns.extend(STEP_COLUMNS);
+    let mut t = Table::new(&columns);
     for f in floor {
         let pair = steps
             .iter()
             .filter(|s| s.clients == f.clients && s.tick_ms == f.tick_ms);
         for s in pair.chain([f]) {
-            t.rows.push(vec![
-                s.tick_ms.to_string(),
-                clients_cell(s),
-                s.server.clone(),
-                format!(
-                    "{} ({})",
-                    num(s.msgs_per_sec, 0),
-                    num(s.expected_msgs_per_sec, 0)
-                ),
-                num(s.delay.p50, 2),
-                num(s.delay.p99, 2),
-                num(s.delay.max, 2),
-                s.lost.to_string(),
-                num(s.server_cpu_pct, 1),
-                share(s.server_system_share),
-                num(s.server_cpu_us_per_msg, 2),
-                num(s.client_cpu_pct, 0),
-                num(s.server_runq_wait_ms_per_s, 1),
-                num(s.rss_kib as f64 / 1024.0, 1),
-                num(s.rss_per_conn_kib, 1),
-            ]);
+            let mut row = vec![s.tick_ms.to_string(), clients_cell(s), s.server.clone()];
+            row.extend(step_cells(s));
+            t.rows.push(row);
         }
     }
     t
