@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use common::{
     hello, metric, metrics_text, next_json, next_of_type, send_json, spawn_app, test_config,
@@ -251,27 +251,41 @@ async fn a_plain_get_of_ws_is_400_with_help() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifty_clients_cost_one_serialisation_per_tick_per_symbol() {
-    let app = spawn_app(test_config()).await;
-    let symbols = app.feed.symbols().len() as u64;
+/// Fifty clients on all four symbols, each reading 40 ticks (10 per symbol), so that the
+/// feed ticks with 50 readers. Returns every `(symbol, seq)` delivered.
+async fn fifty_readers_of_every_symbol(app: &common::TestApp) -> HashSet<(String, u64)> {
     let mut clients = Vec::new();
     for _ in 0..50 {
         let mut ws = app.ws("/ws?symbols=ACME,GLOBX,INITECH,UMBRL").await;
         hello(&mut ws).await;
         clients.push(ws);
     }
-    // Every client reads 40 ticks (10 per symbol), so the feed ticks with 50 readers.
     let readers = clients.into_iter().map(|mut ws| {
         tokio::spawn(async move {
+            let mut seen = HashSet::new();
             for _ in 0..40 {
-                assert_eq!(next_json(&mut ws).await["type"], "tick");
+                let tick = next_json(&mut ws).await;
+                assert_eq!(tick["type"], "tick");
+                seen.insert((
+                    tick["symbol"].as_str().unwrap().to_owned(),
+                    tick["seq"].as_u64().unwrap(),
+                ));
             }
+            seen
         })
     });
+    let mut delivered = HashSet::new();
     for reader in futures_util::future::join_all(readers).await {
-        reader.unwrap();
+        delivered.extend(reader.unwrap());
     }
+    delivered
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_clients_cost_one_serialisation_per_tick_per_symbol() {
+    let app = spawn_app(test_config()).await;
+    let symbols = app.feed.symbols().len() as u64;
+    fifty_readers_of_every_symbol(&app).await;
     assert!(app.feed.ticks() >= 10);
     // The two counters are two loads, and the feed may tick between them (on a loaded
     // machine it may even be paused between serialising a tick and counting it): wait for a
@@ -296,30 +310,7 @@ async fn fifty_clients_cost_one_frame_per_tick_per_symbol() {
         0,
         "nothing is framed while nobody listens"
     );
-    let mut clients = Vec::new();
-    for _ in 0..50 {
-        let mut ws = app.ws("/ws?symbols=ACME,GLOBX,INITECH,UMBRL").await;
-        hello(&mut ws).await;
-        clients.push(ws);
-    }
-    let readers = clients.into_iter().map(|mut ws| {
-        tokio::spawn(async move {
-            let mut seen = std::collections::HashSet::new();
-            for _ in 0..40 {
-                let tick = next_json(&mut ws).await;
-                assert_eq!(tick["type"], "tick");
-                seen.insert((
-                    tick["symbol"].as_str().unwrap().to_owned(),
-                    tick["seq"].as_u64().unwrap(),
-                ));
-            }
-            seen
-        })
-    });
-    let mut delivered = std::collections::HashSet::new();
-    for reader in futures_util::future::join_all(readers).await {
-        delivered.extend(reader.unwrap());
-    }
+    let delivered = fifty_readers_of_every_symbol(&app).await;
     // Frames first, ticks second: both only grow, so this order makes the bound exact.
     let frames = app.feed.ws_frames();
     let ticks = app.feed.ticks();
