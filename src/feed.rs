@@ -423,8 +423,10 @@ impl Feed {
         (published.tick.run == run && published.tick.seq == seq).then(|| read(published))
     }
 
-    /// The JSON of a recent tick (see [`Feed::recent_frame`]).
-    pub fn recent_json(&self, index: usize, run: RunId, seq: u64) -> Option<ByteString> {
+    /// The JSON of a recent tick: what the tests compare (the server sends
+    /// [`Feed::recent_frame`]).
+    #[cfg(test)]
+    fn recent_json(&self, index: usize, run: RunId, seq: u64) -> Option<ByteString> {
         self.recent(index, run, seq, |published| published.json.clone())
     }
 
@@ -618,7 +620,7 @@ impl Relay {
             }
         }
         if went_back {
-            // The history must stay in (run, seq) order for `recent_json`'s search.
+            // The history must stay in (run, seq) order for `recent`'s search.
             self.feed.forget_history();
         }
         if adopted > 0 && live {
