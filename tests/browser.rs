@@ -72,8 +72,7 @@ async fn the_websocket_pane_updates_by_itself() {
     assert_eq!(browser.text("#pane-ws .ws-state").await, "open");
     let price = browser.text("#pane-ws .q-price").await;
     assert!(price.parse::<f64>().is_ok(), "price shown: {price:?}");
-    browser.assert_no_console_errors().await;
-    browser.quit().await;
+    browser.finish().await;
 }
 
 #[tokio::test]
@@ -171,8 +170,7 @@ async fn the_http_pane_does_nothing_until_clicked_then_shows_a_newer_price() {
             "the on-screen request count",
         )
         .await;
-    browser.assert_no_console_errors().await;
-    browser.quit().await;
+    browser.finish().await;
 }
 
 /// The `data-*` figures a test (or a learner in DevTools) reads are published in one step:
@@ -227,8 +225,7 @@ async fn a_panes_published_figures_never_show_it_half_updated() {
         checks["observed"].as_u64().unwrap_or(0) >= 24,
         "too few observations to judge: {checks}"
     );
-    browser.assert_no_console_errors().await;
-    browser.quit().await;
+    browser.finish().await;
 }
 
 #[tokio::test]
@@ -265,8 +262,7 @@ async fn auto_polling_slower_than_the_tick_misses_changes_push_does_not() {
             "the scoreboard to mark the WebSocket row '★ best' for missed changes",
         )
         .await;
-    browser.assert_no_console_errors().await;
-    browser.quit().await;
+    browser.finish().await;
 }
 
 #[tokio::test]
@@ -310,8 +306,7 @@ async fn the_handshake_panel_shows_101_and_an_accept_value_we_recompute() {
         request.contains(&format!("sec-websocket-key: {key}")),
         "{request}"
     );
-    browser.assert_no_console_errors().await;
-    browser.quit().await;
+    browser.finish().await;
 }
 
 #[tokio::test]
@@ -355,8 +350,7 @@ async fn the_symbol_picker_subscribes_over_the_same_socket() {
             "the server's subscribed answer",
         )
         .await;
-    browser.assert_no_console_errors().await;
-    browser.quit().await;
+    browser.finish().await;
 }
 
 #[tokio::test]
@@ -396,8 +390,7 @@ async fn drop_connection_makes_the_server_close_and_the_pane_reconnects() {
             "the pane to say it reconnected",
         )
         .await;
-    browser.assert_no_console_errors().await;
-    browser.quit().await;
+    browser.finish().await;
 }
 
 #[tokio::test]
@@ -466,8 +459,7 @@ async fn every_control_works_without_console_errors_and_a_screenshot_is_saved() 
         serde_json::json!([true, true]),
         "stacked, no sideways scroll"
     );
-    browser.assert_no_console_errors().await;
-    browser.quit().await;
+    browser.finish().await;
 }
 
 /// Not a check but a measurement for the README: the default settings (tick 200 ms, HTTP
@@ -542,8 +534,7 @@ async fn the_pages_arithmetic_follows_the_rfc_and_the_protocol() {
             "accept": "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=",
         })
     );
-    browser.assert_no_console_errors().await;
-    browser.quit().await;
+    browser.finish().await;
 }
 
 #[tokio::test]
@@ -649,8 +640,7 @@ async fn long_polling_and_sse_panes_join_when_chosen_and_update() {
             "the hidden WebSocket pane closed its socket",
         )
         .await;
-    browser.assert_no_console_errors().await;
-    browser.quit().await;
+    browser.finish().await;
 }
 
 #[tokio::test]
@@ -717,8 +707,7 @@ async fn over_https_the_page_opens_a_wss_socket_and_says_so() {
             "the handshake panel to confirm Sec-WebSocket-Accept over wss",
         )
         .await;
-    browser.assert_no_console_errors().await;
-    browser.quit().await;
+    browser.finish().await;
 }
 
 #[tokio::test]
@@ -764,8 +753,7 @@ async fn measure_with_defaults(extra: &[&str], run: Duration) -> Option<Vec<u8>>
     let verdict = browser.text("#scoreboard .verdict").await;
     println!("{verdict}");
     let png = browser.full_page_screenshot(1280).await;
-    browser.assert_no_console_errors().await;
-    browser.quit().await;
+    browser.finish().await;
     Some(png)
 }
 
@@ -841,8 +829,7 @@ async fn stars_judge_per_price_so_polling_that_received_fewer_bytes_gets_none() 
             "stars per price for the WebSocket, none for totals, a tie on requests per price, and the verdict",
         )
         .await;
-    browser.assert_no_console_errors().await;
-    browser.quit().await;
+    browser.finish().await;
 }
 
 /// Two push panes that both see every price tie, and both get the star. Their messages that
@@ -871,8 +858,7 @@ async fn a_tie_is_starred_for_every_tied_pane() {
             "the WebSocket and SSE rows both starred for 0 missed and 100 % seen, no repeats",
         )
         .await;
-    browser.assert_no_console_errors().await;
-    browser.quit().await;
+    browser.finish().await;
 }
 
 /// The time-averaged age of the shown price against the lesson's theory. Polling every T
@@ -921,8 +907,7 @@ async fn the_time_averaged_age_matches_the_theory() {
     eprintln!(
         "averaged age, change wait (polling), averaged age (push), polling's delay p50: {figures}"
     );
-    browser.assert_no_console_errors().await;
-    browser.quit().await;
+    browser.finish().await;
 }
 
 /// The blind test: two panes named only A and B, and no transport named anywhere on the
@@ -971,8 +956,7 @@ async fn the_blind_test_names_no_transport_until_reveal() {
             "Reveal names both panes beside their letters, shows the verdict and the full log",
         )
         .await;
-    browser.assert_no_console_errors().await;
-    browser.quit().await;
+    browser.finish().await;
 }
 
 /// A phone (390 × 844): both shown prices are on the first screen, in the strip under the
@@ -1016,8 +1000,7 @@ async fn on_a_phone_both_prices_are_on_the_first_screen() {
             "both prices still in view after scrolling down to the WebSocket pane",
         )
         .await;
-    browser.assert_no_console_errors().await;
-    browser.quit().await;
+    browser.finish().await;
 }
 
 /// The figures' arithmetic, fed known inputs in the page: the averaged age (including the
@@ -1083,6 +1066,5 @@ async fn the_freshness_and_star_arithmetic_follows_the_stated_rules() {
             ],
         })
     );
-    browser.assert_no_console_errors().await;
-    browser.quit().await;
+    browser.finish().await;
 }

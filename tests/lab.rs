@@ -373,8 +373,7 @@ async fn a_browser_on_the_lab_port_sees_the_network_named_and_its_protocol() {
     // (Resource Timing records a request once its body has been read.)
     let protocol = protocol_of_one_poll(&browser).await;
     assert_eq!(protocol.as_str(), Some("http/1.1"));
-    browser.assert_no_console_errors().await;
-    browser.quit().await;
+    browser.finish().await;
 }
 
 /// Makes one poll from the page, then waits for the network badge to name the protocol the
@@ -493,6 +492,5 @@ async fn over_https_through_the_relay_a_browser_uses_http2_and_the_page_says_so(
             "the WebSocket to open",
         )
         .await;
-    browser.assert_no_console_errors().await;
-    browser.quit().await;
+    browser.finish().await;
 }

@@ -297,6 +297,12 @@ impl Browser {
         self.client.screenshot().await.expect("screenshot")
     }
 
+    /// The end of every page test: fails it if the page logged any error, then quits.
+    pub async fn finish(self) {
+        self.assert_no_console_errors().await;
+        self.quit().await;
+    }
+
     /// Ends the session politely (Chromium exits); drop does the rest.
     pub async fn quit(mut self) {
         let client = self.client.clone();
