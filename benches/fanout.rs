@@ -1389,6 +1389,7 @@ fn report(machine: &str, plan: &Plan, results: &Results, args: &Args) {
 
 /// The SVG: delivery delay p99 and server CPU against the number of clients, one line per tick.
 mod plot {
+    use crate::support::plot::{legend, line_with_points};
     use std::path::Path;
 
     use plotters::prelude::*;
@@ -1457,22 +1458,9 @@ mod plot {
                     .map(|s| (s.clients as f64, f(s)))
                     .filter(|(_, y)| y.is_finite() && *y > 0.0)
                     .collect();
-                chart
-                    .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
-                    .label(format!("tick {tick} ms"))
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-                chart.draw_series(
-                    points
-                        .into_iter()
-                        .map(move |p| Circle::new(p, 4, color.filled())),
-                )?;
+                line_with_points(&mut chart, points, color, format!("tick {tick} ms"))?;
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()?;
+            legend(&mut chart)?;
         }
         root.present()?;
         Ok(())

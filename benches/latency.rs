@@ -976,6 +976,7 @@ async fn run_once(settings: &Settings, rtt_ms: Option<u64>, machine: &str) -> (V
 /// measured and theory, with the figures of the transports that have no interval (WebSocket,
 /// SSE, long polling) as flat lines of their own.
 mod plot {
+    use crate::support::plot::{legend, line_with_points};
     use std::path::Path;
 
     use plotters::prelude::*;
@@ -1025,15 +1026,7 @@ mod plot {
             ("polling: age of the shown price, mean", |r| r.age_mean, RED),
         ];
         for (label, f, color) in measured {
-            chart
-                .draw_series(LineSeries::new(series(f), color.stroke_width(2)))?
-                .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-            chart.draw_series(
-                series(f)
-                    .into_iter()
-                    .map(move |p| Circle::new(p, 4, color.filled())),
-            )?;
+            line_with_points(&mut chart, series(f), color, label)?;
         }
         let theory: [Line; 3] = [
             ("theory (dashed): T/2", |r| r.theory.see[0], BLUE),
@@ -1089,12 +1082,7 @@ mod plot {
                 };
             }
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()?;
+        legend(&mut chart)?;
         root.present()?;
         Ok(())
     }
@@ -1173,23 +1161,15 @@ mod plot {
                     .collect();
                 let measured: Vec<(f64, f64)> = points.iter().map(|&(x, (m, _))| (x, m)).collect();
                 let theory: Vec<(f64, f64)> = points.iter().map(|&(x, (_, t))| (x, t)).collect();
-                chart
-                    .draw_series(LineSeries::new(measured.clone(), color.stroke_width(2)))?
-                    .label(format!("{name} (dashed: theory)"))
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-                chart.draw_series(
-                    measured
-                        .into_iter()
-                        .map(move |p| Circle::new(p, 4, color.filled())),
+                line_with_points(
+                    &mut chart,
+                    measured,
+                    color,
+                    format!("{name} (dashed: theory)"),
                 )?;
                 chart.draw_series(DashedLineSeries::new(theory, 6, 4, color.into()))?;
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()?;
+            legend(&mut chart)?;
         }
         root.present()?;
         Ok(())

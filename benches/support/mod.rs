@@ -9,6 +9,7 @@
 //!   also knows where the headers end and the payload starts.
 //! * [`server`]: the real app, started in-process on its own threads or as a child process.
 //! * [`stats`]: percentiles and the other small sums the tables are made of.
+//! * [`plot`]: a measured line with its points, and the legend, drawn alike in every plot.
 //! * [`output`]: where results go (`target/tickerlab-bench/`) and the Markdown/CSV writers.
 #![allow(dead_code)] // each bench binary uses a different subset
 
@@ -17,5 +18,6 @@ pub mod counting;
 pub mod floor;
 pub mod http_client;
 pub mod output;
+pub mod plot;
 pub mod server;
 pub mod stats;
