@@ -1039,10 +1039,15 @@ fn floor_table(steps: &[Step], floor: &[Step]) -> Table {
 }
 
 fn clients_cell(s: &Step) -> String {
-    if s.connected == s.clients {
-        s.clients.to_string()
+    clients(s.clients, s.connected)
+}
+
+/// "N", or "N (M connected)" when not all of them got in.
+fn clients(n: usize, connected: usize) -> String {
+    if n == connected {
+        n.to_string()
     } else {
-        format!("{} ({} connected)", s.clients, s.connected)
+        format!("{n} ({connected} connected)")
     }
 }
 
@@ -1073,13 +1078,6 @@ fn pushpoll_table(push: &Step, poll: &PollStep) -> Table {
         "bytes / price delivered",
         "client CPU %",
     ]);
-    let clients = |n: usize, connected: usize| {
-        if n == connected {
-            n.to_string()
-        } else {
-            format!("{n} ({connected} connected)")
-        }
-    };
     t.rows.push(vec![
         format!("push (/ws, tick {} ms)", push.tick_ms),
         clients(push.clients, push.connected),
