@@ -3,6 +3,7 @@
 //!
 //! ```sh
 //! cargo bench --bench backplane                          # needs redis-server on PATH
+//! cargo bench --bench backplane -- --ticks 1000 --tick-ms 20
 //! BENCH_TICKS=1000 BENCH_TICK_MS=20 cargo bench --bench backplane
 //! ```
 //!
@@ -15,32 +16,47 @@
 
 #[path = "../tests/common/redis_server.rs"]
 mod redis_server;
+mod support;
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
+use clap::Parser;
 use futures_util::StreamExt;
 use redis_server::RedisServer;
+use support::cli::CargoArgs;
 use tickerlab::Config;
 use tickerlab::tick::{Tick, epoch_ms};
 use tokio_tungstenite::tungstenite::Message;
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+/// What the command line (or the environment) asked for. `cargo bench --bench backplane --
+/// --help` prints it.
+#[derive(Debug, Parser)]
+#[command(
+    name = "backplane",
+    bin_name = "cargo bench --bench backplane --",
+    about = "What the Redis hop costs: tick-to-client delay through the backplane against the \
+             in-process feed, on the same ticks at the same time (needs redis-server on PATH)."
+)]
+struct Settings {
+    /// Ticks each client records.
+    #[arg(long, env = "BENCH_TICKS", default_value_t = 400)]
+    ticks: u64,
+    /// Milliseconds between two ticks of the feed.
+    #[arg(long, env = "BENCH_TICK_MS", default_value_t = 50)]
+    tick_ms: u64,
+    #[command(flatten)]
+    cargo: CargoArgs,
 }
 
 fn main() {
-    let ticks = env_or("BENCH_TICKS", 400);
-    let tick_ms = env_or("BENCH_TICK_MS", 50);
+    let settings = Settings::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("a Tokio runtime");
-    runtime.block_on(run(ticks, tick_ms));
+    runtime.block_on(run(settings.ticks, settings.tick_ms));
 }
 
 async fn run(ticks: u64, tick_ms: u64) {

@@ -79,6 +79,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::net::TcpStream;
@@ -87,7 +89,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 
-use support::args::Args;
+use support::cli::CargoArgs;
 use support::counting::Counted;
 use support::http_client::HttpClient;
 use support::output::{self, Table, num};
@@ -226,22 +228,100 @@ struct PriceStep {
     errors: u64,
 }
 
-/// What the command line asked for, beyond `--secs`, `--clients` and `--ticks`.
+/// What the command line (or the environment) asked for. `cargo bench --bench fanout --
+/// --help` prints it; the top of this file says what each part measures.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "fanout",
+    bin_name = "cargo bench --bench fanout --",
+    about = "How far does this server's fan-out go, how close to the metal is it, and is push \
+             cheaper than poll? Each step against a fresh server in a child process.",
+    after_help = "BENCH_SERVER_WRAPPER=\"valgrind --tool=callgrind ...\" runs every server child \
+                  (tickerlab's and the floor's) under that command."
+)]
 struct Plan {
+    /// Seconds measured per step.
+    #[arg(long, env = "BENCH_SECS", default_value_t = 5.0)]
     secs: f64,
-    /// `--transient-secs`: the start-up transient window (0: none, measure after `SETTLE`).
+    /// WebSocket clients per step, comma-separated.
+    #[arg(long, env = "BENCH_CLIENTS", value_delimiter = ',', default_values_t = [1, 10, 100, 1000, 5000])]
+    clients: Vec<usize>,
+    /// Tick intervals in milliseconds, comma-separated: the steps run at each.
+    #[arg(long, env = "BENCH_TICKS", value_delimiter = ',', default_values_t = [100, 10])]
+    ticks: Vec<u64>,
+    /// Run one part only (all of them by default).
+    #[arg(long, value_enum)]
+    only: Option<Part>,
+    /// Seconds after the last client joined recorded apart as the start-up transient, in the
+    /// steps at a 100 ms tick with --transient-clients clients (0: none, settle 1 s).
+    #[arg(long, env = "BENCH_TRANSIENT_SECS", default_value_t = 10.0)]
     transient_secs: f64,
-    /// `--transient-clients`: the step(s) at a 100 ms tick with this many clients get it.
+    /// The clients of the step(s) that get the start-up transient.
+    #[arg(long, env = "BENCH_TRANSIENT_CLIENTS", default_value_t = 1000)]
     transient_clients: usize,
-    /// `--pushpoll-clients`.
+    /// Clients of the push-or-poll comparison, on each side.
+    #[arg(long, env = "BENCH_PUSHPOLL_CLIENTS", default_value_t = 1000)]
     pushpoll_clients: usize,
-    /// `--churn-clients`, `--churn-hold-secs`, `--churn-settle-secs`.
+    /// Clients the churn step connects, holds and closes.
+    #[arg(long, env = "BENCH_CHURN_CLIENTS", default_value_t = 5000)]
     churn_clients: usize,
+    /// Seconds the churn step holds its clients connected.
+    #[arg(long, env = "BENCH_CHURN_HOLD_SECS", default_value_t = 3.0)]
     churn_hold_secs: f64,
+    /// Seconds the churn step waits, once no WebSocket is open, before reading memory again.
+    #[arg(long, env = "BENCH_CHURN_SETTLE_SECS", default_value_t = 2.0)]
     churn_settle_secs: f64,
+    /// Be the tickerlab server child (the bench starts it; see `support::server`).
+    #[arg(long, hide = true, conflicts_with = "floor_child")]
+    serve_child: bool,
+    /// Be the floor server child (see `support::floor`).
+    #[arg(long, hide = true)]
+    floor_child: bool,
+    /// The server child's tick, milliseconds.
+    #[arg(long, hide = true, env = "BENCH_CHILD_TICK_MS", default_value_t = 100)]
+    tick_ms: u64,
+    /// The tickerlab child's HTTP workers (default: one per core).
+    #[arg(long, hide = true)]
+    workers: Option<usize>,
+    #[command(flatten)]
+    cargo: CargoArgs,
+    /// The flags given, as a command that repeats this run (filled in by [`Plan::read`]).
+    #[arg(skip)]
+    command: String,
+}
+
+/// The parts of the bench, for `--only`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Part {
+    /// The fan-out steps: N WebSocket clients at each tick.
+    Ws,
+    /// The fan-out steps, each beside the same step against the floor server.
+    Floor,
+    /// Memory per idle WebSocket.
+    Idle,
+    /// `GET /price` as fast as 64 connections can ask.
+    Price,
+    /// Push and poll at the same delivered rate.
+    Pushpoll,
+    /// Memory before, with and after many WebSockets.
+    Churn,
 }
 
 impl Plan {
+    /// Reads the command line and the environment; stops with clap's message (or the help)
+    /// when they do not make a plan.
+    fn read() -> Plan {
+        let matches = Plan::command().get_matches();
+        let mut plan = Plan::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        plan.command = command_line(plan.secs, &matches);
+        plan
+    }
+
+    /// Whether `part` runs: all of them do unless `--only` names one.
+    fn wants(&self, part: Part) -> bool {
+        self.only.is_none_or(|only| only == part)
+    }
+
     /// The transient window for a step of `n` clients at a `tick_ms` tick.
     fn transient_for(&self, n: usize, tick_ms: u64) -> f64 {
         if tick_ms == 100 && n == self.transient_clients {
@@ -252,45 +332,55 @@ impl Plan {
     }
 }
 
+/// The flags that shaped this run, as a command that repeats it: `--secs`, and every other
+/// flag given on the command line or through its environment variable.
+fn command_line(secs: f64, matches: &ArgMatches) -> String {
+    let mut command = format!("cargo bench --bench fanout -- --secs {secs}");
+    for id in [
+        "clients",
+        "ticks",
+        "only",
+        "transient_secs",
+        "transient_clients",
+        "pushpoll_clients",
+        "churn_clients",
+        "churn_hold_secs",
+        "churn_settle_secs",
+    ] {
+        let given = matches!(
+            matches.value_source(id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        );
+        let Some(values) = matches.get_raw(id).filter(|_| given) else {
+            continue;
+        };
+        let values: Vec<_> = values.map(|v| v.to_string_lossy()).collect();
+        command += &format!(" --{} {}", id.replace('_', "-"), values.join(","));
+    }
+    command
+}
+
 fn main() {
-    let args = Args::parse();
-    if args.flag("serve-child") {
-        let workers = args.value("workers").and_then(|w| w.parse().ok());
-        child_main(args.get("tick-ms", "BENCH_CHILD_TICK_MS", 100), workers);
+    let plan = Plan::read();
+    if plan.serve_child {
+        child_main(plan.tick_ms, plan.workers);
         return;
     }
-    if args.flag("floor-child") {
-        support::floor::child_main(args.get("tick-ms", "BENCH_CHILD_TICK_MS", 100));
+    if plan.floor_child {
+        support::floor::child_main(plan.tick_ms);
         return;
     }
-    let secs: f64 = args.get("secs", "BENCH_SECS", 5.0);
-    let clients: Vec<usize> = args
-        .list("clients", "BENCH_CLIENTS", &[1, 10, 100, 1000, 5000])
-        .into_iter()
-        .map(|n| n as usize)
-        .collect();
-    let ticks = args.list("ticks", "BENCH_TICKS", &[100, 10]);
-    let only = args.value("only").map(str::to_owned);
-    let plan = Plan {
-        secs,
-        transient_secs: args.get("transient-secs", "BENCH_TRANSIENT_SECS", 10.0),
-        transient_clients: args.get("transient-clients", "BENCH_TRANSIENT_CLIENTS", 1000),
-        pushpoll_clients: args.get("pushpoll-clients", "BENCH_PUSHPOLL_CLIENTS", 1000),
-        churn_clients: args.get("churn-clients", "BENCH_CHURN_CLIENTS", 5000),
-        churn_hold_secs: args.get("churn-hold-secs", "BENCH_CHURN_HOLD_SECS", 3.0),
-        churn_settle_secs: args.get("churn-settle-secs", "BENCH_CHURN_SETTLE_SECS", 2.0),
-    };
-    let wants = |part: &str| only.as_deref().is_none_or(|o| o == part);
+    let (secs, clients, ticks) = (plan.secs, &plan.clients, &plan.ticks);
     let limit = raise_open_files_limit();
     let largest = clients.iter().copied().max().unwrap_or(0);
     let most = [
         largest,
-        if wants("pushpoll") {
+        if plan.wants(Part::Pushpoll) {
             plan.pushpoll_clients
         } else {
             0
         },
-        if wants("churn") {
+        if plan.wants(Part::Churn) {
             plan.churn_clients
         } else {
             0
@@ -318,14 +408,14 @@ fn main() {
     // tickerlab and the floor take turns at each (tick, N), so both see the same machine.
     let mut steps = Vec::new();
     let mut floor_steps = Vec::new();
-    if wants("ws") || wants("floor") {
-        for &tick_ms in &ticks {
-            for &n in &clients {
+    if plan.wants(Part::Ws) || plan.wants(Part::Floor) {
+        for &tick_ms in ticks {
+            for &n in clients {
                 let transient = plan.transient_for(n, tick_ms);
                 let step = runtime.block_on(ws_step(Kind::Tickerlab, n, tick_ms, secs, transient));
                 eprintln!("{}", step_line(&step));
                 steps.push(step);
-                if wants("floor") {
+                if plan.wants(Part::Floor) {
                     let step = runtime.block_on(ws_step(Kind::Floor, n, tick_ms, secs, transient));
                     eprintln!("{}", step_line(&step));
                     floor_steps.push(step);
@@ -334,7 +424,7 @@ fn main() {
         }
     }
     let mut idle = None;
-    if wants("idle") && largest > 0 {
+    if plan.wants(Part::Idle) && largest > 0 {
         let step = runtime.block_on(idle_step(largest));
         eprintln!(
             "idle: {} clients connected, {:.1} KiB per connection",
@@ -343,7 +433,7 @@ fn main() {
         idle = Some(step);
     }
     let mut price = None;
-    if wants("price") {
+    if plan.wants(Part::Price) {
         let step = runtime.block_on(price_step(64, secs));
         eprintln!(
             "GET /price: {:.0} req/s, p99 {:.2} ms",
@@ -352,7 +442,7 @@ fn main() {
         price = Some(step);
     }
     let mut pushpoll = None;
-    if wants("pushpoll") {
+    if plan.wants(Part::Pushpoll) {
         let n = plan.pushpoll_clients;
         let push = runtime.block_on(ws_step(Kind::Tickerlab, n, PUSH_POLL_TICK_MS, secs, 0.0));
         eprintln!("push: {}", step_line(&push));
@@ -369,7 +459,7 @@ fn main() {
         pushpoll = Some((push, poll));
     }
     let mut churn = Vec::new();
-    if wants("churn") {
+    if plan.wants(Part::Churn) {
         for kind in [Kind::Tickerlab, Kind::Floor] {
             let step = runtime.block_on(churn_step(kind, &plan));
             eprintln!(
@@ -391,7 +481,7 @@ fn main() {
         pushpoll,
         churn,
     };
-    report(&machine, &plan, &results, &args);
+    report(&machine, &plan, &results);
 }
 
 /// Everything one run measured, for the report.
@@ -1149,28 +1239,7 @@ fn churn_table(churn: &[ChurnStep]) -> Table {
     t
 }
 
-/// The flags that shaped this run, as a command that repeats it.
-fn command_line(plan: &Plan, args: &Args) -> String {
-    let mut command = format!("cargo bench --bench fanout -- --secs {}", plan.secs);
-    for flag in [
-        "clients",
-        "ticks",
-        "only",
-        "transient-secs",
-        "transient-clients",
-        "pushpoll-clients",
-        "churn-clients",
-        "churn-hold-secs",
-        "churn-settle-secs",
-    ] {
-        if let Some(value) = args.value(flag) {
-            command += &format!(" --{flag} {value}");
-        }
-    }
-    command
-}
-
-fn report(machine: &str, plan: &Plan, results: &Results, args: &Args) {
+fn report(machine: &str, plan: &Plan, results: &Results) {
     let Results {
         steps,
         floor,
@@ -1179,7 +1248,7 @@ fn report(machine: &str, plan: &Plan, results: &Results, args: &Args) {
         pushpoll,
         churn,
     } = results;
-    let command = command_line(plan, args);
+    let command = &plan.command;
     println!("\n## Fan-out: N WebSocket clients, server in a child process\n");
     println!("Machine: {machine}. Command: `{command}`.\n");
     let mut all: Vec<Step> = steps.to_vec();

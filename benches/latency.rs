@@ -36,6 +36,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use clap::Parser;
 use futures_util::StreamExt;
 use serde::Serialize;
 use tickerlab::Config;
@@ -43,7 +44,7 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Message;
 
-use support::args::Args;
+use support::cli::CargoArgs;
 use support::counting::Counted;
 use support::http_client::HttpClient;
 use support::output::{self, Table, num};
@@ -709,44 +710,68 @@ fn csv(rows: &[Row]) -> String {
 }
 
 fn main() {
-    let args = Args::parse();
-    let settings = Settings {
-        secs: args.get("secs", "BENCH_SECS", 30.0),
-        tick_ms: args.get("tick-ms", "BENCH_TICK_MS", 50),
-        intervals: args.list("intervals", "BENCH_INTERVALS", &[50, 100, 250, 500, 1000]),
-        pollers: args.get("pollers", "BENCH_POLLERS", 8),
-    };
-    // No --rtt-ms: one direct run, as before the round-trip axis existed.
-    let rtts: Vec<Option<u64>> = match args.list("rtt-ms", "BENCH_RTT_MS", &[]) {
-        list if list.is_empty() => vec![None],
-        list => list.into_iter().map(Some).collect(),
-    };
+    let settings = Settings::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("a Tokio runtime for the clients");
-    runtime.block_on(run(settings, rtts));
+    runtime.block_on(run(settings));
 }
 
-/// What one run measures, whatever its round trip.
-#[derive(Debug, Clone)]
+/// What the command line (or the environment) asked for: what each run measures, and the
+/// round trips to run it at. `cargo bench --bench latency -- --help` prints it.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "latency",
+    bin_name = "cargo bench --bench latency --",
+    about = "How much fresher and cheaper is push than polling? One client per transport \
+             (WebSocket, SSE, long polling, polling at several intervals) against the same feed."
+)]
 struct Settings {
+    /// Seconds measured in each run.
+    #[arg(long, env = "BENCH_SECS", default_value_t = 30.0)]
     secs: f64,
+    /// Milliseconds between two ticks of the feed.
+    #[arg(long, env = "BENCH_TICK_MS", default_value_t = 50)]
     tick_ms: u64,
+    /// Polling periods in milliseconds, comma-separated: one row of polling clients each.
+    #[arg(long, env = "BENCH_INTERVALS", value_delimiter = ',', default_values_t = [50, 100, 250, 500, 1000])]
     intervals: Vec<u64>,
+    /// Polling clients per period, started at random phases and pooled into one row.
+    #[arg(long, env = "BENCH_POLLERS", default_value_t = 8)]
     pollers: usize,
+    /// Round trips in milliseconds, comma-separated: one run per value, every client going
+    /// through the app's simulated network (its --lab-rtt-ms). Without it, one run with the
+    /// clients connected directly over loopback.
+    #[arg(long, env = "BENCH_RTT_MS", value_delimiter = ',')]
+    rtt_ms: Vec<u64>,
+    #[command(flatten)]
+    cargo: CargoArgs,
+}
+
+impl Settings {
+    /// One entry per run: a round trip, or `None` for the direct run.
+    fn rtts(&self) -> Vec<Option<u64>> {
+        if self.rtt_ms.is_empty() {
+            vec![None]
+        } else {
+            self.rtt_ms.iter().copied().map(Some).collect()
+        }
+    }
 }
 
 /// One run per round trip, one after the other (so they do not compete for the cores),
 /// each against a fresh server with the same seed; then one table, CSV, JSON and plot.
-async fn run(settings: Settings, rtts: Vec<Option<u64>>) {
+async fn run(settings: Settings) {
     let machine = output::machine();
+    let rtts = settings.rtts();
     let Settings {
         secs,
         tick_ms,
         ref intervals,
         pollers,
+        ..
     } = settings;
     let mut rows = Vec::new();
     let mut feed_ticks = Vec::new();
@@ -877,6 +902,7 @@ async fn run_once(settings: &Settings, rtt_ms: Option<u64>, machine: &str) -> (V
         tick_ms,
         ref intervals,
         pollers,
+        ..
     } = *settings;
     let config = Config {
         port: 0,

@@ -1,6 +1,6 @@
-//! Helpers shared by the `latency` and `fanout` benches: one concept per file.
+//! Helpers shared by the bench programs: one concept per file.
 //!
-//! * [`args`]: the few flags a bench takes (`--secs 10`), with environment fallbacks.
+//! * [`cli`]: the arguments cargo adds to a bench's command line, which every bench accepts.
 //! * [`counting`]: a stream wrapper that counts every byte read and written, so "bytes on the
 //!   wire" is a measurement, not an estimate.
 //! * [`floor`]: the least a WebSocket push server can do (one frame built per tick, one write
@@ -13,7 +13,7 @@
 //! * [`output`]: where results go (`target/tickerlab-bench/`) and the Markdown/CSV writers.
 #![allow(dead_code)] // each bench binary uses a different subset
 
-pub mod args;
+pub mod cli;
 pub mod counting;
 pub mod floor;
 pub mod http_client;
