@@ -25,8 +25,9 @@ use clap::Parser;
 use futures_util::StreamExt;
 use redis_server::RedisServer;
 use support::cli::CargoArgs;
+use support::stats::{Summary, summary};
+use support::tick_fields::{TickFields, now_ms};
 use tickerlab::Config;
-use tickerlab::tick::{Tick, epoch_ms};
 use tokio_tungstenite::tungstenite::Message;
 
 /// What the command line (or the environment) asked for. `cargo bench --bench backplane --
@@ -86,11 +87,10 @@ async fn run(ticks: u64, tick_ms: u64) {
         .iter()
         .map(|(_, addr)| tokio::spawn(delays(*addr, ticks)))
         .collect();
-    let mut results = Vec::new();
+    let mut results: Vec<(&str, Summary)> = Vec::new();
     for ((name, _), client) in paths.iter().zip(clients) {
         let mut delays = client.await.expect("client task");
-        delays.sort_by(f64::total_cmp);
-        results.push((*name, delays));
+        results.push((*name, summary(&mut delays)));
     }
 
     println!(
@@ -101,23 +101,15 @@ async fn run(ticks: u64, tick_ms: u64) {
         "{:<38} {:>5} {:>8} {:>8} {:>8} {:>8}",
         "path", "n", "p50 ms", "p90 ms", "p99 ms", "max ms"
     );
-    for (name, delays) in &results {
+    for (name, d) in &results {
         println!(
             "{:<38} {:>5} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
-            name,
-            delays.len(),
-            percentile(delays, 0.50),
-            percentile(delays, 0.90),
-            percentile(delays, 0.99),
-            delays.last().copied().unwrap_or(f64::NAN),
+            name, d.count, d.p50, d.p90, d.p99, d.max,
         );
     }
-    let base = percentile(&results[0].1, 0.5);
-    for (name, delays) in &results[1..] {
-        println!(
-            "added by the hop, {name}: p50 {:+.3} ms",
-            percentile(delays, 0.5) - base
-        );
+    let base = results[0].1.p50;
+    for (name, d) in &results[1..] {
+        println!("added by the hop, {name}: p50 {:+.3} ms", d.p50 - base);
     }
     drop(redis);
 }
@@ -149,8 +141,8 @@ async fn delays(addr: SocketAddr, count: u64) -> Vec<f64> {
         let Message::Text(text) = message else {
             continue;
         };
-        let now = epoch_ms();
-        let Ok(tick) = serde_json::from_str::<Tick>(&text) else {
+        let now = now_ms();
+        let Some(tick) = TickFields::parse(&text) else {
             continue; // hello
         };
         if std::mem::take(&mut first) {
@@ -159,12 +151,4 @@ async fn delays(addr: SocketAddr, count: u64) -> Vec<f64> {
         delays.push(now - tick.ts);
     }
     delays
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[rank]
 }

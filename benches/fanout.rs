@@ -96,7 +96,8 @@ use support::output::{self, Table, num};
 use support::server::{
     ChildServer, Kind, Usage, child_main, process_usage, raise_open_files_limit,
 };
-use support::stats::{Summary, TickFields, now_ms, summary};
+use support::stats::{Summary, summary};
+use support::tick_fields::{TickFields, now_ms};
 
 /// Clients connecting at the same time; more would only overflow the listen backlog.
 const CONNECT_CONCURRENCY: usize = 100;

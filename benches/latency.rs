@@ -49,7 +49,8 @@ use support::counting::Counted;
 use support::http_client::HttpClient;
 use support::output::{self, Table, num};
 use support::server::InProcess;
-use support::stats::{Summary, TickFields, now_ms, summary};
+use support::stats::{Summary, summary};
+use support::tick_fields::{TickFields, now_ms};
 
 /// One row of the comparison: a way for a client to learn the price. Each has a `run` arm
 /// (its client) and a `theory` arm (what it should measure).

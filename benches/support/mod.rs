@@ -8,7 +8,9 @@
 //! * [`http_client`]: a minimal HTTP/1.1 keep-alive client over that counting stream, which
 //!   also knows where the headers end and the payload starts.
 //! * [`server`]: the real app, started in-process on its own threads or as a child process.
-//! * [`stats`]: percentiles and the other small sums the tables are made of.
+//! * [`stats`]: percentiles (exact nearest rank over every sample) and the summary of a
+//!   distribution the tables are made of; needs no other module, so the tests include it too.
+//! * [`tick_fields`]: the `seq` and `ts` of a tick message, and the clock `ts` is read against.
 //! * [`plot`]: a measured line with its points, and the legend, drawn alike in every plot.
 //! * [`output`]: where results go (`target/tickerlab-bench/`) and the Markdown/CSV writers.
 #![allow(dead_code)] // each bench binary uses a different subset
@@ -21,3 +23,4 @@ pub mod output;
 pub mod plot;
 pub mod server;
 pub mod stats;
+pub mod tick_fields;

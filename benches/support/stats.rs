@@ -1,26 +1,18 @@
-//! Percentiles and the tick-message fields the benches read.
-
-use serde::Deserialize;
-
-/// The two fields of a tick every measurement needs. Parsing only these (serde skips the
-/// rest) keeps the client's own cost per message small next to the server's.
-#[derive(Debug, Clone, Copy, Deserialize)]
-pub struct TickFields {
-    /// Per-symbol sequence number.
-    pub seq: u64,
-    /// When the server made the price, epoch ms.
-    pub ts: f64,
-}
-
-impl TickFields {
-    /// The fields of a `tick` message, or `None` for any other message (hello, pong...).
-    pub fn parse(text: &str) -> Option<TickFields> {
-        if !text.starts_with(r#"{"type":"tick""#) {
-            return None;
-        }
-        serde_json::from_str(text).ok()
-    }
-}
+//! Percentiles: the one implementation the benches (and the tests) use to sum up samples.
+//!
+//! A percentile here is the exact **nearest rank** over every stored sample: the p-th
+//! percentile of n sorted samples is the one at rank ceil(p/100 * n), the smallest sample
+//! with at least p% of them at or below it. So every figure in a table is a delay some
+//! client really measured, and a reader can check it by sorting the samples by hand.
+//!
+//! Why not a histogram (the `hdrhistogram` crate): it buckets values to a chosen number of
+//! significant digits so that memory stays fixed however many samples come. The benches
+//! keep every sample anyway (a few million at most, tens of MiB), the figures in
+//! `docs/benchmarks.md` were computed exactly, and a test taking the median of a handful of
+//! values needs no crate. Exact ranks cost one sort per table row, nothing that matters.
+//!
+//! This file needs nothing but `std` and `serde`, no other bench module, so a test can
+//! include it with `#[path = "../../benches/support/stats.rs"]`.
 
 /// Nearest-rank percentile (`p` in 0..=100) of a sorted slice; NaN when empty.
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -31,9 +23,16 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// Sorts in place (NaNs last) and returns p50, p90, p99, max.
+/// The nearest-rank median (p50) of `values`, in any order; NaN when empty. With an even
+/// count it is the lower of the two middle values.
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    percentile(&values, 50.0)
+}
+
+/// Sorts `values` in place (NaNs last) and sums them up: count, mean, p50, p90, p99, max.
 pub fn summary(values: &mut [f64]) -> Summary {
-    values.sort_by(|a, b| a.total_cmp(b));
+    values.sort_by(f64::total_cmp);
     Summary {
         count: values.len(),
         mean: if values.is_empty() {
@@ -63,9 +62,4 @@ pub struct Summary {
     pub p99: f64,
     /// Largest.
     pub max: f64,
-}
-
-/// Milliseconds since the Unix epoch, the clock `ts` is written in (same machine, same clock).
-pub fn now_ms() -> f64 {
-    tickerlab::tick::epoch_ms()
 }
