@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::support::counting::Counted;
 use crate::support::http_client::HttpClient;
 use crate::support::tick_fields::{TickFields, now_ms};
-use crate::transport::{Observed, Receipt};
+use crate::transport::Observed;
 
 /// A WebSocket client: `GET /ws?symbols=S`, then every tick message the server pushes.
 pub async fn run_websocket(
@@ -38,11 +38,7 @@ pub async fn run_websocket(
             seen.payload_bytes += text.len() as u64;
             seen.exchanges += 1;
             if let Some(tick) = TickFields::parse(&text) {
-                seen.receipts.push(Receipt {
-                    at: now_ms(),
-                    seq: tick.seq,
-                    ts: tick.ts,
-                });
+                seen.receipt(now_ms(), tick);
                 tick_bytes.push(text.len() as f64);
             }
         }
@@ -86,14 +82,8 @@ pub async fn run_long_poll(
         units.0 += total - response.body.len() as f64;
         units.1 += response.body.len() as f64;
         units.2 += 1;
-        let text = std::str::from_utf8(&response.body)?;
-        let tick = TickFields::parse(text)
-            .ok_or_else(|| anyhow::anyhow!("GET /price/next answered {text:?}, not a tick"))?;
-        seen.receipts.push(Receipt {
-            at,
-            seq: tick.seq,
-            ts: tick.ts,
-        });
+        let tick = tick_in(&response.body, "GET /price/next")?;
+        seen.receipt(at, tick);
         client.set_path(&format!("/price/next?symbol={symbol}&after={}", tick.seq));
     }
     seen.wire_bytes = client.bytes_read() + client.bytes_written();
@@ -142,15 +132,16 @@ pub async fn run_polling(
             seen.unit_payload = response.body.len() as f64;
             seen.unit_header = total - seen.unit_payload;
         }
-        let text = std::str::from_utf8(&response.body)?;
-        let tick = TickFields::parse(text)
-            .ok_or_else(|| anyhow::anyhow!("GET /price answered {text:?}, not a tick"))?;
-        seen.receipts.push(Receipt {
-            at,
-            seq: tick.seq,
-            ts: tick.ts,
-        });
+        let tick = tick_in(&response.body, "GET /price")?;
+        seen.receipt(at, tick);
     }
     seen.wire_bytes = client.bytes_read() + client.bytes_written();
     Ok(seen)
+}
+
+/// The tick in the body of an answer to `request`, or an error saying what came instead.
+fn tick_in(body: &[u8], request: &str) -> anyhow::Result<TickFields> {
+    let text = std::str::from_utf8(body)?;
+    TickFields::parse(text)
+        .ok_or_else(|| anyhow::anyhow!("{request} answered {text:?}, not a tick"))
 }

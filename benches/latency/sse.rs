@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use crate::support::counting::Counted;
 use crate::support::tick_fields::{TickFields, now_ms};
-use crate::transport::{Observed, Receipt};
+use crate::transport::Observed;
 
 /// A Server-Sent Events client, by hand so every byte is visible: one `GET /events`, then the
 /// endless chunked `text/event-stream` body, decoded chunk by chunk and split into events.
@@ -37,11 +37,7 @@ pub async fn run_sse(addr: SocketAddr, symbol: &str, stop_at: Instant) -> anyhow
             seen.exchanges += 1;
             seen.payload_bytes += data.len() as u64;
             if let Some(tick) = TickFields::parse(&data) {
-                seen.receipts.push(Receipt {
-                    at,
-                    seq: tick.seq,
-                    ts: tick.ts,
-                });
+                seen.receipt(at, tick);
             }
         }
     }

@@ -5,78 +5,19 @@
 //! connection, so from the second request on, a repeated header costs a byte or two.
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 
 use serde::Serialize;
 use tickerlab::Config;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
+use crate::support::counting::{Counted, Counters};
 use crate::support::output::{Table, num};
 use crate::support::server::InProcess;
-
-/// Byte counters shared with a stream that has been moved into a connection task.
-#[derive(Clone, Default)]
-struct Counters {
-    read: Arc<AtomicU64>,
-    written: Arc<AtomicU64>,
-}
-
-impl Counters {
-    fn total(&self) -> u64 {
-        self.read.load(Ordering::Relaxed) + self.written.load(Ordering::Relaxed)
-    }
-}
-
-/// A stream that counts what crosses it into [`Counters`].
-struct Tap<S> {
-    inner: S,
-    counters: Counters,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Tap<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let n = (buf.filled().len() - before) as u64;
-        self.counters.read.fetch_add(n, Ordering::Relaxed);
-        result
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Tap<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write(cx, data);
-        if let Poll::Ready(Ok(n)) = &result {
-            self.counters
-                .written
-                .fetch_add(*n as u64, Ordering::Relaxed);
-        }
-        result
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
 
 /// The figures of one protocol and one kind of request, per request.
 #[derive(Debug, Clone, Serialize)]
@@ -96,7 +37,7 @@ pub struct Figures {
     pub wire_bytes: f64,
 }
 
-type Tls = Tap<tokio_rustls::client::TlsStream<Tap<TcpStream>>>;
+type Tls = Counted<tokio_rustls::client::TlsStream<Counted<TcpStream>>>;
 
 /// A TLS connection to `addr` offering only `alpn`, with counters inside and outside TLS.
 async fn connect(
@@ -112,13 +53,10 @@ async fn connect(
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = vec![alpn.to_vec()];
-    let wire = Counters::default();
     let tcp = TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
-    let tcp = Tap {
-        inner: tcp,
-        counters: wire.clone(),
-    };
+    let tcp = Counted::new(tcp);
+    let wire = tcp.counters();
     let tls = TlsConnector::from(Arc::new(config))
         .connect(ServerName::try_from("localhost")?, tcp)
         .await?;
@@ -127,11 +65,8 @@ async fn connect(
         "the server did not choose {}",
         String::from_utf8_lossy(alpn)
     );
-    let inside = Counters::default();
-    let tls = Tap {
-        inner: tls,
-        counters: inside.clone(),
-    };
+    let tls = Counted::new(tls);
+    let inside = tls.counters();
     Ok((tls, inside, wire))
 }
 

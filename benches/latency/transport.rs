@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use crate::clients::{run_long_poll, run_polling, run_websocket};
 use crate::sse::run_sse;
+use crate::support::tick_fields::TickFields;
 
 /// One row of the comparison: a way for a client to learn the price. Each has a `run` arm
 /// (its client) and a `theory` arm (what it should measure).
@@ -83,5 +84,16 @@ impl Transport {
             }
         };
         result.unwrap_or_else(|e| panic!("{} client failed: {e}", self.name()))
+    }
+}
+
+impl Observed {
+    /// Records `tick`, received at `at` (epoch ms).
+    pub fn receipt(&mut self, at: f64, tick: TickFields) {
+        self.receipts.push(Receipt {
+            at,
+            seq: tick.seq,
+            ts: tick.ts,
+        });
     }
 }
