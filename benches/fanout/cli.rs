@@ -1,0 +1,140 @@
+//! The flags of the fan-out bench, each (but `--only`) with an environment fallback:
+//! `cargo bench --bench fanout -- --help` prints them. The server children the bench starts
+//! are this same program, run with the hidden `--serve-child` or `--floor-child`.
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
+
+use crate::support::cli::CargoArgs;
+
+/// What the command line (or the environment) asked for. `cargo bench --bench fanout --
+/// --help` prints it; the top of this file says what each part measures.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "fanout",
+    bin_name = "cargo bench --bench fanout --",
+    about = "How far does this server's fan-out go, how close to the metal is it, and is push \
+             cheaper than poll? Each step against a fresh server in a child process.",
+    after_help = "BENCH_SERVER_WRAPPER=\"valgrind --tool=callgrind ...\" runs every server child \
+                  (tickerlab's and the floor's) under that command."
+)]
+pub struct Plan {
+    /// Seconds measured per step.
+    #[arg(long, env = "BENCH_SECS", default_value_t = 5.0)]
+    pub secs: f64,
+    /// WebSocket clients per step, comma-separated.
+    #[arg(long, env = "BENCH_CLIENTS", value_delimiter = ',', default_values_t = [1, 10, 100, 1000, 5000])]
+    pub clients: Vec<usize>,
+    /// Tick intervals in milliseconds, comma-separated: the steps run at each.
+    #[arg(long, env = "BENCH_TICKS", value_delimiter = ',', default_values_t = [100, 10])]
+    pub ticks: Vec<u64>,
+    /// Run one part only (all of them by default).
+    #[arg(long, value_enum)]
+    pub only: Option<Part>,
+    /// Seconds after the last client joined recorded apart as the start-up transient, in the
+    /// steps at a 100 ms tick with --transient-clients clients (0: none, settle 1 s).
+    #[arg(long, env = "BENCH_TRANSIENT_SECS", default_value_t = 10.0)]
+    pub transient_secs: f64,
+    /// The clients of the step(s) that get the start-up transient.
+    #[arg(long, env = "BENCH_TRANSIENT_CLIENTS", default_value_t = 1000)]
+    pub transient_clients: usize,
+    /// Clients of the push-or-poll comparison, on each side.
+    #[arg(long, env = "BENCH_PUSHPOLL_CLIENTS", default_value_t = 1000)]
+    pub pushpoll_clients: usize,
+    /// Clients the churn step connects, holds and closes.
+    #[arg(long, env = "BENCH_CHURN_CLIENTS", default_value_t = 5000)]
+    pub churn_clients: usize,
+    /// Seconds the churn step holds its clients connected.
+    #[arg(long, env = "BENCH_CHURN_HOLD_SECS", default_value_t = 3.0)]
+    pub churn_hold_secs: f64,
+    /// Seconds the churn step waits, once no WebSocket is open, before reading memory again.
+    #[arg(long, env = "BENCH_CHURN_SETTLE_SECS", default_value_t = 2.0)]
+    pub churn_settle_secs: f64,
+    /// Be the tickerlab server child (the bench starts it; see `support::server`).
+    #[arg(long, hide = true, conflicts_with = "floor_child")]
+    pub serve_child: bool,
+    /// Be the floor server child (see `support::floor`).
+    #[arg(long, hide = true)]
+    pub floor_child: bool,
+    /// The server child's tick, milliseconds.
+    #[arg(long, hide = true, env = "BENCH_CHILD_TICK_MS", default_value_t = 100)]
+    pub tick_ms: u64,
+    /// The tickerlab child's HTTP workers (default: one per core).
+    #[arg(long, hide = true)]
+    pub workers: Option<usize>,
+    #[command(flatten)]
+    cargo: CargoArgs,
+    /// The flags given, as a command that repeats this run (filled in by [`Plan::read`]).
+    #[arg(skip)]
+    pub command: String,
+}
+
+/// The parts of the bench, for `--only`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Part {
+    /// The fan-out steps: N WebSocket clients at each tick.
+    Ws,
+    /// The fan-out steps, each beside the same step against the floor server.
+    Floor,
+    /// Memory per idle WebSocket.
+    Idle,
+    /// `GET /price` as fast as 64 connections can ask.
+    Price,
+    /// Push and poll at the same delivered rate.
+    Pushpoll,
+    /// Memory before, with and after many WebSockets.
+    Churn,
+}
+
+impl Plan {
+    /// Reads the command line and the environment; stops with clap's message (or the help)
+    /// when they do not make a plan.
+    pub fn read() -> Plan {
+        let matches = Plan::command().get_matches();
+        let mut plan = Plan::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        plan.command = command_line(plan.secs, &matches);
+        plan
+    }
+
+    /// Whether `part` runs: all of them do unless `--only` names one.
+    pub fn wants(&self, part: Part) -> bool {
+        self.only.is_none_or(|only| only == part)
+    }
+
+    /// The transient window for a step of `n` clients at a `tick_ms` tick.
+    pub fn transient_for(&self, n: usize, tick_ms: u64) -> f64 {
+        if tick_ms == 100 && n == self.transient_clients {
+            self.transient_secs
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The flags that shaped this run, as a command that repeats it: `--secs`, and every other
+/// flag given on the command line or through its environment variable.
+fn command_line(secs: f64, matches: &ArgMatches) -> String {
+    let mut command = format!("cargo bench --bench fanout -- --secs {secs}");
+    for id in [
+        "clients",
+        "ticks",
+        "only",
+        "transient_secs",
+        "transient_clients",
+        "pushpoll_clients",
+        "churn_clients",
+        "churn_hold_secs",
+        "churn_settle_secs",
+    ] {
+        let given = matches!(
+            matches.value_source(id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        );
+        let Some(values) = matches.get_raw(id).filter(|_| given) else {
+            continue;
+        };
+        let values: Vec<_> = values.map(|v| v.to_string_lossy()).collect();
+        command += &format!(" --{} {}", id.replace('_', "-"), values.join(","));
+    }
+    command
+}
