@@ -9,6 +9,7 @@ use crate::cli::Plan;
 use crate::crowd::Crowd;
 use crate::push_poll::PUSH_POLL_TICK_MS;
 use crate::step::label;
+use crate::step_table::clients;
 use crate::support::output::{self, Table, num};
 use crate::support::server::{ChildServer, Kind};
 
@@ -105,11 +106,7 @@ fn churn_table(churn: &[ChurnStep]) -> Table {
     for c in churn {
         t.rows.push(vec![
             c.server.clone(),
-            if c.connected == c.clients {
-                c.clients.to_string()
-            } else {
-                format!("{} ({} connected)", c.clients, c.connected)
-            },
+            clients(c.clients, c.connected),
             num(c.hold_secs, 1),
             num(c.rss_before_kib as f64 / 1024.0, 1),
             num(c.rss_with_kib as f64 / 1024.0, 1),

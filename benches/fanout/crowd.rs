@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
@@ -49,7 +50,7 @@ pub struct Crowd {
     pub phase: Arc<AtomicU8>,
     connected: Arc<AtomicUsize>,
     stop: CancellationToken,
-    tasks: Vec<tokio::task::JoinHandle<ClientRecord>>,
+    tasks: Vec<JoinHandle<ClientRecord>>,
 }
 
 impl Crowd {
@@ -85,13 +86,7 @@ impl Crowd {
             stop,
             tasks,
         };
-        let deadline = Instant::now() + CONNECT_TIMEOUT;
-        while crowd.connected() < n && Instant::now() < deadline {
-            if crowd.tasks.iter().all(|t| t.is_finished()) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_connected(&crowd.connected, n, &crowd.tasks).await;
         crowd
     }
 
@@ -108,6 +103,28 @@ impl Crowd {
             records.push(task.await.unwrap_or_default());
         }
         records
+    }
+}
+
+/// The measuring window of a step: `phase` is `MEASURING` for `secs`, then `WARMING` again.
+/// Returns the seconds it really lasted.
+pub async fn measure_for(phase: &AtomicU8, secs: f64) -> f64 {
+    phase.store(MEASURING, Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    phase.store(WARMING, Ordering::Relaxed);
+    started.elapsed().as_secs_f64()
+}
+
+/// Waits until `n` clients have counted themselves `connected`, or every client task has
+/// ended, or [`CONNECT_TIMEOUT`] has passed.
+pub async fn wait_connected<T>(connected: &AtomicUsize, n: usize, tasks: &[JoinHandle<T>]) {
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    while connected.load(Ordering::Relaxed) < n && Instant::now() < deadline {
+        if tasks.iter().all(|t| t.is_finished()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

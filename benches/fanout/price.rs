@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::crowd::{MEASURING, WARMING};
+use crate::crowd::{MEASURING, WARMING, measure_for};
 use crate::support::http_client::HttpClient;
 use crate::support::server::ChildServer;
 use crate::support::stats::{Summary, summary};
@@ -60,11 +60,7 @@ pub async fn price_step(connections: usize, secs: f64) -> PriceStep {
         .collect();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let start_usage = server.usage();
-    phase.store(MEASURING, Ordering::Relaxed);
-    let started = Instant::now();
-    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
-    phase.store(WARMING, Ordering::Relaxed);
-    let elapsed = started.elapsed().as_secs_f64();
+    let elapsed = measure_for(&phase, secs).await;
     let end_usage = server.usage();
     stop.cancel();
     let mut latencies = Vec::new();

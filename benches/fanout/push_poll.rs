@@ -10,7 +10,7 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::crowd::{CONNECT_CONCURRENCY, CONNECT_TIMEOUT, MEASURING, WARMING};
+use crate::crowd::{CONNECT_CONCURRENCY, MEASURING, WARMING, measure_for, wait_connected};
 use crate::step::{SETTLE, Step};
 use crate::step_table::{clients, share};
 use crate::support::http_client::HttpClient;
@@ -156,21 +156,11 @@ pub async fn poll_step(n: usize, interval_ms: u64, secs: f64) -> PollStep {
             })
         })
         .collect();
-    let deadline = Instant::now() + CONNECT_TIMEOUT;
-    while connected.load(Ordering::Relaxed) < n && Instant::now() < deadline {
-        if tasks.iter().all(|t| t.is_finished()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_connected(&connected, n, &tasks).await;
     tokio::time::sleep(SETTLE).await;
     let start_usage = server.usage();
     let client_start = process_usage(std::process::id());
-    phase.store(MEASURING, Ordering::Relaxed);
-    let started = Instant::now();
-    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
-    phase.store(WARMING, Ordering::Relaxed);
-    let elapsed = started.elapsed().as_secs_f64();
+    let elapsed = measure_for(&phase, secs).await;
     let end_usage = server.usage();
     let client_cpu = process_usage(std::process::id()).run_secs - client_start.run_secs;
     let connected = connected.load(Ordering::Relaxed);

@@ -3,11 +3,11 @@
 //! the feed's own counters. The same step measures tickerlab and the floor.
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::crowd::{Crowd, MEASURING, TRANSIENT, WARMING};
+use crate::crowd::{Crowd, TRANSIENT, measure_for};
 use crate::support::server::{ChildServer, Kind, Usage, process_usage};
 use crate::support::stats::{Summary, summary};
 
@@ -71,11 +71,7 @@ pub async fn ws_step(kind: Kind, n: usize, tick_ms: u64, secs: f64, transient_se
     let connected_usage = server.usage();
     let counters_start = server.counters().unwrap_or_default();
     let client_start = process_usage(std::process::id());
-    crowd.phase.store(MEASURING, Ordering::Relaxed);
-    let started = Instant::now();
-    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
-    crowd.phase.store(WARMING, Ordering::Relaxed);
-    let elapsed = started.elapsed().as_secs_f64();
+    let elapsed = measure_for(&crowd.phase, secs).await;
     let counters_end = server.counters().unwrap_or_default();
     let end_usage = server.usage();
     let client_cpu = process_usage(std::process::id()).run_secs - client_start.run_secs;
