@@ -11,7 +11,6 @@
 //! Chromium and chromedriver are found on `PATH` (`chromium`, `chromedriver`) or through
 //! `TICKERLAB_CHROMIUM` / `TICKERLAB_CHROMEDRIVER`. If they are missing the tests fail with
 //! the command that installs them; `TICKERLAB_SKIP_BROWSER=1` skips them instead.
-#![allow(dead_code)] // each test binary uses a different subset
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -46,8 +45,9 @@ const PANES_STATE: &str = "return [...document.querySelectorAll('.pane')].map((p
     status: p.querySelector('.status')?.textContent, \
     log: [...p.querySelectorAll('.log li')].slice(0, 3).map((li) => li.textContent) }));";
 
-/// One browser at a time per test binary.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// At most two browsers at a time in the test program: the page tests spend most of their
+/// time waiting for ticks, so two overlap well, and more would crowd a 2-core machine.
+static BROWSERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 /// How to start the browser.
 #[derive(Debug, Clone)]
@@ -73,7 +73,7 @@ pub struct Browser {
     driver: Driver,
     /// Every error read from the console so far (chromedriver hands each entry out once).
     errors: std::sync::Mutex<Vec<String>>,
-    _turn: tokio::sync::MutexGuard<'static, ()>,
+    _turn: tokio::sync::SemaphorePermit<'static>,
 }
 
 /// The chromedriver process and our profile directory; killed and removed on drop.
@@ -102,7 +102,7 @@ impl Browser {
                  or skip the browser tests explicitly with TICKERLAB_SKIP_BROWSER=1."
             );
         };
-        let turn = ONE_AT_A_TIME.lock().await;
+        let turn = BROWSERS.acquire().await.expect("the semaphore is never closed");
         let port = free_port();
         let profile = std::env::temp_dir().join(format!(
             "tickerlab-chromium-{}-{port}-{}",

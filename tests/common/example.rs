@@ -1,5 +1,4 @@
 //! The terminal client (`examples/client.rs`), built once, for the tests that drive it.
-#![allow(dead_code)] // each test binary uses a different subset
 
 use std::path::PathBuf;
 use std::process::Command;

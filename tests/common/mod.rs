@@ -1,9 +1,11 @@
 //! Test helpers: start the real app on 127.0.0.1:0 and talk to it with real clients.
-#![allow(dead_code)] // each test binary uses a different subset
 
+pub mod browser;
+pub mod example;
 pub mod hostile;
 pub mod process;
 pub mod raw;
+pub mod redis_server;
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
@@ -321,4 +323,33 @@ pub fn sigterm_and_wait(child: &mut std::process::Child) -> std::process::ExitSt
         assert!(start.elapsed() < WAIT, "did not stop on SIGTERM");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Starts an app and a bystander client that has said hello: the client whose stream the
+/// tests of bad input check is unharmed.
+pub async fn app_with_bystander(config: Config) -> (TestApp, Ws) {
+    let app = spawn_app(config).await;
+    let mut bystander = app.ws("/ws").await;
+    hello(&mut bystander).await;
+    (app, bystander)
+}
+
+/// After bad input: the server still answers HTTP and the bystander still gets every tick.
+pub async fn assert_unharmed(app: &TestApp, bystander: &mut Ws) {
+    assert_streaming(bystander, 5).await;
+    let health = reqwest::get(app.http("/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+/// A client that has said hello and is reading ticks of the default symbol.
+pub async fn greeted_client(app: &TestApp) -> Ws {
+    let mut ws = app.ws("/ws").await;
+    hello(&mut ws).await;
+    ws
+}
+
+/// A `subscribe` of ten thousand made-up symbols: past every limit on one message.
+pub fn ten_thousand_symbols() -> Value {
+    let symbols: Vec<String> = (0..10_000).map(|i| format!("S{i}")).collect();
+    serde_json::json!({"type": "subscribe", "symbols": symbols, "id": 4})
 }

@@ -62,3 +62,67 @@ pub fn connections(pid: u32) -> usize {
         })
         .sum()
 }
+
+/// The real `tickerlab` binary as a process of its own, for the tests that measure what the
+/// server holds: the test program runs many servers and clients at once, so its own
+/// `/proc/self` would count theirs too. Killed when dropped.
+pub struct ServerProcess {
+    /// Where it listens (127.0.0.1, a port the kernel chose).
+    pub addr: std::net::SocketAddr,
+    pid: u32,
+    _child: tokio::process::Child,
+    _stdout: super::ChildLines,
+}
+
+impl ServerProcess {
+    /// Starts the binary with `args` (after `--port 0`) and waits for its URL line.
+    pub async fn start(args: &[&str]) -> ServerProcess {
+        let (child, addr, stdout) = super::start_binary(args).await;
+        ServerProcess {
+            addr: addr.parse().expect("a socket address in the URL line"),
+            pid: child.id().expect("the server is running"),
+            _child: child,
+            _stdout: stdout,
+        }
+    }
+
+    /// Its resident memory, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        rss_kib(self.pid)
+    }
+
+    /// The TCP connections it holds open (its listener not counted).
+    pub fn connections(&self) -> usize {
+        connections(self.pid)
+    }
+
+    /// `GET /healthz` answers 200.
+    pub async fn assert_healthy(&self) {
+        let url = format!("http://{}/healthz", self.addr);
+        let response = reqwest::get(url).await.expect("GET /healthz");
+        assert_eq!(response.status(), 200);
+    }
+}
+
+/// The connected sockets of the server listening on `port` in *this* process: the inodes of
+/// the `/proc/net/tcp` entries whose local port is the server's, found among `/proc/self/fd`.
+/// Counting by port leaves out every other server and client the test program runs meanwhile.
+pub fn server_sockets(port: u16) -> usize {
+    let port = format!(":{port:04X}");
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let inodes: HashSet<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let listening = fields.get(3) == Some(&"0A");
+            let inode = fields.get(9)?;
+            (fields.get(1)?.ends_with(&port) && !listening).then(|| format!("socket:[{inode}]"))
+        })
+        .collect();
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter(|link| link.to_str().is_some_and(|link| inodes.contains(link)))
+        .count()
+}

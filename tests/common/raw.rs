@@ -20,7 +20,6 @@ pub const PONG: u8 = 0xA;
 /// One frame as read from the server.
 #[derive(Debug)]
 pub struct Frame {
-    pub fin: bool,
     pub opcode: u8,
     pub payload: Vec<u8>,
 }
@@ -177,9 +176,13 @@ fn parse(buffer: &[u8]) -> Option<(Frame, usize)> {
     if buffer.len() < 2 {
         return None;
     }
-    let fin = buffer[0] & 0x80 != 0;
     let opcode = buffer[0] & 0x0f;
     assert_eq!(buffer[1] & 0x80, 0, "server frames are never masked");
+    assert_ne!(
+        buffer[0] & 0x80,
+        0,
+        "the server sends every message in one frame (FIN)"
+    );
     let (len, start) = match buffer[1] & 0x7f {
         126 if buffer.len() >= 4 => (u16::from_be_bytes([buffer[2], buffer[3]]) as usize, 4),
         127 if buffer.len() >= 10 => {
@@ -194,12 +197,5 @@ fn parse(buffer: &[u8]) -> Option<(Frame, usize)> {
         return None;
     }
     let payload = buffer[start..start + len].to_vec();
-    Some((
-        Frame {
-            fin,
-            opcode,
-            payload,
-        },
-        start + len,
-    ))
+    Some((Frame { opcode, payload }, start + len))
 }

@@ -1,7 +1,7 @@
 //! A real `redis-server` for tests and benches: started on a free loopback port with no
 //! persistence, killed when dropped (pass or fail), so nothing outlives the run.
 //! Included with `#[path]` by `tests/redis.rs` and `benches/backplane.rs`.
-#![allow(dead_code)] // each user needs a different subset
+#![allow(dead_code)] // the benches use a subset
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};

@@ -5,20 +5,22 @@
 //! conditions with a generous deadline instead of sleeping. The server runs in this process,
 //! so its sockets are found by their local port in `/proc/net/tcp`.
 
-mod common;
-
+use crate::common;
+use common::process::{ServerProcess, server_sockets};
+use common::raw::{PING, RawWs};
+use common::{
+    TestApp, WAIT, WS_OPEN, assert_streaming, close_of, hello, hostile, metric, metrics_text,
+    next_of_type, raw, send_json, spawn_app, test_config, wait_for_metric,
+};
+use common::{app_with_bystander, assert_unharmed, greeted_client, ten_thousand_symbols};
+use futures_util::SinkExt;
+use serde_json::{Value, json};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
-
-use common::hostile;
-use common::raw::{self, RawWs};
-use common::{
-    TestApp, WS_OPEN, assert_streaming, hello, metric, metrics_text, spawn_app, test_config,
-    wait_for_metric,
-};
 use tickerlab::Config;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
 
 /// How long a condition (a released socket, a freed place) may take before a test fails.
 /// Generous: the machine may be busy, and the kernel's own timeout is part of some paths.
@@ -33,46 +35,9 @@ async fn raw_client(app: &TestApp, path: &str) -> RawWs {
     ws
 }
 
-/// This process's resident memory, in bytes.
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS");
-    kib * 1024
-}
-
-/// The server's connected sockets (not its listener) that are open file descriptors of this
-/// process: the inodes of `/proc/net/tcp` entries whose local port is the server's.
+/// The server's connected sockets (not its listener) in this process.
 fn server_fds(app: &TestApp) -> usize {
-    server_fds_on(app.addr.port())
-}
-
-/// [`server_fds`] for the server listening on `port`.
-fn server_fds_on(port: u16) -> usize {
-    let port = format!(":{port:04X}");
-    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
-    let inodes: Vec<String> = table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let listening = fields.get(3) == Some(&"0A");
-            let inode = fields.get(9)?;
-            (fields.get(1)?.ends_with(&port) && !listening).then(|| format!("socket:[{inode}]"))
-        })
-        .collect();
-    std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
-        .filter(|link| {
-            inodes
-                .iter()
-                .any(|inode| link.as_os_str() == inode.as_str())
-        })
-        .count()
+    server_sockets(app.addr.port())
 }
 
 /// Waits until `ok` holds, panicking with `what` after [`DEADLINE`].
@@ -112,24 +77,34 @@ async fn a_header_announcing_a_gigabyte_closes_1009_naming_the_limit() {
     assert_streaming(&mut bystander, 5).await;
 }
 
+/// Measured on a server process of its own: this test program's memory moves with every
+/// other test running beside it.
 #[tokio::test]
 async fn memory_stays_bounded_while_four_clients_stream_a_gigabyte_payload() {
-    let app = spawn_app(test_config()).await;
-    let before = rss_bytes();
-    // Before the guard, each of these pinned everything it sent: 4 x 32 MiB here.
-    let clients = (0..4).map(|_| announce_a_gigabyte(&app, "/ws", 32 << 20));
+    let server = ServerProcess::start(&["--tick-ms", "20", "--workers", "2"]).await;
+    server.assert_healthy().await; // warm up: the workers' first allocations are not the clients'
+    let before = server.rss_kib();
+    // Without the frame guard, each of these would pin everything it sent: 4 x 32 MiB here.
+    let clients = (0..4).map(|_| async {
+        let mut ws = RawWs::connect(server.addr, "/ws").await;
+        ws.next_text().await; // hello
+        hostile::announce_a_gigabyte(&mut ws.stream, 32 << 20).await;
+        ws.until_close().await
+    });
     for (code, reason) in futures_util::future::join_all(clients).await {
         assert_eq!(code, 1009, "{reason}");
     }
-    let grown = rss_bytes().saturating_sub(before);
-    eprintln!("RSS grew by {} KiB for 4 hostile clients", grown / 1024);
+    let grown = server.rss_kib().saturating_sub(before);
+    eprintln!("RSS grew by {grown} KiB for 4 hostile clients");
     assert!(
-        grown < 24 << 20,
+        grown < 24 << 10,
         "RSS grew by {} MiB: the payload was buffered",
-        grown >> 20
+        grown >> 10
     );
-    wait_for_metric(&app, WS_OPEN, |n| n == 0).await;
-    wait_until("the four sockets are released", || server_fds(&app) == 0).await;
+    wait_until("the four sockets are released", || {
+        server.connections() == 0
+    })
+    .await;
 }
 
 // ---- R5: reserved bits -------------------------------------------------------------------------
@@ -348,10 +323,10 @@ async fn a_session_that_gives_up_on_a_client_resets_its_socket_itself() {
         let path = format!("/ws?symbols={symbols}");
         held.push(hostile::never_reading_ws(addr, &path).await.expect("101"));
     }
-    assert_eq!(server_fds_on(addr.port()), CLIENTS);
+    assert_eq!(server_sockets(addr.port()), CLIENTS);
     // No kernel timeout on these sockets: only the sessions, giving up, can release them.
     wait_until("the sessions reset their sockets", || {
-        server_fds_on(addr.port()) == 0
+        server_sockets(addr.port()) == 0
     })
     .await;
     eprintln!(
@@ -492,4 +467,182 @@ async fn a_client_that_reads_a_trickle_is_dropped_once_behind_for_the_client_tim
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let ticks = bystander.await.expect("the bystander saw every tick");
     assert!(ticks > 0);
+}
+
+// ---- frames that break the rules: a close with the RFC 6455 code ------------------------------
+
+#[tokio::test]
+async fn ten_thousand_symbols_under_the_default_limit_is_too_big_1009() {
+    let (app, mut bystander) = app_with_bystander(test_config()).await;
+    let mut ws = greeted_client(&app).await;
+    send_json(&mut ws, ten_thousand_symbols()).await;
+    let (code, reason) = close_of(&mut ws).await;
+    assert_eq!(code, 1009, "{reason}");
+    assert!(reason.contains("4096"), "{reason}");
+    assert_unharmed(&app, &mut bystander).await;
+}
+
+#[tokio::test]
+async fn a_text_message_over_the_limit_closes_1009() {
+    let (app, mut bystander) = app_with_bystander(test_config()).await;
+    let mut ws = greeted_client(&app).await;
+    ws.send(Message::text("x".repeat(4097))).await.unwrap();
+    let (code, reason) = close_of(&mut ws).await;
+    assert_eq!(code, 1009);
+    assert_eq!(reason, "message larger than 4096 bytes");
+    wait_for_metric(&app, WS_OPEN, |n| n == 1).await;
+    assert_unharmed(&app, &mut bystander).await;
+}
+
+#[tokio::test]
+async fn a_binary_frame_closes_1003() {
+    let (app, mut bystander) = app_with_bystander(test_config()).await;
+    let mut ws = greeted_client(&app).await;
+    ws.send(Message::binary(vec![1, 2, 3])).await.unwrap();
+    let (code, reason) = close_of(&mut ws).await;
+    assert_eq!(code, 1003);
+    assert!(reason.contains("send JSON text"), "{reason}");
+    assert_unharmed(&app, &mut bystander).await;
+}
+
+#[tokio::test]
+async fn invalid_utf8_in_a_text_frame_closes_1007() {
+    let (app, mut bystander) = app_with_bystander(test_config()).await;
+    let mut ws = RawWs::connect(app.addr, "/ws").await;
+    ws.next_text().await; // hello
+    ws.send_frame(true, raw::TEXT, &[b'{', 0xff, 0xfe, b'}'])
+        .await;
+    let (code, reason) = ws.until_close().await;
+    assert_eq!(code, 1007);
+    assert!(reason.contains("UTF-8"), "{reason}");
+    assert_unharmed(&app, &mut bystander).await;
+}
+
+#[tokio::test]
+async fn a_fragmented_message_is_reassembled_and_answered() {
+    let (app, mut bystander) = app_with_bystander(test_config()).await;
+    let mut ws = RawWs::connect(app.addr, "/ws").await;
+    ws.next_text().await; // hello
+    ws.send_frame(false, raw::TEXT, b"{\"type\":\"pi").await;
+    ws.send_frame(false, raw::CONTINUATION, b"ng\",\"id\":")
+        .await;
+    // A control frame may come between fragments (RFC 6455 section 5.4).
+    ws.send_frame(true, raw::PING, b"between").await;
+    ws.send_frame(true, raw::CONTINUATION, b"77}").await;
+    let (mut pong_frame, mut pong_message) = (false, None);
+    while pong_message.is_none() || !pong_frame {
+        let frame = ws.next_frame().await.expect("open");
+        match frame.opcode {
+            raw::PONG => pong_frame |= frame.payload == b"between",
+            raw::TEXT => {
+                let v: Value = serde_json::from_slice(&frame.payload).unwrap();
+                if v["type"] == "pong" {
+                    pong_message = Some(v);
+                }
+            }
+            raw::CLOSE => panic!("closed: {:?}", frame.close()),
+            _ => {}
+        }
+    }
+    assert_eq!(pong_message.unwrap()["id"], 77);
+    assert_unharmed(&app, &mut bystander).await;
+}
+
+#[tokio::test]
+async fn fragments_adding_up_past_the_limit_close_1009() {
+    let (app, mut bystander) = app_with_bystander(test_config()).await;
+    let mut ws = RawWs::connect(app.addr, "/ws").await;
+    ws.next_text().await; // hello
+    let piece = vec![b' '; 1500];
+    ws.send_frame(false, raw::TEXT, &piece).await;
+    for _ in 0..3 {
+        ws.send_frame(false, raw::CONTINUATION, &piece).await;
+    }
+    let (code, _) = ws.until_close().await;
+    assert_eq!(code, 1009);
+    assert_unharmed(&app, &mut bystander).await;
+}
+
+#[tokio::test]
+async fn a_flood_of_messages_closes_1008_with_the_limit() {
+    let config = Config {
+        max_messages_per_sec: 10,
+        ..test_config()
+    };
+    let (app, mut bystander) = app_with_bystander(config).await;
+    let mut ws = greeted_client(&app).await;
+    // 200 pings at once: far past the burst of 20 a rate of 10/s allows.
+    for id in 0..200 {
+        ws.feed(Message::text(json!({"type": "ping", "id": id}).to_string()))
+            .await
+            .unwrap();
+    }
+    ws.flush().await.unwrap();
+    let (code, reason) = close_of(&mut ws).await;
+    assert_eq!(code, 1008);
+    assert_eq!(reason, "too many messages: at most 10 per second");
+    let text = metrics_text(&app).await;
+    assert_eq!(metric(&text, "tickerlab_ws_rate_limited_total"), 1);
+    assert_unharmed(&app, &mut bystander).await;
+}
+
+#[tokio::test]
+async fn a_client_at_the_allowed_rate_is_never_limited() {
+    let config = Config {
+        max_messages_per_sec: 20,
+        ..test_config()
+    };
+    let app = spawn_app(config).await;
+    let mut ws = greeted_client(&app).await;
+    // 60 pings at about 16 per second, under the limit of 20: more than the burst allowance
+    // of 40, so this passes only if the bucket really refills over time.
+    for id in 0..60 {
+        send_json(&mut ws, json!({"type": "ping", "id": id})).await;
+        assert_eq!(next_of_type(&mut ws, "pong").await["id"], id);
+        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    }
+    assert_eq!(
+        metric(&metrics_text(&app).await, "tickerlab_ws_rate_limited_total"),
+        0
+    );
+}
+
+/// A client that never reads but floods pings fills the session's queue with pongs. The
+/// session must still give up on it within the client timeout (it used to wait forever for
+/// room for the next pong, keeping its connection place).
+#[tokio::test]
+async fn a_client_that_floods_pings_and_never_reads_is_dropped() {
+    let app = spawn_app(Config {
+        // No ticks: only pongs can fill the queue, so the pong path is what is tested.
+        tick_ms: 60_000,
+        heartbeat_secs: 1,
+        client_timeout_secs: 2,
+        max_messages_per_sec: 1_000_000,
+        ..test_config()
+    })
+    .await;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    // A tiny receive window: the server's pongs back up after a few kilobytes.
+    socket.set_recv_buffer_size(1024).expect("SO_RCVBUF");
+    let stream = socket.connect(app.addr).await.expect("connect");
+    let mut ws = RawWs::handshake(stream, app.addr, "/ws").await;
+    wait_for_metric(&app, WS_OPEN, |n| n == 1).await;
+    // Flood pings (125 bytes, the most a control frame may carry) and never read. The writes
+    // block once the server stops reading; they end when it drops the connection.
+    let flood = tokio::spawn(async move {
+        // A masked ping frame (RFC 6455 5.2) with an all-zero mask, written raw so that a
+        // write error (the server dropped us) ends the loop instead of panicking.
+        let mut frame = vec![0x80 | PING, 0x80 | 125, 0, 0, 0, 0];
+        frame.extend_from_slice(&[b'p'; 125]);
+        for _ in 0..2_000_000 {
+            match tokio::time::timeout(WAIT * 3, ws.stream.write_all(&frame)).await {
+                Ok(Ok(())) => {}
+                _ => break,
+            }
+        }
+    });
+    // Once its queue is full the session gives up within the client timeout, and the place
+    // is given back.
+    wait_for_metric(&app, WS_OPEN, |n| n == 0).await;
+    flood.abort();
 }

@@ -1,7 +1,6 @@
 //! The `tickerlab` binary as a user runs it: what it prints, and how it fails.
 
-mod common;
-
+use crate::common;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::process::{Command, Stdio};

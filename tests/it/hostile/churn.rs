@@ -7,15 +7,13 @@
 //! memory that plateaus instead of growing from one round to the next. The figures are
 //! printed for the README.
 
-mod common;
-
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
-
+use crate::common;
 use common::process::{connections, fds, rss_kib};
 use common::{WS_OPEN, metric};
 use futures_util::StreamExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 const CLIENTS: usize = 1000;
 /// Three rounds of 20 s: one minute of churn, with checkpoints between rounds that tell a

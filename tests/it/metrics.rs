@@ -1,8 +1,7 @@
 //! `GET /metrics` against the real server: the counters move when the things they count
 //! happen, and the gauges come back to 0.
 
-mod common;
-
+use crate::common;
 use common::{
     WS_OPEN, hello, metric, metrics_text, next_of_type, spawn_app, test_config, wait_for_metric,
     wait_for_metrics,

@@ -4,14 +4,12 @@
 //! a `/metrics` gauge), never how long something took. Waits are for a condition, with a
 //! generous deadline, so the tests hold on a loaded machine.
 
-mod common;
-#[path = "common/redis_server.rs"]
-mod redis_server;
-
+use crate::common;
+use common::process::{ServerProcess, server_sockets};
+use common::{TestApp, WS_OPEN, hostile, metric, metrics_text, raw, spawn_app, test_config};
+use common::{app_with_bystander, assert_unharmed};
+use serde_json::Value;
 use std::time::{Duration, Instant};
-
-use common::hostile;
-use common::{TestApp, WS_OPEN, metric, metrics_text, spawn_app, test_config};
 use tickerlab::Config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -27,23 +25,6 @@ fn short_timeout() -> Config {
         client_timeout_secs: 2,
         ..test_config()
     }
-}
-
-/// Open file descriptors of this process (the server runs in it).
-fn fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
-}
-
-/// Resident memory of this process, in KiB.
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// Waits until `ok()` holds; panics with `what` after `deadline`.
@@ -86,37 +67,47 @@ async fn healthz_ok(app: &TestApp) {
 
 // ---- R3: pipelining thousands of requests and never reading -----------------------------------
 
+/// Measured on a server process of its own: this test program's memory moves with every
+/// other test running beside it.
 #[tokio::test]
 async fn r3_pipelined_requests_never_read_pin_little_memory_and_are_dropped() {
-    let app = spawn_app(short_timeout()).await;
-    healthz_ok(&app).await; // warm up: the workers' first allocations are not the clients'
-    let (fds_before, rss_before) = (fds(), rss_kib());
+    let server = ServerProcess::start(&[
+        "--heartbeat-secs",
+        "1",
+        "--client-timeout-secs",
+        "2",
+        "--workers",
+        "2",
+    ])
+    .await;
+    server.assert_healthy().await; // warm up: the workers' first allocations are not the clients'
+    let rss_before = server.rss_kib();
     const CLIENTS: usize = 8;
     let pipelined = hostile::pipelined_requests();
     let clients = (0..CLIENTS)
-        .map(|_| hostile::pipeline_and_never_read(app.addr, &pipelined, Duration::from_secs(3)));
+        .map(|_| hostile::pipeline_and_never_read(server.addr, &pipelined, Duration::from_secs(3)));
     let streams: Vec<TcpStream> = futures_util::future::join_all(clients)
         .await
         .into_iter()
         .map(|stream| stream.expect("connect"))
         .collect();
-    // Before the fix: ~15 MiB per connection (every request of a 128 KiB read queued).
-    let grown = rss_kib().saturating_sub(rss_before);
+    // Unbounded, the dispatcher queues every request of a 128 KiB read: ~15 MiB per connection.
+    let grown = server.rss_kib().saturating_sub(rss_before);
     eprintln!("RSS grew {grown} KiB for {CLIENTS} pipelining clients");
     assert!(
         grown < 16 * 1024,
         "{CLIENTS} never-reading pipelining clients grew RSS by {grown} KiB"
     );
-    healthz_ok(&app).await;
-    // The server gives them up: only our own ends of the sockets stay open.
+    server.assert_healthy().await;
+    // The server gives them up, though our ends of the sockets stay open.
     wait_until(
         "the server never dropped the stalled pipelining connections",
         DROPPED,
-        async || fds() <= fds_before + CLIENTS,
+        async || server.connections() == 0,
     )
     .await;
     drop(streams);
-    healthz_ok(&app).await;
+    server.assert_healthy().await;
 }
 
 #[tokio::test]
@@ -146,7 +137,6 @@ async fn r4_an_event_stream_that_cannot_write_is_closed_and_its_place_released()
     };
     let app = spawn_app(config).await;
     healthz_ok(&app).await;
-    let fds_before = fds();
     let mut streams = Vec::new();
     for _ in 0..3 {
         // Every symbol, so the stream fills the buffers quickly.
@@ -175,7 +165,7 @@ async fn r4_an_event_stream_that_cannot_write_is_closed_and_its_place_released()
     wait_until(
         "the stalled event streams kept their fds",
         DROPPED,
-        async || fds() <= fds_before + streams.len(),
+        async || server_sockets(app.addr.port()) == 0,
     )
     .await;
     let mut ws = app.ws("/ws").await;
@@ -409,57 +399,147 @@ async fn r11_hello_names_credential_headers_but_never_shows_them() {
     assert!(!key[1].as_str().unwrap_or_default().contains("redacted"));
 }
 
-// ---- R13: a publisher gives its Redis lease back on SIGTERM ---------------------------------------
+// ---- handshakes and queries that are refused before a socket exists ---------------------------
+
+async fn raw_http(app: &TestApp, head: &str) -> String {
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let (head, _) = raw::request(&mut stream, head).await;
+    head
+}
 
 #[tokio::test]
-async fn r13_a_publisher_stopped_with_sigterm_releases_its_lease_for_a_replacement() {
-    use std::io::BufRead;
-    let Some(redis) = redis_server::RedisServer::start() else {
-        return;
-    };
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tickerlab"))
-        .args(["--port", "0", "--tick-ms", "50", "--feed-publisher"])
-        .args(["--redis", &redis.url()])
-        .env_remove("PORT")
-        .env_remove("HOST")
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("start the publisher");
-    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let listening = lines
-        .find_map(|line| {
-            line.ok()
-                .filter(|l| l.starts_with("tickerlab listening on"))
-        })
-        .expect("the URL line");
-    assert!(listening.contains("http://"), "{listening}");
-    let mut con = redis.connection().expect("a Redis connection");
-    let holder: Option<String> = redis::cmd("GET")
-        .arg(tickerlab::backplane::LEASE_KEY)
-        .query(&mut con)
-        .expect("GET lease");
-    assert!(holder.is_some(), "the running publisher holds the lease");
+async fn a_wrong_websocket_version_gets_426_naming_13() {
+    let (app, mut bystander) = app_with_bystander(test_config()).await;
+    let response = reqwest::Client::new()
+        .get(app.http("/ws"))
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "8")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 426);
+    assert_eq!(response.headers()["sec-websocket-version"], "13");
+    let text = response.text().await.unwrap();
+    assert!(text.contains("Sec-WebSocket-Version: 13"), "{text}");
+    let metrics = metrics_text(&app).await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "tickerlab_handshakes_refused_total{reason=\"not_a_handshake\"}"
+        ),
+        1
+    );
+    assert_unharmed(&app, &mut bystander).await;
+}
 
-    let status = common::sigterm_and_wait(&mut child);
-    assert!(status.success(), "{status:?}");
-    // Released on the way out, not left to expire (it would live up to 3 s more).
-    let holder: Option<String> = redis::cmd("GET")
-        .arg(tickerlab::backplane::LEASE_KEY)
-        .query(&mut con)
-        .expect("GET lease");
-    assert_eq!(holder, None, "the stopped publisher still holds the lease");
-    // So a replacement starts at once.
-    let replacement = Config {
-        redis: Some(redis.url()),
-        feed_publisher: true,
-        tick_ms: 50,
-        ..test_config()
-    };
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let app = tickerlab::serve(replacement, listener).expect("the replacement starts at once");
-    let stopper = app.stopper();
-    let run = tokio::spawn(app.run());
-    stopper.stop().await;
-    run.await.expect("join").expect("run");
+#[tokio::test]
+async fn a_handshake_without_upgrade_gets_400_with_a_way_to_do_it() {
+    let (app, mut bystander) = app_with_bystander(test_config()).await;
+    let head = raw_http(
+        &app,
+        &format!(
+            "GET /ws HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nContent-Length: 0\r\n\r\n",
+            app.addr
+        ),
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    let response = reqwest::get(app.http("/ws")).await.unwrap();
+    assert_eq!(response.status(), 400);
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains("Upgrade: websocket") && text.contains("curl"),
+        "{text}"
+    );
+    assert_unharmed(&app, &mut bystander).await;
+}
+
+async fn assert_400_json(app: &TestApp, path: &str, says: &str) {
+    let response = reqwest::get(app.http(path)).await.unwrap();
+    assert_eq!(response.status(), 400, "{path}");
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let body: Value = response.json().await.unwrap();
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains(says), "{path}: {error}");
+}
+
+#[tokio::test]
+async fn too_long_query_strings_get_400_json() {
+    let (app, mut bystander) = app_with_bystander(test_config()).await;
+    let long = "A".repeat(2000);
+    assert_400_json(
+        &app,
+        &format!("/price?symbol={long}"),
+        "too long (2007 bytes): at most 1024",
+    )
+    .await;
+    // /ws checks its query before the upgrade, so a browser's handshake gets the JSON too.
+    assert_400_json(
+        &app,
+        &format!("/ws?symbols={long}"),
+        "too long (2008 bytes): at most 1024",
+    )
+    .await;
+    assert_unharmed(&app, &mut bystander).await;
+}
+
+#[tokio::test]
+async fn a_request_line_past_the_http_parsers_limit_is_refused_and_the_server_goes_on() {
+    // Far past our 1024 bytes and the 32 KiB head limit: refused before any route runs, by
+    // our `limit_head` middleware (a 431 JSON) or, past actix's own 128 KiB buffer, by actix
+    // (no body). What matters is that it is a refusal, the connection ends, and nothing else
+    // is hurt.
+    let (app, mut bystander) = app_with_bystander(test_config()).await;
+    let long = "A".repeat(100_000);
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let head = format!(
+        "GET /price?symbol={long} HTTP/1.1\r\nHost: {}\r\n\r\n",
+        app.addr
+    );
+    let _ = stream.write_all(head.as_bytes()).await; // the server may hang up mid-write
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(common::WAIT, stream.read_to_end(&mut answer))
+        .await
+        .expect("the server ends the connection");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 4"),
+        "a refusal, not a success: {answer}"
+    );
+    eprintln!("a 100 kB request line got: {:?}", answer.lines().next());
+    assert_unharmed(&app, &mut bystander).await;
+}
+
+#[tokio::test]
+async fn malformed_query_strings_get_400_json() {
+    let (app, mut bystander) = app_with_bystander(test_config()).await;
+    assert_400_json(
+        &app,
+        "/price?symbol=ACME&symbol=GLOBX",
+        "expected nothing or ?symbol=NAME",
+    )
+    .await;
+    assert_400_json(&app, "/price?sym=ACME", "expected nothing or ?symbol=NAME").await;
+    assert_400_json(
+        &app,
+        "/ws?symbol=ACME",
+        "expected nothing or ?symbols=NAME,NAME",
+    )
+    .await;
+    assert_400_json(
+        &app,
+        "/ws?symbols=A&symbols=B",
+        "expected nothing or ?symbols=NAME,NAME",
+    )
+    .await;
+    assert_unharmed(&app, &mut bystander).await;
 }

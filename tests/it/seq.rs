@@ -3,16 +3,14 @@
 //! lower seq after a higher one within a run. One hand-written case, then property tests
 //! that drive random client actions against a live feed.
 
-mod common;
-
-use std::collections::HashMap;
-use std::sync::LazyLock;
-use std::time::Duration;
-
+use crate::common;
 use common::{TestApp, Ws, hello, next_json, send_json, spawn_app, test_config};
 use futures_util::StreamExt;
 use proptest::prelude::*;
 use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::LazyLock;
+use std::time::Duration;
 use tickerlab::Config;
 use tokio_tungstenite::tungstenite::Message;
 

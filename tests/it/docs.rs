@@ -10,16 +10,13 @@
 //! `--tls-self-signed --port 8443` would be, with its certificate written where that
 //! server writes it.
 
-mod common;
-#[path = "common/example.rs"]
-mod example;
-
+use crate::common;
+use common::example;
+use common::{hello, next_of_type, send_json, spawn_app, test_config};
+use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
-
-use common::{hello, next_of_type, send_json, spawn_app, test_config};
-use serde_json::{Value, json};
 use tickerlab::tick::{ClientMessage, ServerMessage, Tick};
 
 fn root() -> &'static Path {

@@ -6,23 +6,20 @@
 //! things slower, so none of them can fail because the machine is busy; waits have generous
 //! deadlines instead of upper bounds.
 
-#[path = "common/browser.rs"]
-mod browser;
-mod common;
-
+use crate::common;
+use common::browser;
+use common::{WAIT, hello, next_json};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-use common::{WAIT, hello, next_json};
 use tickerlab::lab::{MAX_IN_FLIGHT_BYTES, Relay};
 use tickerlab::{Config, Stopper};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
-use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
-use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_rustls::{TlsConnector, rustls};
 
 /// The round trip the tests dial: a phone on a mobile network.
 const RTT: Duration = Duration::from_millis(150);

@@ -1,25 +1,23 @@
 //! TLS: the same app over `https://` and `wss://`, driven by real rustls clients that trust
 //! only the certificate the test generated; and how bad certificates fail at start-up.
 
-mod common;
-
+use crate::common;
+use common::{WAIT, next_json, test_config};
+use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-
-use common::{WAIT, next_json, test_config};
-use serde_json::Value;
-use tickerlab::tls::{self, Identity, SelfSigned, TlsError};
-use tickerlab::{Config, StartError, Stopper};
+use tickerlab::tls::{Identity, SelfSigned, TlsError};
+use tickerlab::{Config, StartError, Stopper, tls};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
-use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_rustls::{TlsConnector, rustls};
 use tokio_tungstenite::WebSocketStream;
 
 /// A directory under the system temp dir, removed when dropped.

@@ -1,13 +1,10 @@
 //! The terminal client (`examples/client.rs`) against a live server: it holds one socket,
 //! prints the pushed ticks, and its `subscribe` and `ping` get their answers on that socket.
 
-mod common;
-#[path = "common/example.rs"]
-mod example;
-
-use std::process::{Command, Stdio};
-
+use crate::common;
+use common::example;
 use common::{spawn_app, test_config};
+use std::process::{Command, Stdio};
 
 /// Runs the client with `--send` lines until every `until` text has arrived (the client fails
 /// if that takes longer than a generous 30 s); returns what it printed.

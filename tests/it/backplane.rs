@@ -5,18 +5,15 @@
 //! it when the test ends, pass or fail. Without `redis-server` these tests fail, saying how
 //! to install it; `TICKERLAB_SKIP_REDIS=1` skips them on purpose.
 
-mod common;
-#[path = "common/redis_server.rs"]
-mod redis_server;
-
-use std::collections::BTreeMap;
-use std::net::TcpListener;
-use std::time::Duration;
-
+use crate::common;
+use common::redis_server;
 use common::{TestApp, WAIT, Ws, hello, spawn_app, test_config};
 use futures_util::StreamExt;
 use redis_server::{RedisServer, free_port};
 use serde_json::Value;
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::time::Duration;
 use tickerlab::Config;
 use tickerlab::tick::Tick;
 use tokio::time::Instant;
@@ -622,4 +619,59 @@ async fn a_publisher_that_lost_its_lease_writes_nothing_more() {
         now, at_takeover,
         "a fenced-off publisher overwrote the latest tick"
     );
+}
+
+// ---- R13: a publisher gives its Redis lease back on SIGTERM ---------------------------------------
+
+#[tokio::test]
+async fn r13_a_publisher_stopped_with_sigterm_releases_its_lease_for_a_replacement() {
+    use std::io::BufRead;
+    let Some(redis) = redis_server::RedisServer::start() else {
+        return;
+    };
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tickerlab"))
+        .args(["--port", "0", "--tick-ms", "50", "--feed-publisher"])
+        .args(["--redis", &redis.url()])
+        .env_remove("PORT")
+        .env_remove("HOST")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the publisher");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let listening = lines
+        .find_map(|line| {
+            line.ok()
+                .filter(|l| l.starts_with("tickerlab listening on"))
+        })
+        .expect("the URL line");
+    assert!(listening.contains("http://"), "{listening}");
+    let mut con = redis.connection().expect("a Redis connection");
+    let holder: Option<String> = redis::cmd("GET")
+        .arg(tickerlab::backplane::LEASE_KEY)
+        .query(&mut con)
+        .expect("GET lease");
+    assert!(holder.is_some(), "the running publisher holds the lease");
+
+    let status = common::sigterm_and_wait(&mut child);
+    assert!(status.success(), "{status:?}");
+    // Released on the way out, not left to expire (it would live up to 3 s more).
+    let holder: Option<String> = redis::cmd("GET")
+        .arg(tickerlab::backplane::LEASE_KEY)
+        .query(&mut con)
+        .expect("GET lease");
+    assert_eq!(holder, None, "the stopped publisher still holds the lease");
+    // So a replacement starts at once.
+    let replacement = Config {
+        redis: Some(redis.url()),
+        feed_publisher: true,
+        tick_ms: 50,
+        ..test_config()
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let app = tickerlab::serve(replacement, listener).expect("the replacement starts at once");
+    let stopper = app.stopper();
+    let run = tokio::spawn(app.run());
+    stopper.stop().await;
+    run.await.expect("join").expect("run");
 }

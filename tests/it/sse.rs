@@ -1,8 +1,7 @@
 //! GET /events: Server-Sent Events against the real server, read as a raw byte stream and
 //! parsed per the HTML standard's event-stream rules (the browser test uses EventSource).
 
-mod common;
-
+use crate::common;
 use common::{WAIT, spawn_app, test_config};
 use futures_util::StreamExt;
 use serde_json::Value;
@@ -259,4 +258,33 @@ async fn resuming_several_symbols_resends_no_symbol_the_client_already_has() {
         !text.contains("data:"),
         "resent a tick the client has: {text:?}"
     );
+}
+
+/// The same for Server-Sent Events: a `Last-Event-ID` from an earlier run is ignored and the
+/// current tick is sent at once; it used to silence the symbol until the new run caught up.
+#[tokio::test]
+async fn an_sse_last_event_id_from_an_earlier_run_is_ignored() {
+    let app = spawn_app(Config {
+        tick_ms: 60_000,
+        ..test_config()
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let mut response = client
+        .get(app.http("/events?symbols=ACME,GLOBX"))
+        .header("Last-Event-ID", "ACME:999999999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut text = String::new();
+    let wanted = [r#""symbol":"ACME","#, r#""symbol":"GLOBX","#];
+    while !wanted.iter().all(|w| text.contains(w)) {
+        let chunk = tokio::time::timeout(WAIT, response.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no current tick within the wait; got {text:?}"))
+            .unwrap()
+            .expect("stream open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
 }

@@ -24,15 +24,13 @@
 //!
 //! The summary it prints is the table in `docs/robustness.md`.
 
-mod common;
-
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
-
+use crate::common;
 use common::process::{connections, fds, open_file_limit, rss_kib};
 use common::{WAIT, Ws, hello, hostile};
 use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 

@@ -1,12 +1,12 @@
 //! The Origin check on the WebSocket handshake, with real handshakes: the defence against
 //! Cross-Site WebSocket Hijacking (browsers apply no CORS to WebSockets).
 
-mod common;
-
+use crate::common;
 use common::{TestApp, hello, metric, metrics_text, spawn_app, test_config};
 use tickerlab::Config;
+use tokio_tungstenite::tungstenite::Error;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::{Error, http::Response};
+use tokio_tungstenite::tungstenite::http::Response;
 
 /// Attempts a handshake with the given `Origin` (or none): `Ok` when it opened.
 async fn handshake(app: &TestApp, origin: Option<&str>) -> Result<(), Response<Option<Vec<u8>>>> {
@@ -95,4 +95,23 @@ async fn allowed_origin_adds_an_origin() {
         .await
         .expect_err("http");
     assert_eq!(refused.status(), 403);
+}
+
+/// A foreign page's event stream is refused in the words of event streams, not WebSockets.
+#[tokio::test]
+async fn an_event_stream_origin_refusal_does_not_speak_of_websocket_handshakes() {
+    let app = spawn_app(test_config()).await;
+    let refused = reqwest::Client::new()
+        .get(app.http("/events"))
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let text = refused.text().await.unwrap();
+    assert!(
+        text.contains("https://evil.example") && text.contains("--allowed-origin"),
+        "{text}"
+    );
+    assert!(!text.contains("WebSocket handshake"), "{text}");
 }

@@ -1,13 +1,23 @@
 //! GET /ws against the real server with a real WebSocket client (tokio-tungstenite).
+//!
+//! Also: the heartbeat, bad messages answered with an `error`, and a slow consumer that
+//! skips to the newest tick (latest value wins) while others read on.
 
-mod common;
-
-use std::collections::{HashMap, HashSet};
-
+use crate::common;
+use common::raw::RawWs;
 use common::{
-    hello, metric, metrics_text, next_json, next_of_type, send_json, spawn_app, test_config,
+    WS_OPEN, Ws, assert_streaming, hello, metric, metrics_text, next_json, next_of_type, raw,
+    send_json, spawn_app, test_config, wait_for_metric,
 };
+use common::{app_with_bystander, assert_unharmed, greeted_client, ten_thousand_symbols};
+use futures_util::SinkExt;
 use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tickerlab::Config;
+use tokio::net::TcpSocket;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
@@ -396,6 +406,10 @@ async fn a_new_socket_starts_at_the_newest_tick_not_a_backlog() {
 
 /// A symbol subscribed again after longer than the feed's history (256 ticks) starts at the
 /// newest tick, in one step: no replay of stale ticks, and the gap counted as skipped.
+///
+/// The gap starts at the last GLOBX tick the server sent before it handled the unsubscribe:
+/// on a busy machine more than one arrives after the tick the test first reads, so the test
+/// reads on until the unsubscribe's acknowledgement and takes the last GLOBX seq before it.
 #[tokio::test]
 async fn a_symbol_subscribed_again_after_long_starts_at_the_newest_tick() {
     let app = spawn_app(tickerlab::Config {
@@ -417,8 +431,18 @@ async fn a_symbol_subscribed_again_after_long_starts_at_the_newest_tick() {
         json!({"type": "unsubscribe", "symbols": ["GLOBX"]}),
     )
     .await;
-    next_of_type(&mut ws, "subscribed").await;
-    common::wait_for_ticks(&app, first + 400).await;
+    let mut last_sent = first;
+    loop {
+        let message = next_json(&mut ws).await;
+        match message["type"].as_str() {
+            Some("subscribed") => break,
+            Some("tick") if message["symbol"] == "GLOBX" => {
+                last_sent = message["seq"].as_u64().unwrap();
+            }
+            _ => {}
+        }
+    }
+    common::wait_for_ticks(&app, last_sent + 400).await;
     let newest_before = app.feed.ticks();
     send_json(&mut ws, json!({"type": "subscribe", "symbols": ["GLOBX"]})).await;
     let again = loop {
@@ -430,14 +454,317 @@ async fn a_symbol_subscribed_again_after_long_starts_at_the_newest_tick() {
     assert!(
         again >= newest_before,
         "GLOBX restarted at seq {again}, older than the feed's {newest_before} when it was \
-         subscribed again (last sent {first}): a stale replay"
+         subscribed again (last sent {last_sent}): a stale replay"
+    );
+    // Every GLOBX tick after the last one sent and before the one it restarted at was
+    // skipped, and counted.
+    let gap = again - last_sent - 1;
+    common::wait_for_metric(&app, "tickerlab_ws_ticks_skipped_total", |skipped| {
+        skipped >= gap
+    })
+    .await;
+}
+
+// ---- heartbeat -------------------------------------------------------------------------
+
+fn heartbeat_config() -> Config {
+    Config {
+        heartbeat_secs: 1,
+        client_timeout_secs: 3,
+        ..test_config()
+    }
+}
+
+#[tokio::test]
+async fn a_peer_that_never_answers_pings_is_closed_as_dead() {
+    let (app, mut bystander) = app_with_bystander(heartbeat_config()).await;
+    let mut silent = RawWs::connect(app.addr, "/ws").await;
+    // Read everything, answer nothing: pings go unanswered.
+    let silent = tokio::spawn(async move {
+        let mut pings = 0;
+        loop {
+            let frame = silent
+                .next_frame()
+                .await
+                .expect("server closes with a frame");
+            match frame.opcode {
+                raw::PING => pings += 1,
+                raw::CLOSE => return (pings, frame.close()),
+                _ => {}
+            }
+        }
+    });
+    // Meanwhile the bystander reads (and so answers pings) and misses nothing.
+    while !silent.is_finished() {
+        assert_streaming(&mut bystander, 5).await;
+    }
+    let (pings, close) = silent.await.unwrap();
+    assert!(pings >= 2, "pinged before giving up ({pings} pings)");
+    assert_eq!(close.0, 1008, "{close:?}");
+    assert!(close.1.contains("no answer to pings"), "{close:?}");
+    wait_for_metric(&app, WS_OPEN, |n| n == 1).await; // only the bystander is left
+    assert_unharmed(&app, &mut bystander).await;
+}
+
+#[tokio::test]
+async fn a_quiet_client_that_answers_pings_stays_connected() {
+    let app = spawn_app(heartbeat_config()).await;
+    let mut quiet = greeted_client(&app).await;
+    // tungstenite answers each ping with a pong as it reads. The client sends nothing else
+    // for twice the timeout; it must still be streaming.
+    let ticks_needed = 2 * 3 * 1000 / 20;
+    let mut pings = 0;
+    let mut ticks = 0;
+    while ticks < ticks_needed {
+        match tokio::time::timeout(common::WAIT, futures_util::StreamExt::next(&mut quiet))
+            .await
+            .expect("message")
+            .expect("open")
+            .expect("ok")
+        {
+            Message::Ping(_) => pings += 1,
+            Message::Text(_) => ticks += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(pings >= 3, "the server pinged ({pings})");
+    assert_eq!(metric(&metrics_text(&app).await, WS_OPEN), 1);
+}
+
+// ---- bad messages: an error answer, the socket stays open ------------------------------------
+
+#[tokio::test]
+async fn malformed_json_gets_bad_json_and_the_socket_stays() {
+    let (app, mut bystander) = app_with_bystander(test_config()).await;
+    let mut ws = greeted_client(&app).await;
+    ws.send(Message::text("{\"type\":\"subscribe\","))
+        .await
+        .unwrap();
+    let error = next_of_type(&mut ws, "error").await;
+    assert_eq!(error["code"], "bad_json");
+    let text = error["message"].as_str().unwrap();
+    assert!(
+        text.contains("not valid JSON") && text.contains("\"type\":\"subscribe\""),
+        "{text}"
+    );
+    send_json(&mut ws, json!({"type": "ping", "id": 1})).await;
+    assert_eq!(next_of_type(&mut ws, "pong").await["id"], 1);
+    assert_unharmed(&app, &mut bystander).await;
+}
+
+#[tokio::test]
+async fn an_unknown_type_gets_bad_message_echoing_the_id() {
+    let (app, mut bystander) = app_with_bystander(test_config()).await;
+    let mut ws = greeted_client(&app).await;
+    send_json(&mut ws, json!({"type": "buy", "symbol": "ACME", "id": 42})).await;
+    let error = next_of_type(&mut ws, "error").await;
+    assert_eq!(error["code"], "bad_message");
+    assert_eq!(error["id"], 42);
+    let text = error["message"].as_str().unwrap();
+    assert!(
+        text.contains("buy") && text.contains("unsubscribe"),
+        "{text}"
+    );
+    send_json(&mut ws, json!({"type": "ping", "id": 2})).await;
+    assert_eq!(next_of_type(&mut ws, "pong").await["id"], 2);
+    assert_unharmed(&app, &mut bystander).await;
+}
+
+#[tokio::test]
+async fn an_unknown_symbol_gets_the_list_of_known_ones() {
+    let (app, mut bystander) = app_with_bystander(test_config()).await;
+    let mut ws = greeted_client(&app).await;
+    send_json(
+        &mut ws,
+        json!({"type": "subscribe", "symbols": ["NOPE", "GLOBX"], "id": 3}),
+    )
+    .await;
+    let error = next_of_type(&mut ws, "error").await;
+    assert_eq!(error["code"], "unknown_symbol");
+    assert_eq!(error["symbols"], json!(app.feed.symbols()));
+    assert!(error["message"].as_str().unwrap().contains("NOPE"));
+    // The known symbol in the same request was still subscribed.
+    let subscribed = next_of_type(&mut ws, "subscribed").await;
+    assert_eq!(subscribed["symbols"], json!(["ACME", "GLOBX"]));
+    assert_unharmed(&app, &mut bystander).await;
+}
+
+#[tokio::test]
+async fn a_subscribe_of_ten_thousand_symbols_is_refused_whole() {
+    // With a message limit large enough to carry it, the list itself is refused.
+    let config = Config {
+        max_message_bytes: 200_000,
+        ..test_config()
+    };
+    let (app, mut bystander) = app_with_bystander(config).await;
+    let mut ws = greeted_client(&app).await;
+    send_json(&mut ws, ten_thousand_symbols()).await;
+    let error = next_of_type(&mut ws, "error").await;
+    assert_eq!(error["code"], "bad_message");
+    assert_eq!(error["id"], 4);
+    let text = error["message"].as_str().unwrap();
+    assert!(
+        text.contains("10000") && text.contains("at most 64"),
+        "{text}"
+    );
+    send_json(&mut ws, json!({"type": "ping", "id": 5})).await;
+    assert_eq!(next_of_type(&mut ws, "pong").await["id"], 5);
+    assert_unharmed(&app, &mut bystander).await;
+}
+
+const READERS: usize = 50;
+/// How long the stalled client reads nothing, in ticks of the feed: 20 s at the 10 ms tick.
+/// Counted, not timed: a loaded machine's feed ticks less often, and a timed stall would pile
+/// up fewer ticks than the bounds asserted below assume. (Well under the 60 s client timeout
+/// even at half speed.)
+const STALL_TICKS: u64 = 2000;
+
+/// A reader: checks every tick follows the previous one; returns the ticks read as
+/// (server timestamp, tick-to-client delay), both in ms.
+async fn read_every_tick(mut ws: Ws, stop: Arc<AtomicBool>) -> (u64, Vec<(f64, f64)>) {
+    let mut last = None;
+    let mut count = 0;
+    let mut delays = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        let tick = next_json(&mut ws).await;
+        assert_eq!(tick["type"], "tick");
+        let seq = tick["seq"].as_u64().unwrap();
+        if let Some(last) = last {
+            assert_eq!(seq, last + 1, "a reading client missed a tick");
+        }
+        last = Some(seq);
+        count += 1;
+        let ts = tick["ts"].as_f64().unwrap();
+        delays.push((ts, tickerlab::tick::epoch_ms() - ts));
+    }
+    (count, delays)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_client_skips_ticks_and_costs_the_others_nothing() {
+    let config = Config {
+        tick_ms: 10,
+        heartbeat_secs: 10,
+        client_timeout_secs: 60, // longer than the stall: this client is slow, not dead
+        ..test_config()
+    };
+    let app = spawn_app(config).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for _ in 0..READERS {
+        let mut ws = app.ws("/ws").await;
+        hello(&mut ws).await;
+        readers.push(tokio::spawn(read_every_tick(ws, stop.clone())));
+    }
+
+    // The client that will stall, on a socket with a small receive buffer.
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(app.addr).await.unwrap();
+    let (mut stalled, _) = tokio_tungstenite::client_async(
+        app.ws_url("/ws"),
+        tokio_tungstenite::MaybeTlsStream::Plain(stream),
+    )
+    .await
+    .unwrap();
+    hello(&mut stalled).await;
+    let mut before = 0;
+    for _ in 0..20 {
+        let tick = next_json(&mut stalled).await;
+        before = tick["seq"].as_u64().unwrap();
+    }
+    let skipped_at_start = metric(
+        &metrics_text(&app).await,
+        "tickerlab_ws_ticks_skipped_total",
+    );
+
+    // Stall: read nothing while the feed makes STALL_TICKS ticks. Sample the gauge every 100.
+    let stall_start_ms = tickerlab::tick::epoch_ms();
+    let mut waiting_samples = Vec::new();
+    for step in 1..=STALL_TICKS / 100 {
+        common::wait_for_ticks(&app, before + step * 100).await;
+        let text = metrics_text(&app).await;
+        waiting_samples.push(metric(&text, "tickerlab_ws_send_waiting"));
+    }
+    let ticks_at_resume = app.feed.ticks();
+    let stall_end_ms = tickerlab::tick::epoch_ms();
+    // From halfway through the stall on, the stalled session must be parked at its bound (by
+    // then the feed has produced far more than the queue, write buffer and socket buffers
+    // hold).
+    let halfway = waiting_samples.len() / 2 - 1; // the sample taken at STALL_TICKS / 2
+    assert!(
+        waiting_samples[halfway..].iter().all(|&n| n == 1),
+        "the stalled session waits at its bounded queue: {waiting_samples:?}"
+    );
+
+    // Resume: first the backlog that was already queued (ticks older than the newest at the
+    // resume), then the newest. Every seq gap the client sees is ticks skipped for it: the
+    // jump at the resume and, on a loaded machine, a few earlier ones, where a send waited
+    // on the not-yet-parked client long enough to count it as slow.
+    let mut backlog = 0u64;
+    let mut gaps = 0u64;
+    let mut last = before;
+    let after_jump = loop {
+        let seq = next_json(&mut stalled).await["seq"].as_u64().unwrap();
+        assert!(seq > last, "seq {seq} after {last}");
+        gaps += seq - last - 1;
+        if seq >= ticks_at_resume {
+            break seq;
+        }
+        last = seq;
+        backlog += 1;
+    };
+    let stalled_ticks = ticks_at_resume - before;
+    eprintln!(
+        "stall: {stalled_ticks} ticks; backlog read on resume: {backlog}; then seq {last} -> \
+         {after_jump} (skipped {gaps} in all); waiting gauge samples {waiting_samples:?}"
+    );
+    assert!(
+        backlog < 1000 && backlog < stalled_ticks / 2,
+        "what was queued for the stalled client is bounded, then it resumes at the newest \
+         tick: {backlog} of {stalled_ticks} ticks read before seq {ticks_at_resume}"
     );
     let skipped = metric(
         &metrics_text(&app).await,
         "tickerlab_ws_ticks_skipped_total",
-    );
+    ) - skipped_at_start;
     assert!(
-        skipped >= newest_before - first - 1,
-        "the gap is counted: {skipped} skipped"
+        skipped >= gaps,
+        "the server counted what it skipped ({skipped} >= {gaps})"
+    );
+    // After the jump it streams normally again.
+    let mut seq = after_jump;
+    for _ in 0..20 {
+        let next = next_json(&mut stalled).await["seq"].as_u64().unwrap();
+        assert!(next > seq);
+        seq = next;
+    }
+
+    stop.store(true, Ordering::Relaxed);
+    let (mut before_stall, mut during_stall) = (Vec::new(), Vec::new());
+    for reader in readers {
+        let (count, delays) = reader.await.expect("a reader saw a gap");
+        assert!(
+            count >= stalled_ticks / 2,
+            "each reader kept reading ({count})"
+        );
+        for (ts, delay) in delays {
+            if ts < stall_start_ms {
+                before_stall.push(delay);
+            } else if ts < stall_end_ms {
+                during_stall.push(delay);
+            }
+        }
+    }
+    // Delay is printed, not asserted: timing belongs in benches/.
+    eprintln!(
+        "readers' median tick-to-client delay: {:.2} ms before the stall, {:.2} ms during it",
+        median(before_stall),
+        median(during_stall)
     );
 }

@@ -2,11 +2,9 @@
 //! close frame with 1001 (going away), an in-flight request (a held long poll) is answered,
 //! idle HTTP connections are closed, and the process exits 0.
 
-mod common;
-
-use std::time::Instant;
-
+use crate::common;
 use common::{close_of, hello};
+use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -1,0 +1,14 @@
+//! Hostile clients against the real server, each bounded in count and time on 127.0.0.1:
+//! what they get back, and what they leave the server holding (file descriptors, memory,
+//! connection places), never how long anything took.
+
+/// The churn soak, on demand (`--ignored`): a thousand clients connecting and leaving.
+mod churn;
+/// Hostile HTTP clients: pipelining, request-head limits, refusals, HTTP/1.0.
+mod http;
+/// The connection limit and its refusals.
+mod limits;
+/// The hostile soak, on demand (`--ignored`): every kind of hostile client at once.
+mod soak;
+/// Hostile WebSocket clients: the frame layer, floods, clients that never read.
+mod ws;
