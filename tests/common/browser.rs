@@ -102,7 +102,10 @@ impl Browser {
                  or skip the browser tests explicitly with TICKERLAB_SKIP_BROWSER=1."
             );
         };
-        let turn = BROWSERS.acquire().await.expect("the semaphore is never closed");
+        let turn = BROWSERS
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         let port = free_port();
         let profile = std::env::temp_dir().join(format!(
             "tickerlab-chromium-{}-{port}-{}",
@@ -223,15 +226,32 @@ impl Browser {
         }
     }
 
-    /// Clicks the element matching a CSS selector.
+    /// Clicks the element matching a CSS selector, once it can take the click: like a
+    /// person, it waits (up to [`PAGE_WAIT`]) while the element is covered or not yet
+    /// interactable, as it can be for a moment while a busy machine lays the page out again.
     pub async fn click(&self, selector: &str) {
-        self.client
-            .find(Locator::Css(selector))
-            .await
-            .unwrap_or_else(|e| panic!("no element {selector}: {e}"))
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("could not click {selector}: {e}"));
+        let start = Instant::now();
+        loop {
+            let clicked = self
+                .client
+                .find(Locator::Css(selector))
+                .await
+                .unwrap_or_else(|e| panic!("no element {selector}: {e}"))
+                .click()
+                .await;
+            match clicked {
+                Ok(()) => return,
+                Err(e) => {
+                    let message = e.to_string();
+                    let not_yet = message.contains("click intercepted")
+                        || message.contains("not interactable");
+                    if !not_yet || start.elapsed() > PAGE_WAIT {
+                        panic!("could not click {selector}: {e}");
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// The visible text of the element matching a CSS selector.
