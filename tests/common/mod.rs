@@ -6,6 +6,10 @@ pub mod hostile;
 pub mod process;
 pub mod raw;
 pub mod redis_server;
+/// The benches' percentiles, so that a test and a bench sum up samples the same way.
+#[allow(dead_code)] // the tests need only the median
+#[path = "../../benches/support/stats.rs"]
+pub mod stats;
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;

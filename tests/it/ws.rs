@@ -5,6 +5,7 @@
 
 use crate::common;
 use common::raw::RawWs;
+use common::stats::median;
 use common::{
     WS_OPEN, Ws, assert_streaming, hello, metric, metrics_text, next_json, next_of_type, raw,
     send_json, spawn_app, test_config, wait_for_metric,
@@ -638,11 +639,6 @@ async fn read_every_tick(mut ws: Ws, stop: Arc<AtomicBool>) -> (u64, Vec<(f64, f
         delays.push((ts, tickerlab::tick::epoch_ms() - ts));
     }
     (count, delays)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
