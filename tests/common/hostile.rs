@@ -1,6 +1,6 @@
 //! The hostile clients of issue 13's first rows, as plain functions over an address, so the
-//! single-row tests (`tests/hostile_ws.rs`, `tests/hostile_http.rs`) and the soak that runs
-//! them all at once (`tests/hostile.rs`) play exactly the same client:
+//! single-row tests (`tests/it/hostile/ws.rs`, `tests/it/hostile/http.rs`) and the soak that runs
+//! them all at once (`tests/it/hostile/soak.rs`) play exactly the same client:
 //!
 //! * R1 [`announce_a_gigabyte`]: a WebSocket frame header announcing 1 GiB, then payload;
 //! * R2 [`never_reading_ws`]: a WebSocket that never reads;

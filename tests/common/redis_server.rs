@@ -1,6 +1,6 @@
 //! A real `redis-server` for tests and benches: started on a free loopback port with no
 //! persistence, killed when dropped (pass or fail), so nothing outlives the run.
-//! Included with `#[path]` by `tests/redis.rs` and `benches/backplane.rs`.
+//! Included with `#[path]` by `tests/it/backplane.rs` and `benches/backplane.rs`.
 #![allow(dead_code)] // the benches use a subset
 
 use std::net::TcpListener;

@@ -1,4 +1,4 @@
-//! A bounded soak, run on demand: `cargo test --test soak -- --ignored --nocapture`.
+//! A bounded soak, run on demand: `cargo test --test it hostile::churn -- --ignored --nocapture`.
 //!
 //! 1000 clients churn against the real binary on 127.0.0.1 for 60 s: each connects, reads
 //! for a while, disconnects (half with a close handshake, half by dropping the TCP

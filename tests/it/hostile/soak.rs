@@ -1,5 +1,5 @@
 //! The hostile soak, run on demand against the release binary:
-//! `cargo build --release && cargo test --release --test hostile -- --ignored --nocapture`
+//! `cargo build --release && cargo test --release --test it hostile::soak -- --ignored --nocapture`
 //! (`HOSTILE_SOAK_SECS=20` for a shorter run).
 //!
 //! Issue 13's first four rows at once, for 60 s, on a server started under `ulimit -n 512`
