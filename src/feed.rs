@@ -494,6 +494,20 @@ impl Feed {
             .unwrap_or_default()
     }
 
+    /// How many ticks this instance may lag behind the one a client last read from: none for
+    /// a feed that makes its own ticks (no tick beyond its newest exists), and for a
+    /// front-end the ticks of [`Feed::stale_after`] (lagging longer, it calls itself stale).
+    /// A resume position further ahead than this was never reached.
+    pub fn lag_allowance(&self) -> u64 {
+        match self.shared.source {
+            FeedSource::Local => 0,
+            FeedSource::Redis => {
+                let tick = self.shared.tick_interval.as_millis().max(1);
+                (self.stale_after().as_millis() / tick) as u64
+            }
+        }
+    }
+
     /// A front-end calls its prices stale after three tick intervals without adopting a
     /// live tick, measured on the monotonic clock (at least one second, so a busy
     /// machine's scheduling hiccup is not an outage).

@@ -151,44 +151,56 @@ impl Subscription {
     /// Applies the position a client reconnected with (an SSE `Last-Event-ID`, or `/ws`'s
     /// `?resume=`): what it holds is not sent again. The current form is
     /// [`Subscription::resume_id`]'s; the older `ACME:42` (one symbol, no run) is still
-    /// accepted. Returns whether the id was understood.
+    /// accepted. Returns the positions of the id that this feed can never have reached
+    /// (empty for a good id), so that the caller can say so.
     ///
-    /// Only a position at or beyond the symbol's current seq is recorded: the client has the
-    /// current tick (so it is not resent), or this instance lags (so it sends nothing until
-    /// it catches up). A position behind it needs nothing recorded: the current tick is
-    /// sent as on any connect, with the gap showing what the outage cost, and no backlog is
-    /// replayed (a WebSocket session would otherwise fill the gap from the history).
+    /// Only a position at or a little beyond the symbol's current seq is recorded: the
+    /// client has the current tick (so it is not resent), or this instance lags behind the
+    /// one the client came from (so it sends nothing until it catches up; by at most
+    /// [`Feed::lag_allowance`] ticks). A position behind it needs nothing recorded: the
+    /// current tick is sent as on any connect, with the gap showing what the outage cost, and
+    /// no backlog is replayed (a WebSocket session would otherwise fill the gap from the
+    /// history). A position further ahead than any instance can be is bad input: it is not
+    /// recorded (the client starts at the newest tick) and is returned.
     ///
     /// An id of another run than `current_run` (the feed restarted meanwhile) holds nothing
     /// the client should not get again: ignored. An old-style id has no run, so a seq beyond
     /// the feed's current one is taken as "from before a restart" and ignored too.
-    pub fn resume(&mut self, feed: &Feed, id: &str, current_run: RunId) -> bool {
+    pub fn resume(&mut self, feed: &Feed, id: &str, current_run: RunId) -> Vec<BeyondTheFeed> {
         let Some((list, run)) = id.rsplit_once('@') else {
-            let Some((index, seq)) = symbol_seq(feed, id) else {
-                return false;
-            };
-            let current = &feed.latest().ticks[index].tick;
-            if seq == current.seq {
-                self.mark_sent(index, current.run, seq);
+            if let Some((index, seq)) = symbol_seq(feed, id) {
+                let current = &feed.latest().ticks[index].tick;
+                if seq == current.seq {
+                    self.mark_sent(index, current.run, seq);
+                }
             }
-            return true;
+            return Vec::new();
         };
         let Ok(run) = run.trim().parse::<RunId>() else {
-            return false;
+            return Vec::new();
         };
         if run != current_run {
-            return true;
+            return Vec::new();
         }
         let latest = feed.latest();
+        let mut beyond = Vec::new();
         for entry in list.split(',').take(MAX_SYMBOLS) {
             if let Some((index, seq)) = symbol_seq(feed, entry) {
                 let current = &latest.ticks[index].tick;
-                if current.run != run || seq >= current.seq {
+                if current.run != run {
+                    self.mark_sent(index, run, seq);
+                } else if seq > current.seq.saturating_add(feed.lag_allowance()) {
+                    beyond.push(BeyondTheFeed {
+                        symbol: current.symbol.clone(),
+                        seq,
+                        newest: current.seq,
+                    });
+                } else if seq >= current.seq {
                     self.mark_sent(index, run, seq);
                 }
             }
         }
-        true
+        beyond
     }
 
     /// The subscribed ticks of `snapshot` this client has not been sent yet, marking them
@@ -204,6 +216,18 @@ impl Subscription {
             .enumerate()
             .filter_map(move |(i, published)| self.take(i, published).then_some(published))
     }
+}
+
+/// A resume position that no instance of the feed can have reached: `seq` of `symbol` is
+/// further ahead of the `newest` tick than any lag explains.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BeyondTheFeed {
+    /// The symbol the position names.
+    pub symbol: String,
+    /// The seq the client claimed to hold.
+    pub seq: u64,
+    /// The newest seq of that symbol here.
+    pub newest: u64,
 }
 
 /// `ACME:42` as (symbol index, seq), when it names a symbol of this feed.

@@ -277,7 +277,8 @@ pub enum ServerMessage {
     Error {
         /// What was wrong and what is allowed, for a person to read.
         message: String,
-        /// A stable machine-readable reason: `bad_json`, `bad_message` or `unknown_symbol`.
+        /// A stable machine-readable reason: `bad_json`, `bad_message`, `unknown_symbol`, or
+        /// `bad_resume` (a `?resume=` position beyond the newest tick; the socket starts at it).
         /// (A binary frame is not answered with an `error`: the socket closes with 1003.)
         code: String,
         /// The `id` of the request this answers, when it had one.

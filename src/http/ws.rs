@@ -170,9 +170,10 @@ pub async fn upgrade(
         None => (Subscription::only(0), Vec::new()),
     };
     // A reconnecting client says what it holds, so the current tick is not sent twice.
-    if let Some(id) = &resume {
-        subscription.resume(feed, id, feed.run());
-    }
+    let beyond = match &resume {
+        Some(id) => subscription.resume(feed, id, feed.run()),
+        None => Vec::new(),
+    };
     let request = handshake::record_request(&req);
     let Opened {
         mut response,
@@ -214,7 +215,7 @@ pub async fn upgrade(
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|| "unknown".into());
-    let greeting = messages::greeting(feed, &pusher.subscription(), handshake, &unknown);
+    let greeting = messages::greeting(feed, &pusher.subscription(), handshake, &unknown, &beyond);
     let out = Outbox::new(session, state.shutdown.clone(), metrics.clone());
     let client = Client {
         stream,

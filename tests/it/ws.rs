@@ -764,3 +764,128 @@ async fn a_stalled_client_skips_ticks_and_costs_the_others_nothing() {
         median(during_stall)
     );
 }
+
+/// A stall shorter than the feed's history (here 200 ticks of 256) is a slow client too:
+/// latest value wins. Once its socket drains, the client gets what was already written
+/// (bounded by the socket's buffers), then the newest tick of each symbol, with the gap
+/// skipped in one step and counted; the history is for a socket that never blocked but was
+/// woken late, not a backlog to replay to a client that did not read.
+#[tokio::test]
+async fn a_stall_shorter_than_the_history_skips_to_the_newest_tick() {
+    const STALL: u64 = 200;
+    let app = spawn_app(Config {
+        tick_ms: 10,
+        heartbeat_secs: 10,
+        client_timeout_secs: 60, // longer than the stall: this client is slow, not dead
+        ..test_config()
+    })
+    .await;
+    let symbols = app.feed.symbols().len() as u64;
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(app.addr).await.unwrap();
+    let (mut stalled, _) = tokio_tungstenite::client_async(
+        app.ws_url("/ws?symbols=ACME,GLOBX,INITECH,UMBRL"),
+        tokio_tungstenite::MaybeTlsStream::Plain(stream),
+    )
+    .await
+    .unwrap();
+    hello(&mut stalled).await;
+    let mut last: HashMap<String, u64> = HashMap::new();
+    while last.len() < symbols as usize {
+        let tick = next_of_type(&mut stalled, "tick").await;
+        last.insert(
+            tick["symbol"].as_str().unwrap().into(),
+            tick["seq"].as_u64().unwrap(),
+        );
+    }
+    let skipped_at_start = metric(
+        &metrics_text(&app).await,
+        "tickerlab_ws_ticks_skipped_total",
+    );
+    // Stall while the feed makes STALL ticks of four symbols: ~80 KB of frames, more than
+    // the server's send buffer and this socket's receive buffer hold, so the socket blocks.
+    let start = *last.values().max().unwrap();
+    common::wait_for_ticks(&app, start + STALL).await;
+    common::wait_for_metric(&app, "tickerlab_ws_send_waiting", |n| n == 1).await;
+    let resumed_at = app.feed.ticks();
+
+    // Read until every symbol has reached a tick made after the resume.
+    let (mut backlog, mut gaps) = (0u64, 0u64);
+    let mut caught_up = HashSet::new();
+    while caught_up.len() < symbols as usize {
+        let tick = next_of_type(&mut stalled, "tick").await;
+        let symbol = tick["symbol"].as_str().unwrap().to_owned();
+        let seq = tick["seq"].as_u64().unwrap();
+        let previous = last.insert(symbol.clone(), seq).unwrap();
+        assert!(seq > previous, "{symbol} seq {seq} after {previous}");
+        gaps += seq - previous - 1;
+        if seq >= resumed_at {
+            caught_up.insert(symbol);
+        } else {
+            backlog += 1;
+        }
+    }
+    let stalled_frames = STALL * symbols;
+    eprintln!(
+        "stall: {stalled_frames} frames made; {backlog} read before the newest; {gaps} skipped"
+    );
+    assert!(
+        backlog < stalled_frames / 2,
+        "the client was replayed {backlog} of the {stalled_frames} frames of its stall: \
+         a stall shorter than the history must skip to the newest tick"
+    );
+    // Every gap it saw was counted by the server.
+    common::wait_for_metric(&app, "tickerlab_ws_ticks_skipped_total", |n| {
+        n - skipped_at_start >= gaps
+    })
+    .await;
+}
+
+/// A `?resume=` position beyond the newest tick was never sent by this server: the socket
+/// says so in an `error` naming the newest seq, then streams from the newest tick. (Taken
+/// as a position, it would silence the symbol for good and count a skip per tick.)
+#[tokio::test]
+async fn a_resume_beyond_the_newest_tick_gets_an_error_and_starts_at_the_newest() {
+    let app = spawn_app(test_config()).await;
+    common::wait_for_ticks(&app, 3).await;
+    let run = app.feed.run();
+    let mut ws = app
+        .ws(&format!(
+            "/ws?symbols=ACME&resume=ACME:18446744073709551615@{run}"
+        ))
+        .await;
+    hello(&mut ws).await;
+    let error = next_json(&mut ws).await;
+    assert_eq!(error["type"], "error", "{error}");
+    assert_eq!(error["code"], "bad_resume", "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("ACME:18446744073709551615") && message.contains("newest"),
+        "{message}"
+    );
+    let first = next_of_type(&mut ws, "tick").await["seq"].as_u64().unwrap();
+    let second = next_of_type(&mut ws, "tick").await["seq"].as_u64().unwrap();
+    assert!(second > first);
+    let newest_named: u64 = message
+        .rsplit_once("ACME:")
+        .and_then(|(_, rest)| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .expect("the message names the newest seq");
+    assert!(
+        newest_named < first + 1,
+        "named {newest_named}, streaming from {first}"
+    );
+    let skipped = metric(
+        &metrics_text(&app).await,
+        "tickerlab_ws_ticks_skipped_total",
+    );
+    assert!(
+        skipped < 10,
+        "{skipped} ticks counted as skipped for one client"
+    );
+}

@@ -114,6 +114,11 @@ pub enum HandshakeProblem {
     /// `Sec-WebSocket-Key` of the right shape whose last character before `==` has padding
     /// bits set: no 16 bytes encode to it, so a strict base64 decoder refuses it.
     NonCanonicalKey,
+    /// A body (`Transfer-Encoding`, or a `Content-Length` above 0): an opening handshake is
+    /// a `GET` with none. Allowed, the bytes after the head would be read as the body and
+    /// the connection would then go back to parsing requests, past the bounds a WebSocket
+    /// connection is held to.
+    HasBody,
 }
 
 /// Checks the headers of an opening handshake (RFC 6455 section 4.2.1).
@@ -126,6 +131,13 @@ pub fn check_handshake(headers: &header::HeaderMap) -> Result<(), HandshakeProbl
     };
     if !has_token(header::UPGRADE, "websocket") {
         return Err(HandshakeProblem::NotAnUpgrade);
+    }
+    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get_all(header::CONTENT_LENGTH)
+            .any(|v| v.as_bytes().iter().any(|b| *b != b'0'));
+    if has_body {
+        return Err(HandshakeProblem::HasBody);
     }
     if !has_token(header::CONNECTION, "upgrade") {
         return Err(HandshakeProblem::NoConnectionUpgrade);
@@ -180,6 +192,11 @@ impl HandshakeProblem {
             HandshakeProblem::BadKey => (
                 StatusCode::BAD_REQUEST,
                 "`Sec-WebSocket-Key` must be 16 random bytes in base64 (24 characters ending in `==`).",
+            ),
+            HandshakeProblem::HasBody => (
+                StatusCode::BAD_REQUEST,
+                "An opening handshake has no body: send it without `Transfer-Encoding` and \
+                 without a `Content-Length` above 0.",
             ),
             HandshakeProblem::NonCanonicalKey => (
                 StatusCode::BAD_REQUEST,
@@ -248,6 +265,21 @@ mod tests {
             Err(HandshakeProblem::UnsupportedVersion)
         );
         assert_eq!(without("sec-websocket-key"), Err(HandshakeProblem::BadKey));
+    }
+
+    #[test]
+    fn a_handshake_with_a_body_is_refused() {
+        let with = |name: &'static str, value: &'static str| {
+            let mut pairs = GOOD.to_vec();
+            pairs.push((name, value));
+            check_handshake(&headers(&pairs))
+        };
+        assert_eq!(
+            with("transfer-encoding", "chunked"),
+            Err(HandshakeProblem::HasBody)
+        );
+        assert_eq!(with("content-length", "5"), Err(HandshakeProblem::HasBody));
+        assert_eq!(with("content-length", "0"), Ok(()));
     }
 
     #[test]

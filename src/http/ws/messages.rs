@@ -10,7 +10,7 @@
 use actix_ws::{CloseCode, CloseReason};
 
 use crate::feed::Feed;
-use crate::subscription::{MAX_SYMBOLS_PER_REQUEST, Subscription};
+use crate::subscription::{BeyondTheFeed, MAX_SYMBOLS_PER_REQUEST, Subscription};
 use crate::tick::{ClientMessage, Handshake, PROTOCOL_VERSION, RequestId, ServerMessage, epoch_ms};
 
 /// What the session does about one client text message.
@@ -171,10 +171,22 @@ pub(crate) fn greeting(
     subscription: &Subscription,
     handshake: Handshake,
     unknown: &[String],
+    beyond: &[BeyondTheFeed],
 ) -> Vec<ServerMessage> {
     let mut greeting = vec![hello(feed, subscription, handshake)];
     if !unknown.is_empty() {
         greeting.push(unknown_symbols(feed, unknown, None));
+    }
+    for position in beyond {
+        greeting.push(error(
+            format!(
+                "resume position {}:{} is beyond this feed's newest tick, {}:{}: a position \
+                 must be one this feed sent; starting at the newest tick",
+                position.symbol, position.seq, position.symbol, position.newest
+            ),
+            "bad_resume",
+            None,
+        ));
     }
     greeting
 }

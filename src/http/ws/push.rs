@@ -247,16 +247,13 @@ impl PushBody {
         (body, pusher)
     }
 
-    /// The next frame this client is owed from the current snapshot, if any: for each
-    /// subscribed symbol in turn, the tick after the last one sent (from the history, when
-    /// a late wake-up left a gap), up to the current one.
-    ///
-    /// What is skipped instead, counted in `ws_ticks_skipped`: everything between the last
-    /// tick sent and the newest when the socket blocked since the last look (the client is
-    /// slow: latest value wins, even in the middle of a catch-up), and any gap longer than
-    /// the feed's history (a long unsubscription, a very late wake-up), in one step.
-    fn next_frame(&self) -> Option<Bytes> {
-        let slow = self.writer.as_ref().is_some_and(|w| w.take_blocked());
+    /// The client fell behind (a write blocked since the last look): latest value wins. Moves
+    /// to the feed's newest snapshot, not the one that was current when the socket blocked,
+    /// and skips every subscribed symbol's gap up to it in one step, counted in
+    /// `ws_ticks_skipped`. What was already written stays queued for the client (bounded by
+    /// the socket's buffers); everything after it starts at the newest tick.
+    fn skip_to_newest(&mut self) {
+        self.current = self.feed.latest();
         let mut subscription = self.shared.subscription.borrow_mut();
         for (i, published) in self.current.ticks.iter().enumerate() {
             if !subscription.contains(i) {
@@ -264,11 +261,35 @@ impl PushBody {
             }
             let (run, seq) = (published.tick.run, published.tick.seq);
             let last = subscription.last_sent(i, run);
-            // A first send (last == 0) has nothing to catch up: the client starts at the
-            // newest.
-            if last != 0 && seq > last + 1 {
+            // A first send (last == 0) has nothing to skip: the client starts at the newest.
+            if last != 0 && seq > last.saturating_add(1) {
+                self.metrics
+                    .ws_ticks_skipped
+                    .fetch_add(seq - last - 1, Ordering::Relaxed);
+                subscription.mark_sent(i, run, seq - 1);
+            }
+        }
+    }
+
+    /// The next frame this client is owed from the current snapshot, if any: for each
+    /// subscribed symbol in turn, the tick after the last one sent (from the history, when
+    /// a late wake-up left a gap on a socket that never blocked), up to the current one.
+    ///
+    /// A gap longer than the feed's history (a long unsubscription, a very late wake-up) is
+    /// skipped in one step and counted in `ws_ticks_skipped`; so is a tick the history no
+    /// longer holds. (A client that is slow is moved to the newest first: see
+    /// [`PushBody::skip_to_newest`].)
+    fn next_frame(&self) -> Option<Bytes> {
+        let mut subscription = self.shared.subscription.borrow_mut();
+        for (i, published) in self.current.ticks.iter().enumerate() {
+            if !subscription.contains(i) {
+                continue;
+            }
+            let (run, seq) = (published.tick.run, published.tick.seq);
+            let last = subscription.last_sent(i, run);
+            if last != 0 && seq > last.saturating_add(1) {
                 let missed = seq - last - 1;
-                if slow || missed > HISTORY as u64 {
+                if missed > HISTORY as u64 {
                     self.metrics
                         .ws_ticks_skipped
                         .fetch_add(missed, Ordering::Relaxed);
@@ -314,6 +335,9 @@ impl PushBody {
             // Hold the ticks: the client is not reading. Woken when the socket drains.
             writer.park(cx.waker());
             return Poll::Pending;
+        }
+        if self.writer.as_ref().is_some_and(|w| w.take_blocked()) {
+            self.skip_to_newest();
         }
         loop {
             if let Some(frame) = self.next_frame() {

@@ -543,3 +543,27 @@ async fn malformed_query_strings_get_400_json() {
     .await;
     assert_unharmed(&app, &mut bystander).await;
 }
+
+/// A handshake with a body (here `Transfer-Encoding: chunked`) is refused with a `400` that
+/// says why, and never upgraded: upgraded, the connection would go back to parsing requests
+/// after the chunked body's end and take pipelined requests past the read-ahead bound.
+#[tokio::test]
+async fn a_websocket_handshake_with_a_body_gets_400_not_101() {
+    let app = spawn_app(test_config()).await;
+    for (framing, body) in [
+        ("Transfer-Encoding: chunked", "0\r\n\r\n"),
+        ("Content-Length: 5", "hello"),
+    ] {
+        let request = format!(
+            "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             {framing}\r\nConnection: close\r\n\r\n{body}",
+            app.addr
+        );
+        let (head, body) = exchange(&app, request.as_bytes()).await;
+        assert!(head.starts_with("HTTP/1.1 400"), "{framing}: {head}");
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains("has no body"), "{framing}: {body}");
+    }
+    healthz_ok(&app).await;
+}
