@@ -567,3 +567,49 @@ async fn a_websocket_handshake_with_a_body_gets_400_not_101() {
     }
     healthz_ok(&app).await;
 }
+
+/// The chunked-handshake probe: a handshake with `Transfer-Encoding: chunked`, its empty
+/// body, then thousands of pipelined `GET /price` never read. Upgraded, the connection went
+/// back to parsing requests with no read-ahead bound (12-30 MiB from one connection); refused,
+/// it stays under the pipelining bound of any HTTP/1.1 connection. Measured on a server
+/// process of its own.
+#[tokio::test]
+async fn a_chunked_handshake_cannot_smuggle_unbounded_pipelining() {
+    let server = ServerProcess::start(&[
+        "--heartbeat-secs",
+        "1",
+        "--client-timeout-secs",
+        "2",
+        "--workers",
+        "2",
+    ])
+    .await;
+    server.assert_healthy().await; // warm up: the workers' first allocations are not the clients'
+    let rss_before = server.rss_kib();
+    let mut stream = hostile::small_window(server.addr).await.expect("connect");
+    let handshake = format!(
+        "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Transfer-Encoding: chunked\r\n\r\n",
+        server.addr
+    );
+    let (head, _) = common::raw::request(&mut stream, &handshake).await;
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    let mut rest = b"0\r\n\r\n".to_vec();
+    rest.extend(b"GET /price HTTP/1.1\r\nHost: x\r\n\r\n".repeat(7000));
+    let _ = tokio::time::timeout(Duration::from_secs(3), stream.write_all(&rest)).await;
+    let grown = server.rss_kib().saturating_sub(rss_before);
+    eprintln!("RSS grew {grown} KiB for one chunked handshake and 7000 pipelined requests");
+    assert!(
+        grown < 4 * 1024,
+        "one connection grew RSS by {grown} KiB past its bound"
+    );
+    server.assert_healthy().await;
+    wait_until(
+        "the server never dropped the stalled connection",
+        DROPPED,
+        async || server.connections() == 0,
+    )
+    .await;
+    drop(stream);
+}
