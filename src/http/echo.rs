@@ -55,7 +55,12 @@ pub async fn upgrade(
         writer: (),
     } = ws::open(&req, body, &state, |body, _| (body, ())).await?;
     let settings = SessionSettings::from(&*state.config);
-    let out = Outbox::new(session, state.shutdown.clone(), metrics.clone());
+    let out = Outbox::new(
+        session,
+        state.shutdown.clone(),
+        metrics.clone(),
+        std::time::Duration::from_secs(state.config.client_timeout_secs),
+    );
     let client = Client {
         stream,
         verdict,

@@ -216,7 +216,12 @@ pub async fn upgrade(
         .map(|a| a.to_string())
         .unwrap_or_else(|| "unknown".into());
     let greeting = messages::greeting(feed, &pusher.subscription(), handshake, &unknown, &beyond);
-    let out = Outbox::new(session, state.shutdown.clone(), metrics.clone());
+    let out = Outbox::new(
+        session,
+        state.shutdown.clone(),
+        metrics.clone(),
+        std::time::Duration::from_secs(state.config.client_timeout_secs),
+    );
     let client = Client {
         stream,
         verdict,

@@ -78,37 +78,45 @@ pub(crate) struct Outbox {
     pub(crate) shutdown: CancellationToken,
     /// The server's counters.
     pub(crate) metrics: Arc<Metrics>,
+    /// How long a send may wait for room in the queue: `--client-timeout-secs`.
+    patience: Duration,
 }
 
 impl Outbox {
-    /// The sending half of `session`.
+    /// The sending half of `session`; a send that waits longer than `patience` for room
+    /// gives the client up.
     pub(crate) fn new(
         session: Session,
         shutdown: CancellationToken,
         metrics: Arc<Metrics>,
+        patience: Duration,
     ) -> Outbox {
         Outbox {
             session,
             shutdown,
             metrics,
+            patience,
         }
     }
 
     /// Sends one binary frame (only `/echo` does), under the same rules as [`Outbox::send`].
     pub(crate) async fn send_binary(&mut self, bytes: actix_web::web::Bytes) -> Result<(), Gone> {
         let len = bytes.len();
-        unless_shutdown(self.session.binary(bytes), &self.shutdown).await?;
+        unless_shutdown(self.session.binary(bytes), &self.shutdown, self.patience).await?;
         self.metrics.ws_sent(len);
         Ok(())
     }
 
     /// Queues one text frame. The queue is small and bounded (32 frames), so a client that
-    /// does not read makes this wait; the wait ends at shutdown, or when the connection is
+    /// does not read makes this wait; the wait ends at shutdown, when the connection is
     /// dropped for not reading (the write timeout of `http::connection`, or the kernel's),
-    /// which closes the queue. No timer is armed per send.
+    /// which closes the queue, or after `--client-timeout-secs`: a client that reads only a
+    /// trickle keeps the write timeout from firing, and while the session waits here it
+    /// checks no other deadline, so the wait itself is bounded. A send that finds room at
+    /// once (the normal case) arms no timer.
     pub(crate) async fn send(&mut self, text: bytestring::ByteString) -> Result<(), Gone> {
         let bytes = text.len();
-        unless_shutdown(self.session.text(text), &self.shutdown).await?;
+        unless_shutdown(self.session.text(text), &self.shutdown, self.patience).await?;
         self.metrics.ws_sent(bytes);
         Ok(())
     }
@@ -130,8 +138,17 @@ impl Outbox {
     /// an unguarded `pong().await` would then outlive the server's shutdown.
     pub(crate) async fn control(&mut self, control: Control<'_>) -> Result<(), Gone> {
         match control {
-            Control::Ping => unless_shutdown(self.session.ping(b"tickerlab"), &self.shutdown).await,
-            Control::Pong(bytes) => unless_shutdown(self.session.pong(bytes), &self.shutdown).await,
+            Control::Ping => {
+                unless_shutdown(
+                    self.session.ping(b"tickerlab"),
+                    &self.shutdown,
+                    self.patience,
+                )
+                .await
+            }
+            Control::Pong(bytes) => {
+                unless_shutdown(self.session.pong(bytes), &self.shutdown, self.patience).await
+            }
         }
     }
 }
@@ -144,16 +161,26 @@ pub(crate) enum Control<'a> {
     Pong(&'a [u8]),
 }
 
-/// Drives one send into the session's queue, unless the server shuts down first. The
-/// normal case, a queue with room, completes on the first poll.
+/// Drives one send into the session's queue, unless the server shuts down first or the
+/// send waits longer than `patience`. The normal case, a queue with room, completes on the
+/// first poll, before any timer is made.
 async fn unless_shutdown(
     sending: impl Future<Output = Result<(), actix_ws::Closed>>,
     shutdown: &CancellationToken,
+    patience: Duration,
 ) -> Result<(), Gone> {
+    let mut sending = std::pin::pin!(sending);
+    if let Some(sent) = futures_util::FutureExt::now_or_never(sending.as_mut()) {
+        return sent.map_err(|_| Gone);
+    }
     tokio::select! {
         biased;
-        sent = sending => sent.map_err(|_| Gone),
+        sent = &mut sending => sent.map_err(|_| Gone),
         _ = shutdown.cancelled() => Err(Gone),
+        _ = tokio::time::sleep(patience) => {
+            debug!("a send waited {patience:?} for room: the client is not reading, dropping it");
+            Err(Gone)
+        }
     }
 }
 

@@ -646,3 +646,78 @@ async fn a_client_that_floods_pings_and_never_reads_is_dropped() {
     wait_for_metric(&app, WS_OPEN, |n| n == 0).await;
     flood.abort();
 }
+
+/// A client that keeps its answer queue full and reads a trickle: it sends messages whose
+/// `error` answers echo a 3.5 KB `id`, faster than it reads them, so the session is nearly
+/// always waiting for room to queue an answer, where it checks no deadline. Each send waits
+/// at most `--client-timeout-secs`, so the client is dropped all the same, and a bystander
+/// that reads everything misses nothing.
+#[tokio::test]
+async fn a_trickle_reader_with_a_full_answer_queue_is_dropped_while_a_bystander_misses_nothing() {
+    let app = spawn_app(Config {
+        heartbeat_secs: 1,
+        client_timeout_secs: 3,
+        tick_ms: 10,
+        max_messages_per_sec: 1000,
+        ..test_config()
+    })
+    .await;
+    let mut healthy = app.ws("/ws").await;
+    hello(&mut healthy).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reading = stop.clone();
+    let bystander = tokio::spawn(async move {
+        let mut last = None;
+        while !reading.load(std::sync::atomic::Ordering::Relaxed) {
+            let seq = common::next_of_type(&mut healthy, "tick").await["seq"]
+                .as_u64()
+                .expect("seq");
+            if let Some(last) = last {
+                assert_eq!(seq, last + 1, "the bystander missed a tick");
+            }
+            last = Some(seq);
+        }
+    });
+    let symbols = app.feed.symbols().join(",");
+    let stream = hostile::small_window(app.addr).await.expect("connect");
+    let mut client = RawWs::try_handshake(stream, app.addr, &format!("/ws?symbols={symbols}"))
+        .await
+        .expect("a place");
+    wait_for_metric(&app, WS_OPEN, |n| n == 2).await;
+    let message = json!({"type": "nope", "id": "x".repeat(3500)}).to_string();
+    // One masked text frame of it (a 16-bit length), written as raw bytes so that a reset
+    // shows as an error here rather than a panic.
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    let mut frame = vec![0x81, 0x80 | 126];
+    frame.extend_from_slice(&(message.len() as u16).to_be_bytes());
+    frame.extend_from_slice(&mask);
+    frame.extend(message.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+
+    let start = Instant::now();
+    let mut buf = [0u8; 256];
+    let dropped = 'client: loop {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "a client with a full answer queue was never dropped"
+        );
+        // More questions than it reads answers: the queue of 32 stays full.
+        for _ in 0..4 {
+            match tokio::time::timeout(Duration::from_millis(100), client.stream.write_all(&frame))
+                .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => break 'client start.elapsed(), // reset: dropped
+                Err(_) => break, // the server is not reading either: read a little
+            }
+        }
+        match tokio::time::timeout(Duration::from_millis(100), client.stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break 'client start.elapsed(),
+            Ok(Ok(_)) | Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!("the client with a full answer queue was dropped {dropped:?} after it connected");
+    wait_for_metric(&app, WS_OPEN, |n| n == 1).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    bystander.await.expect("the bystander saw every tick");
+}
