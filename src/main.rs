@@ -6,21 +6,52 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tickerlab::Config;
-use tracing_subscriber::EnvFilter;
+use tracing::field::{Field, Visit};
+use tracing_subscriber::filter::FilterExt;
+use tracing_subscriber::layer::{Context, Filter, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// Leaves out the one line actix-http's dispatcher logs, at ERROR, for every WebSocket whose
+/// session ends: a response body that ends with an error is how the server closes the
+/// connection at the end of a session (see `http::ws::closing`), and the error says so
+/// ("WebSocket session over"). Every other line of the dispatcher's, errors included, is
+/// kept.
+struct NotASessionEnd;
+
+impl<S> Filter<S> for NotASessionEnd {
+    fn enabled(&self, _: &tracing::Metadata<'_>, _: &Context<'_, S>) -> bool {
+        true
+    }
+
+    fn event_enabled(&self, event: &tracing::Event<'_>, _: &Context<'_, S>) -> bool {
+        if event.metadata().target() != "actix_http::h1::dispatcher" {
+            return true;
+        }
+        struct SessionOver(bool);
+        impl Visit for SessionOver {
+            fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 |= format!("{value:?}").contains("WebSocket session over");
+                }
+            }
+        }
+        let mut visitor = SessionOver(false);
+        event.record(&mut visitor);
+        !visitor.0
+    }
+}
 
 #[actix_web::main]
 async fn main() -> ExitCode {
     let config = Config::parse();
     // Logs go to stderr, so stdout carries only what a person or a script needs: the URL.
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            // actix-http's dispatcher logs every response body that ends with an error at
-            // ERROR, and that is how a WebSocket's connection is closed at the end of its
-            // session (see http::ws::closing): one line per socket, not a fault. RUST_LOG
-            // brings it back.
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,actix_http::h1::dispatcher=off")),
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(filter.and(NotASessionEnd)),
         )
         .init();
     match run(config).await {

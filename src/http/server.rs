@@ -135,7 +135,9 @@ impl Site {
             .into_factory()
             .map_err(|e| e.error_response());
         // actix-web has no public constructor for AppConfig (HttpServer uses a crate-private
-        // one); this is the one it offers outside the crate.
+        // one, and `AppConfig::default()` says plain HTTP on localhost:8080, which would make
+        // every wss:// page look cross-origin); this `#[doc(hidden)]` one is the only one it
+        // offers outside the crate, used here only (see vendor/README.md).
         let app = map_config(app, move |_| {
             actix_web::dev::AppConfig::__priv_test_new(secure, addr.to_string(), addr)
         });

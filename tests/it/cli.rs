@@ -73,3 +73,62 @@ fn prints_the_url_then_serves_and_stops_on_sigterm() {
     let status = common::sigterm_and_wait(&mut child);
     assert!(status.success(), "{status:?}");
 }
+
+/// The end of a WebSocket session is not logged as an error (actix-http's dispatcher logs
+/// every body that ends with one, and that is how a session's connection is closed), but the
+/// dispatcher's own log target stays on: at trace level its other lines come through.
+#[test]
+fn a_session_end_is_not_an_error_line_and_the_dispatcher_still_logs() {
+    let mut child = tickerlab()
+        .args(["--port", "0"])
+        .env("RUST_LOG", "info,actix_http::h1::dispatcher=trace")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "no URL line");
+        if let Some(addr) = line.trim().strip_prefix("tickerlab listening on http://") {
+            break addr.to_owned();
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        for _ in 0..3 {
+            let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+                .await
+                .unwrap();
+            common::hello(&mut ws).await;
+            // The closing handshake: the server answers, then closes the TCP connection.
+            futures_util::SinkExt::close(&mut ws).await.unwrap();
+            while futures_util::StreamExt::next(&mut ws).await.is_some() {}
+        }
+        // A session ends once the server notices the client is gone; the health check after
+        // it is answered after the ends were logged (one worker thread handles both in turn
+        // at most a poll later).
+        common::wait_for("three sessions ended", || async {
+            let text = reqwest::get(format!("http://{addr}/metrics"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            (common::metric(&text, common::WS_OPEN) == 0).then_some(())
+        })
+        .await;
+    });
+    common::sigterm_and_wait(&mut child);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        !stderr.contains("WebSocket session over"),
+        "a session's end was logged: {stderr}"
+    );
+    assert!(
+        stderr.contains("actix_http::h1::dispatcher"),
+        "the dispatcher's log target is silenced: {stderr}"
+    );
+}

@@ -15,7 +15,7 @@
 //! is told "drop this connection now": the dispatcher stops and the socket (its file
 //! descriptor) is closed at once, instead of lingering. actix-http logs that error at ERROR
 //! level (target `actix_http::h1::dispatcher`), so the error's text says plainly that this is
-//! the normal end of a WebSocket, and the binary's default log filter leaves that target out.
+//! the normal end of a WebSocket, and the binary's log filter leaves out that one line (`main.rs`).
 //!
 //! One exception, [`Ending::linger`]: after a frame that broke a rule, the client may still be
 //! sending (the payload of a refused frame). Closing then, with unread data, makes the kernel
