@@ -443,3 +443,88 @@ fn every_docs_file_is_on_the_readmes_map() {
         );
     }
 }
+
+/// What a line-by-line reading of `text` finds outside fenced code blocks (each line that
+/// starts with ``` opens or closes one): ATX headings and table delimiter rows. A writer
+/// reads a Markdown file this way; the test below checks that a CommonMark parser agrees.
+fn outline_by_lines(text: &str) -> (Vec<String>, usize, Vec<String>) {
+    let (mut headings, mut tables, mut problems) = (Vec::new(), 0, Vec::new());
+    let mut in_fence = false;
+    for (n, line) in text.lines().enumerate() {
+        if let Some(after) = line.trim_start().strip_prefix("```") {
+            // An opening fence may carry an info string (`sh`); a closing one may not.
+            if in_fence && !after.trim().is_empty() {
+                problems.push(format!(
+                    "line {}: text after a closing fence: {line}",
+                    n + 1
+                ));
+            }
+            in_fence = !in_fence;
+            continue;
+        }
+        if in_fence {
+            continue;
+        }
+        let hashes = line.chars().take_while(|c| *c == '#').count();
+        if (1..=6).contains(&hashes) && line[hashes..].starts_with(' ') {
+            headings.push(line[hashes..].trim().to_owned());
+        }
+        let row = line.trim();
+        if row.starts_with('|')
+            && row.contains("---")
+            && row.chars().all(|c| matches!(c, '|' | '-' | ':' | ' '))
+        {
+            tables += 1;
+        }
+    }
+    (headings, tables, problems)
+}
+
+/// Every Markdown file renders as written, as a CommonMark renderer (GitHub's included)
+/// shows it: parsed with pulldown-cmark, it has every heading and every table a line-by-line
+/// reading finds, no code block holds a heading (`## `) or a table row, and no closing fence
+/// carries text (which makes it an opening one and swallows what follows as code).
+#[test]
+fn every_markdown_file_renders_its_headings_and_tables() {
+    use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+    for (name, text) in documents() {
+        let (headings, tables, mut problems) = outline_by_lines(&text);
+        let (mut rendered_headings, mut rendered_tables) = (0, 0);
+        let mut code: Option<String> = None;
+        for event in Parser::new_ext(&text, Options::ENABLE_TABLES) {
+            match event {
+                Event::Start(Tag::Heading { .. }) => rendered_headings += 1,
+                Event::Start(Tag::Table(_)) => rendered_tables += 1,
+                Event::Start(Tag::CodeBlock(_)) => code = Some(String::new()),
+                Event::Text(t) if code.is_some() => code.as_mut().unwrap().push_str(&t),
+                Event::End(TagEnd::CodeBlock) => {
+                    let block = code.take().unwrap_or_default();
+                    for line in block.lines() {
+                        let row = line.trim();
+                        let heading = row.starts_with("## ") || row.starts_with("### ");
+                        let table = row.starts_with("|---") || row.starts_with("| ---");
+                        if heading || table {
+                            problems.push(format!("a code block holds: {line}"));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if rendered_headings != headings.len() {
+            problems.push(format!(
+                "{} headings read line by line, {rendered_headings} rendered: {headings:?}",
+                headings.len()
+            ));
+        }
+        if rendered_tables != tables {
+            problems.push(format!(
+                "{tables} tables read line by line, {rendered_tables} rendered"
+            ));
+        }
+        assert!(
+            problems.is_empty(),
+            "{name} does not render as written:\n{problems:#?}"
+        );
+    }
+}
