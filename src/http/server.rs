@@ -162,8 +162,7 @@ impl Site {
             // request (the client might have only half-closed, still reading), and a held
             // long poll would keep its --max-connections place until --long-poll-secs.
             // Handlers are not cancelled when a peer goes away; only the connection's end
-            // drops them. So: EOF ends the connection, and with it the held request (issue
-            // 14, item 6). The cost: a client that half-closes after its request (`nc -N`,
+            // drops them. So: EOF ends the connection, and with it the held request. The cost: a client that half-closes after its request (`nc -N`,
             // some scripts) gets no answer.
             .h1_allow_half_closed(false)
             .local_addr(addr)

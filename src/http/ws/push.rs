@@ -3,7 +3,7 @@
 //! actix-ws hands out two things for an upgraded connection: a `Session`, the sending half,
 //! and the response body that the connection's HTTP dispatcher writes from. Every
 //! `session.text(..)` goes through a channel of 32 messages into that body. For the rare
-//! messages (`hello`, answers, pings, the close frame) that is fine. For ticks it was a
+//! messages (`hello`, answers, pings, the close frame) that is fine. For ticks it would be a
 //! relay race, per client per tick: the feed wakes the session task, the session pushes
 //! into the channel, the channel wakes the connection's task, the body frames the text.
 //! Two tasks, a channel and a frame built per message, where a `GET /price` is answered
@@ -25,8 +25,9 @@
 //! **Backpressure, not timers.** The dispatcher asks the body for more only while its
 //! write buffer has room, and the connection's I/O wrapper ([`Backpressure`]) says when
 //! the kernel stopped taking bytes. While the socket is blocked the body writes no ticks
-//! and parks; when it drains, the client was slow, so the ticks it missed are skipped and
-//! counted (`ws_ticks_skipped`), and it gets the newest ("latest value wins"). A client
+//! and parks; when it drains, the client was slow, so the body moves to the feed's newest
+//! snapshot, the ticks it missed are skipped and counted (`ws_ticks_skipped`), and it gets
+//! the newest ("latest value wins"), however short the stall. A client
 //! whose socket stays behind (never fully drained) for `--client-timeout-secs`, even if it
 //! reads a trickle, is dropped by its session ([`Pusher::behind_for`]). A connection
 //! that was merely *woken* late (a busy machine), whose socket never blocked, gets the
