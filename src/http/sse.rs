@@ -59,6 +59,15 @@ pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
     }
     let mut subscription = match requested {
         None => Subscription::only(0),
+        // An event stream cannot subscribe later (it is one-way): one with no symbol would
+        // hold a place and never carry an event.
+        Some(names) if names.is_empty() => {
+            return super::error::ApiError::bad_request(format!(
+                "?symbols= names no symbol: an event stream needs at least one of {}",
+                feed.symbols().join(", ")
+            ))
+            .error_response();
+        }
         Some(names) => {
             let (subscription, unknown) = Subscription::from_names(&feed, &names);
             if let Some(name) = unknown.first() {

@@ -288,3 +288,28 @@ async fn an_sse_last_event_id_from_an_earlier_run_is_ignored() {
         text.push_str(&String::from_utf8_lossy(&chunk));
     }
 }
+
+/// An event stream is one-way: it cannot subscribe later, so one that names no symbol
+/// (`?symbols=`, `?symbols=,,,,`) would hold a place and never carry an event. It is refused
+/// with a `400` that names the symbols, and takes no place.
+#[tokio::test]
+async fn an_event_stream_with_no_symbols_is_refused_with_400() {
+    let app = spawn_app(test_config()).await;
+    for query in ["?symbols=", "?symbols=,,,,", "?symbols=%20,%20"] {
+        let response = reqwest::get(app.http(&format!("/events{query}")))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{query}");
+        let body: Value = response.json().await.unwrap();
+        let error = body["error"].as_str().unwrap();
+        assert!(
+            error.contains("names no symbol") && error.contains("ACME"),
+            "{error}"
+        );
+    }
+    let text = common::metrics_text(&app).await;
+    assert_eq!(
+        common::metric(&text, "tickerlab_open_connections{transport=\"sse\"}"),
+        0
+    );
+}
