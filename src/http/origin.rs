@@ -11,7 +11,8 @@
 //!
 //! The rule: a handshake is accepted when its `Origin` is
 //!
-//! * the server's own origin: the same host and port as the request's `Host` header (the
+//! * the server's own origin: the same host and port as the request's `Host` header, or its
+//!   `:authority` over HTTP/2 (the
 //!   page was served by this server), or
 //! * a loopback origin (`localhost`, `127.0.0.1`, `[::1]`) on any port: a page the user runs on
 //!   their own machine, e.g. a local copy of the page under development, or
@@ -139,10 +140,14 @@ pub fn check(req: &HttpRequest, allowed: &[String]) -> Verdict {
         return refuse("is not a scheme://host[:port] origin");
     };
     let own_port = if req.app_config().secure() { 443 } else { 80 };
+    // HTTP/1.1 names the host in `Host`; HTTP/2 in the `:authority` pseudo-header, which
+    // arrives as the request URI's authority (and a browser sends no `Host` there).
+    let authority = req.uri().authority().map(|a| a.as_str());
     let own = req
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
+        .or(authority)
         .and_then(|h| split_host_port(h, own_port));
     let same_host = own.is_some_and(|(host, port)| origin.host == host && origin.port == port);
     let listed = allowed
@@ -168,6 +173,22 @@ mod tests {
         }
         let allowed: Vec<String> = allowed.iter().map(|s| s.to_string()).collect();
         check(&req.to_http_request(), &allowed)
+    }
+
+    #[test]
+    fn over_http2_the_authority_names_the_own_origin() {
+        // An HTTP/2 request: no Host header, the host in the URI's authority (`:authority`).
+        let req = TestRequest::get()
+            .uri("https://teacher.example:8443/events?symbols=ACME")
+            .insert_header(("origin", "http://teacher.example:8443"))
+            .to_http_request();
+        assert!(req.headers().get(header::HOST).is_none());
+        assert_eq!(check(&req, &[]), Verdict::Allowed);
+        let foreign = TestRequest::get()
+            .uri("https://teacher.example:8443/events?symbols=ACME")
+            .insert_header(("origin", "http://evil.example:8443"))
+            .to_http_request();
+        assert!(matches!(check(&foreign, &[]), Verdict::Refused(_)));
     }
 
     #[test]

@@ -387,13 +387,15 @@ async fn protocol_of_one_poll(browser: &browser::Browser) -> serde_json::Value {
         .await
 }
 
-/// `GET path` over HTTP/2 on a TLS connection to `addr` that offered only ALPN `h2`;
-/// returns the negotiated protocol, the status and the body.
-async fn h2_get(
+/// `GET path` over HTTP/2 (with `origin` as its `Origin`, if any) on a TLS connection to
+/// `addr` that offered only ALPN `h2`; returns the negotiated protocol and the response, its
+/// body still to be read.
+async fn h2_request(
     addr: SocketAddr,
     root: &CertificateDer<'static>,
     path: &str,
-) -> (Vec<u8>, u16, String) {
+    origin: Option<&str>,
+) -> (Vec<u8>, http02::Response<h2::RecvStream>) {
     let mut roots = RootCertStore::empty();
     roots
         .add(root.clone())
@@ -420,16 +422,28 @@ async fn h2_get(
         .expect("HTTP/2 handshake within the wait")
         .expect("HTTP/2 handshake");
     tokio::spawn(connection);
-    let request = http02::Request::get(format!("https://localhost:{}{path}", addr.port()))
-        .body(())
-        .expect("a request");
+    let mut request = http02::Request::get(format!("https://localhost:{}{path}", addr.port()));
+    if let Some(origin) = origin {
+        request = request.header("origin", origin);
+    }
     let (response, _) = client
-        .send_request(request, true)
+        .send_request(request.body(()).expect("a request"), true)
         .expect("send the request");
     let response = tokio::time::timeout(WAIT, response)
         .await
         .expect("answered within the wait")
         .expect("response");
+    (alpn, response)
+}
+
+/// `GET path` over HTTP/2 (see [`h2_request`]); returns the negotiated protocol, the status
+/// and the whole body.
+async fn h2_get(
+    addr: SocketAddr,
+    root: &CertificateDer<'static>,
+    path: &str,
+) -> (Vec<u8>, u16, String) {
+    let (alpn, response) = h2_request(addr, root, path, None).await;
     let status = response.status().as_u16();
     let mut body = response.into_body();
     let mut bytes = Vec::new();
@@ -442,6 +456,32 @@ async fn h2_get(
         bytes.extend_from_slice(&chunk);
     }
     (alpn, status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Over HTTP/2 a browser names the host in `:authority` and sends no `Host`: the Origin
+/// check reads it there, so the page's own event stream is allowed (it was refused with
+/// `403`, breaking SSE in the classroom set-up, where browsers use h2), and a foreign
+/// origin is still refused.
+#[tokio::test]
+async fn over_http2_a_same_origin_event_stream_is_allowed_and_a_foreign_one_refused() {
+    let app = spawn_lab_app(Config {
+        tls_self_signed: true,
+        ..config()
+    })
+    .await;
+    let root = app.tls_root.clone().expect("TLS is on");
+    let own = format!("https://localhost:{}", app.addr.port());
+    let (alpn, response) = h2_request(app.addr, &root, "/events?symbols=ACME", Some(&own)).await;
+    assert_eq!(alpn, b"h2");
+    assert_eq!(response.status(), 200, "{own}");
+    let (_, response) = h2_request(
+        app.addr,
+        &root,
+        "/events?symbols=ACME",
+        Some("https://evil.example"),
+    )
+    .await;
+    assert_eq!(response.status(), 403);
 }
 
 #[tokio::test]
