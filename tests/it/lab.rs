@@ -387,12 +387,13 @@ async fn protocol_of_one_poll(browser: &browser::Browser) -> serde_json::Value {
         .await
 }
 
-/// `GET path` over HTTP/2 (with `origin` as its `Origin`, if any) on a TLS connection to
-/// `addr` that offered only ALPN `h2`; returns the negotiated protocol and the response, its
-/// body still to be read.
+/// `GET path` over HTTP/2 (with `:authority` `host:PORT`, and `origin` as its `Origin` if
+/// any) on a TLS connection to `addr` that offered only ALPN `h2`; returns the negotiated
+/// protocol and the response, its body still to be read.
 async fn h2_request(
     addr: SocketAddr,
     root: &CertificateDer<'static>,
+    host: &str,
     path: &str,
     origin: Option<&str>,
 ) -> (Vec<u8>, http02::Response<h2::RecvStream>) {
@@ -422,7 +423,7 @@ async fn h2_request(
         .expect("HTTP/2 handshake within the wait")
         .expect("HTTP/2 handshake");
     tokio::spawn(connection);
-    let mut request = http02::Request::get(format!("https://localhost:{}{path}", addr.port()));
+    let mut request = http02::Request::get(format!("https://{host}:{}{path}", addr.port()));
     if let Some(origin) = origin {
         request = request.header("origin", origin);
     }
@@ -443,7 +444,7 @@ async fn h2_get(
     root: &CertificateDer<'static>,
     path: &str,
 ) -> (Vec<u8>, u16, String) {
-    let (alpn, response) = h2_request(addr, root, path, None).await;
+    let (alpn, response) = h2_request(addr, root, "localhost", path, None).await;
     let status = response.status().as_u16();
     let mut body = response.into_body();
     let mut bytes = Vec::new();
@@ -470,13 +471,18 @@ async fn over_http2_a_same_origin_event_stream_is_allowed_and_a_foreign_one_refu
     })
     .await;
     let root = app.tls_root.clone().expect("TLS is on");
-    let own = format!("https://localhost:{}", app.addr.port());
-    let (alpn, response) = h2_request(app.addr, &root, "/events?symbols=ACME", Some(&own)).await;
+    // A host name that is not loopback (every loopback origin is allowed anyway), as in a
+    // classroom: the page at https://teacher.example:PORT/ asks for its event stream.
+    let host = "teacher.example";
+    let own = format!("https://{host}:{}", app.addr.port());
+    let (alpn, response) =
+        h2_request(app.addr, &root, host, "/events?symbols=ACME", Some(&own)).await;
     assert_eq!(alpn, b"h2");
     assert_eq!(response.status(), 200, "{own}");
     let (_, response) = h2_request(
         app.addr,
         &root,
+        host,
         "/events?symbols=ACME",
         Some("https://evil.example"),
     )
