@@ -48,6 +48,7 @@ struct TlsApp {
     addr: SocketAddr,
     root: CertificateDer<'static>,
     stopper: Stopper,
+    feed: tickerlab::Feed,
 }
 
 /// Starts the real app on 127.0.0.1:0 with `config` (which must turn TLS on).
@@ -60,6 +61,7 @@ async fn spawn_tls_app(config: Config) -> TlsApp {
         addr: app.local_addr(),
         root,
         stopper: app.stopper(),
+        feed: app.feed().clone(),
     };
     tokio::spawn(app.run());
     tls_app
@@ -565,5 +567,76 @@ fn a_certificate_directory_owned_by_another_user_is_refused() {
     assert!(
         err.to_string().contains("belongs to user id 65534"),
         "{err}"
+    );
+}
+
+/// Over `wss://`, a client that stops reading meets backpressure at the socket, as over
+/// `ws://`: tokio-rustls writes each record out before it takes more plaintext, so rustls's
+/// own output buffer (64 KiB at most) does not fill behind a blocked socket. The backlog a
+/// stalled client reads on resuming is what the socket's buffers held (`ws::a_stall_shorter_
+/// than_the_history_skips_to_the_newest_tick` reads about 280 frames over plain TCP), not
+/// 64 KiB (some 500 frames) more, and the rest is skipped.
+#[tokio::test]
+async fn a_stalled_wss_client_is_backpressured_at_the_socket_not_in_rustls() {
+    const STALL: u64 = 200;
+    let app = spawn_tls_app(Config {
+        tls_self_signed: true,
+        tick_ms: 10,
+        heartbeat_secs: 10,
+        client_timeout_secs: 60,
+        ..test_config()
+    })
+    .await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(app.addr).await.unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let tls = TlsConnector::from(client_config(std::slice::from_ref(&app.root)))
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake");
+    let url = format!(
+        "wss://localhost:{}/ws?symbols=ACME,GLOBX,INITECH,UMBRL",
+        app.addr.port()
+    );
+    let (mut ws, _) = tokio_tungstenite::client_async(url, tls)
+        .await
+        .expect("WebSocket handshake");
+    let mut last = std::collections::HashMap::new();
+    while last.len() < 4 {
+        let tick = next_json(&mut ws).await;
+        if tick["type"] == "tick" {
+            last.insert(
+                tick["symbol"].as_str().unwrap().to_owned(),
+                tick["seq"].as_u64().unwrap(),
+            );
+        }
+    }
+    let start = *last.values().max().unwrap();
+    while app.feed.ticks() < start + STALL {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let resumed_at = app.feed.ticks();
+    let (mut backlog, mut caught_up) = (0u64, std::collections::HashSet::new());
+    while caught_up.len() < 4 {
+        let tick = next_json(&mut ws).await;
+        if tick["type"] != "tick" {
+            continue;
+        }
+        let seq = tick["seq"].as_u64().unwrap();
+        if seq >= resumed_at {
+            caught_up.insert(tick["symbol"].as_str().unwrap().to_owned());
+        } else {
+            backlog += 1;
+        }
+    }
+    eprintln!(
+        "wss stall: {} frames made; {backlog} read before the newest",
+        STALL * 4
+    );
+    assert!(
+        backlog < 450,
+        "{backlog} frames were queued for a stalled wss:// client: more than the socket's \
+         buffers and a bounded TLS buffer hold"
     );
 }
