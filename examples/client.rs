@@ -51,7 +51,55 @@ struct Options {
 
 const USAGE: &str = "usage: cargo run --example client -- [--cacert CERT.pem] [--send LINE]... \
 [--frames N] [--until TEXT]... [--secs N] [URL]\n  URL defaults to ws://127.0.0.1:8080/ws?symbols=ACME; \
-wss:// needs --cacert (the server's --tls-self-signed prints the file)";
+wss:// needs --cacert (the server's --tls-self-signed prints the file)\n\
+  Once connected, type one per line (or pass it with --send):\n\
+    subscribe GLOBX | unsubscribe ACME   change what /ws pushes (answered with `subscribed`)\n\
+    ping                                 ask /ws for a `pong` (its round trip is printed)\n\
+    drop                                 ask /ws to close the socket (close code 1012)\n\
+    {\"type\":...}                          any JSON text, sent as it is\n\
+    say ANY TEXT                         send ANY TEXT as it is, as one text message: for\n\
+                                         /echo, which sends every message back\n\
+    quit                                 close the socket with 1000 and exit";
+
+/// Whether `url` is the echo socket, which answers every message with itself and knows no
+/// commands: the hints then name only what it does.
+fn is_echo(url: &str) -> bool {
+    url.split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+        .is_some_and(|path| path.starts_with("/echo"))
+}
+
+/// What to type, for the socket at `url`.
+fn hint(url: &str) -> &'static str {
+    if is_echo(url) {
+        "say TEXT (sent back to you) | {json} | quit"
+    } else {
+        "subscribe GLOBX | unsubscribe ACME | ping | drop | {json} | say TEXT | quit"
+    }
+}
+
+/// A failed opening handshake, with what the server said: a refusal (`503` past
+/// `--max-connections`, `403` for a foreign Origin, `400` for a bad query) carries its
+/// reason in the body, and that is what a person needs to read.
+fn handshake_failed(e: tokio_tungstenite::tungstenite::Error) -> String {
+    match e {
+        tokio_tungstenite::tungstenite::Error::Http(response) => {
+            let status = response.status();
+            let body = response
+                .body()
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
+            format!(
+                "WebSocket handshake refused: HTTP {} {}\n{}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or_default(),
+                body.trim_end()
+            )
+        }
+        e => format!("WebSocket handshake failed: {e}"),
+    }
+}
 
 fn options() -> Result<Options, String> {
     let mut options = Options {
@@ -134,7 +182,7 @@ async fn run(options: Options) -> Result<(), String> {
         );
         let (socket, response) = tokio_tungstenite::client_async(request, tls)
             .await
-            .map_err(|e| format!("WebSocket handshake failed: {e}"))?;
+            .map_err(handshake_failed)?;
         print_upgrade(&options.url, &response, opened);
         session(socket, &options, opened).await
     } else {
@@ -143,7 +191,7 @@ async fn run(options: Options) -> Result<(), String> {
         }
         let (socket, response) = tokio_tungstenite::client_async(request, tcp)
             .await
-            .map_err(|e| format!("WebSocket handshake failed: {e}"))?;
+            .map_err(handshake_failed)?;
         print_upgrade(&options.url, &response, opened);
         session(socket, &options, opened).await
     }
@@ -190,7 +238,8 @@ fn print_upgrade(
         );
     }
     println!(
-        "           from here on, one TCP connection carries frames both ways; type `ping`, `subscribe GLOBX`, `drop` or `quit`"
+        "           from here on, one TCP connection carries frames both ways; type {}",
+        hint(url)
     );
 }
 
@@ -242,7 +291,7 @@ where
             line = typed.next_line(), if stdin_open => {
                 match line {
                     Ok(Some(line)) => {
-                        if !send_line(&mut socket, line.trim(), &mut next_id, opened).await? {
+                        if !send_line(&mut socket, line.trim(), &mut next_id, opened, &options.url).await? {
                             break;
                         }
                     }
@@ -253,7 +302,7 @@ where
             // The next `--send` line, one every 300 ms so each answer shows before the next.
             _ = next_scripted.tick(), if scripted.len() > 0 => {
                 if let Some(line) = scripted.next()
-                    && !send_line(&mut socket, line, &mut next_id, opened).await?
+                    && !send_line(&mut socket, line, &mut next_id, opened, &options.url).await?
                 {
                     break;
                 }
@@ -313,6 +362,7 @@ async fn send_line<S>(
     line: &str,
     next_id: &mut u64,
     opened: Instant,
+    url: &str,
 ) -> Result<bool, String>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -335,9 +385,7 @@ where
         (Some("say"), _) => line.trim_start()["say".len()..].trim_start().to_owned(),
         _ if line.starts_with('{') => line.to_owned(),
         _ => {
-            println!(
-                "           (not sent) try: subscribe GLOBX | unsubscribe ACME | ping | drop | {{json}} | say TEXT | quit"
-            );
+            println!("           (not sent) try: {}", hint(url));
             return Ok(true);
         }
     };

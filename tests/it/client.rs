@@ -119,3 +119,62 @@ async fn giving_up_on_an_awaited_text_is_an_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("gave up after 0.5 s"), "{stderr}");
 }
+
+/// Runs the client with `args` to its end; returns (success, stdout, stderr).
+async fn run_to_end(args: Vec<String>) -> (bool, String, String) {
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(example::client_binary())
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the client")
+    })
+    .await
+    .expect("the client ran");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A refused handshake shows the server's reason, not just the status: past
+/// `--max-connections` the `503` body says how many connections are open and the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_handshake_prints_the_servers_reason() {
+    let app = spawn_app(tickerlab::Config {
+        max_connections: 1,
+        ..test_config()
+    })
+    .await;
+    let mut holder = app.ws("/ws").await;
+    common::hello(&mut holder).await;
+    let url = format!("ws://{}/ws?symbols=ACME", app.addr);
+    let (ok, _, stderr) = run_to_end(vec!["--secs".into(), "5".into(), url]).await;
+    assert!(!ok);
+    assert!(stderr.contains("HTTP 503"), "{stderr}");
+    assert!(stderr.contains("1 open connections"), "{stderr}");
+}
+
+/// On `/echo` the hints name what the echo socket does (`say`), not `/ws`'s commands, and
+/// `--help` explains `say`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_echo_the_hints_fit_the_route_and_help_explains_say() {
+    let app = spawn_app(test_config()).await;
+    let url = format!("ws://{}/echo", app.addr);
+    let stdout = run_client(url, &["say hello, echo", "nonsense"], &["hello, echo"]).await;
+    let hints: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("type say") || l.contains("(not sent) try:"))
+        .collect();
+    assert!(!hints.is_empty(), "{stdout}");
+    for hint in hints {
+        assert!(hint.contains("say TEXT"), "{hint}");
+        assert!(!hint.contains("subscribe"), "{hint}");
+    }
+    let (_, _, help) = run_to_end(vec!["--help".into()]).await;
+    assert!(
+        help.contains("say ANY TEXT") && help.contains("/echo"),
+        "{help}"
+    );
+}
