@@ -537,3 +537,49 @@ async fn over_https_through_the_relay_a_browser_uses_http2_and_the_page_says_so(
         .await;
     browser.finish().await;
 }
+
+/// An HTTP/2 connection may hold at most 100 streams at once: the server advertises
+/// `SETTINGS_MAX_CONCURRENT_STREAMS` 100 (h2's own default is no limit, which let one
+/// connection open 50 000 streams and hold ~1 GB). h2 enforces what it advertises.
+#[tokio::test]
+async fn over_http2_the_server_allows_at_most_100_concurrent_streams() {
+    let app = spawn_lab_app(Config {
+        tls_self_signed: true,
+        ..config()
+    })
+    .await;
+    let root = app.tls_root.clone().expect("TLS is on");
+    let mut roots = RootCertStore::empty();
+    roots.add(root).expect("trust the self-signed certificate");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls_config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls_config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    let tls = TlsConnector::from(Arc::new(tls_config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .expect("TLS handshake");
+    let (mut client, mut connection) = h2::client::handshake(tls).await.expect("HTTP/2");
+    let request = http02::Request::get(format!("https://localhost:{}/price", app.addr.port()))
+        .body(())
+        .unwrap();
+    let (response, _) = client.send_request(request, true).expect("send");
+    // Drive the connection until the answer: by then the server's SETTINGS are in.
+    let response = tokio::time::timeout(WAIT, async {
+        tokio::select! {
+            response = response => response,
+            ended = &mut connection => panic!("the connection ended: {ended:?}"),
+        }
+    })
+    .await
+    .expect("answered within the wait")
+    .expect("response");
+    assert_eq!(response.status(), 200);
+    assert_eq!(connection.max_concurrent_send_streams(), 100);
+}

@@ -57,6 +57,14 @@ impl Stream for Payload {
     }
 }
 
+/// tickerlab patch: the most streams one HTTP/2 connection may have open at once
+/// (`SETTINGS_MAX_CONCURRENT_STREAMS`, advertised and enforced by h2).
+const MAX_CONCURRENT_STREAMS: u32 = 100;
+
+/// tickerlab patch: the largest header block h2 accepts (`SETTINGS_MAX_HEADER_LIST_SIZE`,
+/// also the bound on a header block still arriving in CONTINUATION frames).
+const MAX_HEADER_LIST_SIZE: u32 = 128 * 1024;
+
 pub(crate) fn handshake_with_timeout<T>(io: T, config: &ServiceConfig) -> HandshakeWithTimeout<T>
 where
     T: AsyncRead + AsyncWrite + Unpin,
@@ -64,7 +72,13 @@ where
     let mut builder = Builder::new();
     builder
         .initial_window_size(config.h2_initial_window_size())
-        .initial_connection_window_size(config.h2_initial_connection_window_size());
+        .initial_connection_window_size(config.h2_initial_connection_window_size())
+        // tickerlab patch (see vendor/README.md): h2's defaults are no limit on concurrent
+        // streams and 16 MiB for a header block; one connection could hold the server's
+        // memory with either. Bound them like an HTTP/1.1 connection: 100 streams, and a
+        // header block of at most the 128 KiB the HTTP/1 parser holds for a head.
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .max_header_list_size(MAX_HEADER_LIST_SIZE);
 
     HandshakeWithTimeout {
         handshake: builder.handshake(io),
