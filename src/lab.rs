@@ -36,6 +36,7 @@
 //! sends; see [`Network::of`].
 
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -300,7 +301,13 @@ impl Accepting {
     }
 }
 
+/// How long a client may keep its side open once the app has closed the connection: the
+/// app's close reached it as a FIN, and a client that neither sends nor closes (a silent
+/// socket the app answered `408` and gave up) is dropped after this, fd and all.
+const LINGER_AFTER_THE_APP: Duration = Duration::from_secs(1);
+
 /// Connects to the app and pumps both directions until both have ended, or either fails.
+/// Once the app's side has ended, the client's gets [`LINGER_AFTER_THE_APP`] to end too.
 async fn relay_connection(
     client: TcpStream,
     upstream: SocketAddr,
@@ -320,26 +327,37 @@ async fn relay_connection(
     server.set_nodelay(true)?;
     let (from_client, to_client) = client.into_split();
     let (from_server, to_server) = server.into_split();
+    let client_to_app = pipe(
+        from_client,
+        to_server,
+        link,
+        stall,
+        counters,
+        first_bytes_not_before,
+    );
+    let app_to_client = pipe(
+        from_server,
+        to_client,
+        link,
+        stall,
+        counters,
+        Instant::now(),
+    );
+    let (mut client_to_app, mut app_to_client) = (pin!(client_to_app), pin!(app_to_client));
     // An error in either direction (a reset, a stalled client) drops the whole connection.
-    tokio::try_join!(
-        pipe(
-            from_client,
-            to_server,
-            link,
-            stall,
-            counters,
-            first_bytes_not_before
-        ),
-        pipe(
-            from_server,
-            to_client,
-            link,
-            stall,
-            counters,
-            Instant::now()
-        ),
-    )?;
-    Ok(())
+    tokio::select! {
+        ended = &mut client_to_app => {
+            ended?;
+            app_to_client.await
+        }
+        ended = &mut app_to_client => {
+            ended?;
+            match tokio::time::timeout(LINGER_AFTER_THE_APP, client_to_app).await {
+                Ok(ended) => ended,
+                Err(_) => Ok(()), // the client kept a dead connection open: drop it
+            }
+        }
+    }
 }
 
 /// A chunk of bytes on its way, or the end of the stream (empty `bytes`), with the moment it

@@ -278,6 +278,8 @@ fn lab_listeners(
     let public_addr = SocketAddr::new(addr.ip(), port);
     let public =
         TcpListener::bind(public_addr).map_err(|e| StartError::LabListen(public_addr, e))?;
+    // The same kernel floor under the lab's clients as under the main port's.
+    kernel_write_timeout(&public, Duration::from_secs(config.client_timeout_secs))?;
     let upstream = TcpListener::bind(("127.0.0.1", 0))?;
     socket2::SockRef::from(&upstream).set_send_buffer_size(SEND_BUFFER_BYTES)?;
     kernel_write_timeout(&upstream, Duration::from_secs(config.client_timeout_secs))?;

@@ -583,3 +583,37 @@ async fn over_http2_the_server_allows_at_most_100_concurrent_streams() {
     assert_eq!(response.status(), 200);
     assert_eq!(connection.max_concurrent_send_streams(), 100);
 }
+
+/// Silent connections to the lab port do not keep their relay (and its three file
+/// descriptors) forever: the app answers them `408` after 5 s and closes, the relay passes
+/// the close on, and a client that neither sends nor closes is dropped a second later.
+#[tokio::test]
+async fn silent_connections_to_the_lab_port_are_released_after_the_app_gives_up() {
+    const SILENT: usize = 20;
+    let app = spawn_lab_app(config()).await;
+    let mut silent = Vec::new();
+    for _ in 0..SILENT {
+        silent.push(
+            tokio::net::TcpStream::connect(app.lab)
+                .await
+                .expect("connect"),
+        );
+    }
+    let counters = app.relay.counters();
+    common::wait_for("the relay took every silent connection", || async {
+        (counters.connections.load(Ordering::Relaxed) == SILENT).then_some(())
+    })
+    .await;
+    // Within the app's request timeout (5 s) plus the linger, with a wide margin: a
+    // condition, not a time, is asserted.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while counters.connections.load(Ordering::Relaxed) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{} silent connections still relayed",
+            counters.connections.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(silent);
+}
