@@ -399,8 +399,8 @@ impl Feed {
 
     /// Tick `seq` of run `run` of the symbol at `index`, if it is among the last [`HISTORY`]
     /// snapshots: for a reader that woke up after the feed had moved on. A binary search on
-    /// the symbol's `(run, seq)`, which never decreases along the history (the relay only
-    /// moves to a later run, and clears the history when it cannot).
+    /// the symbol's `(run, seq)`, which never decreases along the history (the relay clears
+    /// the history whenever a symbol would move back, see [`Relay::publish`]).
     fn recent<T>(
         &self,
         index: usize,
@@ -606,7 +606,7 @@ impl Relay {
             .is_none_or(|since| since > self.feed.stale_after());
         let mut ticks = self.tx.borrow().ticks.clone();
         let mut adopted = 0;
-        let mut went_back = false;
+        let mut moved_back = false;
         for (index, published) in batch {
             let Some(current) = ticks.get_mut(index) else {
                 continue;
@@ -624,17 +624,21 @@ impl Relay {
                     continue;
                 }
                 self.run = incoming.run;
-                went_back = true;
             }
             // Same run as the one followed: a later seq, or the first tick of this run for
             // this symbol. Older or equal: a duplicate, or a tick the start-up GET superseded.
             if current.tick.run != incoming.run || incoming.seq > current.tick.seq {
+                // Following an earlier run moves each symbol back when it adopts that run's
+                // first tick: in this batch or a later one, whatever `self.run` did.
+                moved_back |= (incoming.run, incoming.seq) < (current.tick.run, current.tick.seq);
                 *current = published;
                 adopted += 1;
             }
         }
-        if went_back {
-            // The history must stay in (run, seq) order for `recent`'s search.
+        if moved_back {
+            // `recent` searches the history by each symbol's (run, seq), so that must never
+            // decrease along it. A symbol moved back only when the publisher's clock stepped
+            // back: rare enough to forget the whole history rather than keep one per symbol.
             self.feed.forget_history();
         }
         if adopted > 0 && live {
@@ -872,6 +876,54 @@ mod tests {
             .collect();
         assert_eq!(seqs, [(new, 2), (new, 2)]);
         assert!(feed.recent_json(0, new, 1).is_some());
+    }
+
+    /// The history stays searchable for every symbol when the relay goes back to an
+    /// earlier run (a publisher restarted with a clock stepped back) while one symbol still
+    /// holds the later run: that symbol moves back in a later batch, and its ticks of the
+    /// earlier run must be found all the same. (The history is forgotten when it moves back,
+    /// so ACME's seq 7, published before that, is gone: a gap, as for any forgotten tick.)
+    #[tokio::test(start_paused = true)]
+    async fn recent_json_finds_every_tick_after_one_symbol_moves_back_to_an_earlier_run() {
+        let (feed, mut relay) = Feed::relay(
+            vec!["ACME".into(), "GLOBX".into()],
+            Duration::from_millis(100),
+        );
+        let (earlier, later) = (RunId(5 << 16), RunId(9 << 16));
+        let both = |run, seq| {
+            vec![
+                (0, published_in(run, "ACME", seq)),
+                (1, published_in(run, "GLOBX", seq)),
+            ]
+        };
+        assert_eq!(relay.publish(both(later, 1), true), 2);
+        // Frozen: the relay now accepts the earlier run, and ACME moves back first, alone.
+        tokio::time::advance(feed.stale_after() + Duration::from_millis(1)).await;
+        assert_eq!(
+            relay.publish(vec![(0, published_in(earlier, "ACME", 7))], true),
+            1
+        );
+        // GLOBX, still on the later run, follows in the next batches.
+        assert_eq!(relay.publish(both(earlier, 8), true), 2);
+        assert_eq!(relay.publish(both(earlier, 9), true), 2);
+
+        let history = feed.shared.history.read().unwrap().clone();
+        for index in 0..2 {
+            let keys: Vec<(RunId, u64)> = history
+                .iter()
+                .map(|s| (s.ticks[index].tick.run, s.ticks[index].tick.seq))
+                .collect();
+            assert!(
+                keys.is_sorted(),
+                "symbol {index} out of (run, seq) order in the history: {keys:?}"
+            );
+        }
+        for (index, seq) in [(0, 8), (0, 9), (1, 8), (1, 9)] {
+            assert!(
+                feed.recent_json(index, earlier, seq).is_some(),
+                "symbol {index} seq {seq} of the earlier run is not found"
+            );
+        }
     }
 
     /// Issue 14, item 4: stale means "no tick *adopted* for [`Feed::stale_after`]", on the
