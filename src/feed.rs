@@ -239,10 +239,18 @@ impl FeedTask {
         }
     }
 
-    /// Stops the tasks, then runs the farewell set with [`FeedTask::with_farewell`], if any:
-    /// the graceful way out, for a server that is shutting down.
+    /// Stops the tasks and waits until they have stopped, then runs the farewell set with
+    /// [`FeedTask::with_farewell`], if any: the graceful way out, for a server that is
+    /// shutting down.
     pub async fn shutdown(mut self) {
         self.stop();
+        // `abort` only asks: a task is dropped when the runtime next gets to it, and until
+        // then it may still send a Redis publish. The farewell gives the publisher lease
+        // back, and a publish after that would claim the free lease again, so it waits
+        // until no task is left. (A task's result, cancelled or not, is of no use here.)
+        for handle in self.handles.drain(..) {
+            let _ = handle.await;
+        }
         if let Some(farewell) = self.farewell.take() {
             farewell.await;
         }
@@ -726,6 +734,37 @@ mod tests {
         assert_eq!(feed.ticks(), 10);
         assert_eq!(feed.serialisations(), 20);
         task.stop();
+    }
+
+    /// The farewell (a publisher giving its Redis lease back) runs only once every task has
+    /// stopped: a task that still existed could send one more fenced publish after the
+    /// lease is deleted, and so claim it again. The task holds a clone of `alive`; once the
+    /// task is gone, the farewell sees the only one left.
+    #[tokio::test]
+    async fn shutdown_runs_the_farewell_only_after_every_task_has_stopped() {
+        let alive = Arc::new(());
+        let held = alive.clone();
+        let handle = tokio::spawn(async move {
+            let _held = held;
+            std::future::pending::<()>().await;
+        });
+        tokio::task::yield_now().await; // the task is now waiting inside its loop
+        let seen = Arc::new(AtomicU64::new(0));
+        let farewell = {
+            let seen = seen.clone();
+            async move {
+                seen.store(Arc::strong_count(&alive) as u64, Ordering::SeqCst);
+            }
+        };
+        FeedTask::new(handle)
+            .with_farewell(farewell)
+            .shutdown()
+            .await;
+        assert_eq!(
+            seen.load(Ordering::SeqCst),
+            1,
+            "the farewell ran while a task still held its state"
+        );
     }
 
     fn published(symbol: &str, seq: u64) -> Published {

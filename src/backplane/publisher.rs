@@ -103,6 +103,10 @@ pub fn start(
 /// replacement publisher is accepted at once instead of being refused until the lease
 /// expires ([`LEASE_TTL`](super::LEASE_TTL) later). Best effort and bounded by the Redis
 /// timeouts: if Redis cannot be reached, the lease simply expires.
+///
+/// It runs as the feed's farewell, once the forwarding task has stopped
+/// ([`FeedTask::shutdown`]): a fenced publish finds a free lease and claims it, so one sent
+/// after the release would hold the lease again for [`LEASE_TTL`](super::LEASE_TTL).
 async fn release(client: redis::Client, id: String) {
     let released: redis::RedisResult<u32> = match connect(&client).await {
         Ok(mut con) => release_lease(&id).query_async(&mut con).await,
