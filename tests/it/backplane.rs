@@ -675,3 +675,46 @@ async fn r13_a_publisher_stopped_with_sigterm_releases_its_lease_for_a_replaceme
     stopper.stop().await;
     run.await.expect("join").expect("run");
 }
+
+/// A publisher shut down gracefully in-process gives its lease back only once its forwarding
+/// task has stopped, so nothing of it reaches Redis afterwards: the lease stays free (a
+/// fenced publish would claim it again, for `LEASE_TTL`) and the latest tick stays as it was,
+/// for longer than a lease renewal.
+#[tokio::test]
+async fn a_publisher_shut_down_gracefully_leaves_the_lease_free_and_publishes_nothing_more() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let app = tickerlab::serve(publisher_config(&redis.url()), listener).expect("serve");
+    let publisher = TestApp {
+        addr: app.local_addr(),
+        feed: app.feed().clone(),
+        stopper: app.stopper(),
+    };
+    let run = tokio::spawn(app.run());
+    common::wait_for_ticks(&publisher, 5).await;
+    wait_for_feed(&publisher, "publishing", |f| f["redis"] == "connected").await;
+
+    publisher.stopper.stop().await;
+    run.await.expect("join").expect("run");
+    let mut con = redis.connection().expect("a Redis connection");
+    let mut read =
+        |key: &str| -> Option<String> { redis::cmd("GET").arg(key).query(&mut con).expect("GET") };
+    let lease = tickerlab::backplane::LEASE_KEY;
+    let latest = tickerlab::backplane::latest_key("ACME");
+    assert_eq!(read(lease), None, "the lease was not released");
+    let at_stop = read(&latest);
+    assert!(at_stop.is_some(), "the publisher published nothing");
+    tokio::time::sleep(tickerlab::backplane::LEASE_RENEW * 2).await;
+    assert_eq!(
+        read(lease),
+        None,
+        "the stopped publisher claimed the lease again"
+    );
+    assert_eq!(
+        read(&latest),
+        at_stop,
+        "the stopped publisher published again"
+    );
+}
