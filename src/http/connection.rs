@@ -4,27 +4,15 @@
 //!
 //! ## Why a wrapper
 //!
-//! actix-http 3 lets a client pipeline requests (send many without reading the answers), and
-//! its dispatcher (`actix-http/src/h1/dispatcher.rs`) bounds that badly: it reads up to
-//! 128 KiB of requests at a time and, in one pass of its decoding loop, queues *every*
-//! request in that buffer (its `MAX_PIPELINED_MESSAGES = 16` is only checked before the
-//! pass). 128 KiB of `GET / HTTP/1.1` is ~5000 requests, a few KiB each once parsed: a
-//! client that pipelines them and never reads pinned ~15-28 MiB per connection, for as long
-//! as it stayed. There is no setting for this, and the dispatcher writes into its own
-//! buffer that the application never sees.
+//! actix-http's HTTP/1 dispatcher owns the connection's buffers, and what a client that
+//! stops reading can pin there is bounded in two places. Requests read ahead: the
+//! dispatcher itself stops decoding at its pipeline limit (4 requests queued; the copy of
+//! actix-http in `vendor/` is patched for it, see `vendor/README.md`), so the rest of a
+//! pipelined burst waits undecoded in its read buffer (at most 128 KiB) and then in the
+//! kernel. Answers: the dispatcher hands over the next request only once the previous
+//! answer is in its write buffer (32 KiB), so a client that does not read its answers stops
+//! the reading too. What this wrapper adds is on the write side:
 //!
-//! What the application does see is every byte the dispatcher reads and every request it
-//! hands over, so this module bounds the queue from both ends:
-//!
-//! * [`GuardedIo`] counts request heads (a head ends at an empty line) in the bytes it lets
-//!   the dispatcher read, and stops at the head that would make more than
-//!   [`MAX_QUEUED_REQUESTS`] read-but-not-yet-handled requests; the rest waits in the
-//!   kernel's receive buffer (bounded, and the client's problem once full).
-//! * [`count_dispatched`] wraps the application service: each request the dispatcher hands
-//!   over takes one off the count and lets reading resume. The dispatcher hands over the next
-//!   request only once the previous answer is in its write buffer (32 KiB), so a client that
-//!   does not read its answers stops the reading too: unsent output stays at the dispatcher's
-//!   buffer plus one answer.
 //! * A write that cannot make progress for `--client-timeout-secs` fails, and the dispatcher
 //!   drops the connection: its memory, its file descriptor and, for an event stream, its
 //!   `--max-connections` place are released. This is the in-process twin of the kernel's
@@ -37,10 +25,6 @@
 //!   heads have an empty body and no `X-Content-Type-Options`; [`GuardedIo`] recognises such
 //!   a head as it is written ([`framework_refusal`]) and adds `nosniff`, so that every
 //!   response carries it, as the app's own answers do.
-//!
-//! Once a connection is upgraded to a WebSocket (`101`), it no longer carries HTTP requests:
-//! the read side passes bytes straight through (the WebSocket session has its own limits),
-//! and the internal read buffer is given back.
 //!
 //! The write side also tells the WebSocket's tick writer whether the client is keeping up
 //! ([`Backpressure`]): a write the kernel cannot take means the client's receive window and
@@ -57,58 +41,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
-use actix_web::http::StatusCode;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use crate::metrics::Metrics;
-
-/// The most requests a connection may have read but not yet handed to the application.
-/// Pipelining still works (a client may send this many ahead); beyond it, the connection's
-/// requests wait in the kernel's receive buffer, not in server memory.
-pub const MAX_QUEUED_REQUESTS: u32 = 4;
-
-/// How much is read from the socket at once before it is counted and handed on. A browser's
-/// request head is well under this; a longer head simply takes several reads.
-const READ_CHUNK: usize = 4096;
-
-/// One connection's request count, shared by its [`GuardedIo`] (which adds the heads it lets
-/// through) and [`count_dispatched`] (which takes away the requests handed to the
-/// application). The dispatcher and the service run on the same worker thread, hence
-/// `Rc` and `Cell` and no locks.
-#[derive(Debug, Default)]
-pub struct Pipeline {
-    /// Requests read but not yet handed to the application.
-    queued: Cell<u32>,
-    /// The connection became a WebSocket: no more HTTP requests to count.
-    upgraded: Cell<bool>,
-    /// The reader parked because the queue was full, woken when it shrinks.
-    parked: RefCell<Option<Waker>>,
-}
-
-impl Pipeline {
-    /// The dispatcher handed one request to the application: room for one more.
-    pub fn dispatched(&self) {
-        self.queued.set(self.queued.get().saturating_sub(1));
-        self.wake();
-    }
-
-    /// The connection was upgraded (`101`): its reads are no longer HTTP requests.
-    pub fn upgraded(&self) {
-        self.upgraded.set(true);
-        self.wake();
-    }
-
-    fn is_full(&self) -> bool {
-        !self.upgraded.get() && self.queued.get() >= MAX_QUEUED_REQUESTS
-    }
-
-    fn wake(&self) {
-        if let Some(waker) = self.parked.borrow_mut().take() {
-            waker.wake();
-        }
-    }
-}
 
 /// Whether the connection's socket is taking bytes: written by its [`GuardedIo`] as writes
 /// block and resume, read by a WebSocket's tick writer through the request's connection
@@ -198,53 +134,14 @@ impl Backpressure {
     }
 }
 
-/// Finds where request heads end: at an empty line, `\r\n\r\n` or a bare `\n\n` (the
-/// parser accepts both, so both are counted, or a client could pipeline past the count with
-/// the one not counted). Keeps its state across reads, since a head can end across two.
-#[derive(Debug, Default, Clone, Copy)]
-struct HeadEnds {
-    /// 0: inside a line; 1: just after `\n`; 2: just after `\n\r`.
-    state: u8,
-}
-
-impl HeadEnds {
-    /// Scans `bytes` and returns how many of them to let through and how many heads end
-    /// in those: it stops right after the `limit`-th head end.
-    fn scan(&mut self, bytes: &[u8], limit: u32) -> (usize, u32) {
-        let mut heads = 0;
-        for (i, &b) in bytes.iter().enumerate() {
-            self.state = match (self.state, b) {
-                (1 | 2, b'\n') => {
-                    heads += 1;
-                    if heads == limit {
-                        self.state = 0;
-                        return (i + 1, heads);
-                    }
-                    0
-                }
-                (_, b'\n') => 1,
-                (1, b'\r') => 2,
-                _ => 0,
-            };
-        }
-        (bytes.len(), heads)
-    }
-}
-
 /// A connection's I/O as the HTTP dispatcher sees it, with the limits described in the
-/// module docs: a bounded number of requests read ahead, and writes that give up after
-/// `write_timeout` without progress.
+/// module docs: writes that give up after `write_timeout` without progress, and the
+/// socket's backpressure made visible to a WebSocket's tick writer.
 pub struct GuardedIo<T> {
     io: T,
     /// The accepted TCP socket, for a session that must reset its connection.
     socket: Option<super::socket::ConnectionSocket>,
-    pipeline: Rc<Pipeline>,
     backpressure: Rc<Backpressure>,
-    heads: HeadEnds,
-    /// Bytes read from the socket and not yet handed to the dispatcher: `buf[start..end]`.
-    buf: Box<[u8]>,
-    start: usize,
-    end: usize,
     write_timeout: Duration,
     /// Set while writes are blocked: when it fires, the connection is given up.
     stalled: Option<Pin<Box<Sleep>>>,
@@ -286,12 +183,7 @@ impl<T> GuardedIo<T> {
     pub fn new(io: T, write_timeout: Duration) -> GuardedIo<T> {
         GuardedIo {
             io,
-            pipeline: Rc::default(),
             backpressure: Rc::default(),
-            heads: HeadEnds::default(),
-            buf: vec![0; READ_CHUNK].into_boxed_slice(),
-            start: 0,
-            end: 0,
             write_timeout,
             stalled: None,
             patched: None,
@@ -309,12 +201,6 @@ impl<T> GuardedIo<T> {
     /// The recorded socket, if any: `on_connect_ext` puts it in the connection's data.
     pub fn socket(&self) -> Option<super::socket::ConnectionSocket> {
         self.socket
-    }
-
-    /// This connection's request count, for [`count_dispatched`] to reach through the
-    /// request's connection data.
-    pub fn pipeline(&self) -> Rc<Pipeline> {
-        self.pipeline.clone()
     }
 
     /// Whether this connection's writes are blocked, for a WebSocket's tick writer to reach
@@ -362,44 +248,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for GuardedIo<T> {
         cx: &mut Context<'_>,
         out: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if out.remaining() == 0 {
-            return Poll::Ready(Ok(())); // nowhere to put anything: take nothing off the socket
-        }
-        let upgraded = this.pipeline.upgraded.get();
-        if upgraded && this.start == this.end {
-            // A WebSocket now: straight through, and the read-ahead buffer is not needed.
-            if !this.buf.is_empty() {
-                this.buf = Box::default();
-            }
-            return Pin::new(&mut this.io).poll_read(cx, out);
-        }
-        if this.pipeline.is_full() {
-            // Woken by `Pipeline::dispatched` (or `upgraded`).
-            *this.pipeline.parked.borrow_mut() = Some(cx.waker().clone());
-            return Poll::Pending;
-        }
-        if this.start == this.end {
-            let mut read = ReadBuf::new(&mut this.buf);
-            ready!(Pin::new(&mut this.io).poll_read(cx, &mut read))?;
-            this.start = 0;
-            this.end = read.filled().len();
-            if this.end == 0 {
-                return Poll::Ready(Ok(())); // end of stream
-            }
-        }
-        let available = &this.buf[this.start..this.end];
-        let available = &available[..available.len().min(out.remaining())];
-        let (take, heads) = if upgraded {
-            (available.len(), 0)
-        } else {
-            let room = MAX_QUEUED_REQUESTS - this.pipeline.queued.get();
-            this.heads.scan(available, room)
-        };
-        out.put_slice(&available[..take]);
-        this.start += take;
-        this.pipeline.queued.set(this.pipeline.queued.get() + heads);
-        Poll::Ready(Ok(()))
+        Pin::new(&mut self.get_mut().io).poll_read(cx, out)
     }
 }
 
@@ -468,23 +317,6 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
     }
 }
 
-/// Called by the service wrapper in `serve` for every request the dispatcher hands to the
-/// application, with the connection's [`Pipeline`] (from the request's connection data):
-/// one fewer request queued. Returns what to do with the answer's status.
-pub fn count_dispatched(pipeline: Option<&Rc<Pipeline>>) -> impl FnOnce(StatusCode) + use<> {
-    let pipeline = pipeline.cloned();
-    if let Some(pipeline) = &pipeline {
-        pipeline.dispatched();
-    }
-    move |status| {
-        if status == StatusCode::SWITCHING_PROTOCOLS
-            && let Some(pipeline) = pipeline
-        {
-            pipeline.upgraded();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -506,19 +338,5 @@ mod tests {
             None
         );
         assert_eq!(framework_refusal(b"HTTP/1.1 4"), None);
-    }
-
-    #[test]
-    fn heads_end_at_an_empty_line_with_or_without_carriage_returns() {
-        let mut ends = HeadEnds::default();
-        let two = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\nHost: x\n\n";
-        assert_eq!(ends.scan(two, 10), (two.len(), 2));
-        // Stops right after the limit-th head.
-        let mut ends = HeadEnds::default();
-        assert_eq!(ends.scan(two, 1), (27, 1));
-        // A head ending across two reads is counted once.
-        let mut ends = HeadEnds::default();
-        assert_eq!(ends.scan(b"GET / HTTP/1.1\r\nHost: x\r\n\r", 4), (26, 0));
-        assert_eq!(ends.scan(b"\nGET", 4), (4, 1));
     }
 }

@@ -9,10 +9,8 @@ use actix_http::Protocol;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use actix_service::{
-    IntoServiceFactory as _, ServiceFactoryExt as _, apply_fn_factory, fn_service, map_config,
-};
-use actix_web::dev::{Service as _, ServiceFactory};
+use actix_service::{IntoServiceFactory as _, ServiceFactoryExt as _, fn_service, map_config};
+use actix_web::dev::ServiceFactory;
 use actix_web::rt::net::TcpStream;
 use actix_web::{App, middleware, web};
 
@@ -95,10 +93,6 @@ impl Site {
                 let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
                 let io = GuardedIo::new(tls, write_timeout).with_socket(fd);
                 if h2 {
-                    // HTTP/2 bounds its own streams (flow control, a concurrent-stream
-                    // limit): the HTTP/1 read-ahead bound does not apply; the write timeout
-                    // still does.
-                    io.pipeline().upgraded();
                     (io, Protocol::Http2, peer)
                 } else {
                     (io, Protocol::Http1, peer)
@@ -107,8 +101,8 @@ impl Site {
             .and_then(self.service().map_err(actix_tls::accept::TlsError::Service))
     }
 
-    /// The HTTP/1 service over a guarded connection: the app, with each request handed to
-    /// it counted for the connection's `Pipeline`. The timeouts are `HttpServer`'s defaults.
+    /// The HTTP/1 and HTTP/2 service over a guarded connection: the app. The timeouts are
+    /// `HttpServer`'s defaults.
     fn service<T>(
         &self,
     ) -> impl ServiceFactory<
@@ -141,15 +135,6 @@ impl Site {
         let app = map_config(app, move |_| {
             actix_web::dev::AppConfig::__priv_test_new(secure, addr.to_string(), addr)
         });
-        let app = apply_fn_factory(app, |req: actix_http::Request, app| {
-            let answered = super::connection::count_dispatched(req.conn_data());
-            let response = app.call(req);
-            async move {
-                let response = response.await?;
-                answered(response.status());
-                Ok(response)
-            }
-        });
         let shutdown = self.shutdown.clone();
         actix_http::HttpService::build()
             .graceful_shutdown_signal(move || {
@@ -162,12 +147,12 @@ impl Site {
             // request (the client might have only half-closed, still reading), and a held
             // long poll would keep its --max-connections place until --long-poll-secs.
             // Handlers are not cancelled when a peer goes away; only the connection's end
-            // drops them. So: EOF ends the connection, and with it the held request. The cost: a client that half-closes after its request (`nc -N`,
-            // some scripts) gets no answer.
+            // drops them. So: EOF ends the connection, and with it the held request. The
+            // cost: a client that half-closes after its request (`nc -N`, some scripts) gets
+            // no answer.
             .h1_allow_half_closed(false)
             .local_addr(addr)
             .on_connect_ext(|io: &GuardedIo<T>, data| {
-                data.insert(io.pipeline());
                 data.insert(io.backpressure());
                 if let Some(socket) = io.socket() {
                     data.insert(socket);

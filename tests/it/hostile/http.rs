@@ -613,3 +613,25 @@ async fn a_chunked_handshake_cannot_smuggle_unbounded_pipelining() {
     .await;
     drop(stream);
 }
+
+/// Blank lines inside request bodies are not request heads: five requests in a row on one
+/// connection, each with a chunked body whose end is `0\r\n\r\n`, all get their answer.
+/// (Counting heads by blank lines outside the parser once left the fifth unanswered.)
+#[tokio::test]
+async fn pipelined_requests_with_chunked_bodies_are_all_answered() {
+    let app = spawn_app(test_config()).await;
+    let one = "GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    let mut requests = one.repeat(4);
+    requests.push_str(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\
+         Connection: close\r\n\r\n0\r\n\r\n",
+    );
+    let mut stream = TcpStream::connect(app.addr).await.expect("connect");
+    stream.write_all(requests.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(common::WAIT, stream.read_to_end(&mut answer))
+        .await
+        .expect("every answer, then the close, within the wait");
+    let text = String::from_utf8_lossy(&answer);
+    assert_eq!(text.matches("HTTP/1.1 200").count(), 5, "{text}");
+}

@@ -41,11 +41,13 @@ use crate::{
 // KiB free. A WebSocket or an idle keep-alive connection holds a few hundred bytes of either,
 // and 16 KiB per connection was most of what one WebSocket cost the server.
 const READ_ROOM: usize = 512;
-const MAX_PIPELINED_MESSAGES: usize = 16;
+// tickerlab patch: 4, was 16; and it now bounds the decoding loop itself (see
+// `poll_request`), not only whether the loop starts.
+const MAX_PIPELINED_MESSAGES: usize = 4;
 
 bitflags! {
     #[derive(Debug, Clone, Copy)]
-    pub struct Flags: u8 {
+    pub struct Flags: u16 {
         /// Set when stream is read for first time.
         const STARTED          = 0b0000_0001;
 
@@ -74,6 +76,10 @@ bitflags! {
         /// after the current response finishes. [`LINGER`](Self::LINGER) remains separate and is
         /// used only to close cleanly after a response to an unread request payload.
         const DRAINING         = 0b1000_0000;
+
+        /// tickerlab patch: set when decoding stopped at `MAX_PIPELINED_MESSAGES` with bytes
+        /// still in the read buffer, so that decoding resumes once the queue shrinks.
+        const DECODE_PAUSED    = 0b1_0000_0000;
     }
 }
 
@@ -897,6 +903,7 @@ where
         let mut this = self.as_mut().project();
 
         let mut updated = false;
+        this.flags.remove(Flags::DECODE_PAUSED);
 
         // decode from read buf as many full requests as possible
         loop {
@@ -946,6 +953,22 @@ where
                                 this = self.as_mut().project();
                             } else {
                                 this.messages.push_back(DispatcherMessage::Item(req));
+                            }
+
+                            // tickerlab patch: stop decoding at the pipeline limit, or while
+                            // the answers already made fill the write buffer (a client that
+                            // pipelines and never reads). Without this, one pass takes every
+                            // request in the read buffer (128 KiB of `GET /` is ~5000): queued,
+                            // or answered at once into an ever-growing write buffer, 15-28 MiB
+                            // per connection. The rest now stays undecoded in the bounded read
+                            // buffer, then in the kernel.
+                            if this.messages.len() >= MAX_PIPELINED_MESSAGES
+                                || this.write_buf.len() >= *this.h1_write_buffer_size
+                            {
+                                if !this.read_buf.is_empty() {
+                                    this.flags.insert(Flags::DECODE_PAUSED);
+                                }
+                                break;
                             }
                         }
 
@@ -1168,6 +1191,12 @@ where
         if this.flags.contains(Flags::READ_DISCONNECT) {
             return Ok(false);
         };
+
+        // tickerlab patch: while decoding is paused at the pipeline limit, read nothing more:
+        // what the client sends meanwhile waits in the kernel, not in this buffer.
+        if this.flags.contains(Flags::DECODE_PAUSED) {
+            return Ok(false);
+        }
 
         let mut io = Pin::new(this.io.as_mut().unwrap());
 
@@ -1466,6 +1495,16 @@ where
                     );
 
                     if inner_p.flags.intersects(Flags::LINGER | Flags::SHUTDOWN) {
+                        cx.waker().wake_by_ref();
+                    }
+
+                    // tickerlab patch: requests left undecoded at the pipeline limit are
+                    // decoded once there is room, without waiting for the client to send more.
+                    let resume_decoding = inner.flags.contains(Flags::DECODE_PAUSED)
+                        && inner.messages.len() < MAX_PIPELINED_MESSAGES
+                        && inner.write_buf.len() < inner.h1_write_buffer_size
+                        && inner.can_read(cx);
+                    if resume_decoding {
                         cx.waker().wake_by_ref();
                     }
                     Poll::Pending
