@@ -19,13 +19,6 @@
 //!   `TCP_USER_TIMEOUT` (see `kernel_write_timeout` in `lib.rs`), and it also works where
 //!   that does not exist.
 //!
-//! * actix-http answers some requests itself, without ever calling the application (so no
-//!   middleware sees them): `400` for a request it cannot parse, `408` for a first request
-//!   head that does not arrive within 5 s, `431` for a head over its 128 KiB buffer. These
-//!   heads have an empty body and no `X-Content-Type-Options`; [`GuardedIo`] recognises such
-//!   a head as it is written ([`framework_refusal`]) and adds `nosniff`, so that every
-//!   response carries it, as the app's own answers do.
-//!
 //! The write side also tells the WebSocket's tick writer whether the client is keeping up
 //! ([`Backpressure`]): a write the kernel cannot take means the client's receive window and
 //! our send buffer are full. That, not a timer per send, is how a slow reader is detected:
@@ -145,37 +138,6 @@ pub struct GuardedIo<T> {
     write_timeout: Duration,
     /// Set while writes are blocked: when it fires, the connection is given up.
     stalled: Option<Pin<Box<Sleep>>>,
-    /// A refusal of actix's own being written with `nosniff` added: the patched bytes, how
-    /// many of them are written, and the length of the original the dispatcher gave us.
-    patched: Option<(Vec<u8>, usize, usize)>,
-}
-
-/// The header every response carries (see `http::headers`), as a line of a response head.
-const NOSNIFF_LINE: &[u8] = b"x-content-type-options: nosniff\r\n";
-
-/// If `bytes` start with one of actix-http's own refusals (`400`, `408` or `431` with an
-/// empty body and no `X-Content-Type-Options`), the same bytes with `nosniff` added after
-/// the status line. The app's answers never match: they all carry `nosniff` already (the
-/// security-headers middleware), and their refusals have a JSON body.
-pub fn framework_refusal(bytes: &[u8]) -> Option<Vec<u8>> {
-    let status = bytes.get(..13)?;
-    let is_refusal = (status.starts_with(b"HTTP/1.1 ") || status.starts_with(b"HTTP/1.0 "))
-        && [&b"400 "[..], b"408 ", b"431 "].contains(&&status[9..]);
-    if !is_refusal {
-        return None;
-    }
-    let head_end = bytes.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-    let head = bytes[..head_end].to_ascii_lowercase();
-    let has = |needle: &[u8]| head.windows(needle.len()).any(|w| w == needle);
-    if !has(b"\r\ncontent-length: 0\r\n") || has(b"x-content-type-options") {
-        return None;
-    }
-    let line_end = bytes.windows(2).position(|w| w == b"\r\n")? + 2;
-    let mut patched = Vec::with_capacity(bytes.len() + NOSNIFF_LINE.len());
-    patched.extend_from_slice(&bytes[..line_end]);
-    patched.extend_from_slice(NOSNIFF_LINE);
-    patched.extend_from_slice(&bytes[line_end..]);
-    Some(patched)
 }
 
 impl<T> GuardedIo<T> {
@@ -186,7 +148,6 @@ impl<T> GuardedIo<T> {
             backpressure: Rc::default(),
             write_timeout,
             stalled: None,
-            patched: None,
             socket: None,
         }
     }
@@ -259,27 +220,6 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
         bytes: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.patched.is_none()
-            && let Some(patched) = framework_refusal(bytes)
-        {
-            this.patched = Some((patched, 0, bytes.len()));
-        }
-        if let Some((patched, written, original)) = &mut this.patched {
-            // Until the patched head is out, the dispatcher keeps offering the original
-            // bytes (nothing of them is reported written); then all of them are.
-            while *written < patched.len() {
-                match Pin::new(&mut this.io).poll_write(cx, &patched[*written..]) {
-                    Poll::Ready(Ok(0)) => return Poll::Ready(Ok(0)),
-                    Poll::Ready(Ok(n)) => *written += n,
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Pending => return this.stall(cx),
-                }
-            }
-            let original = *original;
-            this.patched = None;
-            this.progressed();
-            return Poll::Ready(Ok(original));
-        }
         match Pin::new(&mut this.io).poll_write(cx, bytes) {
             Poll::Pending => this.stall(cx),
             Poll::Ready(Ok(n)) => {
@@ -314,29 +254,5 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
                 ready
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn actix_refusals_get_nosniff_and_app_answers_are_left_alone() {
-        let refusal = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
-        let patched = framework_refusal(refusal).expect("patched");
-        assert_eq!(
-            patched,
-            b"HTTP/1.1 400 Bad Request\r\nx-content-type-options: nosniff\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-        );
-        let ours = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nx-content-type-options: nosniff\r\n\r\n";
-        assert_eq!(framework_refusal(ours), None);
-        let json = b"HTTP/1.1 431 Too Large\r\ncontent-length: 20\r\n\r\n{}";
-        assert_eq!(framework_refusal(json), None);
-        assert_eq!(
-            framework_refusal(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"),
-            None
-        );
-        assert_eq!(framework_refusal(b"HTTP/1.1 4"), None);
     }
 }

@@ -523,6 +523,18 @@ where
         mut res: Response<()>,
         body: BoxBody,
     ) -> Result<(), DispatchError> {
+        // tickerlab patch: the dispatcher's own answers (400 for what it cannot parse, 408,
+        // 431, a service's error) never pass the application's middleware; give them the
+        // `X-Content-Type-Options: nosniff` that every answer of the application carries.
+        if !res
+            .headers()
+            .contains_key(crate::header::X_CONTENT_TYPE_OPTIONS)
+        {
+            res.headers_mut().insert(
+                crate::header::X_CONTENT_TYPE_OPTIONS,
+                crate::header::HeaderValue::from_static("nosniff"),
+            );
+        }
         let is_upgrade = res.upgrade();
         let (draining, close_for_unread_payload) = {
             let this = self.as_mut().project();
