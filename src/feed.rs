@@ -881,7 +881,7 @@ mod tests {
         assert_eq!(feed.status().source, FeedSource::Redis);
     }
 
-    /// Issue 14, item 2: a publisher and Redis restarted together count from 1 again under a
+    /// A publisher and Redis restarted together count from 1 again under a
     /// new run; the front-end adopts the new run at once instead of freezing on its old seq,
     /// and drops stragglers of the old run.
     #[test]
@@ -965,7 +965,7 @@ mod tests {
         }
     }
 
-    /// Issue 14, item 4: stale means "no tick *adopted* for [`Feed::stale_after`]", on the
+    /// Stale means "no tick *adopted* for [`Feed::stale_after`]", on the
     /// monotonic clock: ticks that arrive but are all dropped do not make a feed live.
     #[tokio::test(start_paused = true)]
     async fn a_relay_is_stale_when_nothing_was_adopted_lately_even_if_ticks_arrive() {

@@ -1,4 +1,4 @@
-//! The hostile clients of issue 13's first rows, as plain functions over an address, so the
+//! The hostile clients of the soak's first rows (`docs/robustness.md`), as plain functions over an address, so the
 //! single-row tests (`tests/it/hostile/ws.rs`, `tests/it/hostile/http.rs`) and the soak that runs
 //! them all at once (`tests/it/hostile/soak.rs`) play exactly the same client:
 //!

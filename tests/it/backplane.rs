@@ -436,7 +436,7 @@ async fn without_redis_a_front_end_starts_stale_and_a_publisher_refuses() {
     assert!(error.contains("cannot reach Redis"), "{error}");
 }
 
-// ---- issue 14: a seq means one price across restarts and instances ----
+// ---- a seq means one price across restarts and instances ----
 
 /// `GET path` as (status, `X-Tickerlab-Run`, body, how long the answer took).
 async fn timed_get(app: &TestApp, path: &str) -> (u16, Option<String>, String, Duration) {

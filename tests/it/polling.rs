@@ -254,7 +254,7 @@ fn raise_open_files_limit() {
     }
 }
 
-/// Issue 14, item 6: a held poll whose client closed its socket gives its
+/// A held poll whose client closed its socket gives its
 /// `--max-connections` place back within a second or two, not after `--long-poll-secs`.
 #[tokio::test]
 async fn a_held_poll_whose_client_has_gone_frees_its_place_promptly() {
@@ -315,7 +315,7 @@ async fn wait_for_gauge(
 /// A server that restarted counts `seq` from 1 again, under a new run. A long poll whose
 /// `after` is from an earlier run (its `run` differs) is answered at once with the current
 /// tick. An `after` beyond the current seq *of the same run* (or with no run) is no restart
-/// but a lagging instance, and is held (issue 14, item 1).
+/// but a lagging instance, and is held.
 #[tokio::test]
 async fn a_long_poll_after_a_seq_from_an_earlier_run_is_answered_with_the_current_tick() {
     let app = spawn_app(Config {

@@ -1,4 +1,4 @@
-//! A `seq` means one price everywhere (issue 14, item 3): whatever a client does
+//! A `seq` means one price everywhere: whatever a client does
 //! (subscribe, unsubscribe, reconnect, resume), no transport sends it a tick twice or a
 //! lower seq after a higher one within a run. One hand-written case, then property tests
 //! that drive random client actions against a live feed.
@@ -66,7 +66,7 @@ async fn next_within(ws: &mut Ws, within: Duration) -> Option<Value> {
     }
 }
 
-/// Issue 14, item 3, as reported: `unsubscribe` then `subscribe` within one tick sent the
+/// `unsubscribe` then `subscribe` within one tick sent the
 /// same tick again (`tick ACME 1` twice).
 #[tokio::test]
 async fn unsubscribe_then_subscribe_within_a_tick_sends_no_tick_twice() {

@@ -219,7 +219,7 @@ async fn a_cross_origin_event_stream_is_refused() {
     assert_eq!(same_origin.status(), 200);
 }
 
-/// Issue 14, item 3: a stream of several symbols that reconnects with the `Last-Event-ID` it
+/// A stream of several symbols that reconnects with the `Last-Event-ID` it
 /// was given is not sent again the current tick of *another* symbol (it used to resend
 /// `ACME:1` to a client resuming from `GLOBX:1`).
 #[tokio::test]

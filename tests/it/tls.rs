@@ -496,7 +496,7 @@ fn rcgen_date(year: i32, month: u8, day: u8) -> time::OffsetDateTime {
         .assume_utc()
 }
 
-/// Item 7 of issue 14: a certificate directory someone else could have made first (here
+/// A certificate directory someone else could have made first (here
 /// pre-created world-writable, as another user could in the shared temp directory) is
 /// refused with one line, left as it was, and nothing is written into it.
 #[test]

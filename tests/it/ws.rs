@@ -59,7 +59,7 @@ async fn hello_comes_first_and_records_the_handshake() {
         header("request", "sec-websocket-key").as_deref(),
         Some(key.as_str())
     );
-    // A header the lesson does not need is named, its value redacted (issue 13, R11).
+    // A header the lesson does not need is named, its value redacted.
     assert_eq!(
         header("request", "x-lesson").as_deref(),
         Some("(redacted, 9 bytes)")
@@ -309,7 +309,7 @@ async fn fifty_clients_cost_one_serialisation_per_tick_per_symbol() {
     .await;
 }
 
-/// Issue 15, frame once: each tick's WebSocket frame is built once per symbol and written by
+/// Each tick's WebSocket frame is built once per symbol and written by
 /// every socket, whatever their number. Fifty clients on all four symbols each read 40
 /// ticks; a frame built per client would make ~50 times as many frames as ticks.
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! Hostile HTTP clients (issue 13, the HTTP rows) against the real server, in process: each
+//! Hostile HTTP clients against the real server, in process: each
 //! test plays one bad client on raw sockets on 127.0.0.1, bounded in count and time, and
 //! asserts the outcome (a status, a header, the file descriptors of this process, its RSS,
 //! a `/metrics` gauge), never how long something took. Waits are for a condition, with a

@@ -2,7 +2,7 @@
 //! `cargo build --release && cargo test --release --test it hostile::soak -- --ignored --nocapture`
 //! (`HOSTILE_SOAK_SECS=20` for a shorter run).
 //!
-//! Issue 13's first four rows at once, for 60 s, on a server started under `ulimit -n 512`
+//! The first four rows of `docs/robustness.md`'s hostile table at once, for 60 s, on a server started under `ulimit -n 512`
 //! (a small machine's open-file limit), with a new batch of each kind every [`ROUND`]:
 //!
 //! * R1: WebSockets whose frame header announces 1 GiB, then up to [`R1_PAYLOAD`], then stall;

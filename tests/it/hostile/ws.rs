@@ -1,4 +1,4 @@
-//! Hostile WebSocket clients (issue 13, the frame-layer rows): a header announcing a
+//! Hostile WebSocket clients: a header announcing a
 //! gigabyte, reserved bits, floods of pongs and empty continuations, clients that never read.
 //! Each test asserts the outcome (the close code and reason, the server's file descriptors
 //! from `/proc/self/fd`, the `/metrics` gauges, RSS growth under a bound) and waits for
