@@ -106,32 +106,45 @@ impl Browser {
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        let port = free_port();
-        let profile = std::env::temp_dir().join(format!(
-            "tickerlab-chromium-{}-{port}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&profile).expect("create a profile directory");
-        let log = target_dir().join("chromedriver.log");
-        let child = Command::new(&chromedriver)
-            .arg(format!("--port={port}"))
-            .arg(format!("--log-path={}", log.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("could not start {}: {e}", chromedriver.display()));
-        let mut driver = Driver {
-            child,
-            port,
-            profile,
-            session: None,
+        // The port is free when asked for, but the other tests of the program bind and
+        // connect meanwhile and may take it first; chromedriver then exits at start-up, and
+        // another free port is tried (a few times).
+        let mut attempts = 0;
+        let mut driver = loop {
+            attempts += 1;
+            let port = free_port();
+            let profile = std::env::temp_dir().join(format!(
+                "tickerlab-chromium-{}-{port}-{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos()
+            ));
+            std::fs::create_dir_all(&profile).expect("create a profile directory");
+            let log = target_dir().join("chromedriver.log");
+            let child = Command::new(&chromedriver)
+                .arg(format!("--port={port}"))
+                .arg(format!("--log-path={}", log.display()))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("could not start {}: {e}", chromedriver.display()));
+            let mut driver = Driver {
+                child,
+                port,
+                profile,
+                session: None,
+            };
+            match driver.wait_until_listening() {
+                Ok(()) => break driver,
+                Err(status) if attempts < 5 => {
+                    eprintln!("chromedriver exited at start-up ({status}): another port");
+                }
+                Err(status) => panic!("chromedriver exited at start-up, five times: {status}"),
+            }
         };
-        driver.wait_until_listening();
 
         let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|s| s.to_string()).collect();
         args.push(format!("--user-data-dir={}", driver.profile.display()));
@@ -154,12 +167,12 @@ impl Browser {
         };
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(capabilities)
-            .connect(&format!("http://127.0.0.1:{port}"))
+            .connect(&format!("http://127.0.0.1:{}", driver.port))
             .await
             .unwrap_or_else(|e| {
                 panic!(
                     "chromedriver could not start Chromium: {e} (see {})",
-                    log.display()
+                    target_dir().join("chromedriver.log").display()
                 )
             });
         driver.session = client.session_id().await.ok().flatten();
@@ -333,11 +346,11 @@ impl Browser {
 }
 
 impl Driver {
-    fn wait_until_listening(&mut self) {
+    fn wait_until_listening(&mut self) -> Result<(), std::process::ExitStatus> {
         let start = Instant::now();
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("chromedriver exited at start-up: {status}");
+                return Err(status);
             }
             assert!(
                 start.elapsed() < PAGE_WAIT,
@@ -346,6 +359,7 @@ impl Driver {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+        Ok(())
     }
 
     /// `DELETE /session/{id}` over a plain blocking socket: drop cannot await.

@@ -18,15 +18,25 @@ pub struct RedisServer {
 
 impl RedisServer {
     /// Starts one on a free port, or returns `None` if `TICKERLAB_SKIP_REDIS=1`.
+    ///
+    /// The port is free when asked for, but other tests of the program bind and connect
+    /// meanwhile and may take it before redis-server binds it; redis-server then exits at
+    /// once, and another free port is tried (a few times).
     pub fn start() -> Option<RedisServer> {
         if std::env::var("TICKERLAB_SKIP_REDIS").is_ok_and(|v| v == "1") {
             eprintln!("TICKERLAB_SKIP_REDIS=1: skipping a test that needs redis-server");
             return None;
         }
-        let port = free_port();
-        let mut server = RedisServer { child: None, port };
-        server.restart();
-        Some(server)
+        for _ in 0..5 {
+            let mut server = RedisServer {
+                child: None,
+                port: free_port(),
+            };
+            if server.spawn_and_wait() {
+                return Some(server);
+            }
+        }
+        panic!("redis-server could not listen on any of five free ports");
     }
 
     pub fn url(&self) -> String {
@@ -41,8 +51,23 @@ impl RedisServer {
         }
     }
 
-    /// Starts the server (again) on the same port, empty, and waits until it answers.
+    /// Starts the server again on the same port, empty, and waits until it answers. (If
+    /// something took the port meanwhile, it tries again until the deadline.)
     pub fn restart(&mut self) {
+        let deadline = std::time::Instant::now() + READY;
+        while !self.spawn_and_wait() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server could not listen on port {} again",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Starts redis-server on this port and waits until it answers: `false` if it exited
+    /// first (the port was taken), panics if it neither answers nor exits within [`READY`].
+    fn spawn_and_wait(&mut self) -> bool {
         self.kill();
         let spawned = Command::new("redis-server")
             .args(["--port", &self.port.to_string()])
@@ -61,7 +86,15 @@ impl RedisServer {
         let deadline = std::time::Instant::now() + READY;
         loop {
             if self.connection().is_some() {
-                return;
+                return true;
+            }
+            let exited = self
+                .child
+                .as_mut()
+                .is_some_and(|child| child.try_wait().ok().flatten().is_some());
+            if exited {
+                self.child = None;
+                return false;
             }
             assert!(
                 std::time::Instant::now() < deadline,
