@@ -17,22 +17,8 @@ async fn run_client(url: String, send: &[&str], until: &[&str]) -> String {
         args.extend(["--until".into(), (*text).into()]);
     }
     args.extend(["--secs".into(), "30".into(), url]);
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(example::client_binary())
-            .args(&args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run the client")
-    })
-    .await
-    .expect("the client ran");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "client failed: {:?}\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let (ok, stdout, stderr) = run_to_end(args).await;
+    assert!(ok, "client failed:\n{stdout}\n{stderr}");
     stdout
 }
 

@@ -613,9 +613,10 @@ async fn a_stalled_wss_client_is_backpressured_at_the_socket_not_in_rustls() {
         }
     }
     let start = *last.values().max().unwrap();
-    while app.feed.ticks() < start + STALL {
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    common::wait_for("the feed to tick through the stall", || async {
+        (app.feed.ticks() >= start + STALL).then_some(())
+    })
+    .await;
     let resumed_at = app.feed.ticks();
     let (mut backlog, mut caught_up) = (0u64, std::collections::HashSet::new());
     while caught_up.len() < 4 {
