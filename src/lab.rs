@@ -124,7 +124,9 @@ impl Network {
     pub fn of(req: &HttpRequest) -> Network {
         let lab = req.app_data::<actix_web::web::Data<Option<Lab>>>();
         match lab.and_then(|lab| *lab.get_ref()) {
-            Some(lab) if req.app_config().local_addr() == lab.upstream => {
+            Some(lab)
+                if crate::http::server::Listener::of(req).map(|l| l.addr) == Some(lab.upstream) =>
+            {
                 Network::Simulated(lab.link)
             }
             _ => Network::Direct,

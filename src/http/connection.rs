@@ -24,6 +24,24 @@
 //! our send buffer are full. That, not a timer per send, is how a slow reader is detected:
 //! the writer holds its ticks while the socket is blocked and, once it drains, skips to the
 //! newest (see `http::ws::push`).
+//!
+//! ## Ending a connection whose client stopped reading
+//!
+//! A server cannot force a client to read. Once one stops, the dispatcher's write buffer is
+//! full and the dispatcher waits for the socket to take bytes, and for nothing else: not the
+//! end of the WebSocket session, not a response body's error. Three things end such a
+//! connection, and each frees its file descriptor:
+//!
+//! * the kernel: `TCP_USER_TIMEOUT` (set on the listener, inherited by every accepted
+//!   socket; see `kernel_write_timeout` in `lib.rs`) aborts a connection whose sent data
+//!   stays unacknowledged, a receiver that keeps its window shut included (Linux 5.13+);
+//! * this wrapper's write timeout, above, where the kernel's does not apply;
+//! * the WebSocket session, when it gives up on its client (behind for the client timeout,
+//!   or silent): it calls [`Abort::now`], and the wrapper, which owns the socket, fails the
+//!   dispatcher's next read or write with `SO_LINGER` 0 set. The dispatcher drops the
+//!   connection, and closing it sends the client a reset and discards the unsent data. A
+//!   client that trickles a byte now and then keeps neither timer running, so this is the
+//!   one that ends it.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -35,6 +53,7 @@ use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 use crate::metrics::Metrics;
@@ -127,47 +146,85 @@ impl Backpressure {
     }
 }
 
+/// A request to end one connection at once, from a WebSocket session that gave up on its
+/// client to the connection's [`GuardedIo`] (see the module docs). Reached through the
+/// request's connection data; the session and the dispatcher run on the same worker thread.
+#[derive(Debug, Default)]
+pub struct Abort {
+    requested: Cell<bool>,
+    /// The dispatcher's task, as last seen polling the connection.
+    dispatcher: RefCell<Option<Waker>>,
+}
+
+impl Abort {
+    /// Ends the connection: the dispatcher is woken, its next read or write fails, and the
+    /// socket is closed with a reset. Does nothing more once the connection is gone.
+    pub fn now(&self) {
+        self.requested.set(true);
+        if let Some(waker) = self.dispatcher.borrow_mut().take() {
+            waker.wake();
+        }
+    }
+}
+
 /// A connection's I/O as the HTTP dispatcher sees it, with the limits described in the
-/// module docs: writes that give up after `write_timeout` without progress, and the
-/// socket's backpressure made visible to a WebSocket's tick writer.
+/// module docs: writes that give up after `write_timeout` without progress, the socket's
+/// backpressure made visible to a WebSocket's tick writer, and an [`Abort`] for its session.
 pub struct GuardedIo<T> {
     io: T,
-    /// The accepted TCP socket, for a session that must reset its connection.
-    socket: Option<super::socket::ConnectionSocket>,
+    /// The TCP socket under `io` (itself, or the one below TLS), for `SO_LINGER`.
+    tcp: fn(&T) -> &TcpStream,
     backpressure: Rc<Backpressure>,
+    abort: Rc<Abort>,
     write_timeout: Duration,
     /// Set while writes are blocked: when it fires, the connection is given up.
     stalled: Option<Pin<Box<Sleep>>>,
 }
 
 impl<T> GuardedIo<T> {
-    /// Wraps a freshly accepted connection.
-    pub fn new(io: T, write_timeout: Duration) -> GuardedIo<T> {
+    /// Wraps a freshly accepted connection; `tcp` finds its TCP socket (`|tcp| tcp` for plain
+    /// TCP, the stream below the TLS session for TLS).
+    pub fn new(io: T, tcp: fn(&T) -> &TcpStream, write_timeout: Duration) -> GuardedIo<T> {
         GuardedIo {
             io,
+            tcp,
             backpressure: Rc::default(),
+            abort: Rc::default(),
             write_timeout,
             stalled: None,
-            socket: None,
         }
-    }
-
-    /// Records the accepted TCP socket under this connection (plain or below TLS), so that a
-    /// WebSocket session that gives up on its client can reset it (see [`super::socket`]).
-    pub fn with_socket(mut self, fd: std::os::fd::RawFd) -> GuardedIo<T> {
-        self.socket = Some(super::socket::ConnectionSocket::here(fd));
-        self
-    }
-
-    /// The recorded socket, if any: `on_connect_ext` puts it in the connection's data.
-    pub fn socket(&self) -> Option<super::socket::ConnectionSocket> {
-        self.socket
     }
 
     /// Whether this connection's writes are blocked, for a WebSocket's tick writer to reach
     /// through the request's connection data.
     pub fn backpressure(&self) -> Rc<Backpressure> {
         self.backpressure.clone()
+    }
+
+    /// The handle that ends this connection at once, for its WebSocket session to reach
+    /// through the request's connection data.
+    pub fn abort(&self) -> Rc<Abort> {
+        self.abort.clone()
+    }
+
+    /// Before every read and write: fails once [`Abort::now`] was called, with `SO_LINGER` 0
+    /// set so that closing the socket resets it; otherwise remembers who to wake for it.
+    fn aborted(&self, cx: &Context<'_>) -> Option<io::Error> {
+        if self.abort.requested.get() {
+            // The dispatcher drops the connection on this error; with a zero linger time the
+            // kernel then discards the unsent bytes and sends a reset instead of keeping the
+            // socket until the client reads them.
+            let _ = socket2::SockRef::from((self.tcp)(&self.io)).set_linger(Some(Duration::ZERO));
+            return Some(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the WebSocket session gave up on its client: connection reset",
+            ));
+        }
+        let mut dispatcher = self.abort.dispatcher.borrow_mut();
+        if !dispatcher.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *dispatcher = Some(cx.waker().clone());
+        }
+        None
     }
 
     /// Called when a write is blocked: starts the stall timer (once per stall: the timer, not
@@ -209,7 +266,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for GuardedIo<T> {
         cx: &mut Context<'_>,
         out: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, out)
+        let this = self.get_mut();
+        if let Some(e) = this.aborted(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut this.io).poll_read(cx, out)
     }
 }
 
@@ -220,6 +281,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
         bytes: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if let Some(e) = this.aborted(cx) {
+            return Poll::Ready(Err(e));
+        }
         match Pin::new(&mut this.io).poll_write(cx, bytes) {
             Poll::Pending => this.stall(cx),
             Poll::Ready(Ok(n)) => {
@@ -234,6 +298,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if let Some(e) = this.aborted(cx) {
+            return Poll::Ready(Err(e));
+        }
         match Pin::new(&mut this.io).poll_flush(cx) {
             Poll::Pending => this.stall(cx),
             Poll::Ready(result) => {

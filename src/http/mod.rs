@@ -5,12 +5,10 @@
 //! * [`longpoll`]: `GET /price/next`, long polling: a request held until the next tick.
 //! * [`sse`]: `GET /events`, Server-Sent Events: one response that never ends.
 //! * [`ws`]: `GET /ws`, the WebSocket way: one request upgraded to a long-lived socket.
-//! * [`connection`]: what one connection may cost (requests read ahead, writes that stall),
-//!   whatever its client does.
+//! * [`connection`]: what one connection may cost (writes that stall, a client that stopped
+//!   reading), whatever its client does, and how a WebSocket session ends its connection.
 //! * [`echo`]: `GET /echo`, a WebSocket that sends every message back (a lesson tool, and
 //!   what the Autobahn conformance suite talks to), through the same frame layer as `/ws`.
-//! * [`socket`]: the recorded socket a WebSocket session resets when it gives up on a client
-//!   that stopped reading.
 //! * [`metrics`]: `GET /metrics`, the server's counters, and the middleware counting responses.
 //! * [`origin`]: the `Origin` check on `/ws` and `/events` (Cross-Site WebSocket Hijacking).
 //! * [`rate_limit`]: the per-connection token bucket that stops message floods.
@@ -37,7 +35,6 @@ pub mod query;
 pub mod rate_limit;
 pub mod redact;
 pub mod server;
-pub mod socket;
 pub mod sse;
 pub mod ws;
 

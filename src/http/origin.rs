@@ -139,7 +139,8 @@ pub fn check(req: &HttpRequest, allowed: &[String]) -> Verdict {
     let Some(origin) = Origin::parse(&text) else {
         return refuse("is not a scheme://host[:port] origin");
     };
-    let own_port = if req.app_config().secure() { 443 } else { 80 };
+    let secure = super::server::Listener::of(req).is_some_and(|l| l.secure);
+    let own_port = if secure { 443 } else { 80 };
     // HTTP/1.1 names the host in `Host`; HTTP/2 in the `:authority` pseudo-header, which
     // arrives as the request URI's authority (and a browser sends no `Host` there).
     let authority = req.uri().authority().map(|a| a.as_str());

@@ -23,7 +23,7 @@ use super::connection::GuardedIo;
 pub struct Site {
     /// The state every handler reaches.
     pub state: AppState,
-    /// The address the server listens on (for `AppConfig` and the local address).
+    /// The address the server listens on (the local address, and [`Listener`]).
     pub addr: SocketAddr,
     /// Serving TLS (`https://`).
     pub secure: bool,
@@ -35,6 +35,24 @@ pub struct Site {
     /// The simulated network, when `--lab-rtt-ms` is on: which listener is the relay's (for
     /// the page's network badge, see [`crate::lab::Network::of`]).
     pub lab: web::Data<Option<crate::lab::Lab>>,
+}
+
+/// The listener that accepted a connection, in every request's connection data: its address
+/// (the main port, or the simulated network's internal one) and whether it serves TLS.
+#[derive(Debug, Clone, Copy)]
+pub struct Listener {
+    /// The listening socket's address.
+    pub addr: SocketAddr,
+    /// Serving `https://` and `wss://`.
+    pub secure: bool,
+}
+
+impl Listener {
+    /// The listener that accepted `req`'s connection (`None` for an app served another way,
+    /// e.g. by `HttpServer`).
+    pub fn of(req: &actix_web::HttpRequest) -> Option<Listener> {
+        req.conn_data::<Listener>().copied()
+    }
 }
 
 /// The connection-level errors of one worker's service (a TLS handshake or an HTTP/1
@@ -55,9 +73,8 @@ impl Site {
         let write_timeout = self.write_timeout;
         fn_service(move |tcp: TcpStream| {
             let peer = tcp.peer_addr().ok();
-            let fd = std::os::fd::AsRawFd::as_raw_fd(&tcp);
             std::future::ready(Ok((
-                GuardedIo::new(tcp, write_timeout).with_socket(fd),
+                GuardedIo::new(tcp, |tcp| tcp, write_timeout),
                 Protocol::Http1,
                 peer,
             )))
@@ -89,9 +106,8 @@ impl Site {
             .map_err(actix_tls::accept::TlsError::into_service_error)
             .map(move |tls: TlsStream<TcpStream>| {
                 let peer = tls.get_ref().0.peer_addr().ok();
-                let fd = std::os::fd::AsRawFd::as_raw_fd(tls.get_ref().0);
                 let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-                let io = GuardedIo::new(tls, write_timeout).with_socket(fd);
+                let io = GuardedIo::new(tls, |tls| tls.get_ref().0, write_timeout);
                 if h2 {
                     (io, Protocol::Http2, peer)
                 } else {
@@ -116,7 +132,6 @@ impl Site {
         T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
     {
         let state = self.state.clone();
-        let (secure, addr) = (self.secure, self.addr);
         let app = App::new()
             .app_data(web::Data::new(state))
             .app_data(self.lab.clone())
@@ -128,13 +143,15 @@ impl Site {
             .configure(super::routes)
             .into_factory()
             .map_err(|e| e.error_response());
-        // actix-web has no public constructor for AppConfig (HttpServer uses a crate-private
-        // one, and `AppConfig::default()` says plain HTTP on localhost:8080, which would make
-        // every wss:// page look cross-origin); this `#[doc(hidden)]` one is the only one it
-        // offers outside the crate, used here only (see vendor/README.md).
-        let app = map_config(app, move |_| {
-            actix_web::dev::AppConfig::__priv_test_new(secure, addr.to_string(), addr)
-        });
+        // An `App` is served with an `AppConfig` (TLS or not, the server's host and address),
+        // and actix-web has no public constructor for one but its default (plain HTTP on
+        // localhost:8080). So the app never reads it: what a handler needs to know about
+        // the listener comes from the connection's data instead ([`Listener`]).
+        let app = map_config(app, |_| actix_web::dev::AppConfig::default());
+        let listener = Listener {
+            addr: self.addr,
+            secure: self.secure,
+        };
         let shutdown = self.shutdown.clone();
         actix_http::HttpService::build()
             .graceful_shutdown_signal(move || {
@@ -151,12 +168,11 @@ impl Site {
             // cost: a client that half-closes after its request (`nc -N`, some scripts) gets
             // no answer.
             .h1_allow_half_closed(false)
-            .local_addr(addr)
-            .on_connect_ext(|io: &GuardedIo<T>, data| {
+            .local_addr(self.addr)
+            .on_connect_ext(move |io: &GuardedIo<T>, data| {
                 data.insert(io.backpressure());
-                if let Some(socket) = io.socket() {
-                    data.insert(socket);
-                }
+                data.insert(io.abort());
+                data.insert(listener);
             })
             .finish(app)
     }

@@ -107,10 +107,10 @@ where
         backpressure.count_in(state.metrics.clone());
     }
     let (body, writer) = writer(body, backpressure);
-    let socket = req
-        .conn_data::<crate::http::socket::ConnectionSocket>()
-        .copied();
-    let (body, ending) = closing::closing(body, socket);
+    let abort = req
+        .conn_data::<Rc<crate::http::connection::Abort>>()
+        .cloned();
+    let (body, ending) = closing::closing(body, abort);
     let stream = stream
         .max_frame_size(config.max_message_bytes)
         .aggregate_continuations()

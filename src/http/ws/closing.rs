@@ -25,20 +25,18 @@
 //! Limit: the dispatcher only asks the body for more while its write buffer is below 32 KiB.
 //! A client that stopped reading has a full buffer, so this path never runs for it. A session
 //! that gives up on its client (the [`Ending`] is dropped without [`Ending::done`]) therefore
-//! also resets the socket itself when the server recorded it ([`crate::http::connection`]),
-//! and the kernel's `TCP_USER_TIMEOUT` is the floor under both.
+//! also asks the connection to end itself ([`Abort`], see [`crate::http::connection`]), and
+//! the kernel's `TCP_USER_TIMEOUT` is the floor under both.
 
 use std::cell::{Cell, RefCell};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::web::Bytes;
 
-use crate::http::socket::{Abort, ConnectionSocket};
+use crate::http::connection::Abort;
 
 /// The session's side: tells the body that the session is over. Dropping it says so too,
 /// so a session that ends by an early `return` releases its connection all the same; dropped
@@ -48,8 +46,7 @@ use crate::http::socket::{Abort, ConnectionSocket};
 pub struct Ending {
     done: Rc<Done>,
     graceful: bool,
-    linger: Arc<AtomicBool>,
-    abort: Option<Abort>,
+    abort: Option<Rc<Abort>>,
 }
 
 impl Ending {
@@ -65,7 +62,7 @@ impl Ending {
     /// closing. Closing at once, with unread data, would make the kernel reset the connection
     /// and could drop the close frame still on its way.
     pub fn linger(mut self) {
-        self.linger.store(true, Ordering::Release);
+        self.done.linger.set(true);
         self.graceful = true;
     }
 }
@@ -87,6 +84,8 @@ impl Drop for Ending {
 #[derive(Debug, Default)]
 struct Done {
     over: Cell<bool>,
+    /// Set by [`Ending::linger`]: end normally instead of with an error.
+    linger: Cell<bool>,
     body: RefCell<Option<Waker>>,
 }
 
@@ -131,38 +130,22 @@ pub struct ClosingBody<B> {
     /// Set when a chunk was handed out since the last `Pending`: the dispatcher has not yet
     /// had a turn to write it to the socket.
     unflushed: bool,
-    /// Cleared when the dispatcher drops this body: from then on the socket may be closed.
-    open: Arc<AtomicBool>,
-    /// Set by [`Ending::linger`]: end normally instead of with an error.
-    linger: Arc<AtomicBool>,
-}
-
-impl<B> Drop for ClosingBody<B> {
-    fn drop(&mut self) {
-        self.open.store(false, Ordering::Release);
-    }
 }
 
 /// Wraps a WebSocket response body; returns it and the session's [`Ending`] handle. With the
-/// connection's `socket` (when the server records sockets), a session that gives up can
-/// reset its connection even when the dispatcher no longer polls the body.
-pub fn closing<B>(inner: B, socket: Option<ConnectionSocket>) -> (ClosingBody<B>, Ending) {
+/// connection's [`Abort`] (`serve` gives every connection one), a session that gives up can
+/// end its connection even when the dispatcher no longer polls the body.
+pub fn closing<B>(inner: B, abort: Option<Rc<Abort>>) -> (ClosingBody<B>, Ending) {
     let done = Rc::new(Done::default());
-    let open = Arc::new(AtomicBool::new(true));
-    let linger = Arc::new(AtomicBool::new(false));
     let body = ClosingBody {
         inner,
         inner_ended: false,
         done: done.clone(),
         unflushed: false,
-        open: open.clone(),
-        linger: linger.clone(),
     };
-    let abort = socket.map(|socket| Abort::new(socket, open));
     let ending = Ending {
         done,
         graceful: false,
-        linger,
         abort,
     };
     (body, ending)
@@ -199,7 +182,7 @@ where
             this.unflushed = false;
             return Poll::Pending;
         }
-        if this.linger.load(Ordering::Acquire) {
+        if this.done.linger.get() {
             // actix flushes, then lingers: the close frame goes out before anything is cut.
             return Poll::Ready(None);
         }

@@ -175,7 +175,16 @@ pub fn check_handshake(headers: &header::HeaderMap) -> Result<(), HandshakeProbl
 impl HandshakeProblem {
     /// The plain-text answer: what was wrong and a command that does it right.
     pub(crate) fn response(self, req: &HttpRequest) -> HttpResponse {
-        let host = req.connection_info().host().to_owned();
+        // The host the client named (`Host`, or HTTP/2's `:authority`), else the address
+        // that accepted it: the command below then reaches this server.
+        let host = req
+            .headers()
+            .get(actix_web::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| req.uri().authority().map(|a| a.to_string()))
+            .or_else(|| crate::http::server::Listener::of(req).map(|l| l.addr.to_string()))
+            .unwrap_or_else(|| "localhost:8080".to_owned());
         let (status, problem) = match self {
             HandshakeProblem::NotAnUpgrade => (
                 StatusCode::BAD_REQUEST,

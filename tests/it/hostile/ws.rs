@@ -271,11 +271,14 @@ async fn sockets_of_clients_that_never_read_are_released_round_after_round() {
     assert_eq!(health.status(), 200);
 }
 
-/// The real routes and state served by a plain `HttpServer` that records sockets with
-/// `http::socket::on_connect`, *without* `TCP_USER_TIMEOUT` and without `serve`'s write
-/// timeout: the session alone must release the socket. Returns the address and the feed task (kept alive).
-async fn spawn_recording_app(config: Config) -> (std::net::SocketAddr, tickerlab::feed::FeedTask) {
-    use actix_web::{App, HttpServer, web};
+/// The real app, assembled as `serve` assembles it (`Site`, `GuardedIo`), but with neither
+/// of the two timers that also end a connection whose client stopped reading: no
+/// `TCP_USER_TIMEOUT` on the listener, and a write timeout of an hour. Only a session that
+/// gives up on its client can then free the socket. Returns the address and the feed task
+/// (kept alive).
+async fn spawn_app_without_write_timeouts(
+    config: Config,
+) -> (std::net::SocketAddr, tickerlab::feed::FeedTask) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("addr");
     // As `serve` does: a small send buffer, so a client that does not read fills actix's
@@ -291,21 +294,31 @@ async fn spawn_recording_app(config: Config) -> (std::net::SocketAddr, tickerlab
         shutdown: tokio_util::sync::CancellationToken::new(),
         metrics: Default::default(),
     };
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(web::Data::new(state.clone()))
-            .configure(tickerlab::http::routes)
-    })
-    .on_connect(tickerlab::http::socket::on_connect)
-    .workers(2)
-    .disable_signals()
-    .listen(listener)
-    .expect("listen")
-    .run();
+    let builder = actix_server::Server::build().workers(2).disable_signals();
+    let site = tickerlab::http::server::Site {
+        state,
+        addr,
+        secure: false,
+        write_timeout: Duration::from_secs(3600),
+        shutdown: builder.graceful_shutdown_signal(),
+        lab: actix_web::web::Data::new(None),
+    };
+    let server = builder
+        .listen("test", listener, move || site.http())
+        .expect("listen")
+        .run();
     tokio::spawn(server);
     (addr, task)
 }
 
+/// Clients that fill their connection's write buffer with answers and then read nothing:
+/// each sends messages whose `error` answers echo a 3.5 KB `id`, more than the kernel's
+/// buffers and actix's 32 KiB write buffer hold. The dispatcher then waits for the socket
+/// alone and never again asks the response body for more, so the body cannot end the
+/// connection; with no write timeout and no kernel timeout, only the session's [`Abort`]
+/// frees each socket, once the session has given up on its client.
+///
+/// [`Abort`]: tickerlab::http::connection::Abort
 #[tokio::test]
 async fn a_session_that_gives_up_on_a_client_resets_its_socket_itself() {
     const CLIENTS: usize = 20;
@@ -313,18 +326,34 @@ async fn a_session_that_gives_up_on_a_client_resets_its_socket_itself() {
         heartbeat_secs: 1,
         client_timeout_secs: 3,
         tick_ms: 10,
+        max_messages_per_sec: 1000,
         ..test_config()
     };
     let symbols = config.symbols.join(",");
-    let (addr, _feed) = spawn_recording_app(config).await;
+    let (addr, _feed) = spawn_app_without_write_timeouts(config).await;
+    let message = json!({"type": "nope", "id": "x".repeat(3500)}).to_string();
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    let mut frame = vec![0x81, 0x80 | 126];
+    frame.extend_from_slice(&(message.len() as u16).to_be_bytes());
+    frame.extend_from_slice(&mask);
+    frame.extend(message.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
     let start = Instant::now();
     let mut held = Vec::new();
     for _ in 0..CLIENTS {
         let path = format!("/ws?symbols={symbols}");
-        held.push(hostile::never_reading_ws(addr, &path).await.expect("101"));
+        let mut stream = hostile::never_reading_ws(addr, &path).await.expect("101");
+        // 30 answers of 3.5 KB: about 105 KB queued for a client that reads nothing. The
+        // server stops reading once its side is full; that is enough.
+        for _ in 0..30 {
+            match tokio::time::timeout(Duration::from_millis(500), stream.write_all(&frame)).await {
+                Ok(Ok(())) => {}
+                _ => break,
+            }
+        }
+        held.push(stream);
     }
-    assert_eq!(server_sockets(addr.port()), CLIENTS);
-    // No kernel timeout on these sockets: only the sessions, giving up, can release them.
+    // No kernel timeout and no write timeout on these sockets: only the sessions, giving up,
+    // can release them.
     wait_until("the sessions reset their sockets", || {
         server_sockets(addr.port()) == 0
     })
@@ -333,7 +362,22 @@ async fn a_session_that_gives_up_on_a_client_resets_its_socket_itself() {
         "sockets reset {:?} after the clients connected",
         start.elapsed()
     );
-    drop(held);
+    // Each client sees a reset, not an orderly close: the unsent answers were discarded.
+    for mut stream in held {
+        let mut buf = vec![0u8; 64 * 1024];
+        let end = tokio::time::timeout(DEADLINE, async {
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) => break Ok(()),
+                    Ok(_) => {}
+                    Err(e) => break Err(e.kind()),
+                }
+            }
+        })
+        .await
+        .expect("the connection ends");
+        assert_eq!(end, Err(std::io::ErrorKind::ConnectionReset));
+    }
 }
 
 /// Waits (up to [`DEADLINE`]) until every WebSocket place is free again.
