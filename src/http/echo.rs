@@ -53,7 +53,7 @@ pub async fn upgrade(
         verdict,
         ending,
         writer: (),
-    } = ws::open(&req, body, &state, |body, _| (body, ())).await?;
+    } = ws::open(&req, body, &state, |_| (None, ())).await?;
     let settings = SessionSettings::from(&*state.config);
     let out = Outbox::new(
         session,

@@ -16,18 +16,17 @@
 //!   subscribe, unsubscribe, ping, drop, and an `error` for anything else), the heartbeat
 //!   and the client timeout, binary frames (1003), invalid UTF-8 (1007), and the closing
 //!   handshake.
-//! * `push`: the outgoing body, which writes each tick to the socket in one hop: the
-//!   feed's frame, built once per tick and shared by every socket, written by the task that
-//!   owns the connection, held back while the client is not reading.
-//! * [`closing`]: the server closes the TCP connection as soon as the session is over,
-//!   instead of waiting for the client to hang up.
+//! * `body`: the outgoing body, which writes the session's frames, then each tick in one
+//!   hop (the feed's frame, built once per tick and shared by every socket, written by the
+//!   task that owns the connection, held back while the client is not reading), and closes
+//!   the TCP connection as soon as the session is over, instead of waiting for the client
+//!   to hang up.
 //!
 //! `/echo` ([`super::echo`]) is opened by the same `open`, with everything above but the
 //! ticks.
 
 use std::rc::Rc;
 
-use actix_web::body::{BoxBody, MessageBody};
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, dev, web};
 use tracing::{Instrument, info, info_span};
@@ -39,11 +38,10 @@ use crate::metrics::Refusal;
 use crate::subscription::Subscription;
 use crate::tick::{Handshake, HandshakeResponse};
 
-pub mod closing;
+pub(crate) mod body;
 pub mod guard;
 pub mod handshake;
 pub(crate) mod messages;
-pub(crate) mod push;
 pub(crate) mod session;
 
 pub(crate) use handshake::parse_stream_query;
@@ -52,9 +50,8 @@ pub(crate) use session::{
     Client, Close, Control, Outbox, SessionSettings, finish, heartbeat_timer, received,
 };
 
-use closing::Ending;
+use body::{Ending, Ticks, WsBody};
 use guard::{FrameGuard, Limits, ViolationCell};
-use push::PushBody;
 
 /// An opened WebSocket: the `101` response to return, and the session's two halves.
 pub(crate) struct Opened<W> {
@@ -68,26 +65,21 @@ pub(crate) struct Opened<W> {
     pub verdict: ViolationCell,
     /// Dropped or marked done when the session is over: the connection then closes.
     pub ending: Ending,
-    /// What the route's `writer` returned beside the body (`/ws`: the tick writer's handle).
+    /// What the route's `ticks` returned beside the tick writer (`/ws`: the session's handle on it).
     pub writer: W,
 }
 
 /// Completes the handshake for `/ws` or `/echo` with the same layers and limits: the frame
 /// guard in front of actix-ws's parser (size, reserved bits and rate checked on each header),
-/// actix-ws's own limits as a second line, and the body that closes the connection when the
-/// session is over. `writer` may wrap actix-ws's body in one that writes more (`/ws`: the
-/// ticks, see [`push`]); it is given the connection's [`Backpressure`] when the server has
-/// one.
-pub(crate) async fn open<B, W>(
+/// actix-ws's own limits as a second line, and the body ([`body`]) that closes the
+/// connection when the session is over. `ticks` may give the body a tick writer (`/ws`, see
+/// [`Ticks`]); it is given the connection's [`Backpressure`] when the server has one.
+pub(crate) async fn open<W>(
     req: &HttpRequest,
     body: web::Payload,
     state: &AppState,
-    writer: impl FnOnce(BoxBody, Option<Rc<Backpressure>>) -> (B, W),
-) -> actix_web::Result<Opened<W>>
-where
-    B: MessageBody + Unpin + 'static,
-    B::Error: Into<Box<dyn std::error::Error>>,
-{
+    ticks: impl FnOnce(Option<Rc<Backpressure>>) -> (Option<Ticks>, W),
+) -> actix_web::Result<Opened<W>> {
     let config = &state.config;
     let guard = FrameGuard::new(
         body.into_inner(),
@@ -106,11 +98,11 @@ where
     if let Some(backpressure) = &backpressure {
         backpressure.count_in(state.metrics.clone());
     }
-    let (body, writer) = writer(body, backpressure);
+    let (ticks, writer) = ticks(backpressure);
     let abort = req
         .conn_data::<Rc<crate::http::connection::Abort>>()
         .cloned();
-    let (body, ending) = closing::closing(body, abort);
+    let (body, ending) = WsBody::new(body, ticks, abort);
     let stream = stream
         .max_frame_size(config.max_message_bytes)
         .aggregate_continuations()
@@ -182,14 +174,9 @@ pub async fn upgrade(
         verdict,
         ending,
         writer: pusher,
-    } = open(&req, body, &state, |body, backpressure| {
-        PushBody::new(
-            body,
-            feed.clone(),
-            subscription,
-            backpressure,
-            metrics.clone(),
-        )
+    } = open(&req, body, &state, |backpressure| {
+        let (ticks, pusher) = Ticks::new(feed.clone(), subscription, backpressure, metrics.clone());
+        (Some(ticks), pusher)
     })
     .await?;
     // The security-headers middleware adds this to every answer; set it here already, so the

@@ -21,10 +21,10 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use super::closing::Ending;
+use super::body::Ending;
+use super::body::Pusher;
 use super::guard::{self, Violation, ViolationCell};
 use super::messages::{self, Reply};
-use super::push::Pusher;
 use crate::config::Config;
 use crate::feed::Feed;
 use crate::metrics::{ConnectionGuard, Metrics};

@@ -1,15 +1,20 @@
-//! The outgoing body: how a tick reaches a WebSocket in one hop.
+//! The outgoing body of a WebSocket connection: what the connection's HTTP dispatcher
+//! writes to the socket, from the `101` response until the TCP connection closes. One body
+//! type, [`WsBody`], does three things in a fixed order on every poll: actix-ws's queued
+//! frames, then the feed's ticks (`/ws` only), then the end of the connection.
+//!
+//! ## Ticks in one hop
 //!
 //! actix-ws hands out two things for an upgraded connection: a `Session`, the sending half,
-//! and the response body that the connection's HTTP dispatcher writes from. Every
-//! `session.text(..)` goes through a channel of 32 messages into that body. For the rare
-//! messages (`hello`, answers, pings, the close frame) that is fine. For ticks it would be a
-//! relay race, per client per tick: the feed wakes the session task, the session pushes
-//! into the channel, the channel wakes the connection's task, the body frames the text.
-//! Two tasks, a channel and a frame built per message, where a `GET /price` is answered
-//! inline by the connection's own task.
+//! and the response body that the dispatcher writes from. Every `session.text(..)` goes
+//! through a channel of 32 messages into that body. For the rare messages (`hello`,
+//! answers, pings, the close frame) that is fine. For ticks it would be a relay race, per
+//! client per tick: the feed wakes the session task, the session pushes into the channel,
+//! the channel wakes the connection's task, the body frames the text. Two tasks, a channel
+//! and a frame built per message, where a `GET /price` is answered inline by the
+//! connection's own task.
 //!
-//! [`PushBody`] wraps the body actix-ws returns and writes the ticks itself. It waits on
+//! So [`WsBody`] wraps the body actix-ws returns and writes the ticks itself. It waits on
 //! the feed's `watch` channel directly, so a tick wakes *one* task per connection, the one
 //! that owns the socket, and what it writes is the feed's frame for that tick
 //! ([`Feed::ws_frame`]): built once per symbol per tick, shared by every socket. (actix-ws's
@@ -17,23 +22,52 @@
 //! way to add a source of frames; actix-ws still does the handshake, reads and checks the
 //! client's frames and writes the rare replies.)
 //!
-//! Order is kept simple: on every poll the body first drains actix-ws's queue, then writes
-//! ticks. So `hello` and every answer go out before the ticks that follow them, and the
-//! session stops the ticks ([`Pusher::stop`]) before it queues its close frame: nothing is
-//! ever sent after a close.
+//! Order is kept simple: the session's frames first, so `hello` and every answer go out
+//! before the ticks that follow them, and the session stops the ticks ([`Pusher::stop`])
+//! before it queues its close frame: nothing is ever sent after a close.
 //!
 //! **Backpressure, not timers.** The dispatcher asks the body for more only while its
 //! write buffer has room, and the connection's I/O wrapper ([`Backpressure`]) says when
 //! the kernel stopped taking bytes. While the socket is blocked the body writes no ticks
 //! and parks; when it drains, the client was slow, so the body moves to the feed's newest
 //! snapshot, the ticks it missed are skipped and counted (`ws_ticks_skipped`), and it gets
-//! the newest ("latest value wins"), however short the stall. A client
-//! whose socket stays behind (never fully drained) for `--client-timeout-secs`, even if it
-//! reads a trickle, is dropped by its session ([`Pusher::behind_for`]). A connection
-//! that was merely *woken* late (a busy machine), whose socket never blocked, gets the
-//! ticks it missed from the feed's short history instead ([`Feed::recent_frame`]). A
-//! client that never reads again is dropped by the wrapper's write timeout; no timer is
-//! armed per send.
+//! the newest ("latest value wins"), however short the stall. A client whose socket stays
+//! behind (never fully drained) for `--client-timeout-secs`, even if it reads a trickle, is
+//! dropped by its session ([`Pusher::behind_for`]). A connection that was merely *woken*
+//! late (a busy machine), whose socket never blocked, gets the ticks it missed from the
+//! feed's short history instead ([`Feed::recent_frame`]). A client that never reads again
+//! is dropped by the wrapper's write timeout; no timer is armed per send.
+//!
+//! ## The end of the connection
+//!
+//! RFC 6455 section 7.1.1: after the closing handshake (each side has sent a close frame),
+//! the *server* closes the TCP connection first, so that the client is not the one left
+//! holding the TIME_WAIT state. actix-web does not do that by itself: when a WebSocket
+//! response body ends, its HTTP/1 dispatcher sees a request body (the client's frames) that
+//! never finished, and *lingers*: it reads and discards until the client hangs up or its
+//! `client_disconnect_timeout` (1 s) passes. A page waited about that long for its `close`
+//! event after "Drop connection".
+//!
+//! So when the session says it is over ([`Ending::done`], or the [`Ending`] is dropped,
+//! however the session ended), the body gives the dispatcher one more turn to flush what is
+//! queued (the close frame) and then ends with an error. An error in a response body is how
+//! actix-web is told "drop this connection now": the dispatcher stops and the socket (its
+//! file descriptor) is closed at once, instead of lingering. actix-http logs that error at
+//! ERROR level (target `actix_http::h1::dispatcher`), so the error's text says plainly that
+//! this is the normal end of a WebSocket, and the binary's log filter leaves out that one
+//! line (`main.rs`).
+//!
+//! One exception, [`Ending::linger`]: after a frame that broke a rule, the client may still
+//! be sending (the payload of a refused frame). Closing then, with unread data, makes the
+//! kernel reset the connection, and a reset can overtake our close frame. So that case ends
+//! the body normally and lets actix linger: it reads and discards for at most 1 s, then
+//! closes.
+//!
+//! Limit: the dispatcher only asks the body for more while its write buffer is below 32 KiB.
+//! A client that stopped reading has a full buffer, so this path never runs for it. A
+//! session that gives up on its client (the [`Ending`] is dropped without [`Ending::done`])
+//! therefore also asks the connection to end itself ([`Abort`], see
+//! [`crate::http::connection`]), and the kernel's `TCP_USER_TIMEOUT` is the floor under both.
 
 use std::cell::{Cell, RefCell, RefMut};
 use std::future::Future;
@@ -50,7 +84,7 @@ use tokio::sync::watch;
 use tokio_util::sync::ReusableBoxFuture;
 
 use crate::feed::{Feed, HISTORY, Snapshot};
-use crate::http::connection::Backpressure;
+use crate::http::connection::{Abort, Backpressure};
 use crate::metrics::Metrics;
 use crate::subscription::Subscription;
 
@@ -186,15 +220,9 @@ impl Wake for QueueWake {
     }
 }
 
-/// A WebSocket response body that writes actix-ws's frames, then the feed's ticks (see the
-/// module docs).
-pub(crate) struct PushBody {
-    /// actix-ws's body: hello, answers, pings, pongs, the close frame.
-    inner: BoxBody,
-    /// Set when `inner` may have a frame: polled only then.
-    queue: Arc<QueueWake>,
-    /// A waker of `queue`, made once.
-    queue_waker: Waker,
+/// The tick writer of a `/ws` connection: the feed's channel, the snapshot being written,
+/// and what it shares with the session (see the module docs).
+pub(crate) struct Ticks {
     feed: Feed,
     /// The snapshot being written: the newest this body has seen.
     current: Arc<Snapshot>,
@@ -205,16 +233,15 @@ pub(crate) struct PushBody {
     metrics: Arc<Metrics>,
 }
 
-impl PushBody {
-    /// Wraps actix-ws's `inner` body for a client subscribed to `subscription`. Returns the
-    /// body and the session's [`Pusher`]. Ticks wait for [`Pusher::start`].
+impl Ticks {
+    /// The ticks for a client subscribed to `subscription`, for [`WsBody::new`], and the
+    /// session's [`Pusher`]. Ticks wait for [`Pusher::start`].
     pub(crate) fn new(
-        inner: BoxBody,
         feed: Feed,
         subscription: Subscription,
         writer: Option<Rc<Backpressure>>,
         metrics: Arc<Metrics>,
-    ) -> (PushBody, Pusher) {
+    ) -> (Ticks, Pusher) {
         // Subscribe first, then read: no tick can fall in between.
         let snapshots = feed.subscribe();
         let current = feed.latest();
@@ -225,27 +252,19 @@ impl PushBody {
             body: RefCell::new(None),
             session: RefCell::new(None),
         });
-        let queue = Arc::new(QueueWake {
-            // Poll it once to begin with: hello may be queued already.
-            queued: AtomicBool::new(true),
-            task: AtomicWaker::new(),
-        });
         let pusher = Pusher {
             shared: shared.clone(),
             writer: writer.clone(),
         };
-        let body = PushBody {
-            inner,
-            queue_waker: Waker::from(queue.clone()),
-            queue,
+        let ticks = Ticks {
             feed,
             current,
             changed: ReusableBoxFuture::new(next_change(snapshots)),
-            shared: shared.clone(),
+            shared,
             writer,
             metrics,
         };
-        (body, pusher)
+        (ticks, pusher)
     }
 
     /// The client fell behind (a write blocked since the last look): latest value wins. Moves
@@ -279,7 +298,7 @@ impl PushBody {
     /// A gap longer than the feed's history (a long unsubscription, a very late wake-up) is
     /// skipped in one step and counted in `ws_ticks_skipped`; so is a tick the history no
     /// longer holds. (A client that is slow is moved to the newest first: see
-    /// [`PushBody::skip_to_newest`].)
+    /// [`Ticks::skip_to_newest`].)
     fn next_frame(&self) -> Option<Bytes> {
         let mut subscription = self.shared.subscription.borrow_mut();
         for (i, published) in self.current.ticks.iter().enumerate() {
@@ -369,6 +388,81 @@ impl PushBody {
     }
 }
 
+/// A WebSocket response body: actix-ws's frames, then the feed's ticks (when it has
+/// [`Ticks`]), then the end of the connection once the session is over (see the module docs).
+pub(crate) struct WsBody {
+    /// actix-ws's body: hello, answers, pings, pongs, the close frame.
+    inner: BoxBody,
+    /// `inner` has ended (after the close frame): nothing more comes from it, nor any tick.
+    inner_ended: bool,
+    /// Set when `inner` may have a frame: polled only then.
+    queue: Arc<QueueWake>,
+    /// A waker of `queue`, made once.
+    queue_waker: Waker,
+    /// `/ws`'s tick writer; `/echo` has none.
+    ticks: Option<Ticks>,
+    /// Whether the session is over, and how the connection should end.
+    done: Rc<Done>,
+    /// Set when a chunk was handed out since the last `Pending`: the dispatcher has not yet
+    /// had a turn to write it to the socket.
+    unflushed: bool,
+}
+
+impl WsBody {
+    /// Wraps actix-ws's `inner` body, with `/ws`'s `ticks` if any. Returns the body and the
+    /// session's [`Ending`]. With the connection's [`Abort`] (`serve` gives every connection
+    /// one), a session that gives up can end its connection even when the dispatcher no
+    /// longer polls the body.
+    pub(crate) fn new(
+        inner: BoxBody,
+        ticks: Option<Ticks>,
+        abort: Option<Rc<Abort>>,
+    ) -> (WsBody, Ending) {
+        let queue = Arc::new(QueueWake {
+            // Poll it once to begin with: hello may be queued already.
+            queued: AtomicBool::new(true),
+            task: AtomicWaker::new(),
+        });
+        let done = Rc::new(Done::default());
+        let body = WsBody {
+            inner,
+            inner_ended: false,
+            queue_waker: Waker::from(queue.clone()),
+            queue,
+            ticks,
+            done: done.clone(),
+            unflushed: false,
+        };
+        let ending = Ending {
+            done,
+            graceful: false,
+            abort,
+        };
+        (body, ending)
+    }
+
+    /// The next frame from actix-ws's queue, if it may have one.
+    fn poll_queue(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BodyError>>> {
+        self.queue.task.register(cx.waker());
+        if self.inner_ended || !self.queue.queued.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        let mut queue_cx = Context::from_waker(&self.queue_waker);
+        match Pin::new(&mut self.inner).poll_next(&mut queue_cx) {
+            Poll::Ready(Some(frame)) => {
+                // There may be more: look again on the next poll.
+                self.queue.queued.store(true, Ordering::Release);
+                Poll::Ready(Some(frame))
+            }
+            Poll::Ready(None) => {
+                self.inner_ended = true;
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
 /// Payload length of one of our own frames (for the bytes-sent counter): the frame less its
 /// 2-, 4- or 10-byte header.
 fn payload_len(frame: &[u8]) -> usize {
@@ -380,8 +474,94 @@ fn payload_len(frame: &[u8]) -> usize {
     frame.len().saturating_sub(header)
 }
 
-impl MessageBody for PushBody {
-    type Error = Box<dyn std::error::Error>;
+/// The session's side: tells the body that the session is over. Dropping it says so too,
+/// so a session that ends by an early `return` releases its connection all the same; dropped
+/// without [`Ending::done`], it means the session gave up on its client, and the connection
+/// is reset rather than flushed.
+#[derive(Debug)]
+pub struct Ending {
+    done: Rc<Done>,
+    graceful: bool,
+    abort: Option<Rc<Abort>>,
+}
+
+impl Ending {
+    /// The closing handshake is over (or was tried): close the connection once the queued
+    /// frames are flushed.
+    pub fn done(mut self) {
+        self.graceful = true;
+    }
+
+    /// The client broke a rule and may still be sending (e.g. the payload of a frame that was
+    /// refused from its header): end the body normally, so that actix *lingers* (reads and
+    /// discards what keeps coming, for at most its `client_disconnect_timeout` of 1 s) before
+    /// closing. Closing at once, with unread data, would make the kernel reset the connection
+    /// and could drop the close frame still on its way.
+    pub fn linger(mut self) {
+        self.done.linger.set(true);
+        self.graceful = true;
+    }
+}
+
+impl Drop for Ending {
+    fn drop(&mut self) {
+        if !self.graceful
+            && let Some(abort) = &self.abort
+        {
+            abort.now();
+        }
+        self.done.set();
+    }
+}
+
+/// "The session is over", from the session's task to the connection's: both run on the same
+/// worker thread, so a cell and the body's waker do, where a cancellation token would take a
+/// lock and a registration on every poll of the body (every tick).
+#[derive(Debug, Default)]
+struct Done {
+    over: Cell<bool>,
+    /// Set by [`Ending::linger`]: end normally instead of with an error.
+    linger: Cell<bool>,
+    body: RefCell<Option<Waker>>,
+}
+
+impl Done {
+    fn set(&self) {
+        self.over.set(true);
+        if let Some(waker) = self.body.borrow_mut().take() {
+            waker.wake();
+        }
+    }
+
+    /// Whether the session is over; if not, the body's task is woken when it is.
+    fn poll(&self, cx: &Context<'_>) -> bool {
+        if self.over.get() {
+            return true;
+        }
+        let mut body = self.body.borrow_mut();
+        if !body.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *body = Some(cx.waker().clone());
+        }
+        false
+    }
+}
+
+/// Why a [`WsBody`] ends with an error: not a failure, the end of a WebSocket.
+#[derive(thiserror::Error)]
+#[error("WebSocket session over: the server closes the TCP connection (RFC 6455 section 7.1.1)")]
+pub struct SessionOver;
+
+// actix-http logs a body's error with `{:?}`: make that line say what happened.
+impl std::fmt::Debug for SessionOver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+type BodyError = Box<dyn std::error::Error>;
+
+impl MessageBody for WsBody {
+    type Error = BodyError;
 
     fn size(&self) -> BodySize {
         BodySize::Stream
@@ -392,29 +572,40 @@ impl MessageBody for PushBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let this = self.get_mut();
-        // The session's frames first: they are never overtaken by a tick. actix-ws's body
-        // ends after the close frame, and so does this one.
-        this.queue.task.register(cx.waker());
-        if this.queue.queued.swap(false, Ordering::AcqRel) {
-            let mut queue_cx = Context::from_waker(&this.queue_waker);
-            match Pin::new(&mut this.inner).poll_next(&mut queue_cx) {
-                Poll::Ready(Some(frame)) => {
-                    // There may be more: look again on the next poll.
-                    this.queue.queued.store(true, Ordering::Release);
-                    return Poll::Ready(Some(frame));
-                }
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => {}
+        // The session's frames first: they are never overtaken by a tick.
+        match this.poll_queue(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                this.unflushed = true;
+                return Poll::Ready(Some(Ok(frame)));
             }
+            Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+            Poll::Ready(None) | Poll::Pending => {}
         }
-        match this.poll_tick(cx) {
-            Poll::Ready(Some(frame)) => {
-                this.metrics.ws_sent(payload_len(&frame));
-                Poll::Ready(Some(Ok(frame)))
-            }
-            // The feed stopped: no more ticks, but the session's close frame is still to
-            // come through `inner`.
-            Poll::Ready(None) | Poll::Pending => Poll::Pending,
+        // Then ticks, until the close frame has gone (the session stops them before it).
+        if !this.inner_ended
+            && let Some(ticks) = &mut this.ticks
+            && let Poll::Ready(Some(frame)) = ticks.poll_tick(cx)
+        {
+            // (`Ready(None)`: the feed stopped; the session's close frame is still to come.)
+            ticks.metrics.ws_sent(payload_len(&frame));
+            this.unflushed = true;
+            return Poll::Ready(Some(Ok(frame)));
         }
+        // Then the end.
+        if !this.done.poll(cx) {
+            this.unflushed = false;
+            return Poll::Pending;
+        }
+        if this.done.linger.get() {
+            // actix flushes, then lingers: the close frame goes out before anything is cut.
+            return Poll::Ready(None);
+        }
+        if std::mem::take(&mut this.unflushed) {
+            // The dispatcher writes its buffer to the socket after a `Pending`; come back
+            // right after, to end the connection once the close frame is on its way.
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        Poll::Ready(Some(Err(Box::new(SessionOver))))
     }
 }
