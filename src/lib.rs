@@ -180,6 +180,7 @@ pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartEr
         write_timeout: Duration::from_secs(config.client_timeout_secs),
         shutdown: builder.graceful_shutdown_signal(),
         lab: lab_info.clone(),
+        handshakes: Some(Default::default()),
     };
     let site_for_lab = site.clone();
     // The same app either way: TLS only wraps the connection, so every route (the page,
@@ -198,6 +199,8 @@ pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartEr
     if let Some((public, upstream, info)) = lab {
         let upstream_site = Site {
             addr: info.upstream,
+            // Every connection here comes from the relay, which holds the client's place.
+            handshakes: None,
             ..site_for_lab
         };
         builder = match &identity {

@@ -44,10 +44,18 @@ pub enum Refusal {
     Origin,
     /// `--max-connections` were already open (`503`), on any transport.
     Capacity,
+    /// A TLS connection from an address that already had its share of handshakes in progress
+    /// ([`crate::http::server::HANDSHAKES_PER_ADDRESS`]): closed before its handshake.
+    TlsPerAddress,
 }
 
 impl Refusal {
-    const ALL: [Refusal; 3] = [Refusal::NotAHandshake, Refusal::Origin, Refusal::Capacity];
+    const ALL: [Refusal; 4] = [
+        Refusal::NotAHandshake,
+        Refusal::Origin,
+        Refusal::Capacity,
+        Refusal::TlsPerAddress,
+    ];
 
     /// The label value in `/metrics`.
     pub fn label(self) -> &'static str {
@@ -55,6 +63,7 @@ impl Refusal {
             Refusal::NotAHandshake => "not_a_handshake",
             Refusal::Origin => "origin",
             Refusal::Capacity => "capacity",
+            Refusal::TlsPerAddress => "tls_per_address",
         }
     }
 }

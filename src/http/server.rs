@@ -6,10 +6,15 @@
 //! [`super::connection`] for what the wrapper bounds, and why.
 
 use actix_http::Protocol;
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_service::{IntoServiceFactory as _, ServiceFactoryExt as _, fn_service, map_config};
+use actix_service::{
+    IntoServiceFactory as _, Service as _, ServiceFactoryExt as _, apply_fn_factory, fn_service,
+    map_config,
+};
 use actix_web::dev::ServiceFactory;
 use actix_web::rt::net::TcpStream;
 use actix_web::{App, middleware, web};
@@ -35,6 +40,65 @@ pub struct Site {
     /// The simulated network, when `--lab-rtt-ms` is on: which listener is the relay's (for
     /// the page's network badge, see [`crate::lab::Network::of`]).
     pub lab: web::Data<Option<crate::lab::Lab>>,
+    /// The TLS handshakes in progress, per client address (shared by every worker), to hold
+    /// each address to its share ([`HANDSHAKES_PER_ADDRESS`]). `None` where every connection
+    /// comes from one trusted address: the simulated network's relay, which bounds its own
+    /// connections.
+    pub handshakes: Option<Handshakes>,
+}
+
+/// How many TLS handshakes one client address may have in progress at once; its next
+/// connection is closed before its handshake. actix-tls runs at most 256 handshakes per
+/// worker, each for up to 3 s, and stops accepting while they are all taken: without a share
+/// per address, one machine opening silent connections (170 a second was enough) keeps them
+/// all busy, and every new `https://` client waits seconds for its turn. A browser opens at
+/// most 6 connections to one server at once, and an honest handshake takes milliseconds.
+pub const HANDSHAKES_PER_ADDRESS: usize = 16;
+
+/// The TLS handshakes in progress, counted per client address (see
+/// [`HANDSHAKES_PER_ADDRESS`]). Cheap to clone; every clone counts the same handshakes.
+#[derive(Debug, Clone, Default)]
+pub struct Handshakes(Arc<Mutex<HashMap<IpAddr, usize>>>);
+
+impl Handshakes {
+    /// A place for one handshake from `ip`, held until the returned guard is dropped; `None`
+    /// when `ip` already has [`HANDSHAKES_PER_ADDRESS`] in progress.
+    fn enter(&self, ip: IpAddr) -> Option<HandshakeGuard> {
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= HANDSHAKES_PER_ADDRESS {
+            return None;
+        }
+        *count += 1;
+        Some(HandshakeGuard {
+            handshakes: self.clone(),
+            ip,
+        })
+    }
+
+    /// How many handshakes `ip` has in progress now.
+    pub fn in_progress(&self, ip: IpAddr) -> usize {
+        let counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        counts.get(&ip).copied().unwrap_or(0)
+    }
+}
+
+/// One handshake's place in [`Handshakes`], given back on drop (done, failed or timed out).
+struct HandshakeGuard {
+    handshakes: Handshakes,
+    ip: IpAddr,
+}
+
+impl Drop for HandshakeGuard {
+    fn drop(&mut self) {
+        let mut counts = self.handshakes.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// The listener that accepted a connection, in every request's connection data: its address
@@ -98,10 +162,36 @@ impl Site {
         Error = TlsFailure,
         InitError = (),
     > + use<> {
+        use actix_tls::accept::TlsError;
         use actix_tls::accept::rustls_0_23::{Acceptor, TlsStream};
         let write_timeout = self.write_timeout;
+        let handshakes = self.handshakes.clone();
+        let metrics = self.state.metrics.clone();
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Acceptor::new(tls)
+        // Each handshake holds a place of its client address's share until it ends.
+        let acceptor = Acceptor::new(tls);
+        apply_fn_factory::<_, _, _, _, TcpStream, TcpStream, _, _>(acceptor, move |tcp, acceptor| {
+            let peer = tcp.peer_addr().ok();
+            let place = match &handshakes {
+                Some(handshakes) => peer.and_then(|peer| handshakes.enter(peer.ip())).map(Some),
+                None => Some(None),
+            };
+            // Without a place the socket is dropped here: closed before any handshake.
+            let handshake = place.is_some().then(|| acceptor.call(tcp));
+            if handshake.is_none() {
+                metrics.refused(crate::metrics::Refusal::TlsPerAddress);
+            }
+            async move {
+                let Some(handshake) = handshake else {
+                    return Err(TlsError::Tls(std::io::Error::other(format!(
+                        "{peer:?} has {HANDSHAKES_PER_ADDRESS} TLS handshakes in progress: closed"
+                    ))));
+                };
+                let done = handshake.await;
+                drop(place);
+                done
+            }
+        })
             .map_init_err(|_| ())
             .map_err(actix_tls::accept::TlsError::into_service_error)
             .map(move |tls: TlsStream<TcpStream>| {

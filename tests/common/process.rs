@@ -108,7 +108,15 @@ impl ServerProcess {
 /// the `/proc/net/tcp` entries whose local port is the server's, found among `/proc/self/fd`.
 /// Counting by port leaves out every other server and client the test program runs meanwhile.
 pub fn server_sockets(port: u16) -> usize {
+    server_sockets_from(port, None)
+}
+
+/// [`server_sockets`], counting only the connections from `peer` when it is given (an IPv4
+/// address: a test's hostile clients bind to 127.0.0.2 to be told apart from the others).
+pub fn server_sockets_from(port: u16, peer: Option<std::net::Ipv4Addr>) -> usize {
     let port = format!(":{port:04X}");
+    // /proc/net/tcp writes an IPv4 address as the hex of its bytes in memory order.
+    let peer = peer.map(|ip| format!("{:08X}:", u32::from_le_bytes(ip.octets())));
     let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
     let inodes: HashSet<String> = table
         .lines()
@@ -117,7 +125,11 @@ pub fn server_sockets(port: u16) -> usize {
             let fields: Vec<&str> = line.split_whitespace().collect();
             let listening = fields.get(3) == Some(&"0A");
             let inode = fields.get(9)?;
-            (fields.get(1)?.ends_with(&port) && !listening).then(|| format!("socket:[{inode}]"))
+            let from_peer = peer
+                .as_ref()
+                .is_none_or(|peer| fields.get(2).is_some_and(|remote| remote.starts_with(peer)));
+            (fields.get(1)?.ends_with(&port) && !listening && from_peer)
+                .then(|| format!("socket:[{inode}]"))
         })
         .collect();
     std::fs::read_dir("/proc/self/fd")

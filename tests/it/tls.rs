@@ -277,6 +277,57 @@ async fn plain_http_to_the_tls_port_gets_no_http_and_does_not_disturb_a_wss_clie
     app.stopper.stop().await;
 }
 
+/// Connections that never send a ClientHello, from one address, take at most that address's
+/// share of TLS handshakes (`HANDSHAKES_PER_ADDRESS`): the rest are closed at once and counted
+/// in `/metrics`, so actix-tls's places stay free for everyone else, and a client from
+/// another address is served while they wait.
+#[tokio::test]
+async fn silent_connections_from_one_address_hold_at_most_its_share_of_tls_handshakes() {
+    use tickerlab::http::server::HANDSHAKES_PER_ADDRESS;
+    const SILENT: usize = 200;
+    const REFUSED: &str = "tickerlab_handshakes_refused_total{reason=\"tls_per_address\"}";
+    let app = spawn_tls_app(Config {
+        tls_self_signed: true,
+        ..test_config()
+    })
+    .await;
+    let attacker = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    let peak = std::cell::Cell::new(0);
+    let sample = || {
+        let held = common::process::server_sockets_from(app.addr.port(), Some(attacker));
+        peak.set(peak.get().max(held));
+    };
+    // All at once: the share is of handshakes in progress, and each lasts at most 3 s.
+    let silent = futures_util::future::join_all((0..SILENT).map(|_| async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind((attacker, 0).into()).unwrap();
+        socket.connect(app.addr).await.expect("connect")
+    }))
+    .await;
+    // Connections beyond the share are refused (closed before their handshake) and counted.
+    // (Not every one of them: on a busy machine, the server may accept some only after the
+    // first handshakes timed out and gave their places back.)
+    let refused = common::wait_for("the refusals to be counted", || async {
+        sample();
+        let metrics = https_get(app.addr, "localhost", &app.root, "/metrics").await;
+        let refused = common::metric(body(&metrics), REFUSED);
+        (refused as usize >= SILENT / 2).then_some(refused)
+    })
+    .await;
+    sample();
+    let peak = peak.get();
+    assert!(
+        peak <= HANDSHAKES_PER_ADDRESS,
+        "{peak} silent connections held at once"
+    );
+    // While the share is still taken, a client from another address is served.
+    let response = https_get(app.addr, "localhost", &app.root, "/healthz").await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    eprintln!("{refused} silent connections refused, at most {peak} held at once");
+    drop(silent);
+    app.stopper.stop().await;
+}
+
 #[tokio::test]
 async fn serve_refuses_missing_files_and_a_mismatched_key_with_the_reason() {
     let dir = TempDir::new();

@@ -302,6 +302,7 @@ async fn spawn_app_without_write_timeouts(
         write_timeout: Duration::from_secs(3600),
         shutdown: builder.graceful_shutdown_signal(),
         lab: actix_web::web::Data::new(None),
+        handshakes: None,
     };
     let server = builder
         .listen("test", listener, move || site.http())
