@@ -20,9 +20,10 @@ use std::time::{Duration, Instant};
 
 use bytestring::ByteString;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use tickerlab::feed::{Published, Snapshot};
+use tickerlab::feed::Snapshot;
 use tickerlab::market::{DEFAULT_SYMBOLS, Market, SymbolSpec};
 use tickerlab::tick::{RunId, Tick};
+use tickerlab::wire::Published;
 use tokio::sync::{Notify, watch};
 
 fn market() -> Market {

@@ -4,10 +4,11 @@
 //!
 //! Two decisions shape everything downstream:
 //!
-//! * **Serialise once, share the bytes.** A tick becomes JSON here, exactly once, as a
-//!   [`ByteString`]: a reference-counted buffer whose `clone()` copies a pointer, not the
-//!   text. A thousand WebSocket sessions send the *same* buffer; `GET /price` answers with
-//!   it too. [`Feed::serialisations`] counts the work so a test can prove it.
+//! * **Serialise once, share the bytes.** A tick becomes JSON here, exactly once, wrapped in
+//!   a [`Published`] that also builds its SSE and WebSocket forms at most once (the bytes
+//!   themselves are [`crate::wire`]'s subject). A thousand WebSocket sessions send the
+//!   *same* buffer; `GET /price` answers with the same JSON. [`Feed::serialisations`] and
+//!   [`Feed::ws_frames`] count the work so a test can prove it.
 //! * **Latest value wins.** A ticker's reader wants the newest price, not a backlog, so the
 //!   channel is a [`tokio::sync::watch`], which holds only the newest value. A reader that
 //!   falls behind skips straight to the newest snapshot and sees the gap in `seq`; the server
@@ -32,112 +33,17 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use actix_web::web::Bytes;
-use bytestring::ByteString;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::market::Market;
 use crate::tick::{FeedSource, FeedStatus, RedisLink, RunId, Tick, epoch_ms};
-
-/// One symbol's newest tick, both as data and as the JSON text every client is sent.
-#[derive(Debug, Clone)]
-pub struct Published {
-    /// The tick as data, for code that needs a field (e.g. `seq`).
-    pub tick: Tick,
-    /// The tick serialised once; clone it to send it (a reference-count bump, no copy).
-    pub json: ByteString,
-    /// The same tick as a Server-Sent Events frame, made by the first SSE client that needs
-    /// it and then shared by all of them (nothing is formatted when no one listens).
-    sse: OnceLock<Bytes>,
-    /// The whole event for a stream that holds this symbol only: built at most once.
-    sse_alone: OnceLock<Bytes>,
-    /// The same tick as a complete WebSocket frame (header and payload), made by the first
-    /// WebSocket connection that needs it and then written by all of them.
-    ws: OnceLock<Bytes>,
-}
-
-impl Published {
-    /// Wraps a tick and its one serialisation.
-    pub fn new(tick: Tick, json: ByteString) -> Published {
-        Published {
-            tick,
-            json,
-            sse: OnceLock::new(),
-            sse_alone: OnceLock::new(),
-            ws: OnceLock::new(),
-        }
-    }
-
-    /// This tick as one complete WebSocket text frame, ready for the socket: built the
-    /// first time a connection asks, then shared by every connection (a reference-count bump
-    /// each, no copy). Use [`Feed::ws_frame`], which counts the builds.
-    ///
-    /// A server's frames are not masked (RFC 6455 section 5.1), so the frame is the same
-    /// bytes for every client: a 2-byte header (`FIN` + opcode 1 = text, then the length)
-    /// before the JSON, or 4 bytes for 126 to 65 535 bytes of JSON:
-    ///
-    /// ```text
-    /// 0x81 0x76 {"type":"tick","symbol":"ACME",...}     (0x76 = 118 bytes of JSON)
-    /// ```
-    fn ws_frame(&self, built: &AtomicU64) -> Bytes {
-        self.ws
-            .get_or_init(|| {
-                built.fetch_add(1, Ordering::Relaxed);
-                text_frame(self.json.as_bytes())
-            })
-            .clone()
-    }
-
-    /// This tick's `data:` line and the blank line that ends a Server-Sent Events frame.
-    /// Formatted once per tick, whatever the number of SSE clients; a stream that holds
-    /// several symbols sends its own `id:` line before it (see `http/sse.rs`); one that holds
-    /// one symbol sends [`Published::sse_event_alone`].
-    pub fn sse_frame(&self) -> Bytes {
-        self.sse
-            .get_or_init(|| Bytes::from(format!("data: {}\n\n", self.json)))
-            .clone()
-    }
-
-    /// The whole SSE event (`id: SYMBOL:SEQ@RUN`, then [`Published::sse_frame`]) for a stream
-    /// whose only position is this symbol's: the common case (one symbol per stream), where
-    /// every stream's event is the same bytes. Built once per tick, shared by all of them.
-    pub fn sse_event_alone(&self) -> Bytes {
-        self.sse_alone
-            .get_or_init(|| {
-                let t = &self.tick;
-                Bytes::from(format!(
-                    "id: {}:{}@{}\ndata: {}\n\n",
-                    t.symbol, t.seq, t.run, self.json
-                ))
-            })
-            .clone()
-    }
-}
-
-/// `payload` as an unmasked, unfragmented WebSocket text frame (RFC 6455 section 5.2).
-pub fn text_frame(payload: &[u8]) -> Bytes {
-    let len = payload.len();
-    let mut frame = Vec::with_capacity(len + 10);
-    frame.push(0x81); // FIN, opcode 1 (text)
-    match len {
-        0..=125 => frame.push(len as u8),
-        126..=0xFFFF => {
-            frame.push(126);
-            frame.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        _ => {
-            frame.push(127);
-            frame.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-    }
-    frame.extend_from_slice(payload);
-    Bytes::from(frame)
-}
+use crate::wire::Published;
 
 /// Every symbol's newest tick, as published by one tick of the feed.
 #[derive(Debug)]
@@ -357,12 +263,7 @@ impl Feed {
                         ts: 0.0,
                         run: RunId::UNKNOWN,
                     };
-                    {
-                        let json = serde_json::to_string(&tick)
-                            .expect("a tick always serialises")
-                            .into();
-                        Published::new(tick, json)
-                    }
+                    Published::serialise(tick)
                 })
                 .collect(),
         };
@@ -434,7 +335,7 @@ impl Feed {
     /// The JSON of a recent tick: what the tests compare (the server sends
     /// [`Feed::recent_frame`]).
     #[cfg(test)]
-    fn recent_json(&self, index: usize, run: RunId, seq: u64) -> Option<ByteString> {
+    fn recent_json(&self, index: usize, run: RunId, seq: u64) -> Option<bytestring::ByteString> {
         self.recent(index, run, seq, |published| published.json.clone())
     }
 
@@ -695,11 +596,9 @@ impl Ticker {
                     ts,
                     run: self.run,
                 };
-                // The one serialisation of this tick. Serialising a struct of strings and
-                // numbers cannot fail.
-                let json = serde_json::to_string(&tick).expect("a tick always serialises");
+                // The one serialisation of this tick.
                 stats.serialisations.fetch_add(1, Ordering::Relaxed);
-                Published::new(tick, json.into())
+                Published::serialise(tick)
             })
             .collect();
         stats.ticks.fetch_add(1, Ordering::Relaxed);
@@ -711,6 +610,7 @@ impl Ticker {
 mod tests {
     use super::*;
     use crate::market::SymbolSpec;
+    use bytestring::ByteString;
 
     fn market() -> Market {
         Market::new(
@@ -780,8 +680,7 @@ mod tests {
             ts: 1.0,
             run,
         };
-        let json = serde_json::to_string(&tick).unwrap().into();
-        Published::new(tick, json)
+        Published::serialise(tick)
     }
 
     #[test]

@@ -26,6 +26,8 @@
 //! * [`market`]: the seeded random walk, pure functions.
 //! * [`feed`]: the ticking task and its latest-value channel.
 //! * [`tick`]: the wire protocol's message types.
+//! * [`wire`]: the bytes a tick is sent as (JSON, SSE event, WebSocket frame), built once
+//!   per tick and shared by every client.
 //! * [`config`]: the one configuration struct.
 //! * [`subscription`]: which symbols a push client receives, without per-tick allocation.
 //! * [`http`]: one module per route family (page, price, long poll, SSE, ws, metrics).
@@ -50,6 +52,7 @@ pub mod metrics;
 pub mod subscription;
 pub mod tick;
 pub mod tls;
+pub mod wire;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;

@@ -11,8 +11,9 @@
 use std::fmt::Write as _;
 
 use crate::config::MAX_SYMBOLS;
-use crate::feed::{Feed, Published, Snapshot};
+use crate::feed::{Feed, Snapshot};
 use crate::tick::RunId;
+use crate::wire::Published;
 
 /// The most symbols one request may list. Longer lists are refused (or cut, for URL
 /// parameters), so a client cannot make the server do unbounded work per message.

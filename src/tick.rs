@@ -293,7 +293,7 @@ pub enum ServerMessage {
 impl ServerMessage {
     /// The message as JSON text, ready to send. Server messages other than ticks are rare
     /// (one per client request), so serialising them per client is fine; ticks are not
-    /// serialised here but once per tick in [`crate::feed`].
+    /// serialised here but once per tick, by the feed ([`crate::wire::Published::serialise`]).
     pub fn to_json(&self) -> String {
         // Serialising these types cannot fail: every field is a string, number, list or map
         // with string keys.

@@ -26,8 +26,9 @@ use super::{
     Backoff, BackplaneError, PREFIX, REDIS_TIMEOUT, SETTINGS_KEY, client, connect, latest_key,
     settings_json, tick_channel,
 };
-use crate::feed::{Feed, FeedTask, Published, Relay};
+use crate::feed::{Feed, FeedTask, Relay};
 use crate::tick::{RedisLink, Tick};
+use crate::wire::Published;
 
 /// The most ticks applied as one snapshot: enough for every symbol of a few ticks, small
 /// enough that one busy moment cannot hold the relay's attention for long.

@@ -27,8 +27,8 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::feed::Published;
 use crate::tick::RunId;
+use crate::wire::Published;
 
 /// The response header naming the run of the feed that answered (see [`RunId`]).
 pub const RUN_HEADER: &str = "x-tickerlab-run";
