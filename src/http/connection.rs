@@ -179,6 +179,42 @@ pub struct GuardedIo<T> {
     write_timeout: Duration,
     /// Set while writes are blocked: when it fires, the connection is given up.
     stalled: Option<Pin<Box<Sleep>>>,
+    /// How fast the client may send, when limited ([`GuardedIo::with_read_limit`]).
+    read_limit: Option<ReadLimit>,
+}
+
+/// A token bucket over the bytes read from a connection: `rate` bytes a second, up to
+/// `burst` saved up. A read may overdraw it (it takes what the socket has, up to the
+/// reader's buffer); the next read then waits until the balance is positive again.
+struct ReadLimit {
+    rate: f64,
+    burst: f64,
+    balance: f64,
+    refilled: Instant,
+    /// Set while the balance is negative: when it fires, reading resumes.
+    waiting: Option<Pin<Box<Sleep>>>,
+}
+
+impl ReadLimit {
+    /// `Ready` once the balance is positive; otherwise `Pending`, woken when it will be.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let now = Instant::now();
+        let earned = now.duration_since(self.refilled).as_secs_f64() * self.rate;
+        self.balance = (self.balance + earned).min(self.burst);
+        self.refilled = now;
+        if self.balance > 0.0 {
+            self.waiting = None;
+            return Poll::Ready(());
+        }
+        let until = now + Duration::from_secs_f64(-self.balance / self.rate);
+        let waiting = self
+            .waiting
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(until)));
+        waiting.as_mut().reset(until);
+        ready!(waiting.as_mut().poll(cx));
+        self.waiting = None;
+        Poll::Ready(())
+    }
 }
 
 impl<T> GuardedIo<T> {
@@ -192,7 +228,23 @@ impl<T> GuardedIo<T> {
             abort: Rc::default(),
             write_timeout,
             stalled: None,
+            read_limit: None,
         }
+    }
+
+    /// Lets the client send at most `rate` bytes a second on average, with bursts of up to
+    /// `burst`: past that, the connection is not read until the budget refills, so whatever
+    /// the client sends (an HTTP/2 frame flood included) costs the server at most that much
+    /// parsing.
+    pub fn with_read_limit(mut self, rate: u32, burst: u32) -> GuardedIo<T> {
+        self.read_limit = Some(ReadLimit {
+            rate: f64::from(rate),
+            burst: f64::from(burst),
+            balance: f64::from(burst),
+            refilled: Instant::now(),
+            waiting: None,
+        });
+        self
     }
 
     /// Whether this connection's writes are blocked, for a WebSocket's tick writer to reach
@@ -270,7 +322,14 @@ impl<T: AsyncRead + Unpin> AsyncRead for GuardedIo<T> {
         if let Some(e) = this.aborted(cx) {
             return Poll::Ready(Err(e));
         }
-        Pin::new(&mut this.io).poll_read(cx, out)
+        let Some(limit) = &mut this.read_limit else {
+            return Pin::new(&mut this.io).poll_read(cx, out);
+        };
+        ready!(limit.poll_ready(cx));
+        let before = out.filled().len();
+        ready!(Pin::new(&mut this.io).poll_read(cx, out))?;
+        limit.balance -= (out.filled().len() - before) as f64;
+        Poll::Ready(Ok(()))
     }
 }
 

@@ -47,6 +47,18 @@ pub struct Site {
     pub handshakes: Option<Handshakes>,
 }
 
+/// How fast an HTTP/2 client may send, on average: 64 KiB a second. Every request here is a
+/// `GET`, so a browser sends a few hundred bytes per request and a little flow control;
+/// HTTP/2's control frames (PRIORITY, WINDOW_UPDATE, PING, SETTINGS, empty DATA,
+/// CONTINUATION) are otherwise free to send as fast as the network goes, and one connection
+/// flooding PRIORITY frames kept a core busy. HTTP/1.1 needs no such limit: its requests wait
+/// undecoded past 4 in flight, and a WebSocket's frames are rate-limited one by one.
+pub const H2_READ_BYTES_PER_SEC: u32 = 64 * 1024;
+
+/// How much an HTTP/2 client may send at once before [`H2_READ_BYTES_PER_SEC`] applies: a
+/// page load's worth of requests.
+pub const H2_READ_BURST_BYTES: u32 = 256 * 1024;
+
 /// How many TLS handshakes one client address may have in progress at once; its next
 /// connection is closed before its handshake. actix-tls runs at most 256 handshakes per
 /// worker, each for up to 3 s, and stops accepting while they are all taken: without a share
@@ -199,6 +211,7 @@ impl Site {
                 let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
                 let io = GuardedIo::new(tls, |tls| tls.get_ref().0, write_timeout);
                 if h2 {
+                    let io = io.with_read_limit(H2_READ_BYTES_PER_SEC, H2_READ_BURST_BYTES);
                     (io, Protocol::Http2, peer)
                 } else {
                     (io, Protocol::Http1, peer)

@@ -304,7 +304,10 @@ async fn start(
             .await
             .expect("read stdout")
             .expect("the URL line");
-        if let Some(url) = line.strip_prefix("tickerlab listening on http://") {
+        let url = line
+            .strip_prefix("tickerlab listening on http://")
+            .or_else(|| line.strip_prefix("tickerlab listening on https://"));
+        if let Some(url) = url {
             break url.to_owned();
         }
     };
@@ -356,4 +359,29 @@ pub async fn greeted_client(app: &TestApp) -> Ws {
 pub fn ten_thousand_symbols() -> Value {
     let symbols: Vec<String> = (0..10_000).map(|i| format!("S{i}")).collect();
     serde_json::json!({"type": "subscribe", "symbols": symbols, "id": 4})
+}
+
+/// A directory under the system temp dir, removed when dropped.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    /// A new, private (`0700`) directory.
+    pub fn new() -> TempDir {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("tickerlab-tls-test-{}-{n}", std::process::id()));
+        // Private, as `SelfSigned::write_to` requires of a directory that already exists.
+        let mut builder = std::fs::DirBuilder::new();
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

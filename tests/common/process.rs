@@ -91,6 +91,22 @@ impl ServerProcess {
         rss_kib(self.pid)
     }
 
+    /// The CPU time it has used so far, user and system (`/proc/PID/stat`, in clock ticks of
+    /// 10 ms).
+    pub fn cpu_time(&self) -> std::time::Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).expect("stat");
+        // After the command name in parentheses: state is field 3, utime 14, stime 15.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .expect("(comm)")
+            .1
+            .split_whitespace()
+            .collect();
+        let ticks: u64 =
+            fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+        std::time::Duration::from_millis(ticks * 10)
+    }
+
     /// The TCP connections it holds open (its listener not counted).
     pub fn connections(&self) -> usize {
         connections(self.pid)

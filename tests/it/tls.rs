@@ -2,14 +2,14 @@
 //! only the certificate the test generated; and how bad certificates fail at start-up.
 
 use crate::common;
-use common::{WAIT, next_json, test_config};
+use common::{TempDir, WAIT, next_json, test_config};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+
 use tickerlab::tls::{Identity, SelfSigned, TlsError};
 use tickerlab::{Config, StartError, Stopper, tls};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,29 +19,6 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_rustls::{TlsConnector, rustls};
 use tokio_tungstenite::WebSocketStream;
-
-/// A directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("tickerlab-tls-test-{}-{n}", std::process::id()));
-        // Private, as `SelfSigned::write_to` requires of a directory that already exists.
-        let mut builder = std::fs::DirBuilder::new();
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A running TLS app and the certificate a client must trust to reach it.
 struct TlsApp {

@@ -4,6 +4,8 @@
 
 /// The churn soak, on demand (`--ignored`): a thousand clients connecting and leaving.
 mod churn;
+/// Hostile HTTP/2 clients over TLS: frame floods.
+mod h2;
 /// Hostile HTTP clients: pipelining, request-head limits, refusals, HTTP/1.0.
 mod http;
 /// The connection limit and its refusals.
