@@ -137,6 +137,12 @@ pub struct Config {
     /// any free port when --port is 0).
     #[arg(long, env = "LAB_PORT", requires = "lab_rtt_ms")]
     pub lab_port: Option<u16>,
+
+    /// With --lab-rtt-ms: print what an observer on the simulated network sees, both ways, on
+    /// standard output: over ws:// the upgrade and every frame decoded (with its masking key
+    /// and payload), over wss:// only TLS records.
+    #[arg(long, env = "LAB_TAP", requires = "lab_rtt_ms")]
+    pub lab_tap: bool,
 }
 
 /// Why a [`Config`] cannot be used. Each message says what was wrong and what is allowed.
@@ -212,6 +218,7 @@ impl Default for Config {
             lab_rtt_ms: None,
             lab_jitter_ms: 0,
             lab_port: None,
+            lab_tap: false,
         }
     }
 }

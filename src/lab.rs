@@ -48,6 +48,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::tap::{Direction, Tap};
+
 /// The most bytes one direction of one relayed connection holds at a time (read, not yet
 /// delivered). Like a TCP window, it also caps throughput: at most this much per one-way
 /// delay, 64 KiB / 75 ms ≈ 870 KB/s at a 150 ms round trip, plenty for ticks and the page.
@@ -206,6 +208,7 @@ impl Relay {
         link: Link,
         max_connections: usize,
         stall: Duration,
+        tap: bool,
         shutdown: CancellationToken,
     ) -> std::io::Result<Relay> {
         listener.set_nonblocking(true)?;
@@ -222,6 +225,7 @@ impl Relay {
             slots,
             stall,
             counters: counters.clone(),
+            tap: tap.then_some(0),
         };
         tokio::spawn(accepting.run(shutdown));
         tracing::info!(%addr, %upstream, rtt_ms = link.rtt.as_millis() as u64,
@@ -258,11 +262,13 @@ struct Accepting {
     slots: Arc<Semaphore>,
     stall: Duration,
     counters: Arc<RelayCounters>,
+    /// With `--lab-tap`: the number of the last connection tapped.
+    tap: Option<u64>,
 }
 
 impl Accepting {
     /// Accepts clients until shutdown; each relayed connection is a task of its own.
-    async fn run(self, shutdown: CancellationToken) {
+    async fn run(mut self, shutdown: CancellationToken) {
         loop {
             let accepted = tokio::select! {
                 // Shutdown: stop accepting; connections already relayed finish on their own.
@@ -275,7 +281,7 @@ impl Accepting {
     }
 
     /// Starts relaying one accepted connection, or refuses it when at the limit.
-    async fn relay(&self, accepted: std::io::Result<(TcpStream, SocketAddr)>) {
+    async fn relay(&mut self, accepted: std::io::Result<(TcpStream, SocketAddr)>) {
         let (client, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {
@@ -290,10 +296,14 @@ impl Accepting {
             return;
         };
         let (upstream, link, stall) = (self.upstream, self.link, self.stall);
+        let tap = self.tap.as_mut().map(|last| {
+            *last += 1;
+            *last
+        });
         let counters = self.counters.clone();
         counters.connections.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
-            let result = relay_connection(client, upstream, link, stall, &counters).await;
+            let result = relay_connection(client, upstream, link, stall, &counters, tap).await;
             if let Err(error) = result {
                 tracing::debug!(%peer, %error, "lab relay: connection ended");
             }
@@ -310,12 +320,14 @@ const LINGER_AFTER_THE_APP: Duration = Duration::from_secs(1);
 
 /// Connects to the app and pumps both directions until both have ended, or either fails.
 /// Once the app's side has ended, the client's gets [`LINGER_AFTER_THE_APP`] to end too.
+/// With `tap` (the connection's number), both directions are shown as an observer sees them.
 async fn relay_connection(
     client: TcpStream,
     upstream: SocketAddr,
     link: Link,
     stall: Duration,
     counters: &Arc<RelayCounters>,
+    tap: Option<u64>,
 ) -> std::io::Result<()> {
     // The client believes it connected at once; in a real network its first bytes could
     // only leave after the handshake's round trip, and arrive half a trip later.
@@ -336,6 +348,7 @@ async fn relay_connection(
         stall,
         counters,
         first_bytes_not_before,
+        tap.map(|n| Tap::new(n, Direction::ToServer)),
     );
     let app_to_client = pipe(
         from_server,
@@ -344,6 +357,7 @@ async fn relay_connection(
         stall,
         counters,
         Instant::now(),
+        tap.map(|n| Tap::new(n, Direction::ToClient)),
     );
     let (mut client_to_app, mut app_to_client) = (pin!(client_to_app), pin!(app_to_client));
     // An error in either direction (a reset, a stalled client) drops the whole connection.
@@ -388,6 +402,7 @@ async fn pipe<R, W>(
     stall: Duration,
     counters: &Arc<RelayCounters>,
     not_before: Instant,
+    tap: Option<Tap>,
 ) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin,
@@ -397,7 +412,15 @@ where
     // Unbounded in count, bounded by the byte budget: every segment holds its permits.
     let (queue, arrivals) = mpsc::unbounded_channel();
     tokio::try_join!(
-        read_side(reader, queue, budget, link, not_before, counters.clone()),
+        read_side(
+            reader,
+            queue,
+            budget,
+            link,
+            not_before,
+            counters.clone(),
+            tap
+        ),
         write_side(arrivals, writer, stall)
     )?;
     Ok(())
@@ -411,6 +434,7 @@ async fn read_side<R: AsyncRead + Unpin>(
     link: Link,
     not_before: Instant,
     counters: Arc<RelayCounters>,
+    mut tap: Option<Tap>,
 ) -> std::io::Result<()> {
     let mut scratch = vec![0u8; CHUNK_BYTES];
     let mut previous_release = not_before;
@@ -422,6 +446,9 @@ async fn read_side<R: AsyncRead + Unpin>(
             .await
             .map_err(std::io::Error::other)?;
         let n = reader.read(&mut scratch).await?;
+        if let Some(tap) = &mut tap {
+            tap.observe(&scratch[..n]);
+        }
         // Keep only what this chunk costs; the rest returns to the budget now.
         drop(permit.split(CHUNK_BYTES - n));
         // In order, as TCP: never released before the chunk read ahead of it.
@@ -491,7 +518,16 @@ mod tests {
         let counters = Arc::new(RelayCounters::default());
         let stall = Duration::from_secs(30);
         let pump = tokio::spawn(async move {
-            pipe(relay_in, relay_out, link, stall, &counters, Instant::now()).await?;
+            pipe(
+                relay_in,
+                relay_out,
+                link,
+                stall,
+                &counters,
+                Instant::now(),
+                None,
+            )
+            .await?;
             Ok::<_, std::io::Error>(counters.buffered_bytes.load(Ordering::Relaxed))
         });
         let start = Instant::now();
@@ -524,6 +560,7 @@ mod tests {
                 stall,
                 &pump_counters,
                 Instant::now(),
+                None,
             )
             .await
         });

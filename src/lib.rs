@@ -33,6 +33,8 @@
 //! * [`http`]: one module per route family (page, price, long poll, SSE, ws, metrics).
 //! * [`metrics`]: the counters behind `GET /metrics`.
 //! * [`tls`]: certificates for `https://` and `wss://` (files or self-signed).
+//! * [`tap`]: the wire tap on the simulated network (`--lab-tap`): what an observer on the
+//!   path reads of `ws://`, and of `wss://`.
 //! * [`lab`]: the simulated network (`--lab-rtt-ms`): the same app behind a relay that
 //!   delays every byte by half a round trip each way.
 //!
@@ -50,6 +52,7 @@ pub mod market;
 pub mod memory;
 pub mod metrics;
 pub mod subscription;
+pub mod tap;
 pub mod tick;
 pub mod tls;
 pub mod wire;
@@ -226,6 +229,7 @@ pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartEr
             info.link,
             usize::try_from(config.max_connections).unwrap_or(usize::MAX),
             Duration::from_secs(config.client_timeout_secs),
+            config.lab_tap,
             shutdown.clone(),
         )?),
         None => None,

@@ -385,3 +385,60 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A rustls client configuration that trusts exactly `root` (no system roots) and offers
+/// `alpn` (e.g. `h2`; none for a plain HTTP/1.1 or WebSocket client).
+pub fn trusting(
+    root: tokio_rustls::rustls::pki_types::CertificateDer<'static>,
+    alpn: &[&[u8]],
+) -> std::sync::Arc<tokio_rustls::rustls::ClientConfig> {
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(root).expect("trust the certificate");
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    std::sync::Arc::new(config)
+}
+
+/// A certificate and key for the real binary (`--tls-cert`, `--tls-key`), made in a private
+/// temporary directory that lives as long as the returned [`TempDir`], and the root a client
+/// must trust.
+pub struct CertificateFiles {
+    /// The directory holding both files, removed when this is dropped.
+    _dir: TempDir,
+    /// The certificate's path.
+    pub cert: String,
+    /// The private key's path.
+    pub key: String,
+    /// What a client trusts to reach the server.
+    pub root: tokio_rustls::rustls::pki_types::CertificateDer<'static>,
+}
+
+impl CertificateFiles {
+    /// A fresh self-signed certificate for localhost and 127.0.0.1.
+    pub fn new() -> CertificateFiles {
+        let dir = TempDir::new();
+        let generated = tickerlab::tls::self_signed(&[]).expect("a certificate");
+        let (cert, key) = generated.write_to(&dir.0).expect("write the certificate");
+        let root = tickerlab::tls::Identity::from_files(&cert, &key)
+            .expect("the files just written")
+            .certificate()
+            .clone();
+        CertificateFiles {
+            cert: cert.to_str().expect("a UTF-8 path").to_owned(),
+            key: key.to_str().expect("a UTF-8 path").to_owned(),
+            _dir: dir,
+            root,
+        }
+    }
+
+    /// The flags that serve them.
+    pub fn args(&self) -> [&str; 4] {
+        ["--tls-cert", &self.cert, "--tls-key", &self.key]
+    }
+}

@@ -617,3 +617,141 @@ async fn silent_connections_to_the_lab_port_are_released_after_the_app_gives_up(
     }
     drop(silent);
 }
+
+/// Runs the binary with the simulated network and its wire tap (and `extra` flags), opens a
+/// WebSocket through the lab port (`wss://` when `root` is given), reads three ticks, and
+/// returns the text of the first and every line the tap printed meanwhile.
+async fn tapped_ticks(
+    extra: &[&str],
+    root: Option<CertificateDer<'static>>,
+) -> (String, Vec<String>) {
+    let mut args = vec!["--lab-rtt-ms", "10", "--lab-tap", "--tick-ms", "100"];
+    args.extend_from_slice(extra);
+    let (mut child, _addr, mut lines) = common::start_binary(&args).await;
+    let line = tokio::time::timeout(WAIT, lines.next_line())
+        .await
+        .expect("the simulated network's line within the wait")
+        .expect("read stdout")
+        .expect("the simulated network's line");
+    let lab = line
+        .rsplit_once("://")
+        .map(|(_, addr)| addr.to_owned())
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+    // Everything the tap prints, collected as it comes.
+    let printed = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let collector = printed.clone();
+    let reading = tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            collector.lock().unwrap().push(line);
+        }
+    });
+    let tcp = tokio::net::TcpStream::connect(&lab).await.expect("connect");
+    let texts = match root {
+        None => {
+            let url = format!("ws://{lab}/ws?symbols=ACME");
+            let (ws, _) = tokio_tungstenite::client_async(url, tcp)
+                .await
+                .expect("101");
+            three_ticks(ws).await
+        }
+        Some(root) => {
+            let tls = TlsConnector::from(common::trusting(root, &[]))
+                .connect(ServerName::try_from("localhost").unwrap(), tcp)
+                .await
+                .expect("TLS handshake");
+            let url = format!("wss://{lab}/ws?symbols=ACME");
+            let (ws, _) = tokio_tungstenite::client_async(url, tls)
+                .await
+                .expect("101");
+            three_ticks(ws).await
+        }
+    };
+    // The tap prints a chunk before the relay forwards it, so by now every tick's line is
+    // on its way; wait until the tap has shown the last tick's chunk (a frame or a record).
+    common::wait_for("the tap's lines for the ticks", || async {
+        let printed = printed.lock().unwrap();
+        let server_lines = printed
+            .iter()
+            .filter(|l| l.contains("server -> client"))
+            .count();
+        (server_lines >= 4).then_some(())
+    })
+    .await;
+    let _ = child.kill().await;
+    reading.abort();
+    let printed = printed.lock().unwrap().clone();
+    (texts[0].clone(), printed)
+}
+
+/// The text of the first three tick messages on `ws`.
+async fn three_ticks<S>(mut ws: tokio_tungstenite::WebSocketStream<S>) -> Vec<String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::StreamExt;
+    let mut ticks = Vec::new();
+    while ticks.len() < 3 {
+        let message = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a message within the wait")
+            .expect("open")
+            .expect("a message");
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = message
+            && text.contains(r#""type":"tick""#)
+        {
+            ticks.push(text.to_string());
+        }
+    }
+    ticks
+}
+
+/// `"price":N` as the tick's JSON text has it.
+fn price_text(tick: &str) -> String {
+    let value: serde_json::Value = serde_json::from_str(tick).expect("JSON");
+    let start = tick.find(r#""price":"#).expect("a price");
+    let end = tick[start..].find(',').expect("a field after the price");
+    assert!(value["price"].is_number());
+    tick[start..start + end].to_owned()
+}
+
+/// `--lab-tap` over `ws://`: an observer on the path reads the upgrade, every frame's header
+/// (the client's with its masking key) and the tick's price in the clear.
+#[tokio::test]
+async fn the_wire_tap_reads_a_ws_ticks_price_and_the_clients_masking_key() {
+    let (tick, printed) = tapped_ticks(&[], None).await;
+    let price = price_text(&tick);
+    let text = printed.join("\n");
+    assert!(
+        printed.iter().any(
+            |l| l.contains("server -> client: frame FIN=1 opcode=text MASK=0")
+                && l.contains(&price)
+        ),
+        "no tap line shows {price}:\n{text}"
+    );
+    assert!(
+        text.contains("client -> server: http: GET /ws?symbols=ACME HTTP/1.1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("server -> client: http: HTTP/1.1 101 Switching Protocols"),
+        "{text}"
+    );
+}
+
+/// The same over `wss://`: the observer sees TLS records, and the price is in none of them.
+#[tokio::test]
+async fn the_wire_tap_sees_only_tls_records_for_wss() {
+    let files = common::CertificateFiles::new();
+    let (tick, printed) = tapped_ticks(&files.args(), Some(files.root.clone())).await;
+    let price = price_text(&tick);
+    let text = printed.join("\n");
+    assert!(text.contains("tls record: application_data"), "{text}");
+    assert!(
+        !text.contains(&price),
+        "the tap shows {price} over wss://:\n{text}"
+    );
+    assert!(
+        !text.contains("GET /ws"),
+        "the tap read the upgrade over wss://:\n{text}"
+    );
+}

@@ -2,16 +2,14 @@
 //! browsers speak HTTP/2): they cost the server what `H2_READ_BYTES_PER_SEC` lets in, not
 //! what the network carries. Measured on the real binary, in CPU time, its own process.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::common;
-use common::TempDir;
+use common::CertificateFiles;
 use common::process::ServerProcess;
 use tokio::io::AsyncWriteExt;
+use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
-use tokio_rustls::{TlsConnector, rustls};
 
 /// How long each flood runs.
 const FLOOD: Duration = Duration::from_secs(3);
@@ -22,22 +20,10 @@ const FLOOD: Duration = Duration::from_secs(3);
 const CPU_BOUND: Duration = Duration::from_millis(500);
 
 /// The real binary serving `https://` with a certificate the test trusts.
-async fn tls_server() -> (ServerProcess, CertificateDer<'static>, TempDir) {
-    let dir = TempDir::new();
-    let generated = tickerlab::tls::self_signed(&[]).expect("a certificate");
-    let (cert, key) = generated.write_to(&dir.0).expect("write the certificate");
-    let server = ServerProcess::start(&[
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-    ])
-    .await;
-    let root = tickerlab::tls::Identity::from_files(&cert, &key)
-        .expect("the files just written")
-        .certificate()
-        .clone();
-    (server, root, dir)
+async fn tls_server() -> (ServerProcess, CertificateDer<'static>, CertificateFiles) {
+    let files = CertificateFiles::new();
+    let server = ServerProcess::start(&files.args()).await;
+    (server, files.root.clone(), files)
 }
 
 /// A TLS connection to `server` that negotiated HTTP/2 (ALPN `h2`).
@@ -45,19 +31,11 @@ async fn h2_tls(
     server: &ServerProcess,
     root: CertificateDer<'static>,
 ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-    let mut roots = RootCertStore::empty();
-    roots.add(root).expect("trust the certificate");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    let config = common::trusting(root, &[b"h2"]);
     let tcp = tokio::net::TcpStream::connect(server.addr)
         .await
         .expect("connect");
-    let tls = TlsConnector::from(Arc::new(config))
+    let tls = TlsConnector::from(config)
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
         .expect("TLS handshake");
