@@ -45,6 +45,9 @@ const READ_ROOM: usize = 512;
 // `poll_request`), not only whether the loop starts.
 const MAX_PIPELINED_MESSAGES: usize = 4;
 
+/// Write buffer capacity at which we reallocate it after flushing.
+const WRITE_BUFFER_RETENTION_LIMIT: usize = 1024 * 128;
+
 bitflags! {
     #[derive(Debug, Clone, Copy)]
     pub struct Flags: u16 {
@@ -191,7 +194,13 @@ pin_project! {
         pub(super) io: Option<T>,
         read_buf: BytesMut,
         write_buf: BytesMut,
+
+        // Number of bytes to busy-buffer before flushing.
         h1_write_buffer_size: usize,
+
+        // True if backing allocation of `write_buf` needs to be released.
+        write_buf_needs_reset: bool,
+
         codec: Codec,
     }
 }
@@ -308,6 +317,7 @@ where
                     read_buf: BytesMut::new(),
                     write_buf: BytesMut::new(),
                     h1_write_buffer_size: config.h1_write_buffer_size(),
+                    write_buf_needs_reset: false,
                     codec: Codec::new(config),
                 },
             },
@@ -359,8 +369,24 @@ where
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), io::Error>> {
-        let InnerDispatcherProj { io, write_buf, .. } = self.project();
+        let InnerDispatcherProj {
+            io,
+            write_buf,
+            h1_write_buffer_size,
+            write_buf_needs_reset,
+            ..
+        } = self.project();
         let mut io = Pin::new(io.as_mut().unwrap());
+
+        // Allow normal buffer growth, but do not retain allocations caused by large response
+        // chunks on idle connections.
+        let retention_limit = (*h1_write_buffer_size).max(WRITE_BUFFER_RETENTION_LIMIT);
+
+        if write_buf.capacity() > retention_limit {
+            // Needs stored flag because `write_buf.advance(n)` reduces reported capacity without
+            // releasing the backing allocation.
+            *write_buf_needs_reset = true;
+        }
 
         let len = write_buf.len();
         let mut written = 0;
@@ -381,8 +407,15 @@ where
             }
         }
 
-        // everything has written to I/O; clear buffer
-        write_buf.clear();
+        // All bytes have been accepted by the I/O stream, so the buffer can be reused or released.
+        if *write_buf_needs_reset {
+            // tickerlab patch: was `BytesMut::with_capacity(HW_BUFFER_SIZE)`; released to
+            // empty, as the buffer starts.
+            *write_buf = BytesMut::new();
+            *write_buf_needs_reset = false;
+        } else {
+            write_buf.clear();
+        }
 
         // flush the I/O and check if get blocked
         io.poll_flush(cx)
@@ -1561,3 +1594,11 @@ fn trace_timer_states(
         trace!("  shutdown {}", &shutdown_timer);
     }
 }
+
+#[cfg(test)]
+#[path = "dispatcher_tests.rs"]
+mod dispatcher_tests;
+
+#[cfg(test)]
+#[path = "dispatcher_buffer_tests.rs"]
+mod buffer_tests;

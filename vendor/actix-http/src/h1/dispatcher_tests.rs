@@ -14,7 +14,7 @@ use bytes::BytesMut;
 use futures_util::future::lazy;
 use tokio::time::{sleep, timeout};
 
-use super::dispatcher::{Dispatcher, DispatcherState, DispatcherStateProj, Flags};
+use super::*;
 use crate::{
     body::BoxBody,
     config::ServiceConfig,
@@ -790,6 +790,7 @@ async fn pipelining_ok_then_bad() {
         stabilize_date_header(&mut res);
         let res = &res[..];
 
+        // tickerlab patch: the dispatcher's own 400 carries `x-content-type-options: nosniff`.
         let exp = b"\
                 HTTP/1.1 200 OK\r\n\
                 content-length: 5\r\n\
@@ -799,6 +800,7 @@ async fn pipelining_ok_then_bad() {
                 HTTP/1.1 400 Bad Request\r\n\
                 content-length: 0\r\n\
                 connection: close\r\n\
+                x-content-type-options: nosniff\r\n\
                 date: Thu, 01 Jan 1970 12:34:56 UTC\r\n\r\n\
                 ";
 
@@ -1142,7 +1144,7 @@ async fn handler_drop_payload() {
         POST /drop-payload HTTP/1.1
         Host: localhost
         Content-Length: 3
-        
+
         abc
         ",
     ));
@@ -1205,7 +1207,7 @@ async fn handler_drop_payload() {
             POST /drop-payload HTTP/1.1
             Host: localhost
             Content-Length: 200
-            
+
             abc
             ",
         ));
@@ -1289,7 +1291,7 @@ async fn handler_drop_payload_drains_body() {
         POST /drop-payload HTTP/1.1
         Host: localhost
         Transfer-Encoding: chunked
-        
+
         ",
     ));
 
@@ -1579,7 +1581,7 @@ fn http_msg_creates_msg() {
             r"
             POST / HTTP/1.1
             Content-Length: 3
-            
+
             abc
             "
         ),
@@ -1591,7 +1593,7 @@ fn http_msg_creates_msg() {
             r"
             GET / HTTP/1.1
             Content-Length: 3
-            
+
             "
         ),
         "GET / HTTP/1.1\r\nContent-Length: 3\r\n\r\n"
