@@ -271,6 +271,10 @@ impl Site {
             // cost: a client that half-closes after its request (`nc -N`, some scripts) gets
             // no answer.
             .h1_allow_half_closed(false)
+            // The HTTP/2 twin of `GuardedIo`'s write timeout: a client that grants a stream no
+            // flow-control window never lets its response out, yet the socket never blocks.
+            // The stream is reset, and its handler and body (an event stream's place) go.
+            .h2_send_timeout(self.write_timeout)
             .local_addr(self.addr)
             .on_connect_ext(move |io: &GuardedIo<T>, data| {
                 data.insert(io.backpressure());

@@ -74,21 +74,144 @@ async fn flood(
     sent
 }
 
-/// `GET /healthz` over a new HTTP/2 connection (the h2 crate as the client): its status.
-async fn healthz_over_h2(server: &ServerProcess, root: CertificateDer<'static>) -> u16 {
+/// An HTTP/2 client (the h2 crate) on a new connection to `server`, with `window` as its
+/// initial stream window (`None`: h2's default), its connection driven by a task of its own.
+async fn h2_client(
+    server: &ServerProcess,
+    root: CertificateDer<'static>,
+    window: Option<u32>,
+) -> (
+    h2::client::SendRequest<bytes::Bytes>,
+    tokio::task::JoinHandle<()>,
+) {
     let tls = h2_tls(server, root).await;
-    let (mut client, connection) = h2::client::handshake(tls).await.expect("HTTP/2");
-    tokio::spawn(connection);
-    let request = http02::Request::get(format!("https://localhost:{}/healthz", server.addr.port()))
+    let mut builder = h2::client::Builder::new();
+    if let Some(window) = window {
+        builder.initial_window_size(window);
+    }
+    let (client, connection) = builder.handshake(tls).await.expect("HTTP/2");
+    let driving = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    (client, driving)
+}
+
+/// `GET path` on `client`: the response, once its head arrives.
+fn get(
+    client: &mut h2::client::SendRequest<bytes::Bytes>,
+    server: &ServerProcess,
+    path: &str,
+) -> h2::client::ResponseFuture {
+    let request = http02::Request::get(format!("https://localhost:{}{path}", server.addr.port()))
         .body(())
         .unwrap();
-    let (response, _) = client.send_request(request, true).expect("send");
-    tokio::time::timeout(common::WAIT, response)
+    client.send_request(request, true).expect("send").0
+}
+
+/// `GET path` over a new HTTP/2 connection: the status and the body.
+async fn get_over_h2(
+    server: &ServerProcess,
+    root: CertificateDer<'static>,
+    path: &str,
+) -> (u16, String) {
+    let (mut client, _driving) = h2_client(server, root, None).await;
+    let response = tokio::time::timeout(common::WAIT, get(&mut client, server, path))
         .await
         .expect("answered within the wait")
-        .expect("a response")
-        .status()
-        .as_u16()
+        .expect("a response");
+    let status = response.status().as_u16();
+    let mut body = response.into_body();
+    let mut text = Vec::new();
+    while let Some(chunk) = tokio::time::timeout(common::WAIT, body.data())
+        .await
+        .expect("the body within the wait")
+    {
+        let chunk = chunk.expect("a chunk");
+        let _ = body.flow_control().release_capacity(chunk.len());
+        text.extend_from_slice(&chunk);
+    }
+    (status, String::from_utf8(text).expect("UTF-8"))
+}
+
+/// `GET /healthz` over a new HTTP/2 connection: its status.
+async fn healthz_over_h2(server: &ServerProcess, root: CertificateDer<'static>) -> u16 {
+    get_over_h2(server, root, "/healthz").await.0
+}
+
+/// Waits (up to [`common::WAIT`]) until `series` in the server's `/metrics` (asked over
+/// HTTP/2) satisfies `ok`; returns it.
+async fn wait_for_series(
+    server: &ServerProcess,
+    root: &CertificateDer<'static>,
+    series: &str,
+    ok: impl Fn(u64) -> bool,
+) -> u64 {
+    let ok = &ok;
+    common::wait_for(series, || async move {
+        let (_, text) = get_over_h2(server, root.clone(), "/metrics").await;
+        let value = common::metric(&text, series);
+        ok(value).then_some(value)
+    })
+    .await
+}
+
+const LONG_POLLS: &str = "tickerlab_open_connections{transport=\"longpoll\"}";
+const EVENT_STREAMS: &str = "tickerlab_open_connections{transport=\"sse\"}";
+
+/// Long polls held on HTTP/2 streams free their places as soon as the client abandons them:
+/// first by resetting each stream (RST_STREAM), then by closing the whole connection. Each
+/// stream's handler runs in a task of its own, which neither used to cancel: the places
+/// stayed taken for `--long-poll-secs`.
+#[tokio::test]
+async fn abandoned_http2_long_polls_give_their_places_back_at_once() {
+    const HELD: u64 = 20;
+    let files = CertificateFiles::new();
+    // A tick a minute and polls held for two: only the client's leaving can end them here.
+    let mut args = files.args().to_vec();
+    args.extend(["--tick-ms", "60000", "--long-poll-secs", "120"]);
+    let server = ServerProcess::start(&args).await;
+    let root = files.root.clone();
+    for leave in ["reset each stream", "close the connection"] {
+        let (mut client, driving) = h2_client(&server, root.clone(), None).await;
+        let held: Vec<_> = (0..HELD)
+            .map(|_| get(&mut client, &server, "/price/next?symbol=ACME&after=1"))
+            .collect();
+        wait_for_series(&server, &root, LONG_POLLS, |n| n == HELD).await;
+        match leave {
+            // Dropping a response before it arrives resets its stream (CANCEL).
+            "reset each stream" => drop(held),
+            _ => {
+                driving.abort();
+                drop(held);
+                drop(client);
+            }
+        }
+        wait_for_series(&server, &root, LONG_POLLS, |n| n == 0).await;
+        eprintln!("{leave}: {HELD} long-poll places given back");
+    }
+    assert_eq!(healthz_over_h2(&server, root).await, 200);
+}
+
+/// An event stream on an HTTP/2 stream whose client grants it no flow-control window never
+/// gets a byte out, and the socket never blocks: after `--client-timeout-secs` the stream
+/// is reset and the stream's place is given back.
+#[tokio::test]
+async fn an_http2_event_stream_with_no_window_is_reset_after_the_client_timeout() {
+    const STREAMS: u64 = 10;
+    let files = CertificateFiles::new();
+    let mut args = files.args().to_vec();
+    args.extend(["--client-timeout-secs", "3", "--heartbeat-secs", "1"]);
+    let server = ServerProcess::start(&args).await;
+    let root = files.root.clone();
+    let (mut client, _driving) = h2_client(&server, root.clone(), Some(0)).await;
+    let streams: Vec<_> = (0..STREAMS)
+        .map(|_| get(&mut client, &server, "/events?symbols=ACME"))
+        .collect();
+    wait_for_series(&server, &root, EVENT_STREAMS, |n| n == STREAMS).await;
+    // Nothing is read and no window granted: only the send timeout can end them.
+    wait_for_series(&server, &root, EVENT_STREAMS, |n| n == 0).await;
+    drop(streams);
+    assert_eq!(healthz_over_h2(&server, root).await, 200);
 }
 
 /// `frame` (a whole HTTP/2 frame) a thousand times over.

@@ -28,6 +28,7 @@ pub struct HttpServiceBuilder<T, S, X = ExpectHandler, U = UpgradeHandler> {
     h1_write_buffer_size: usize,
     h2_conn_window_size: u32,
     h2_stream_window_size: u32,
+    h2_send_timeout: Option<Duration>,
     graceful_shutdown_signal: Option<GracefulShutdownSignal>,
     expect: X,
     upgrade: Option<U>,
@@ -55,6 +56,7 @@ where
             h1_write_buffer_size: DEFAULT_H1_WRITE_BUFFER_SIZE,
             h2_conn_window_size: DEFAULT_H2_CONN_WINDOW_SIZE,
             h2_stream_window_size: DEFAULT_H2_STREAM_WINDOW_SIZE,
+            h2_send_timeout: None,
             graceful_shutdown_signal: None,
 
             // dispatcher parts
@@ -198,6 +200,15 @@ where
 
     /// Sets initial connection-level flow control window size for HTTP/2 connections.
     ///
+    /// Sets how long an HTTP/2 response may wait for flow-control window before its stream is
+    /// reset.
+    ///
+    /// See [`ServiceConfigBuilder::h2_send_timeout`] for more details.
+    pub fn h2_send_timeout(mut self, timeout: Duration) -> Self {
+        self.h2_send_timeout = Some(timeout);
+        self
+    }
+
     /// See [`ServiceConfigBuilder::h2_initial_connection_window_size`] for more details.
     pub fn h2_initial_connection_window_size(mut self, size: u32) -> Self {
         self.h2_conn_window_size = size;
@@ -227,6 +238,7 @@ where
             h1_write_buffer_size: self.h1_write_buffer_size,
             h2_conn_window_size: self.h2_conn_window_size,
             h2_stream_window_size: self.h2_stream_window_size,
+            h2_send_timeout: self.h2_send_timeout,
             graceful_shutdown_signal: self.graceful_shutdown_signal,
             expect: expect.into_factory(),
             upgrade: self.upgrade,
@@ -257,6 +269,7 @@ where
             h1_write_buffer_size: self.h1_write_buffer_size,
             h2_conn_window_size: self.h2_conn_window_size,
             h2_stream_window_size: self.h2_stream_window_size,
+            h2_send_timeout: self.h2_send_timeout,
             graceful_shutdown_signal: self.graceful_shutdown_signal,
             expect: self.expect,
             upgrade: Some(upgrade.into_factory()),
@@ -297,6 +310,7 @@ where
             .h1_allow_half_closed(self.h1_allow_half_closed)
             .h1_write_buffer_size(self.h1_write_buffer_size)
             .h2_initial_window_size(self.h2_stream_window_size)
+            .h2_send_timeout(self.h2_send_timeout)
             .h2_initial_connection_window_size(self.h2_conn_window_size)
             .graceful_shutdown_signal(self.graceful_shutdown_signal)
             .build();
@@ -328,6 +342,7 @@ where
             .h1_allow_half_closed(self.h1_allow_half_closed)
             .h1_write_buffer_size(self.h1_write_buffer_size)
             .h2_initial_window_size(self.h2_stream_window_size)
+            .h2_send_timeout(self.h2_send_timeout)
             .h2_initial_connection_window_size(self.h2_conn_window_size)
             .graceful_shutdown_signal(self.graceful_shutdown_signal)
             .build();
@@ -356,6 +371,7 @@ where
             .h1_allow_half_closed(self.h1_allow_half_closed)
             .h1_write_buffer_size(self.h1_write_buffer_size)
             .h2_initial_window_size(self.h2_stream_window_size)
+            .h2_send_timeout(self.h2_send_timeout)
             .h2_initial_connection_window_size(self.h2_conn_window_size)
             .graceful_shutdown_signal(self.graceful_shutdown_signal)
             .build();

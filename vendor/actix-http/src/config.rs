@@ -170,6 +170,17 @@ impl ServiceConfigBuilder {
         self
     }
 
+    /// Sets how long an HTTP/2 response may wait for flow-control window (the client's
+    /// `WINDOW_UPDATE`) before its stream is reset with `CANCEL` and its handler and body are
+    /// dropped.
+    ///
+    /// A client that grants no window never lets a response out, yet the connection's socket
+    /// never blocks, so no write timeout notices it. The default, `None`, waits forever.
+    pub fn h2_send_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.inner.h2_send_timeout = timeout;
+        self
+    }
+
     /// Builds a [`ServiceConfig`] from this [`ServiceConfigBuilder`] instance
     pub fn build(self) -> ServiceConfig {
         ServiceConfig(Rc::new(self.inner))
@@ -193,6 +204,7 @@ struct Inner {
     h1_write_buffer_size: usize,
     h2_conn_window_size: u32,
     h2_stream_window_size: u32,
+    h2_send_timeout: Option<Duration>,
     graceful_shutdown_signal: Option<GracefulShutdownSignal>,
 }
 
@@ -210,6 +222,7 @@ impl Default for Inner {
             h1_write_buffer_size: DEFAULT_H1_WRITE_BUFFER_SIZE,
             h2_conn_window_size: DEFAULT_H2_CONN_WINDOW_SIZE,
             h2_stream_window_size: DEFAULT_H2_STREAM_WINDOW_SIZE,
+            h2_send_timeout: None,
             graceful_shutdown_signal: None,
         }
     }
@@ -236,6 +249,7 @@ impl ServiceConfig {
             h1_write_buffer_size: DEFAULT_H1_WRITE_BUFFER_SIZE,
             h2_conn_window_size: DEFAULT_H2_CONN_WINDOW_SIZE,
             h2_stream_window_size: DEFAULT_H2_STREAM_WINDOW_SIZE,
+            h2_send_timeout: None,
             graceful_shutdown_signal: None,
         }))
     }
@@ -321,6 +335,12 @@ impl ServiceConfig {
     /// HTTP/2 initial connection-level flow control window size (in bytes).
     pub fn h2_initial_connection_window_size(&self) -> u32 {
         self.0.h2_conn_window_size
+    }
+
+    /// How long an HTTP/2 response may wait for flow-control window before its stream is
+    /// reset (`None`: forever).
+    pub fn h2_send_timeout(&self) -> Option<Duration> {
+        self.0.h2_send_timeout
     }
 
     pub(crate) fn now(&self) -> Instant {

@@ -133,8 +133,24 @@ where
 
                     // multiplex request handling with spawn task
                     tokio::task::spawn_local(async move {
-                        // resolve service call and send response.
-                        let res = match fut.await {
+                        let mut tx = tx;
+                        // resolve service call, unless the client abandons the stream first
+                        // (RST_STREAM, or the connection closes): then the handler is dropped,
+                        // and whatever it holds is released now rather than when it ends.
+                        let mut fut = pin!(fut);
+                        let called = poll_fn(|cx| {
+                            if let Poll::Ready(res) = fut.as_mut().poll(cx) {
+                                return Poll::Ready(Some(res));
+                            }
+                            tx.poll_reset(cx).map(|_| None)
+                        })
+                        .await;
+                        let Some(called) = called else {
+                            return;
+                        };
+
+                        // send response.
+                        let res = match called {
                             Ok(res) => handle_response(res.into(), tx, config, head_req).await,
                             Err(err) => {
                                 let res: Response<BoxBody> = err.into();
@@ -217,6 +233,7 @@ where
 
     // prepare response.
     let mut size = body.size();
+    let send_timeout = config.h2_send_timeout();
     let res = prepare_response(config, res.head(), &mut size);
     let eof_or_head = size.is_eof() || head_req;
 
@@ -231,8 +248,20 @@ where
 
     let mut body = pin!(body);
 
-    // poll response body and send chunks to client
-    while let Some(res) = poll_fn(|cx| body.as_mut().poll_next(cx)).await {
+    // poll response body and send chunks to client; a stream the client abandons (RST_STREAM,
+    // or the connection closes) ends it, and the body is dropped at once.
+    loop {
+        let next = poll_fn(|cx| match body.as_mut().poll_next(cx) {
+            Poll::Ready(next) => Poll::Ready(Some(next)),
+            Poll::Pending => stream.poll_reset(cx).map(|_| None),
+        })
+        .await;
+        let Some(Some(res)) = next else {
+            if next.is_none() {
+                return Ok(()); // abandoned
+            }
+            break; // the body ended
+        };
         let mut chunk = res.map_err(|err| DispatchError::ResponseBody(err.into()))?;
 
         'send: loop {
@@ -241,7 +270,21 @@ where
             // reserve enough space and wait for stream ready.
             stream.reserve_capacity(chunk_size);
 
-            match poll_fn(|cx| stream.poll_capacity(cx)).await {
+            // a client that grants no window for `h2_send_timeout` never lets the response
+            // out, though the connection's socket never blocks: reset the stream.
+            let capacity = poll_fn(|cx| stream.poll_capacity(cx));
+            let capacity = match send_timeout {
+                None => capacity.await,
+                Some(timeout) => match tokio::time::timeout(timeout, capacity).await {
+                    Ok(capacity) => capacity,
+                    Err(_) => {
+                        stream.send_reset(h2::Reason::CANCEL);
+                        return Ok(());
+                    }
+                },
+            };
+
+            match capacity {
                 // No capacity left. drop body and return.
                 None => return Ok(()),
 
