@@ -197,32 +197,36 @@ pub struct RelayCounters {
 }
 
 impl Relay {
-    /// Starts relaying every connection accepted on `listener` to `upstream` through `link`,
-    /// until `shutdown` is cancelled. At most `max_connections` are relayed at once; past
-    /// that a connection is closed at once (the app's own limits apply behind the relay).
-    /// A chunk not delivered within `stall` (the client stopped reading) drops its
-    /// connection. Must be called inside a Tokio runtime; the relay runs on it.
+    /// Starts relaying every connection accepted on `listener` to `upstream` as `settings`
+    /// say, until `shutdown` is cancelled. Each relayed connection takes one of the server's
+    /// `--max-connections` places (`metrics`, transport `lab`) for as long as it lasts; past
+    /// the limit a connection is closed at once. Must be called inside a Tokio runtime; the
+    /// relay runs on it.
     pub fn start(
         listener: std::net::TcpListener,
         upstream: SocketAddr,
-        link: Link,
-        max_connections: usize,
-        stall: Duration,
-        tap: bool,
+        settings: RelaySettings,
+        metrics: Arc<crate::metrics::Metrics>,
         shutdown: CancellationToken,
     ) -> std::io::Result<Relay> {
+        let RelaySettings {
+            link,
+            max_connections,
+            stall,
+            tap,
+        } = settings;
         listener.set_nonblocking(true)?;
         // Accepted sockets inherit it: a client that stops reading fills it quickly.
         socket2::SockRef::from(&listener).set_send_buffer_size(SOCKET_BUFFER_BYTES as usize)?;
         let addr = listener.local_addr()?;
         let listener = TcpListener::from_std(listener)?;
-        let slots = Arc::new(Semaphore::new(max_connections.min(Semaphore::MAX_PERMITS)));
         let counters = Arc::new(RelayCounters::default());
         let accepting = Accepting {
             listener,
             upstream,
             link,
-            slots,
+            metrics,
+            max_connections,
             stall,
             counters: counters.clone(),
             tap: tap.then_some(0),
@@ -253,13 +257,28 @@ impl Relay {
     }
 }
 
+/// What the relay is told at start: the delays, the limits and whether to tap.
+#[derive(Debug, Clone, Copy)]
+pub struct RelaySettings {
+    /// The delays to add.
+    pub link: Link,
+    /// `--max-connections`: the places relayed connections share with every long-lived
+    /// connection of the app.
+    pub max_connections: u64,
+    /// A chunk not delivered within this (the client stopped reading) drops its connection.
+    pub stall: Duration,
+    /// `--lab-tap`: print what an observer on the path sees ([`crate::tap`]).
+    pub tap: bool,
+}
+
 /// The relay's accept loop and what each connection needs from it.
 struct Accepting {
     listener: TcpListener,
     upstream: SocketAddr,
     link: Link,
-    /// One permit per relayed connection (`--max-connections`).
-    slots: Arc<Semaphore>,
+    /// Where a relayed connection takes its `--max-connections` place.
+    metrics: Arc<crate::metrics::Metrics>,
+    max_connections: u64,
     stall: Duration,
     counters: Arc<RelayCounters>,
     /// With `--lab-tap`: the number of the last connection tapped.
@@ -291,7 +310,10 @@ impl Accepting {
                 return;
             }
         };
-        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+        let Ok(place) = self
+            .metrics
+            .open_connection(self.max_connections, |m| &m.lab_open)
+        else {
             tracing::warn!(%peer, "lab relay: at --max-connections, closing the connection");
             return;
         };
@@ -308,7 +330,7 @@ impl Accepting {
                 tracing::debug!(%peer, %error, "lab relay: connection ended");
             }
             counters.connections.fetch_sub(1, Ordering::Relaxed);
-            drop(slot);
+            drop(place);
         });
     }
 }

@@ -164,6 +164,7 @@ pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartEr
         metrics: Default::default(),
     };
     memory::spawn_trimmer(state.metrics.clone(), shutdown.clone());
+    let metrics = state.metrics.clone();
     let lab = lab_listeners(&config, addr)?;
     let lab_info = actix_web::web::Data::new(lab.as_ref().map(|(_, _, info)| *info));
     let scheme = if identity.is_some() { "https" } else { "http" };
@@ -226,10 +227,13 @@ pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartEr
         Some((public, info)) => Some(lab::Relay::start(
             public,
             info.upstream,
-            info.link,
-            usize::try_from(config.max_connections).unwrap_or(usize::MAX),
-            Duration::from_secs(config.client_timeout_secs),
-            config.lab_tap,
+            lab::RelaySettings {
+                link: info.link,
+                max_connections: config.max_connections,
+                stall: Duration::from_secs(config.client_timeout_secs),
+                tap: config.lab_tap,
+            },
+            metrics,
             shutdown.clone(),
         )?),
         None => None,

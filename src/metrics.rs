@@ -115,6 +115,9 @@ pub struct Metrics {
     pub sse_open: Gauge,
     /// Long polls held, waiting for the next tick.
     pub longpoll_open: Gauge,
+    /// Connections relayed by the simulated network (`--lab-rtt-ms`), each holding a place
+    /// of its own besides whatever the app's side of it holds.
+    pub lab_open: Gauge,
     /// WebSocket connections whose socket takes no more bytes: the client is not reading as
     /// fast as the feed ticks. Nothing more is queued for them; they skip to the newest tick
     /// once their socket drains.
@@ -145,6 +148,7 @@ impl Default for Metrics {
             ws_open: Gauge::default(),
             sse_open: Gauge::default(),
             longpoll_open: Gauge::default(),
+            lab_open: Gauge::default(),
             ws_send_waiting: Gauge::default(),
             ws_messages_sent: AtomicU64::new(0),
             ws_bytes_sent: AtomicU64::new(0),
@@ -258,6 +262,7 @@ impl Metrics {
                 ("{transport=\"websocket\"}", self.ws_open.get()),
                 ("{transport=\"sse\"}", self.sse_open.get()),
                 ("{transport=\"longpoll\"}", self.longpoll_open.get()),
+                ("{transport=\"lab\"}", self.lab_open.get()),
             ],
         );
         metric(

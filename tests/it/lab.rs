@@ -755,3 +755,65 @@ async fn the_wire_tap_sees_only_tls_records_for_wss() {
         "the tap read the upgrade over wss://:\n{text}"
     );
 }
+
+/// A relayed connection takes one of `--max-connections` places for as long as it lasts,
+/// shared with the app's own long-lived connections: the lab port cannot hold more sockets
+/// than the limit says, and once the places are taken through it, the main port's WebSocket
+/// handshake gets `503` too. The places come back when the connections close.
+#[tokio::test]
+async fn relayed_connections_take_places_of_max_connections() {
+    const MAX: u64 = 3;
+    const LAB: &str = "tickerlab_open_connections{transport=\"lab\"}";
+    let app = spawn_lab_app(Config {
+        max_connections: MAX,
+        ..config()
+    })
+    .await;
+    let metrics = || async {
+        reqwest::get(format!("http://{}/metrics", app.addr))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("text")
+    };
+    let mut held = Vec::new();
+    for _ in 0..MAX {
+        held.push(
+            tokio::net::TcpStream::connect(app.lab)
+                .await
+                .expect("connect"),
+        );
+    }
+    common::wait_for("every relayed connection to hold a place", || async {
+        (common::metric(&metrics().await, LAB) == MAX).then_some(())
+    })
+    .await;
+    // One more through the lab: closed at once, without a byte.
+    let mut extra = tokio::net::TcpStream::connect(app.lab)
+        .await
+        .expect("connect");
+    let mut buf = [0u8; 1];
+    let read = tokio::time::timeout(WAIT, extra.read(&mut buf))
+        .await
+        .expect("closed within the wait");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    // And the main port's WebSocket finds no place either.
+    let refused = tokio_tungstenite::connect_async(format!("ws://{}/ws", app.addr)).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503)
+        }
+        other => panic!("expected 503, got {other:?}"),
+    }
+    assert_eq!(common::metric(&metrics().await, LAB), MAX);
+    drop(held);
+    common::wait_for("the places to come back", || async {
+        (common::metric(&metrics().await, LAB) == 0).then_some(())
+    })
+    .await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", app.addr))
+        .await
+        .expect("a place again");
+    hello(&mut ws).await;
+}
