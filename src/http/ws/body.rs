@@ -279,15 +279,7 @@ impl Ticks {
             if !subscription.contains(i) {
                 continue;
             }
-            let (run, seq) = (published.tick.run, published.tick.seq);
-            let last = subscription.last_sent(i, run);
-            // A first send (last == 0) has nothing to skip: the client starts at the newest.
-            if last != 0 && seq > last.saturating_add(1) {
-                self.metrics
-                    .ws_ticks_skipped
-                    .fetch_add(seq - last - 1, Ordering::Relaxed);
-                subscription.mark_sent(i, run, seq - 1);
-            }
+            skip_gap(&mut subscription, i, published, 0, &self.metrics);
         }
     }
 
@@ -306,16 +298,13 @@ impl Ticks {
                 continue;
             }
             let (run, seq) = (published.tick.run, published.tick.seq);
-            let last = subscription.last_sent(i, run);
-            if last != 0 && seq > last.saturating_add(1) {
-                let missed = seq - last - 1;
-                if missed > HISTORY as u64 {
-                    self.metrics
-                        .ws_ticks_skipped
-                        .fetch_add(missed, Ordering::Relaxed);
-                    subscription.mark_sent(i, run, seq - 1);
-                }
-            }
+            skip_gap(
+                &mut subscription,
+                i,
+                published,
+                HISTORY as u64,
+                &self.metrics,
+            );
             loop {
                 let last = subscription.last_sent(i, run);
                 if seq <= last {
@@ -384,6 +373,29 @@ impl Ticks {
                     return Poll::Pending;
                 }
             }
+        }
+    }
+}
+
+/// Skips symbol `i`'s gap before `published` in one step when more than `tolerated` ticks
+/// are missing: marks the tick before it as sent and counts the gap in `ws_ticks_skipped`.
+/// A first send (nothing sent yet in this run) has no gap: the client starts at `published`.
+fn skip_gap(
+    subscription: &mut Subscription,
+    i: usize,
+    published: &crate::wire::Published,
+    tolerated: u64,
+    metrics: &Metrics,
+) {
+    let (run, seq) = (published.tick.run, published.tick.seq);
+    let last = subscription.last_sent(i, run);
+    if last != 0 && seq > last.saturating_add(1) {
+        let missed = seq - last - 1;
+        if missed > tolerated {
+            metrics
+                .ws_ticks_skipped
+                .fetch_add(missed, Ordering::Relaxed);
+            subscription.mark_sent(i, run, seq - 1);
         }
     }
 }
