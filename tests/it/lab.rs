@@ -17,9 +17,8 @@ use tickerlab::lab::{MAX_IN_FLIGHT_BYTES, Relay};
 use tickerlab::{Config, Stopper};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
+use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
-use tokio_rustls::{TlsConnector, rustls};
 
 /// The round trip the tests dial: a phone on a mobile network.
 const RTT: Duration = Duration::from_millis(150);
@@ -196,26 +195,16 @@ async fn tls_works_through_the_relay() {
     })
     .await;
     let root = app.tls_root.clone().expect("TLS is on");
-    let mut roots = RootCertStore::empty();
-    roots.add(root).expect("trust the self-signed certificate");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls_config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let tls_config = common::trusting(root, &[]);
     let tcp = tokio::net::TcpStream::connect(app.lab)
         .await
         .expect("connect");
     let name = ServerName::try_from("localhost").expect("server name");
     let started = Instant::now();
-    let mut tls = tokio::time::timeout(
-        WAIT,
-        TlsConnector::from(Arc::new(tls_config)).connect(name, tcp),
-    )
-    .await
-    .expect("TLS handshake within the wait")
-    .expect("TLS handshake through the relay");
+    let mut tls = tokio::time::timeout(WAIT, TlsConnector::from(tls_config).connect(name, tcp))
+        .await
+        .expect("TLS handshake within the wait")
+        .expect("TLS handshake through the relay");
     // TCP's handshake, then TLS 1.3's one round trip before the client may send a request.
     assert!(
         started.elapsed() >= 2 * RTT,
@@ -234,10 +223,13 @@ async fn tls_works_through_the_relay() {
 
 #[tokio::test]
 async fn a_client_that_stops_reading_is_backpressured_and_dropped_not_buffered() {
+    // The stalled client never answers a ping either, so its session ends after the client
+    // timeout whatever else happens: long enough for the relay to fill first, even on a
+    // machine so busy that the feed's ticks come late.
     let app = spawn_lab_app(Config {
         tick_ms: 10,
-        heartbeat_secs: 2,
-        client_timeout_secs: 4,
+        heartbeat_secs: 5,
+        client_timeout_secs: 10,
         ..config()
     })
     .await;
@@ -397,26 +389,13 @@ async fn h2_request(
     path: &str,
     origin: Option<&str>,
 ) -> (Vec<u8>, http02::Response<h2::RecvStream>) {
-    let mut roots = RootCertStore::empty();
-    roots
-        .add(root.clone())
-        .expect("trust the self-signed certificate");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls_config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tls_config.alpn_protocols = vec![b"h2".to_vec()];
+    let tls_config = common::trusting(root.clone(), &[b"h2"]);
     let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let name = ServerName::try_from("localhost").expect("server name");
-    let tls = tokio::time::timeout(
-        WAIT,
-        TlsConnector::from(Arc::new(tls_config)).connect(name, tcp),
-    )
-    .await
-    .expect("TLS handshake within the wait")
-    .expect("TLS handshake");
+    let tls = tokio::time::timeout(WAIT, TlsConnector::from(tls_config).connect(name, tcp))
+        .await
+        .expect("TLS handshake within the wait")
+        .expect("TLS handshake");
     let alpn = tls.get_ref().1.alpn_protocol().unwrap_or_default().to_vec();
     let (mut client, connection) = tokio::time::timeout(WAIT, h2::client::handshake(tls))
         .await
@@ -549,19 +528,11 @@ async fn over_http2_the_server_allows_at_most_100_concurrent_streams() {
     })
     .await;
     let root = app.tls_root.clone().expect("TLS is on");
-    let mut roots = RootCertStore::empty();
-    roots.add(root).expect("trust the self-signed certificate");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls_config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tls_config.alpn_protocols = vec![b"h2".to_vec()];
+    let tls_config = common::trusting(root, &[b"h2"]);
     let tcp = tokio::net::TcpStream::connect(app.addr)
         .await
         .expect("connect");
-    let tls = TlsConnector::from(Arc::new(tls_config))
+    let tls = TlsConnector::from(tls_config)
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
         .expect("TLS handshake");
