@@ -1,12 +1,18 @@
 // The blind test (`/?blind`): the lesson's question, "which pane uses a WebSocket?", asked so
 // that the page cannot answer it. Two panes, HTTP polling once a second and the WebSocket,
-// are named only "A" and "B" in a random order; every element that names a transport (the
-// template marks them `.named`) stays hidden, the log shows only direction, time and size,
-// and the controls left are the symbol pickers. A learner answers from what the panes do;
-// **Reveal** puts the names back, beside the letters, and shows the verdict.
+// are lettered "A" and "B" in a random order, and until **Reveal** nothing in the document
+// says which is which: no id, class, data attribute, heading, log line, status line, star or
+// verdict. Hiding names with CSS is not enough: DevTools' Elements panel shows hidden
+// elements, and a learner who opens it would read the answer there.
 //
-// The server renders `data-blind="hidden"` on <body> for `/?blind`, so no name shows even
-// for the moment before this script runs; Reveal sets it to "revealed".
+// So the server leaves out of the page what has no part in the test (the long polling and
+// SSE panes, the pane chooser), and this module takes out the rest: it gives the two panes
+// neutral ids, and takes every element the template marks `.named` out of the document,
+// keeping it here, in memory, with which pane is which. The panes hold back what only one
+// transport has (a status line, a socket's state: see `PaneView.status` and `PaneView.mark`)
+// and the scoreboard holds back its judgement (stars, verdict). Reveal puts it all in.
+//
+// The server renders `data-blind="hidden"` on <body> for `/?blind`; Reveal sets "revealed".
 
 /** True when the page was opened as `/?blind`. */
 export function blindRequested() {
@@ -18,38 +24,63 @@ export function isBlind() {
   return document.body.dataset.blind === 'hidden';
 }
 
-/** The two panes the blind test compares, before their letters are drawn. */
-const BLIND_KINDS = ['http', 'ws'];
-
 /**
- * Puts the two blind panes in a random order and letters them A and B; every other pane is
- * left out. Run before the panes are mounted, so the scoreboard's rows follow the letters.
+ * Letters the mounted panes (the HTTP and the WebSocket pane, the only ones at `/?blind`) A
+ * and B in a random order, and takes their kind and name off their elements: ids `pane-a`
+ * and `pane-b`, no `data-kind`, no `data-name`. Returns the views in letter order, so the
+ * scoreboard's rows and the strip follow the letters. Each view keeps its kind and name.
  */
-export function drawLetters(panes) {
-  const chosen = BLIND_KINDS.map((kind) => panes.querySelector(`.pane[data-kind="${kind}"]`));
-  if (crypto.getRandomValues(new Uint8Array(1))[0] & 1) chosen.reverse();
-  chosen.forEach((pane, i) => {
-    panes.append(pane); // in letter order, after the panes left out (they stay hidden)
-    pane.dataset.letter = 'AB'[i];
-    pane.querySelector('.letter').textContent = 'AB'[i];
+export function drawLetters(views) {
+  const lettered = [...views];
+  if (crypto.getRandomValues(new Uint8Array(1))[0] & 1) lettered.reverse();
+  lettered.forEach(({ root }, i) => {
+    const letter = 'AB'[i];
+    root.id = `pane-${letter.toLowerCase()}`;
+    root.dataset.letter = letter;
+    delete root.dataset.kind;
+    delete root.dataset.name;
+    const title = root.querySelector('h2');
+    title.id = `${root.id}-title`;
+    root.setAttribute('aria-labelledby', title.id);
+    root.querySelector('.letter').textContent = letter;
+    root.parentElement.append(root); // in letter order
   });
+  return lettered;
 }
 
-/** Starts the blind test once the panes are mounted: polling switched on, Reveal wired. */
+/**
+ * Starts the blind test once everything is mounted: polling switched on, every `.named`
+ * element taken out of the document, and Reveal wired to put them back, name the panes
+ * beside their letters and call `onReveal` (the scoreboard judges).
+ */
 export function startBlindTest(views, onReveal) {
-  const poll = document.querySelector('.pane[data-kind="http"] .auto-poll');
+  const poll = views.find((view) => view.kind === 'http').root.querySelector('.auto-poll');
   poll.checked = true;
   poll.dispatchEvent(new Event('change'));
+  const putBack = takeOut(document.querySelectorAll('.named'));
   const button = document.querySelector('.reveal');
   button.addEventListener('click', () => {
     document.body.dataset.blind = 'revealed';
     button.disabled = true;
+    putBack();
     for (const view of views) {
-      const { letter } = view.root.dataset;
-      if (letter) view.root.querySelector('.letter').textContent = `${letter}: `;
-      view.el('s-count-label').textContent = view.countLabel;
-      view.log.reveal();
+      view.root.querySelector('.letter').textContent = `${view.root.dataset.letter}: `;
+      view.reveal();
     }
     onReveal();
   });
+}
+
+/**
+ * Takes `elements` out of the document and returns the function that puts each back where it
+ * was. The modules that mounted them keep their references, so a taken-out element goes on
+ * working (a button keeps its listener, the handshake panel is filled in) out of sight.
+ */
+function takeOut(elements) {
+  const places = [...elements].map((node) => ({ node, parent: node.parentNode, next: node.nextSibling }));
+  for (const { node } of places) node.remove();
+  // Last first: an element's next sibling may itself have been taken out, and is back by then.
+  return () => {
+    for (const { node, parent, next } of places.reverse()) parent.insertBefore(node, next);
+  };
 }

@@ -4,7 +4,9 @@
 // its own) and leaves the scoreboard; a pane that is live by itself (the WebSocket, through
 // `view.activate`) goes live again when shown.
 
+/** Mounts the chooser on `form`; no-op when absent (the blind test has no chooser). */
 export function mountChooser(form, views) {
+  if (!form) return;
   for (const view of views) {
     const box = form.querySelector(`input[value="${view.kind}"]`);
     if (!box) continue;

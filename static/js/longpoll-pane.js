@@ -20,7 +20,7 @@ export function mountLongPollPane(root, { symbols, scale, shared }) {
   function setState(state) {
     stateEl.textContent = state;
     stateEl.dataset.state = state;
-    root.dataset.state = state;
+    view.mark('state', state);
     startButton.disabled = running;
     stopButton.disabled = !running;
   }

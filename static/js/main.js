@@ -1,7 +1,8 @@
 // Boots the page: one pane module per transport (chosen by the pane's data-kind), one shared
 // chart scale, one scoreboard, the price strip, and one animation-frame loop that keeps every
 // pane's numbers current. A new transport registers its mount function in `MOUNTS`. At
-// `/?blind` the blind test (blind.js) letters two panes before they are mounted.
+// `/?blind` the blind test (blind.js) letters the two panes once they are mounted, before the
+// scoreboard and the strip are built on them, and starts once everything has its elements.
 
 import { mountHttpPane } from './http-pane.js';
 import { mountWsPane } from './ws-pane.js';
@@ -24,17 +25,17 @@ const symbols = document.body.dataset.symbols.split(',');
 const scale = new SharedScale();
 const shared = { browserHeaders: null }; // what one pane learns that another can use
 const blind = blindRequested();
-if (blind) drawLetters(document.getElementById('panes'));
-const views = [];
+const mounted = [];
 for (const root of document.querySelectorAll('.pane')) {
   const mount = MOUNTS[root.dataset.kind];
-  if (mount) views.push(mount(root, { symbols, scale, shared }));
+  if (mount) mounted.push(mount(root, { symbols, scale, shared }));
 }
+const views = blind ? drawLetters(mounted) : mounted;
 const scoreboard = new Scoreboard(document.getElementById('scoreboard'), views);
-mountChooser(document.getElementById('pane-chooser'), views);
+mountChooser(document.getElementById('pane-chooser'), views); // not at /?blind
 const strip = new PriceStrip(document.getElementById('strip'), views);
-if (blind) startBlindTest(views, () => scoreboard.update(nowMs()));
 mountNetworkBadge(document.getElementById('network'));
+if (blind) startBlindTest(views, () => scoreboard.update(nowMs()));
 
 let lastRender = 0;
 function frame() {

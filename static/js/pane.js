@@ -50,6 +50,8 @@ export class PaneView {
     this.shown = null; // the tick on screen
     this.onFrame = null; // a transport's own per-frame work (e.g. a retry countdown)
     this.pending = []; // ticks put on screen, waiting for the next frame to be painted
+    this.marks = {}; // the transport's own facts, as published by mark()
+    this.statusText = ''; // the status line, as last set by status()
     this.chart = new PriceChart(this.el('chart'), scale);
     this.log = new WireLog(this.el('log'));
     const select = this.el('symbol');
@@ -63,6 +65,14 @@ export class PaneView {
     const letter = this.root.dataset.letter;
     if (!letter) return this.name;
     return isBlind() ? letter : `${letter}: ${this.name}`;
+  }
+
+  /**
+   * What names this pane in the page's other parts (`data-pane` on its scoreboard row and
+   * strip item): its kind, or in the blind test its letter, in lower case.
+   */
+  get key() {
+    return this.root.dataset.letter?.toLowerCase() ?? this.kind;
   }
 
   /** The name in the verdict: a pane may say more about how it runs (e.g. the poll interval). */
@@ -198,7 +208,30 @@ export class PaneView {
     this.publish();
   }
 
+  /**
+   * Publishes a fact only this pane's transport has (a socket's state, its scheme, its
+   * number of connections) as `data-<key>` on its root, like `publish()` does the figures.
+   * While blind it would name the transport, so it waits for `reveal()`.
+   */
+  mark(key, value) {
+    this.marks[key] = value;
+    if (!isBlind()) this.root.dataset[key] = value;
+  }
+
+  /**
+   * The pane's status line. While blind it stays empty: most lines belong to one transport
+   * ("subscribed to GLOBX", "no new price since the last request"); `reveal()` shows the last.
+   */
   status(text) {
-    this.el('status').textContent = text;
+    this.statusText = text;
+    if (!isBlind()) this.el('status').textContent = text;
+  }
+
+  /** The blind test is over: what this pane held back while blind is shown. */
+  reveal() {
+    this.el('s-count-label').textContent = this.countLabel;
+    this.log.reveal();
+    Object.assign(this.root.dataset, this.marks);
+    this.el('status').textContent = this.statusText;
   }
 }

@@ -6,9 +6,11 @@
 // total, and that is not a win: totals are context and never starred. Only columns where
 // lower (or higher) is truly better are ranked, and a difference inside measurement noise is
 // a tie: every pane within the tie rule of the best value gets the star, marked in words
-// ("★ best") as well as in bold, never by colour alone.
+// ("★ best") as well as in bold, never by colour alone. In the blind test (blind.js) it only
+// measures: stars and verdict would answer the question, so they come at Reveal.
 
 import * as fmt from './format.js';
+import { isBlind } from './blind.js';
 
 /**
  * How close to the best value still counts as a tie: `relative` of the best, or `absolute`
@@ -68,7 +70,7 @@ export class Scoreboard {
     const body = root.querySelector('tbody');
     this.rows = views.map((view) => {
       const row = document.createElement('tr');
-      row.dataset.pane = view.kind;
+      row.dataset.pane = view.key;
       const name = cell('th', view.displayName);
       name.scope = 'row';
       row.append(name);
@@ -83,7 +85,7 @@ export class Scoreboard {
       // One verdict line per shown pane, there from the start ("not started yet"): the
       // verdict changes its words, not its height, when a pane starts.
       const line = document.createElement('li');
-      line.dataset.pane = view.kind;
+      line.dataset.pane = view.key;
       lines.append(line);
       return { row, name, cells, line };
     });
@@ -96,6 +98,7 @@ export class Scoreboard {
 
   update(now) {
     const compared = this.compared();
+    const judging = !isBlind();
     const starred = {};
     this.rows.forEach(({ row, name }, r) => {
       row.hidden = this.views[r].root.hidden; // a hidden pane (chooser.js) leaves the table
@@ -103,7 +106,7 @@ export class Scoreboard {
     });
     COLUMNS.forEach((column, c) => {
       const values = this.views.map((view, r) => (compared[r] ? column.value(view, now) : NaN));
-      const stars = starsFor(values, column);
+      const stars = judging ? starsFor(values, column) : values.map(() => false);
       starred[column.key] = stars;
       this.rows.forEach(({ cells }, r) => {
         const td = cells[c];
@@ -121,6 +124,7 @@ export class Scoreboard {
         }
       });
     });
+    if (!judging) return;
     const winners = this.views.filter((_, r) => compared[r] && starred['age-avg'][r] && starred['bytes-per-price'][r]);
     this.lead.textContent = verdictLead(this.views.filter((_, r) => compared[r]), winners);
     this.rows.forEach(({ line }, r) => {

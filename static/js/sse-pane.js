@@ -37,7 +37,7 @@ export function mountSsePane(root, { symbols, scale, shared }) {
   function setState(state) {
     stateEl.textContent = state;
     stateEl.dataset.state = state;
-    root.dataset.state = state;
+    view.mark('state', state);
     connectButton.disabled = source !== null;
     disconnectButton.disabled = source === null;
   }

@@ -9,7 +9,7 @@ export class PriceStrip {
     this.items = views.map((view) => {
       const item = document.createElement('div');
       item.className = 'strip-item';
-      item.dataset.pane = view.kind;
+      item.dataset.pane = view.key;
       const name = span('strip-name');
       const price = span('strip-price');
       const figures = span('strip-figures');

@@ -28,7 +28,13 @@ export function mountWsPane(root, { symbols, scale, shared }) {
   const view = new PaneView(root, { symbols, scale, countLabel: 'messages received' });
   const q = (cls) => root.querySelector(`.${cls}`);
   const buttons = { connect: q('connect'), disconnect: q('disconnect'), drop: q('drop'), ping: q('ping') };
+  // Held from the start, not looked up when used: at /?blind these, and the page's one
+  // handshake panel, are out of the document until Reveal (blind.js).
   const stateEl = q('ws-state');
+  const urlEl = q('ws-url');
+  const rttEl = q('rtt');
+  const clockEl = q('clock');
+  const handshakePanel = document.getElementById('handshake');
   const select = q('symbol');
   const clock = new ClockOffset();
   let socket = null;
@@ -42,7 +48,7 @@ export function mountWsPane(root, { symbols, scale, shared }) {
 
   function setState(state) {
     stateEl.dataset.state = state;
-    root.dataset.state = state;
+    view.mark('state', state);
     if (state !== 'retrying') stateEl.textContent = state;
     buttons.connect.disabled = state === 'open' || state === 'connecting';
     buttons.disconnect.disabled = state === 'closed';
@@ -62,8 +68,8 @@ export function mountWsPane(root, { symbols, scale, shared }) {
     retryTimer = null;
     subscribed = select.value;
     socket = new WebSocket(socketUrl(`/ws?symbols=${encodeURIComponent(subscribed)}`));
-    q('ws-url').textContent = `socket: ${describeSocketUrl(socket.url)}`;
-    root.dataset.scheme = new URL(socket.url).protocol.replace(':', '');
+    urlEl.textContent = `socket: ${describeSocketUrl(socket.url)}`;
+    view.mark('scheme', new URL(socket.url).protocol.replace(':', ''));
     setState('connecting');
     socket.addEventListener('open', () => setState('open'));
     socket.addEventListener('message', (event) => received(event.data));
@@ -86,7 +92,7 @@ export function mountWsPane(root, { symbols, scale, shared }) {
         const now = nowMs();
         view.arrived(bytes, `pong id ${message.id}`);
         clock.sample(message.t, message.server_ts, now);
-        q('rtt').textContent = `round trip: ${fmt.ms(now - message.t)} (ping → pong on the open socket)`;
+        rttEl.textContent = `round trip: ${fmt.ms(now - message.t)} (ping → pong on the open socket)`;
         showClock();
         break;
       }
@@ -106,7 +112,7 @@ export function mountWsPane(root, { symbols, scale, shared }) {
   function hello(message, bytes) {
     attempt = 0;
     connections += 1;
-    root.dataset.connections = String(connections);
+    view.mark('connections', String(connections));
     // The opening handshake is ordinary HTTP, paid once per connection.
     const handshake = handshakeBytes(message.handshake);
     view.stats.up.add({ headers: handshake.up });
@@ -119,7 +125,7 @@ export function mountWsPane(root, { symbols, scale, shared }) {
     if (message.feed && message.feed.stale) {
       view.status(`the server says its prices are stale (feed from ${message.feed.source}, Redis ${message.feed.redis || 'n/a'})`);
     }
-    showHandshake(document.getElementById('handshake'), message.handshake, describeSocketUrl(socket.url)).catch((error) => {
+    showHandshake(handshakePanel, message.handshake, describeSocketUrl(socket.url)).catch((error) => {
       view.status(`could not check the handshake: ${error.message}`);
     });
     if (lostAt !== null) {
@@ -135,12 +141,12 @@ export function mountWsPane(root, { symbols, scale, shared }) {
   // a real offset ("≈ −37 ms ± 39 ms") on a single machine.
   function showClock() {
     const sign = clock.offset >= 0 ? '+' : '−';
-    q('clock').textContent = `server clock ≈ ${sign}${fmt.ms(Math.abs(clock.offset))} ± ${fmt.ms(clock.uncertainty)} vs this browser (best of your pings); ages assume one clock`;
+    clockEl.textContent = `server clock ≈ ${sign}${fmt.ms(Math.abs(clock.offset))} ± ${fmt.ms(clock.uncertainty)} vs this browser (best of your pings); ages assume one clock`;
   }
 
   function closed(event) {
     socket = null;
-    root.dataset.lastClose = String(event.code);
+    view.mark('lastClose', String(event.code));
     const by = event.wasClean ? `code ${event.code}${event.reason ? `: ${event.reason}` : ''}` : `code ${event.code}, no close frame`;
     view.log.add('←', `close (${by})`, 0);
     if (stateEl.dataset.state === 'closing-by-user') {

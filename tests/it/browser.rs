@@ -921,7 +921,7 @@ async fn the_time_averaged_age_matches_the_theory() {
 
 /// The blind test: two panes named only A and B, and no transport named anywhere on the
 /// page (headings, controls, log, scoreboard, title) until Reveal; then the names come back
-/// beside the same letters, with the verdict.
+/// beside the letters, with the verdict.
 #[tokio::test]
 async fn the_blind_test_names_no_transport_until_reveal() {
     let Some(browser) = Browser::launch(BrowserOptions::default()).await else {
@@ -930,7 +930,7 @@ async fn the_blind_test_names_no_transport_until_reveal() {
     let app = app().await;
     browser.open(&app.http("/?blind")).await;
     const NAMES: &str = r"/websocket|http|polling|long poll|server-sent|eventsource|socket|\/ws|\/price|\/events|\bsse\b/i";
-    let letters = browser
+    browser
         .wait_for(
             &format!(
                 "(() => {{
@@ -940,31 +940,172 @@ async fn the_blind_test_names_no_transport_until_reveal() {
                   const visible = document.title + '\\n' + document.body.innerText;
                   const headings = shown.map((p) => p.querySelector('h2').innerText.trim());
                   const rows = [...document.querySelectorAll('#scoreboard tbody tr')].filter((r) => !r.hidden).map((r) => r.querySelector('th').innerText);
-                  return !{NAMES}.test(visible) && headings.join() === 'A,B' && rows.join() === 'A,B'
-                    && shown.map((p) => p.dataset.kind + '=' + p.dataset.letter).join();
+                  return !{NAMES}.test(visible) && headings.join() === 'A,B' && rows.join() === 'A,B';
                 }})()"
             ),
             "two panes, A and B, updating, with no transport name visible",
         )
         .await;
-    let letters = letters.as_str().expect("pane=letter pairs").to_owned();
     browser.click(".reveal").await;
     browser
         .wait_for(
-            &format!(
-                "(() => {{
-                  const shown = [...document.querySelectorAll('.pane')].filter((p) => !p.hidden);
-                  const verdict = document.querySelector('#scoreboard .verdict');
-                  const names = {{ http: 'HTTP', ws: 'WebSocket' }};
-                  return shown.map((p) => p.dataset.kind + '=' + p.dataset.letter).join() === '{letters}'
-                    && shown.every((p) => p.querySelector('h2').innerText.startsWith(p.dataset.letter + ': ' + names[p.dataset.kind]))
-                    && verdict.offsetHeight > 0 && verdict.textContent.includes('WebSocket')
-                    && /GET \\/price/.test(document.querySelector('#pane-http .log').innerText);
-                }})()"
-            ),
+            "(() => {
+              const shown = [...document.querySelectorAll('.pane')].filter((p) => !p.hidden);
+              const headings = shown.map((p) => p.querySelector('h2').innerText);
+              const http = shown.find((p) => p.querySelector('h2').innerText.includes('HTTP'));
+              const verdict = document.querySelector('#scoreboard .verdict');
+              return shown.every((p, i) => headings[i].startsWith('AB'[i] + ': '))
+                && headings.filter((h) => h.includes('HTTP')).length === 1
+                && headings.filter((h) => h.includes('WebSocket')).length === 1
+                && verdict?.offsetHeight > 0 && verdict.textContent.includes('WebSocket')
+                && /GET \\/price/.test(http.querySelector('.log').innerText);
+            })()",
             "Reveal names both panes beside their letters, shows the verdict and the full log",
         )
         .await;
+    browser.finish().await;
+}
+
+/// Words that name or imply a transport, for the blind test's walk through the document:
+/// names and paths, the handshake's lines, the socket protocol's messages, what only one
+/// pane counts or has a control for, and the scoreboard's judgement (stars, verdict).
+const TRANSPORT_WORDS: &str = r"/socket|\bwss?\b|\bhttps?\b|poll|\bsse\b|\bevents?\b|eventsource|stream|\bpush|upgrad|handshake|switching protocols|\/ws\b|\/price|\/events|\bget\b|subscri|\bping\b|\bpong\b|\bhello\b|connect|\btick\b|\brequests?\b|\bmessages?\b|\bframes?\b|verdict|★ best|data-best/i";
+
+/// Phrases with some of those words that name no transport, taken out before matching: the
+/// labels both panes share, the scoreboard's column key, and the feed's interval on <body>.
+const NEUTRAL_PHRASES: &str =
+    r"/requests or messages|requests \/ frames|requests-per-price|tick → screen|data-tick-ms/gi";
+
+/// The blind test, for someone who opens DevTools' Elements panel: before Reveal, no element
+/// of the page (hidden or not, template contents included) names or implies a transport in
+/// its tag, attributes or text, after both panes have switched symbol (a socket's
+/// `subscribed` answer is a status line only one transport has); the two panes have the same
+/// elements; only they are in the page. Reveal then names them beside their letters (the
+/// letter that missed more prices is HTTP polling), shows the verdict, the stars, the
+/// handshake panel and the status lines held back.
+///
+/// The walk leaves out only `#blind-intro`, the question, which may name what it asks about.
+#[tokio::test]
+async fn before_reveal_no_element_of_the_blind_test_names_a_transport_even_hidden() {
+    let Some(browser) = Browser::launch(BrowserOptions::default()).await else {
+        return;
+    };
+    let app = app().await;
+    browser.open(&app.http("/?blind")).await;
+    const SHOWN: &str =
+        "const shown = [...document.querySelectorAll('.pane')].filter((p) => !p.hidden);";
+    browser
+        .wait_for(
+            &format!(
+                "(() => {{ {SHOWN} return shown.every((p) => Number(p.dataset.seen) >= 2); }})()"
+            ),
+            "prices in the panes",
+        )
+        .await;
+    browser
+        .js("for (const select of document.querySelectorAll('.pane .symbol')) { select.value = 'GLOBX'; select.dispatchEvent(new Event('change')); } return true;")
+        .await;
+    browser
+        .wait_for(
+            &format!(
+                "(() => {{ {SHOWN} return shown.every((p) => p.dataset.symbol === 'GLOBX' && Number(p.dataset.count) >= 4
+                  && p.querySelector('.q-symbol').textContent === 'GLOBX'); }})()"
+            ),
+            "GLOBX prices in both panes, after a few requests or messages",
+        )
+        .await;
+
+    let found = browser
+        .js(&format!(
+            "const words = {TRANSPORT_WORDS}; const neutral = {NEUTRAL_PHRASES};
+             const found = [];
+             const check = (text, where) => {{
+               const match = text.replace(neutral, '').match(words);
+               if (match) found.push(`${{where}}: '${{match[0]}}' in ${{text.trim().slice(0, 160)}}`);
+             }};
+             const name = (el) => el.localName + (el.id ? '#' + el.id : '') + [...el.classList].map((c) => '.' + c).join('');
+             const visit = (node, where) => {{
+               if (node.nodeType === Node.ELEMENT_NODE) {{
+                 if (node.id === 'blind-intro') return;
+                 const here = `${{where}} > ${{name(node)}}`;
+                 check([node.localName, ...[...node.attributes].map((a) => `${{a.name}}=\"${{a.value}}\"`)].join(' '), here);
+                 const children = node.localName === 'template' ? node.content.childNodes : node.childNodes;
+                 for (const child of children) visit(child, here);
+               }} else if (node.nodeType === Node.TEXT_NODE || node.nodeType === Node.COMMENT_NODE) {{
+                 check(node.data, where);
+               }}
+             }};
+             visit(document.documentElement, '');
+             return found;"
+        ))
+        .await;
+    let found: Vec<String> = serde_json::from_value(found).expect("a list of findings");
+    assert!(
+        found.is_empty(),
+        "before Reveal, the document names or implies a transport in {} places:\n{}",
+        found.len(),
+        found.join("\n")
+    );
+
+    // Same elements, classes and attribute names in both panes (log lines aside: their
+    // number is behaviour, there to be seen); a pane built differently would give itself away.
+    let shapes = browser
+        .js("const shape = (pane) => [pane, ...pane.querySelectorAll('*')].filter((el) => !el.matches('.log li'))
+               .map((el) => `${el.localName}.${[...el.classList].join('.')}[${[...el.attributes].map((a) => a.name).sort().join(' ')}]`);
+             return [...document.querySelectorAll('.pane')].map(shape);")
+        .await;
+    let shapes: Vec<Vec<String>> = serde_json::from_value(shapes).expect("two shapes");
+    assert_eq!(
+        shapes.len(),
+        2,
+        "only the two blind panes are in the page, the others removed, not hidden"
+    );
+    let differ = shapes[0]
+        .iter()
+        .zip(&shapes[1])
+        .find(|(a, b)| a != b)
+        .map(|(a, b)| format!("{a} vs {b}"));
+    assert!(
+        shapes[0].len() == shapes[1].len() && differ.is_none(),
+        "panes A and B are built differently: {} vs {} elements, first difference {differ:?}",
+        shapes[0].len(),
+        shapes[1].len()
+    );
+
+    // Polling once a second against a 100 ms tick misses most prices; push misses none.
+    let http_letter = browser
+        .js("const [a, b] = document.querySelectorAll('.pane');
+             return Number(a.dataset.missed) > Number(b.dataset.missed) ? a.dataset.letter : b.dataset.letter;")
+        .await;
+    let http_letter = http_letter.as_str().expect("a letter").to_owned();
+    browser.click(".reveal").await;
+    let revealed = browser
+        .wait_for(
+            &format!(
+                "(() => {{
+                  const panes = [...document.querySelectorAll('.pane')];
+                  const named = (p) => p.querySelector('h2').innerText;
+                  const http = panes.find((p) => p.dataset.letter === '{http_letter}');
+                  const ws = panes.find((p) => p !== http);
+                  const verdict = document.querySelector('#scoreboard .verdict');
+                  const wsRow = [...document.querySelectorAll('#scoreboard tbody tr')].find((r) => r.querySelector('th').innerText.includes('WebSocket'));
+                  const missedStar = wsRow?.querySelector('td[data-column=missed]');
+                  const handshake = document.getElementById('handshake');
+                  return named(http).startsWith('{http_letter}: HTTP')
+                    && named(ws).startsWith(ws.dataset.letter + ': WebSocket')
+                    && verdict?.offsetHeight > 0 && /^Verdict: .*WebSocket/.test(verdict.innerText)
+                    && missedStar?.dataset.best === 'true' && missedStar.innerText.includes('★ best')
+                    && handshake?.offsetHeight > 0
+                    && handshake.querySelector('.hs-request').textContent.startsWith('GET /ws?symbols=')
+                    && /GET \\/price/.test(http.querySelector('.log').innerText)
+                    && ws.querySelector('.status').textContent.includes('subscribed to GLOBX')
+                    && [named(http), named(ws), verdict.innerText.split('\\n')[0]];
+                }})()"
+            ),
+            "Reveal names the panes (the one that missed more is HTTP), with verdict, stars, handshake and status",
+        )
+        .await;
+    eprintln!("revealed: {revealed}");
     browser.finish().await;
 }
 

@@ -137,8 +137,9 @@ async fn every_file_in_static_is_compiled_in_and_identical() {
     assert_eq!(missing.status(), 404);
 }
 
-/// `/?blind` is the blind test: marked for the page's script, and titled without naming a
-/// transport (the browser test checks what is visible; this checks what the server sends).
+/// `/?blind` is the blind test: marked for the page's script, titled without naming a
+/// transport, and without what is not in the test (the long polling and SSE panes, the pane
+/// chooser), which is left out rather than hidden. (The browser tests check the document.)
 #[tokio::test]
 async fn the_blind_test_page_is_marked_and_names_no_transport_in_its_title() {
     let app = spawn_app(test_config()).await;
@@ -151,6 +152,9 @@ async fn the_blind_test_page_is_marked_and_names_no_transport_in_its_title() {
         !title.contains("WebSocket") && !title.contains("HTTP"),
         "{title}"
     );
+    for left_out in ["pane-longpoll", "pane-sse", "pane-chooser"] {
+        assert!(!html.contains(left_out), "{left_out} in {html}");
+    }
     let plain = reqwest::get(app.http("/?utm=x")).await.unwrap();
     assert!(!plain.text().await.unwrap().contains("data-blind"));
 }
