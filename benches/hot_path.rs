@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use bytestring::ByteString;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tickerlab::feed::Snapshot;
 use tickerlab::market::{DEFAULT_SYMBOLS, Market, SymbolSpec};
@@ -54,10 +53,7 @@ fn snapshot(seq: u64) -> Arc<Snapshot> {
                 symbol: s.to_string(),
                 ..tick(seq)
             };
-            let json: ByteString = serde_json::to_string(&tick)
-                .expect("a tick serialises")
-                .into();
-            Published::new(tick, json)
+            Published::serialise(tick)
         })
         .collect();
     Arc::new(Snapshot { ticks })

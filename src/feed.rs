@@ -18,7 +18,8 @@
 //! The channel can be fed two ways. By default the ticking task in this process steps the market
 //! ([`Feed::start`]). A front-end instance behind a Redis backplane has no market: its
 //! [`Relay`] writes the ticks a publisher instance sent through Redis into the same channel
-//! ([`Feed::relay`]), so every transport downstream works unchanged.
+//! ([`Feed::relay`]), serialising each one it adopts just as the ticking task does, so every
+//! transport downstream works unchanged.
 //!
 //! "Latest value wins" is for readers held back by their *client* (a full send queue). A
 //! reader that is merely woken a little late (a busy machine delays a task by a few
@@ -41,6 +42,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::backplane::check::Rejection;
 use crate::market::Market;
 use crate::tick::{FeedSource, FeedStatus, RedisLink, RunId, Tick, epoch_ms};
 use crate::wire::Published;
@@ -58,6 +60,8 @@ struct Stats {
     ticks: AtomicU64,
     serialisations: AtomicU64,
     ws_frames: AtomicU64,
+    /// On a front-end: ticks read from Redis and refused, by [`Rejection`] position.
+    rejected: [AtomicU64; Rejection::ALL.len()],
 }
 
 /// How the feed's Redis link is doing, written by the backplane tasks, read by `/healthz`
@@ -205,24 +209,25 @@ impl Feed {
     /// the task that publishes one tick every `tick_interval`. Must be called inside a Tokio
     /// runtime.
     pub fn start(market: Market, tick_interval: Duration) -> (Feed, FeedTask) {
-        Feed::start_after(market, tick_interval, 0, None)
+        Feed::start_after(market, tick_interval, 0, RunId::new(), None)
     }
 
-    /// [`Feed::start`] for a publisher instance: the first tick gets `seq` `last_seq + 1`, so
-    /// a publisher that replaces another continues its numbering (front-ends drop any tick
-    /// whose `seq` is not newer than the one they have), and the feed reports the Redis link
-    /// `link` in its status.
+    /// [`Feed::start`] for a publisher instance: the first tick gets `seq` `last_seq + 1`
+    /// in run `run`, so a publisher that replaces another continues its numbering (in a run
+    /// made by [`RunId::continuing`]), and the feed reports the Redis link `link` in its
+    /// status.
     pub fn start_after(
         market: Market,
         tick_interval: Duration,
         last_seq: u64,
+        run: RunId,
         link: Option<RedisLink>,
     ) -> (Feed, FeedTask) {
         let symbols: Vec<String> = market.specs().map(|s| s.name.clone()).collect();
         let mut ticker = Ticker {
             market,
             seq: last_seq,
-            run: RunId::new(),
+            run,
             symbols: symbols.clone(),
         };
         let stats = Stats::default();
@@ -388,6 +393,7 @@ impl Feed {
             stale,
             redis,
             run: self.run(),
+            rejected: self.rejected_total(),
         }
     }
 
@@ -482,13 +488,29 @@ impl Feed {
     /// How many times a tick was serialised to JSON: always `ticks() * symbols().len()`,
     /// whatever the number of clients.
     ///
-    /// On a front-end ([`Feed::relay`]) nothing is serialised: the publisher made the JSON
-    /// once and Redis delivered those very bytes. Here the counter counts the tick texts the
-    /// front-end *adopted* as its shared buffers (at most one per symbol per `seq`), so the
-    /// promise it checks is the same: work per tick, never per client. And `ticks()` counts
-    /// the snapshots the relay published (one per batch of ticks that arrived together).
+    /// On a front-end ([`Feed::relay`]) the relay serialises each tick it *adopts* (at most
+    /// one per symbol per `seq`; a tick dropped as old or refused by the checks costs no
+    /// serialisation), so the promise it checks is the same: work per tick, never per
+    /// client. There `ticks()` counts the snapshots the relay published (one per batch of
+    /// ticks that arrived together), so the two are no longer in proportion.
     pub fn serialisations(&self) -> u64 {
         self.shared.stats.serialisations.load(Ordering::Relaxed)
+    }
+
+    /// Counts a tick read from Redis that a front-end refused, and why (the subscriber
+    /// calls this; see [`crate::backplane::check`]).
+    pub fn count_rejected(&self, why: Rejection) {
+        self.shared.stats.rejected[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many ticks read from Redis were refused for `why` (always 0 on a local feed).
+    pub fn rejected(&self, why: Rejection) -> u64 {
+        self.shared.stats.rejected[why as usize].load(Ordering::Relaxed)
+    }
+
+    /// How many ticks read from Redis were refused, for any reason.
+    pub fn rejected_total(&self) -> u64 {
+        Rejection::ALL.iter().map(|why| self.rejected(*why)).sum()
     }
 
     /// How many WebSocket frames of ticks were built: at most one per symbol per tick,
@@ -505,7 +527,11 @@ impl Relay {
     /// `live` says they came from the pub/sub stream (not the start-up `GET`): only a live
     /// tick that is *adopted* keeps the feed from being stale. Returns how many ticks were
     /// adopted.
-    pub fn publish(&mut self, batch: Vec<(usize, Published)>, live: bool) -> usize {
+    ///
+    /// It takes ticks, not text: each adopted tick is serialised here, once, so what clients
+    /// receive is this server's JSON whatever bytes came through Redis (a JSON text may hold
+    /// a raw line break between its tokens, which would split a Server-Sent Events line).
+    pub fn publish(&mut self, batch: Vec<(usize, Tick)>, live: bool) -> usize {
         let stats = &self.feed.shared.stats;
         let health = &self.feed.shared.health;
         // A frozen relay (nothing adopted for a while) accepts an earlier-sorting run too:
@@ -516,11 +542,10 @@ impl Relay {
         let mut ticks = self.tx.borrow().ticks.clone();
         let mut adopted = 0;
         let mut moved_back = false;
-        for (index, published) in batch {
+        for (index, incoming) in batch {
             let Some(current) = ticks.get_mut(index) else {
                 continue;
             };
-            let incoming = &published.tick;
             if incoming.run > self.run {
                 // A later run: the publisher restarted. Its numbering starts afresh (perhaps
                 // lower than ours): follow it at once, or this front-end freezes.
@@ -540,7 +565,8 @@ impl Relay {
                 // Following an earlier run moves each symbol back when it adopts that run's
                 // first tick: in this batch or a later one, whatever `self.run` did.
                 moved_back |= (incoming.run, incoming.seq) < (current.tick.run, current.tick.seq);
-                *current = published;
+                // The one serialisation of this tick on this front-end.
+                *current = Published::serialise(incoming);
                 adopted += 1;
             }
         }
@@ -667,20 +693,19 @@ mod tests {
         );
     }
 
-    fn published(symbol: &str, seq: u64) -> Published {
-        published_in(RunId::UNKNOWN, symbol, seq)
+    fn tick_of(symbol: &str, seq: u64) -> Tick {
+        tick_in(RunId::UNKNOWN, symbol, seq)
     }
 
-    fn published_in(run: RunId, symbol: &str, seq: u64) -> Published {
-        let tick = Tick {
+    fn tick_in(run: RunId, symbol: &str, seq: u64) -> Tick {
+        Tick {
             symbol: symbol.into(),
             price: 1.0,
             change: 0.0,
             seq,
             ts: 1.0,
             run,
-        };
-        Published::serialise(tick)
+        }
     }
 
     #[test]
@@ -692,13 +717,13 @@ mod tests {
         // Batches as Redis delivers them: symbols out of step, seqs skipped, one symbol
         // unchanged across snapshots.
         relay.publish(
-            vec![(0, published("ACME", 10)), (1, published("GLOBX", 3))],
+            vec![(0, tick_of("ACME", 10)), (1, tick_of("GLOBX", 3))],
             true,
         );
-        relay.publish(vec![(0, published("ACME", 12))], true);
-        relay.publish(vec![(1, published("GLOBX", 4))], true);
+        relay.publish(vec![(0, tick_of("ACME", 12))], true);
+        relay.publish(vec![(1, tick_of("GLOBX", 4))], true);
         relay.publish(
-            vec![(0, published("ACME", 13)), (1, published("GLOBX", 9))],
+            vec![(0, tick_of("ACME", 13)), (1, tick_of("GLOBX", 9))],
             true,
         );
         let seq_of = |json: ByteString| serde_json::from_str::<Tick>(&json).unwrap();
@@ -751,26 +776,28 @@ mod tests {
         rx.borrow_and_update();
 
         let batch = vec![
-            (0, published("ACME", 5)),
-            (0, published("ACME", 4)),
-            (1, published("GLOBX", 5)),
+            (0, tick_of("ACME", 5)),
+            (0, tick_of("ACME", 4)),
+            (1, tick_of("GLOBX", 5)),
         ];
         assert_eq!(relay.publish(batch, true), 2);
         assert!(rx.has_changed().unwrap());
         rx.borrow_and_update();
         // Nothing newer: no snapshot is published, nobody wakes.
         assert_eq!(
-            relay.publish(
-                vec![(0, published("ACME", 5)), (9, published("X", 9))],
-                true
-            ),
+            relay.publish(vec![(0, tick_of("ACME", 5)), (9, tick_of("X", 9))], true),
             0
         );
         assert!(!rx.has_changed().unwrap());
-        assert_eq!(relay.publish(vec![(0, published("ACME", 6))], true), 1);
+        assert_eq!(relay.publish(vec![(0, tick_of("ACME", 6))], true), 1);
         let seqs: Vec<u64> = feed.latest().ticks.iter().map(|p| p.tick.seq).collect();
         assert_eq!(seqs, [6, 5]);
         assert_eq!((feed.serialisations(), feed.ticks()), (3, 2));
+        // What clients are sent is the relay's own serialisation of the tick it adopted.
+        assert_eq!(
+            feed.latest().ticks[0].json,
+            serde_json::to_string(&tick_of("ACME", 6)).unwrap()
+        );
 
         feed.set_link(Some(RedisLink::Connected));
         assert!(
@@ -792,8 +819,8 @@ mod tests {
         let (old, new) = (RunId(5 << 16), RunId(9 << 16));
         let both = |run, seq| {
             vec![
-                (0, published_in(run, "ACME", seq)),
-                (1, published_in(run, "GLOBX", seq)),
+                (0, tick_in(run, "ACME", seq)),
+                (1, tick_in(run, "GLOBX", seq)),
             ]
         };
         assert_eq!(relay.publish(both(old, 83), true), 2);
@@ -830,15 +857,15 @@ mod tests {
         let (earlier, later) = (RunId(5 << 16), RunId(9 << 16));
         let both = |run, seq| {
             vec![
-                (0, published_in(run, "ACME", seq)),
-                (1, published_in(run, "GLOBX", seq)),
+                (0, tick_in(run, "ACME", seq)),
+                (1, tick_in(run, "GLOBX", seq)),
             ]
         };
         assert_eq!(relay.publish(both(later, 1), true), 2);
         // Frozen: the relay now accepts the earlier run, and ACME moves back first, alone.
         tokio::time::advance(feed.stale_after() + Duration::from_millis(1)).await;
         assert_eq!(
-            relay.publish(vec![(0, published_in(earlier, "ACME", 7))], true),
+            relay.publish(vec![(0, tick_in(earlier, "ACME", 7))], true),
             1
         );
         // GLOBX, still on the later run, follows in the next batches.
@@ -871,16 +898,16 @@ mod tests {
         let (feed, mut relay) = Feed::relay(vec!["ACME".into()], Duration::from_millis(100));
         feed.set_link(Some(RedisLink::Connected));
         assert!(feed.status().stale, "nothing adopted yet");
-        assert_eq!(relay.publish(vec![(0, published("ACME", 7))], true), 1);
+        assert_eq!(relay.publish(vec![(0, tick_of("ACME", 7))], true), 1);
         assert!(!feed.status().stale);
         tokio::time::advance(feed.stale_after() + Duration::from_millis(1)).await;
         // Only old ticks keep arriving: received, not adopted.
-        assert_eq!(relay.publish(vec![(0, published("ACME", 6))], true), 0);
+        assert_eq!(relay.publish(vec![(0, tick_of("ACME", 6))], true), 0);
         assert!(feed.status().stale, "dropped ticks do not count as live");
         // A tick adopted from the start-up GET is not live either.
-        assert_eq!(relay.publish(vec![(0, published("ACME", 8))], false), 1);
+        assert_eq!(relay.publish(vec![(0, tick_of("ACME", 8))], false), 1);
         assert!(feed.status().stale);
-        assert_eq!(relay.publish(vec![(0, published("ACME", 9))], true), 1);
+        assert_eq!(relay.publish(vec![(0, tick_of("ACME", 9))], true), 1);
         assert!(!feed.status().stale);
     }
 }

@@ -19,6 +19,9 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::backplane::check::Rejection;
+use crate::feed::Feed;
+
 /// The routes `GET /metrics` reports requests for, by their pattern as registered in
 /// [`crate::http::routes`]. A request that matched none (a `404`) counts as `other`. A new
 /// route adds its pattern here.
@@ -243,9 +246,11 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition format (version 0.0.4): `# HELP`, `# TYPE`, then one
-    /// `name{labels} value` line per series. `ticks`, `serialisations` and `ws_frames` come
-    /// from the feed, which keeps its own counters.
-    pub fn render(&self, ticks: u64, serialisations: u64, ws_frames: u64) -> String {
+    /// `name{labels} value` line per series. The feed keeps its own counters, read here from
+    /// `feed`.
+    pub fn render(&self, feed: &Feed) -> String {
+        let (ticks, serialisations, ws_frames) =
+            (feed.ticks(), feed.serialisations(), feed.ws_frames());
         let mut out = String::with_capacity(4096);
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut metric = |name: &str, kind: &str, help: &str, series: &[(&str, u64)]| {
@@ -274,7 +279,7 @@ impl Metrics {
         metric(
             "tickerlab_feed_serialisations_total",
             "counter",
-            "Ticks serialised to JSON: ticks x symbols, whatever the number of clients.",
+            "Ticks serialised to JSON: ticks x symbols (on a Redis front-end: the ticks it adopted), whatever the number of clients.",
             &[("", serialisations)],
         );
         metric(
@@ -330,6 +335,17 @@ impl Metrics {
             "Long-lived connections refused before they opened (WebSocket handshakes; also event streams and long polls for origin and capacity), by reason.",
             &refused,
         );
+        let rejected: Vec<(String, u64)> = Rejection::ALL
+            .iter()
+            .map(|r| (format!("{{reason=\"{}\"}}", r.label()), feed.rejected(*r)))
+            .collect();
+        let rejected: Vec<(&str, u64)> = rejected.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        metric(
+            "tickerlab_backplane_ticks_rejected_total",
+            "counter",
+            "Ticks read from Redis that a front-end refused (too large, malformed, impossible numbers), by reason.",
+            &rejected,
+        );
         let mut http = Vec::new();
         for (row, counts) in self.http.iter().enumerate() {
             let route = ROUTES.get(row).copied().unwrap_or("other");
@@ -375,10 +391,18 @@ mod tests {
         metrics.http_response(Some("/price"), 200);
         metrics.http_response(None, 404);
         metrics.ws_sent(10);
-        let text = metrics.render(3, 12, 12);
+        let (feed, _relay) = Feed::relay(vec!["ACME".into()], std::time::Duration::from_secs(1));
+        feed.count_rejected(Rejection::SeqAhead);
+        let text = metrics.render(&feed);
         assert!(text.contains("# TYPE tickerlab_ws_bytes_sent_total counter\n"));
         assert!(text.contains("tickerlab_ws_bytes_sent_total 10\n"));
-        assert!(text.contains("tickerlab_feed_serialisations_total 12\n"));
+        assert!(text.contains("tickerlab_feed_serialisations_total 0\n"));
+        assert!(
+            text.contains("tickerlab_backplane_ticks_rejected_total{reason=\"seq_ahead\"} 1\n")
+        );
+        assert!(
+            text.contains("tickerlab_backplane_ticks_rejected_total{reason=\"too_large\"} 0\n")
+        );
         assert!(
             text.contains("tickerlab_http_responses_total{route=\"/price\",status=\"200\"} 1\n")
         );

@@ -49,10 +49,13 @@ pub struct Tick {
 /// without any restart).
 ///
 /// On the wire it is 16 lower-case hex digits, `"run":"019ac2f1e3a74c1d"`: a string, since a
-/// JavaScript number cannot hold 64 bits. The first 12 digits are the start time (Unix
-/// epoch ms), the last 4 random, so a later run sorts after an earlier one. Clients only
-/// compare runs for equality; servers use the order to tell a lagging instance (which has
-/// not seen the client's run yet) from a restarted one.
+/// JavaScript number cannot hold 64 bits. The first 12 digits are the time its numbering
+/// began (Unix epoch ms), the last 4 random, so a later run sorts after an earlier one.
+/// Clients only compare runs for equality; servers use the order to tell a lagging instance
+/// (which has not seen the client's run yet) from a restarted one, and a front-end uses the
+/// time to bound `seq`: a run cannot have counted further than the ticks since its numbering
+/// began ([`crate::backplane::check`]). That is why a publisher that continues another's
+/// numbering takes that run's time plus 1 ms ([`RunId::continuing`]), not its own start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct RunId(pub u64);
 
@@ -60,10 +63,35 @@ impl RunId {
     /// A tick from a server that predates run ids, or a front-end's placeholder.
     pub const UNKNOWN: RunId = RunId(0);
 
-    /// A fresh run id: now (epoch ms, 48 bits) followed by 16 random bits.
+    /// The largest time a run id can hold: 48 bits of epoch milliseconds (the year 10889).
+    const MAX_MS: u64 = 0xffff_ffff_ffff;
+
+    /// A fresh run id for a numbering that starts now: now (epoch ms, 48 bits) followed by
+    /// 16 random bits.
     pub fn new() -> RunId {
-        let now_ms = epoch_ms() as u64 & 0xffff_ffff_ffff;
-        RunId((now_ms << 16) | u64::from(rand::random::<u16>()))
+        RunId::starting_at(epoch_ms() as u64)
+    }
+
+    /// A fresh run id for a feed that *continues* `previous`'s numbering (a replacement
+    /// publisher): `previous`'s time plus 1 ms, so it sorts after `previous`, and new random
+    /// bits. Its time stays when the numbering began, so its `seq` stays within what a
+    /// front-end accepts for its time. Continuing [`RunId::UNKNOWN`] starts afresh.
+    pub fn continuing(previous: RunId) -> RunId {
+        if previous.is_unknown() {
+            return RunId::new();
+        }
+        RunId::starting_at(previous.start_ms() + 1)
+    }
+
+    fn starting_at(ms: u64) -> RunId {
+        let ms = ms.min(Self::MAX_MS);
+        RunId((ms << 16) | u64::from(rand::random::<u16>()))
+    }
+
+    /// When this run's numbering began, in Unix epoch milliseconds (0 for
+    /// [`RunId::UNKNOWN`]).
+    pub fn start_ms(self) -> u64 {
+        self.0 >> 16
     }
 
     /// Whether this is [`RunId::UNKNOWN`].
@@ -205,6 +233,15 @@ pub struct FeedStatus {
     /// publisher's. Absent while unknown.
     #[serde(default, skip_serializing_if = "RunId::is_unknown")]
     pub run: RunId,
+    /// On a front-end, how many ticks read from Redis it refused since it started (too
+    /// large, malformed, impossible numbers: see [`crate::backplane::check`]); `/metrics`
+    /// has them by reason. Absent while 0, and always on a local feed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rejected: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Where an instance's prices come from. See [`FeedStatus::source`].
@@ -344,6 +381,20 @@ mod tests {
         assert!(!first.is_unknown());
         let later = RunId(first.0 + (1000 << 16));
         assert!(later > first && later.to_string() > text);
+    }
+
+    /// A replacement publisher's run sorts after the run it continues, and keeps its time
+    /// (the time the numbering began), whatever the random bits.
+    #[test]
+    fn a_continuing_run_sorts_after_its_predecessor_and_keeps_its_time() {
+        let previous = RunId(0x019a_c2f1_e3a7_ffff);
+        for _ in 0..100 {
+            let next = RunId::continuing(previous);
+            assert!(next > previous);
+            assert_eq!(next.start_ms(), previous.start_ms() + 1);
+        }
+        assert!(RunId::continuing(RunId::UNKNOWN).start_ms() > 0);
+        assert_eq!(RunId(u64::MAX).start_ms(), RunId::MAX_MS);
     }
 
     #[test]

@@ -42,9 +42,11 @@ pub struct Published {
 }
 
 impl Published {
-    /// Wraps a tick and its one serialisation: `json` must be `tick` as JSON (a front-end
-    /// passes the text a publisher made, as Redis delivered it).
-    pub fn new(tick: Tick, json: ByteString) -> Published {
+    /// Wraps a tick and its one serialisation. Private: the only way to make a `Published`
+    /// is [`Published::serialise`], so its bytes are always this server's own JSON (a
+    /// front-end too serialises what it adopts, rather than pass on the text Redis
+    /// delivered).
+    fn new(tick: Tick, json: ByteString) -> Published {
         Published {
             tick,
             json,

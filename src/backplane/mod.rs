@@ -18,9 +18,12 @@
 //! The decisions, and where each is made:
 //!
 //! * **The wire format is the tick itself.** The publisher publishes each symbol's
-//!   pre-serialised JSON, byte for byte what its own clients get. A front-end parses it once
-//!   (to learn `seq`), keeps the received text as the shared buffer, and never serialises:
-//!   serialise-once holds across the whole fleet ([`subscriber`]).
+//!   pre-serialised JSON, byte for byte what its own clients get.
+//! * **The channel is input.** Anyone who can `PUBLISH` can put anything on a channel, so a
+//!   front-end checks every tick it reads (size first, then shape, symbol, numbers, and a
+//!   `seq` its run can have reached: [`check`]), counts what it refuses, and serialises what
+//!   it adopts itself, once per tick: a client receives only JSON its server wrote
+//!   ([`subscriber`]).
 //! * **One channel per symbol** (`tickerlab:tick:ACME`), so another consumer (a chart
 //!   service, `redis-cli SUBSCRIBE tickerlab:tick:ACME`) can take just the symbols it wants.
 //!   The publisher sends all symbols of a tick in one pipeline; a front-end applies whatever
@@ -47,6 +50,7 @@
 //!   lease: one script checks it and writes, so a publisher paused past its lease cannot
 //!   slip one last tick in ([`publish_fenced`]).
 
+pub mod check;
 pub mod publisher;
 pub mod subscriber;
 

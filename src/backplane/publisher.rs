@@ -4,8 +4,9 @@
 //!
 //! Start-up is strict, run time is forgiving. At start-up the publisher must reach Redis:
 //! it claims the publisher lease (a second publisher is refused here, with a message saying
-//! who holds it) and reads the newest `seq` so that its ticks continue the numbering
-//! front-ends already hold. Once running, a Redis outage costs nothing but the ticks
+//! who holds it) and reads the newest tick so that its ticks continue the numbering
+//! front-ends already hold, in a run that keeps the time that numbering began
+//! ([`RunId::continuing`]). Once running, a Redis outage costs nothing but the ticks
 //! published during it: the forwarder reconnects with backoff, re-claims its lease and
 //! republishes the current snapshot, which also restores the `latest` keys a restarted Redis
 //! forgot.
@@ -16,13 +17,14 @@ use redis::aio::MultiplexedConnection;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use super::check::{check, seq_ceiling};
 use super::{
     Backoff, BackplaneError, LEASE_RENEW, REDIS_TIMEOUT, SETTINGS_KEY, claim_lease, client,
     connect, latest_key, publish_fenced, settings_json, tick_channel,
 };
 use crate::feed::{Feed, FeedTask, Snapshot};
 use crate::market::Market;
-use crate::tick::{RedisLink, Tick};
+use crate::tick::{RedisLink, RunId, epoch_ms};
 
 /// Starts a publisher: claims the lease, continues `seq` from Redis, starts the market's
 /// feed and the task that forwards it to Redis. `describe` names this instance in the lease
@@ -66,17 +68,16 @@ pub fn start(
         .arg(&keys)
         .query(&mut con)
         .map_err(unreachable)?;
-    let last_seq = latest
-        .iter()
-        .flatten()
-        .filter_map(|bytes| serde_json::from_slice::<Tick>(bytes).ok())
-        .map(|tick| tick.seq)
-        .max()
-        .unwrap_or(0);
-    info!(%id, last_seq, "holding the publisher lease; continuing seq after {last_seq}");
+    let (last_seq, first_run) = numbering(&symbols, &latest, tick_interval);
+    info!(%id, last_seq, run = %first_run, "holding the publisher lease; seq continues after {last_seq}");
 
-    let (feed, task) =
-        Feed::start_after(market, tick_interval, last_seq, Some(RedisLink::Connected));
+    let (feed, task) = Feed::start_after(
+        market,
+        tick_interval,
+        last_seq,
+        first_run,
+        Some(RedisLink::Connected),
+    );
     // The first tick goes out before `serve` returns, so the `latest` keys and settings
     // exist as soon as this instance is up, even if it stops before its task first runs.
     let first = redis::cmd("SET")
@@ -97,6 +98,51 @@ pub fn start(
     }
     let handle = tokio::spawn(run(client.clone(), feed.clone(), id.clone()));
     Ok((feed, task.with(handle).with_farewell(release(client, id))))
+}
+
+/// Where this publisher's numbering starts, from the `latest` keys read at start-up (one per
+/// symbol): after the newest `seq` there, in a run that continues that tick's run, so that
+/// clients which ignore the run never see `seq` go back. A key is read as front-ends read
+/// it ([`check`]): one they would refuse is not continued from.
+///
+/// The numbering starts afresh (`seq` 1, a run starting now) when there is nothing to
+/// continue (no key, or none that passes the check: a numbering counted at a much faster
+/// `--tick-ms` than this one does not), or when continuing would put `seq` beyond what
+/// front-ends accept for the new run's time ([`seq_ceiling`]; possible only with keys of
+/// several runs). Front-ends follow a new run at once, whatever its `seq`.
+fn numbering(
+    symbols: &[String],
+    latest: &[Option<Vec<u8>>],
+    tick_interval: Duration,
+) -> (u64, RunId) {
+    let now_ms = epoch_ms() as u64;
+    let ticks: Vec<_> = symbols
+        .iter()
+        .zip(latest)
+        .filter_map(|(symbol, bytes)| {
+            let bytes = bytes.as_deref()?;
+            check(bytes, symbol, now_ms, tick_interval)
+                .inspect_err(|why| {
+                    warn!(%symbol, reason = why.label(), "not continuing from the latest key: {}", why.explain());
+                })
+                .ok()
+        })
+        .collect();
+    let Some(newest) = ticks.iter().map(|t| t.run).max() else {
+        return (0, RunId::new());
+    };
+    let last_seq = ticks.iter().map(|t| t.seq).max().unwrap_or(0);
+    let run = RunId::continuing(newest);
+    if last_seq < seq_ceiling(run, now_ms, tick_interval) {
+        (last_seq, run)
+    } else {
+        warn!(
+            last_seq,
+            "the latest keys' seq is more than front-ends accept for its run: starting the \
+             numbering afresh in a new run"
+        );
+        (0, RunId::new())
+    }
 }
 
 /// Gives the lease back on a graceful shutdown, if this instance still holds it, so that a
@@ -276,5 +322,60 @@ async fn publish(
         Ok(())
     } else {
         Err(Ended::LeaseLost(holder))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TICK: Duration = Duration::from_millis(50);
+
+    fn key(run: RunId, seq: u64) -> Option<Vec<u8>> {
+        let text = format!(
+            r#"{{"type":"tick","symbol":"ACME","price":1.5,"change":0.5,"seq":{seq},"ts":1.5,"run":"{run}"}}"#
+        );
+        Some(text.into_bytes())
+    }
+
+    fn run_begun_ago(ms: u64) -> RunId {
+        RunId(((epoch_ms() as u64 - ms) << 16) | 0x4c1d)
+    }
+
+    #[test]
+    fn a_replacement_continues_the_numbering_in_a_run_that_keeps_its_time() {
+        let symbols = ["ACME".to_owned(), "GLOBX".to_owned()];
+        let hour_old = run_begun_ago(3_600_000);
+        let (last_seq, run) = numbering(&symbols, &[key(hour_old, 72_000), None], TICK);
+        assert_eq!(last_seq, 72_000);
+        assert!(run > hour_old);
+        assert_eq!(run.start_ms(), hour_old.start_ms() + 1);
+    }
+
+    #[test]
+    fn the_numbering_starts_afresh_when_there_is_nothing_plausible_to_continue() {
+        let symbols = ["ACME".to_owned()];
+        let fresh =
+            |(seq, run): (u64, RunId)| seq == 0 && run.start_ms() + 1000 > epoch_ms() as u64;
+        assert!(fresh(numbering(&symbols, &[None], TICK)));
+        // A key front-ends would refuse is not continued from: more ticks than its run can
+        // have made at this publisher's --tick-ms, a run from the future, not a tick.
+        let minute_old = run_begun_ago(60_000);
+        let too_far = [key(minute_old, 1_000_000)];
+        assert!(fresh(numbering(&symbols, &too_far, TICK)));
+        assert!(fresh(numbering(&symbols, &[key(RunId(u64::MAX), 5)], TICK)));
+        let not_a_tick = [Some(b"not json".to_vec())];
+        assert!(fresh(numbering(&symbols, &not_a_tick, TICK)));
+        // Keys of two runs (a symbol another numbering left behind): the newest run cannot
+        // have reached the other key's seq.
+        let two = ["ACME".to_owned(), "GLOBX".to_owned()];
+        let globx = key(run_begun_ago(1000), 5).map(|k| {
+            String::from_utf8(k)
+                .unwrap()
+                .replace("ACME", "GLOBX")
+                .into_bytes()
+        });
+        let latest = [key(run_begun_ago(3_600_000), 72_000), globx];
+        assert!(fresh(numbering(&two, &latest, TICK)));
     }
 }

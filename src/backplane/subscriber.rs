@@ -15,23 +15,30 @@
 //!
 //! If Redis goes away, the relay keeps its last snapshot: clients keep their last prices
 //! (`/healthz` and `hello` say `stale`), and the loop reconnects with backoff and resumes.
-//! The received JSON text becomes the shared buffer as is; nothing is serialised here.
+//!
+//! Whatever is read from Redis, on the channel or in a latest key, is input: it goes
+//! through [`check`] before the relay sees it, and what fails is counted by reason (in
+//! `/metrics` and `/healthz`) and logged, at most once every few seconds per reason. The
+//! relay is handed parsed ticks, never text: it serialises the ones it adopts itself
+//! ([`Relay::publish`]).
 
 use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt};
+use tokio::time::Instant;
 use tracing::{info, warn};
 
+use super::check::{Rejection, check};
 use super::{
     Backoff, BackplaneError, PREFIX, REDIS_TIMEOUT, SETTINGS_KEY, client, connect, latest_key,
     settings_json, tick_channel,
 };
 use crate::feed::{Feed, FeedTask, Relay};
-use crate::tick::{RedisLink, Tick};
-use crate::wire::Published;
+use crate::tick::{RedisLink, Tick, epoch_ms};
 
-/// The most ticks applied as one snapshot: enough for every symbol of a few ticks, small
-/// enough that one busy moment cannot hold the relay's attention for long.
+/// The most messages read into one snapshot: enough for every symbol of a few ticks, small
+/// enough that one busy moment cannot hold the relay's attention for long. Messages, not
+/// ticks kept: a flood of refused ones must end a batch too.
 const MAX_BATCH: usize = 64;
 
 /// Starts a front-end's feed: a relay fed by a task that follows the publisher through
@@ -50,8 +57,9 @@ pub fn start(
 /// The following task: one connection at a time, reconnecting with backoff.
 async fn run(client: redis::Client, mut relay: Relay) {
     let mut backoff = Backoff::new();
+    let mut rejections = RejectionLog::default();
     loop {
-        let lost = follow(&client, &mut relay, &mut backoff).await;
+        let lost = follow(&client, &mut relay, &mut backoff, &mut rejections).await;
         relay.feed().set_link(Some(RedisLink::Down));
         warn!(reason = %lost, "Redis link lost: serving the last prices (stale), reconnecting");
         tokio::time::sleep(backoff.next_delay()).await;
@@ -59,7 +67,12 @@ async fn run(client: redis::Client, mut relay: Relay) {
 }
 
 /// Follows the publisher over one connection until it breaks; returns why it broke.
-async fn follow(client: &redis::Client, relay: &mut Relay, backoff: &mut Backoff) -> String {
+async fn follow(
+    client: &redis::Client,
+    relay: &mut Relay,
+    backoff: &mut Backoff,
+    rejections: &mut RejectionLog,
+) -> String {
     let feed = relay.feed().clone();
     let pubsub = match tokio::time::timeout(REDIS_TIMEOUT, client.get_async_pubsub()).await {
         Ok(Ok(pubsub)) => pubsub,
@@ -108,10 +121,11 @@ async fn follow(client: &redis::Client, relay: &mut Relay, backoff: &mut Backoff
         None => info!("no publisher has written its settings to Redis yet"),
         Some(_) => {}
     }
-    let batch: Vec<(usize, Published)> = latest
+    let batch: Vec<(usize, Tick)> = latest
         .into_iter()
+        .zip(&keys)
         .enumerate()
-        .filter_map(|(index, bytes)| decode(&feed, index, bytes?))
+        .filter_map(|(index, (bytes, key))| decode(&feed, index, &bytes?, key, rejections))
         .collect();
     relay.publish(batch, false);
     feed.set_link(Some(RedisLink::Connected));
@@ -124,12 +138,14 @@ async fn follow(client: &redis::Client, relay: &mut Relay, backoff: &mut Backoff
         match tokio::time::timeout(quiet, stream.next()).await {
             Ok(Some(first)) => {
                 let mut batch = Vec::with_capacity(feed.symbols().len());
-                batch.extend(decode_message(&feed, &first));
+                batch.extend(decode_message(&feed, &first, rejections));
                 // Whatever else has already arrived joins this snapshot, so sessions wake
                 // once per publisher tick, not once per symbol message.
-                while batch.len() < MAX_BATCH {
+                for _ in 1..MAX_BATCH {
                     match stream.next().now_or_never() {
-                        Some(Some(message)) => batch.extend(decode_message(&feed, &message)),
+                        Some(Some(message)) => {
+                            batch.extend(decode_message(&feed, &message, rejections))
+                        }
                         _ => break,
                     }
                 }
@@ -149,34 +165,112 @@ async fn follow(client: &redis::Client, relay: &mut Relay, backoff: &mut Backoff
     }
 }
 
-/// A pub/sub message as `(symbol index, tick)`, or `None` (logged) if it is not a tick of a
-/// symbol this instance serves. Anyone with access to Redis can PUBLISH anything, so a
+/// A pub/sub message as `(symbol index, tick)`, or `None` (counted and logged) if it is not
+/// a tick this instance may adopt. Anyone with access to Redis can PUBLISH anything, so a
 /// message is checked, never trusted.
-fn decode_message(feed: &Feed, message: &redis::Msg) -> Option<(usize, Published)> {
+fn decode_message(
+    feed: &Feed,
+    message: &redis::Msg,
+    rejections: &mut RejectionLog,
+) -> Option<(usize, Tick)> {
     let channel = message.get_channel_name();
-    let symbol = channel.strip_prefix(PREFIX)?.strip_prefix(":tick:")?;
-    let index = feed.index_of(symbol)?;
-    decode(feed, index, message.get_payload_bytes().to_vec())
+    let index = channel
+        .strip_prefix(PREFIX)
+        .and_then(|rest| rest.strip_prefix(":tick:"))
+        .and_then(|symbol| feed.index_of(symbol));
+    let Some(index) = index else {
+        // Not one of the channels subscribed to: Redis would have to misdeliver.
+        rejections.record(feed, Rejection::WrongSymbol, channel);
+        return None;
+    };
+    decode(
+        feed,
+        index,
+        message.get_payload_bytes(),
+        channel,
+        rejections,
+    )
 }
 
-/// The tick in `bytes` if it is a well-formed tick of symbol `index`. The text becomes the
-/// shared buffer as received (a `String` turns into a `ByteString` without copying).
-fn decode(feed: &Feed, index: usize, bytes: Vec<u8>) -> Option<(usize, Published)> {
+/// The tick in `payload`, read from `source` (a channel or a key), if it passes [`check`]
+/// as a tick of symbol `index`; otherwise counted and logged.
+fn decode(
+    feed: &Feed,
+    index: usize,
+    payload: &[u8],
+    source: &str,
+    rejections: &mut RejectionLog,
+) -> Option<(usize, Tick)> {
     let symbol = feed.symbols().get(index)?;
-    let Ok(text) = String::from_utf8(bytes) else {
-        warn!(%symbol, "ignoring a message that is not UTF-8");
-        return None;
-    };
-    let tick: Tick = match serde_json::from_str(&text) {
-        Ok(tick) => tick,
-        Err(e) => {
-            warn!(%symbol, error = %e, "ignoring a message that is not a tick");
-            return None;
+    match check(payload, symbol, epoch_ms() as u64, feed.tick_interval()) {
+        Ok(tick) => Some((index, tick)),
+        Err(why) => {
+            rejections.record(feed, why, source);
+            None
         }
-    };
-    if &tick.symbol != symbol {
-        warn!(%symbol, got = %tick.symbol, "ignoring a tick of another symbol on this channel");
-        return None;
     }
-    Some((index, Published::new(tick, text.into())))
+}
+
+/// At most one warning per reason in this long: a flood of forged messages must not turn
+/// into a flood of log lines (each refusal is counted all the same).
+const LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// Counts refused ticks in the feed's stats (for `/metrics` and `/healthz`) and logs them,
+/// rate-limited per reason: the first refusal is logged at once, later ones at most once per
+/// [`LOG_EVERY`], saying how many went unlogged in between.
+#[derive(Debug, Default)]
+struct RejectionLog {
+    /// When each reason (by [`Rejection`] position) was last logged.
+    logged: [Option<Instant>; Rejection::ALL.len()],
+    /// Refusals of each reason since it was last logged.
+    unlogged: [u64; Rejection::ALL.len()],
+}
+
+impl RejectionLog {
+    fn record(&mut self, feed: &Feed, why: Rejection, source: &str) {
+        feed.count_rejected(why);
+        let i = why as usize;
+        if self.logged[i].is_some_and(|at| at.elapsed() < LOG_EVERY) {
+            self.unlogged[i] += 1;
+            return;
+        }
+        self.logged[i] = Some(Instant::now());
+        let unlogged = std::mem::take(&mut self.unlogged[i]);
+        warn!(
+            %source,
+            reason = why.label(),
+            unlogged,
+            "refused a tick read from Redis: {} (unlogged: more refusals for this reason \
+             since the last line)",
+            why.explain()
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A burst of refusals is counted in full but logged once per reason per interval.
+    #[tokio::test(start_paused = true)]
+    async fn refusals_are_all_counted_and_logged_at_most_once_per_interval() {
+        let (feed, _relay) = Feed::relay(vec!["ACME".into()], Duration::from_millis(50));
+        let mut log = RejectionLog::default();
+        for _ in 0..100 {
+            log.record(&feed, Rejection::SeqAhead, "tickerlab:tick:ACME");
+        }
+        log.record(&feed, Rejection::TooLarge, "tickerlab:tick:ACME");
+        assert_eq!(feed.rejected(Rejection::SeqAhead), 100);
+        assert_eq!(feed.rejected(Rejection::TooLarge), 1);
+        assert_eq!(feed.status().rejected, 101);
+        let (seq_ahead, too_large) = (Rejection::SeqAhead as usize, Rejection::TooLarge as usize);
+        assert_eq!(log.unlogged[seq_ahead], 99, "logged the first only");
+        assert_eq!(log.unlogged[too_large], 0);
+        tokio::time::advance(LOG_EVERY).await;
+        log.record(&feed, Rejection::SeqAhead, "tickerlab:tick:ACME");
+        assert_eq!(
+            log.unlogged[seq_ahead], 0,
+            "logged again, with the 99 unlogged"
+        );
+    }
 }

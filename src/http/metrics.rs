@@ -14,15 +14,10 @@ use super::AppState;
 
 /// `GET /metrics`: `200`, `text/plain; version=0.0.4`, never cached.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let feed = &state.feed;
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(
-            state
-                .metrics
-                .render(feed.ticks(), feed.serialisations(), feed.ws_frames()),
-        )
+        .body(state.metrics.render(&state.feed))
 }
 
 /// Middleware: counts every response by the route pattern it matched and its status code.

@@ -147,7 +147,8 @@ async fn front_ends_serve_the_publishers_ticks_byte_for_byte() {
         assert_eq!(hello["feed"]["stale"], false, "{hello}");
     }
 
-    // Same (symbol, seq) means the same bytes everywhere: the publisher's one serialisation.
+    // Same (symbol, seq) means the same bytes everywhere: a front-end serialises the tick it
+    // parsed from the publisher's text, and gets the publisher's text back.
     // A reader may skip a tick if it falls behind (latest value wins), so compare what two
     // clients both received, and read on, 30 ticks at a time, until the publisher's client
     // and each front-end's have 15 ticks of each symbol in common.
@@ -184,8 +185,8 @@ async fn front_ends_serve_the_publishers_ticks_byte_for_byte() {
         );
     }
 
-    // Front-ends adopt the publisher's JSON: at most one text per symbol per tick, however
-    // many clients they have, and none of their own.
+    // Front-ends serialise each tick they adopt, once: at most one per symbol per tick of
+    // the publisher, however many clients they have.
     for app in &front_ends {
         let adopted = app.feed.serialisations();
         assert!(adopted > 0);
@@ -402,13 +403,24 @@ async fn a_front_end_keeps_only_well_formed_newer_ticks() {
     assert!(seqs == [7, 8] || seqs == [8], "{seqs:?}");
     let (status, body) = get(&front_end, "/price?symbol=ACME").await;
     assert_eq!(status, 200);
-    assert_eq!(body, tick(8, "ACME"), "the received text, unchanged");
+    assert_eq!(
+        body,
+        tick(8, "ACME"),
+        "re-serialised, which gives the text serde wrote"
+    );
     // GLOBX never got a tick: the front-end says so instead of inventing one.
     let (status, body) = get(&front_end, "/price?symbol=GLOBX").await;
     assert_eq!(status, 503, "{body}");
-    // Adopted texts: 5 (the key), 7 and 8 (or just 8 when they came together).
+    // Adopted and serialised: 5 (the key), 7 and 8 (or just 8 when they came together).
     let adopted = front_end.feed.serialisations();
     assert!((2..=3).contains(&adopted), "{adopted}");
+    // Refused: the two that are not ticks and the one on the wrong channel (older ticks and
+    // duplicates are well-formed: the relay drops them, they are not refused).
+    let text = common::metrics_text(&front_end).await;
+    for (reason, n) in [("malformed", 2), ("wrong_symbol", 1), ("seq_ahead", 0)] {
+        assert_eq!(common::metric(&text, &rejected(reason)), n, "{reason}");
+    }
+    assert_eq!(health(&front_end).await["feed"]["rejected"], 3);
 }
 
 #[tokio::test]
@@ -717,4 +729,347 @@ async fn a_publisher_shut_down_gracefully_leaves_the_lease_free_and_publishes_no
         at_stop,
         "the stopped publisher published again"
     );
+}
+
+// ---- The channel is input: forged ticks on a front-end's channel ----------------------------
+//
+// Each test plays someone who can PUBLISH on the channels but is not the publisher: a real
+// publisher and front-end run, a client of the front-end reads, and the test publishes a
+// forged message with a plain Redis connection. The symbol must keep moving with the
+// publisher's ticks, and no client may receive the forgery.
+
+/// The `/metrics` series counting refusals for `reason`.
+fn rejected(reason: &str) -> String {
+    format!("tickerlab_backplane_ticks_rejected_total{{reason=\"{reason}\"}}")
+}
+
+/// Larger than any message the server sends in these tests (a tick is about 150 bytes,
+/// `hello` a few hundred): a forged payload that got through would be far larger.
+const MAX_MESSAGE: usize = 1024;
+
+/// A publisher, a front-end that follows it, and a Redis connection to forge with.
+struct Forgery {
+    _redis: RedisServer,
+    publisher: TestApp,
+    front_end: TestApp,
+    con: redis::Connection,
+}
+
+impl Forgery {
+    async fn start() -> Option<Forgery> {
+        let redis = RedisServer::start()?;
+        let publisher = spawn_app(publisher_config(&redis.url())).await;
+        let front_end = spawn_app(base_config(&redis.url())).await;
+        wait_for_feed(&front_end, "front-end following the publisher", connected).await;
+        let con = redis.connection().expect("a Redis connection");
+        Some(Forgery {
+            _redis: redis,
+            publisher,
+            front_end,
+            con,
+        })
+    }
+
+    /// PUBLISHes `payload` on `symbol`'s channel; asserts the front-end is subscribed.
+    fn forge(&mut self, symbol: &str, payload: &str) {
+        let receivers: i64 = redis::cmd("PUBLISH")
+            .arg(tickerlab::backplane::tick_channel(symbol))
+            .arg(payload)
+            .query(&mut self.con)
+            .expect("PUBLISH");
+        assert_eq!(receivers, 1, "the front-end is not subscribed");
+    }
+
+    /// The publisher's newest seq (every symbol has the same).
+    fn publisher_seq(&self) -> u64 {
+        self.publisher.feed.latest().ticks[0].tick.seq
+    }
+
+    /// A tick's JSON in the publisher's run, as a forger who read the channel would write it.
+    fn tick_text(&self, symbol: &str, seq: u64, price: f64) -> String {
+        let run = self.publisher.feed.run();
+        format!(
+            r#"{{"type":"tick","symbol":"{symbol}","price":{price},"change":0.5,"seq":{seq},"ts":1795895822123.456,"run":"{run}"}}"#
+        )
+    }
+
+    /// Reads `ws`, a client of the front-end, until each of `symbols` has reached the
+    /// publisher's newest seq *now* plus 3: whatever was forged before this call was handled
+    /// by then, since the front-end reads its subscription in order. On the way, every
+    /// message must be small, every tick of the publisher's run and not `forged`, and each
+    /// symbol's seq must only go up.
+    async fn assert_keeps_moving(
+        &self,
+        ws: &mut Ws,
+        symbols: &[&str],
+        forged: impl Fn(&Tick) -> bool,
+    ) {
+        let until = self.publisher_seq() + 3;
+        let run = self.publisher.feed.run();
+        let mut last: BTreeMap<String, u64> = BTreeMap::new();
+        while !symbols
+            .iter()
+            .all(|s| last.get(*s).is_some_and(|seq| *seq >= until))
+        {
+            let message = tokio::time::timeout(WAIT, ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("no tick within the wait; seqs so far {last:?}"))
+                .expect("socket ended")
+                .expect("socket error");
+            let Message::Text(text) = message else {
+                continue;
+            };
+            assert!(
+                text.len() <= MAX_MESSAGE,
+                "a client received a {} byte message: {}...",
+                text.len(),
+                &text[..200]
+            );
+            let Ok(tick) = serde_json::from_str::<Tick>(&text) else {
+                continue;
+            };
+            assert!(!forged(&tick), "a forged tick reached a client: {text}");
+            assert_eq!(
+                tick.run, run,
+                "a tick of another run than the publisher's: {text}"
+            );
+            let seq = last.entry(tick.symbol.clone()).or_default();
+            assert!(tick.seq > *seq, "{text} after seq {seq}");
+            *seq = tick.seq;
+        }
+    }
+
+    /// Waits until `/metrics` counts `n` refusals for `reason`, then checks that `/healthz`
+    /// reports `total` refusals in all and a live feed of the publisher's run.
+    async fn assert_refused(&self, reason: &str, n: u64, total: u64) {
+        common::wait_for_metric(&self.front_end, &rejected(reason), |count| count == n).await;
+        let health = health(&self.front_end).await;
+        assert_eq!(health["feed"]["rejected"], total, "{health}");
+        assert_eq!(
+            health["feed"]["run"],
+            self.publisher.feed.run().to_string(),
+            "{health}"
+        );
+        assert_eq!(health["feed"]["stale"], false, "{health}");
+    }
+}
+
+/// (a) One tick at `seq` 2^64-1 in the publisher's run used to freeze its symbol for good
+/// (the relay keeps only newer seqs, and nothing is newer), `/healthz` still saying all was
+/// well. Now it is refused: no run can have counted that far.
+#[tokio::test]
+async fn a_forged_tick_at_the_highest_seq_is_refused_and_the_symbol_keeps_moving() {
+    let Some(mut forgery) = Forgery::start().await else {
+        return;
+    };
+    let mut ws = forgery.front_end.ws("/ws?symbols=ACME").await;
+    hello(&mut ws).await;
+    let forged = forgery.tick_text("ACME", u64::MAX, 101.0);
+    forgery.forge("ACME", &forged);
+    forgery
+        .assert_keeps_moving(&mut ws, &["ACME"], |t| t.seq == u64::MAX)
+        .await;
+    forgery.assert_refused("seq_ahead", 1, 1).await;
+    // And /price serves the publisher's tick, not the forged one.
+    let (status, body) = get(&forgery.front_end, "/price?symbol=ACME").await;
+    assert_eq!(status, 200, "{body}");
+    let tick: Tick = serde_json::from_str(&body).expect("a tick");
+    assert!(tick.seq < u64::MAX && tick.seq >= 1, "{body}");
+}
+
+/// (b) A tick of run `ffffffffffffffff` (a start time in the year 10889) used to become the
+/// run every symbol followed, the real run's ticks dropped as "earlier"; sent every half
+/// second it froze every symbol. Now a run that begins in the future is refused, however
+/// often it comes.
+#[tokio::test]
+async fn ticks_of_a_run_from_the_future_are_refused_however_often_they_come() {
+    let Some(mut forgery) = Forgery::start().await else {
+        return;
+    };
+    let symbols = ["ACME", "GLOBX"];
+    let mut ws = forgery.front_end.ws("/ws?symbols=ACME,GLOBX").await;
+    hello(&mut ws).await;
+    let future = tickerlab::tick::RunId(u64::MAX);
+    for round in 1..=3 {
+        for symbol in symbols {
+            let forged = format!(
+                r#"{{"type":"tick","symbol":"{symbol}","price":1.0,"change":0.0,"seq":1,"ts":1.0,"run":"{future}"}}"#
+            );
+            forgery.forge(symbol, &forged);
+        }
+        // Between rounds, the publisher's ticks keep arriving and being adopted.
+        forgery
+            .assert_keeps_moving(&mut ws, &symbols, |t| t.run == future)
+            .await;
+        forgery
+            .assert_refused("future_run", 2 * round, 2 * round)
+            .await;
+    }
+}
+
+/// (c) 40 forged 8 MiB ticks used to grow a front-end from 8 to 401 MB: each was adopted,
+/// kept in the 256-tick history and sent to every client as an 8 MiB frame. Now a message
+/// larger than 1 KiB is refused before it is parsed, so nothing of it is kept or sent.
+#[tokio::test]
+async fn oversized_ticks_are_refused_unparsed_and_no_client_receives_a_large_message() {
+    let Some(mut forgery) = Forgery::start().await else {
+        return;
+    };
+    let mut ws = forgery.front_end.ws("/ws?symbols=ACME").await;
+    hello(&mut ws).await;
+    // A tick in the publisher's run, newer than the front-end's, padded to 8 MiB with a
+    // field serde ignores: well-formed, and adopted if its size were not looked at.
+    let padding = "x".repeat(8 << 20);
+    let padded = |forgery: &Forgery| {
+        forgery
+            .tick_text("ACME", forgery.publisher_seq() + 1, 101.0)
+            .replace(r#""seq""#, &format!(r#""pad":"{padding}","seq""#))
+    };
+    let forged = padded(&forgery);
+    forgery.forge("ACME", &forged);
+    forgery
+        .assert_keeps_moving(&mut ws, &["ACME"], |_| false)
+        .await;
+    // The rest, one at a time: each is read and dropped before the next is sent, so Redis
+    // never holds several for the front-end (past 32 MB it would cut the subscriber off).
+    for sent in 2..=40 {
+        let forged = padded(&forgery);
+        forgery.forge("ACME", &forged);
+        let feed = &forgery.front_end.feed;
+        common::wait_for("the front-end refusing the forged tick", || async move {
+            (feed.rejected(tickerlab::backplane::check::Rejection::TooLarge) >= sent).then_some(())
+        })
+        .await;
+    }
+    forgery
+        .assert_keeps_moving(&mut ws, &["ACME"], |_| false)
+        .await;
+    forgery.assert_refused("too_large", 40, 40).await;
+    assert!(
+        forgery
+            .front_end
+            .feed
+            .latest()
+            .ticks
+            .iter()
+            .all(|p| p.json.len() <= MAX_MESSAGE),
+        "the front-end holds an oversized tick"
+    );
+}
+
+/// (d) A tick whose JSON has raw CR LF between its tokens is valid JSON, so the relay
+/// adopts it; it used to be sent as received, and the line break split the Server-Sent
+/// Events `data:` line (EventSource got `{"type":"tick",` as data and a field named
+/// `"symbol"`). Now the front-end serialises what it adopts: the stream carries the
+/// server's one-line JSON, whatever Redis delivered. (The forged tick itself breaks no rule,
+/// so it is adopted, not refused: only signing could tell it from a real one.)
+#[tokio::test]
+async fn a_tick_with_raw_line_breaks_reaches_sse_clients_only_as_the_servers_own_json() {
+    let Some(mut forgery) = Forgery::start().await else {
+        return;
+    };
+    let response = tokio::time::timeout(
+        WAIT,
+        reqwest::get(forgery.front_end.http("/events?symbols=ACME")),
+    )
+    .await
+    .expect("no response within the wait")
+    .expect("GET /events");
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    // Far enough ahead that the publisher has not reached it when it arrives (so it is
+    // adopted), near enough that the publisher passes it within a few seconds.
+    let seq = forgery.publisher_seq() + 40;
+    let forged = forgery
+        .tick_text("ACME", seq, 4242.42)
+        .replace(',', ",\r\n");
+    forgery.forge("ACME", &forged);
+
+    // Reads the stream as EventSource does (a line ends at CR LF, LF or CR; a blank line
+    // ends an event) until the publisher's ticks have passed the forged seq.
+    let mut text = String::new();
+    let mut forged_seen = false;
+    let mut last_seq = 0;
+    let deadline = Instant::now() + RECOVER;
+    while last_seq < seq + 3 {
+        assert!(Instant::now() < deadline, "stuck at seq {last_seq}");
+        let chunk = tokio::time::timeout(WAIT, body.next())
+            .await
+            .expect("no event within the wait")
+            .expect("the stream ended")
+            .expect("stream error");
+        text.push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
+        assert!(!text.contains('\r'), "a raw CR in the stream: {text:?}");
+        while let Some(end) = text.find("\n\n") {
+            let event: String = text.drain(..end + 2).collect();
+            let mut data = Vec::new();
+            for line in event.lines() {
+                match line.split_once(": ") {
+                    Some(("data", value)) => data.push(value.to_owned()),
+                    Some(("id" | "retry", _)) => {}
+                    _ if line.is_empty() || line.starts_with(':') => {}
+                    _ => panic!("a line EventSource would misread: {line:?} in {event:?}"),
+                }
+            }
+            let [json] = &data[..] else {
+                assert!(data.is_empty(), "an event of several data lines: {event:?}");
+                continue;
+            };
+            let tick: Tick = serde_json::from_str(json)
+                .unwrap_or_else(|e| panic!("data that is not a tick ({e}): {json:?}"));
+            assert_eq!(
+                json,
+                &serde_json::to_string(&tick).unwrap(),
+                "not the server's own serialisation"
+            );
+            forged_seen |= tick.price == 4242.42;
+            last_seq = tick.seq;
+        }
+    }
+    assert!(
+        forged_seen,
+        "the forged tick, valid JSON, was adopted and sent re-serialised"
+    );
+    assert_eq!(
+        health(&forgery.front_end).await["feed"]["rejected"],
+        Value::Null
+    );
+}
+
+/// A publisher that replaces one which ran for hours continues its numbering (so clients
+/// that ignore the run never see `seq` go back), in a run that keeps the time the numbering
+/// began: a front-end bounds `seq` by that time, and must follow it.
+#[tokio::test]
+async fn a_replacement_publisher_continuing_a_long_numbering_is_followed() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    // What a publisher that began two hours ago at 50 ms ticks left in Redis.
+    let two_hours_ago = tickerlab::tick::epoch_ms() as u64 - 2 * 3600 * 1000;
+    let old_run = tickerlab::tick::RunId((two_hours_ago << 16) | 0x4c1d);
+    let mut con = redis.connection().expect("a Redis connection");
+    let () = redis::cmd("SET")
+        .arg(tickerlab::backplane::latest_key("ACME"))
+        .arg(format!(
+            r#"{{"type":"tick","symbol":"ACME","price":101.0,"change":0.5,"seq":140000,"ts":1.0,"run":"{old_run}"}}"#
+        ))
+        .query(&mut con)
+        .expect("SET");
+    let publisher = spawn_app(publisher_config(&redis.url())).await;
+    let run = publisher.feed.run();
+    assert!(run > old_run, "a later run");
+    assert!(
+        publisher.feed.latest().ticks[0].tick.seq > 140_000,
+        "continued"
+    );
+    let front_end = spawn_app(base_config(&redis.url())).await;
+    let health = wait_for_feed(&front_end, "following the replacement", |f| {
+        connected(f) && f["run"] == run.to_string()
+    })
+    .await;
+    assert_eq!(health["feed"]["rejected"], Value::Null, "{health}");
+    let mut ws = front_end.ws("/ws?symbols=ACME").await;
+    hello(&mut ws).await;
+    let (tick, _) = next_tick(&mut ws).await;
+    assert!(tick.seq > 140_000 && tick.run == run, "{tick:?}");
 }
