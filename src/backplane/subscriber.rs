@@ -155,12 +155,16 @@ async fn follow(
             }
             Ok(None) => return "connection closed".into(),
             // Quiet for a while: the publisher may have stopped, or the connection may be
-            // dead without having said so. A PING tells which.
-            Err(_) => match tokio::time::timeout(REDIS_TIMEOUT, sink.ping::<String>()).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => return format!("PING failed: {e}"),
-                Err(_) => return "PING timed out".into(),
-            },
+            // dead without having said so. A PING tells which. Any answer will do: on a
+            // subscribed RESP2 connection it is `["pong", ""]`, not `PONG` (read as a
+            // `String`, that failed and cut the link after every quiet second).
+            Err(_) => {
+                match tokio::time::timeout(REDIS_TIMEOUT, sink.ping::<redis::Value>()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return format!("PING failed: {e}"),
+                    Err(_) => return "PING timed out".into(),
+                }
+            }
         }
     }
 }

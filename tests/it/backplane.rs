@@ -448,6 +448,51 @@ async fn without_redis_a_front_end_starts_stale_and_a_publisher_refuses() {
     assert!(error.contains("cannot reach Redis"), "{error}");
 }
 
+/// A front-end whose publisher is quiet PINGs Redis every quiet second to tell a stopped
+/// publisher from a dead connection, and keeps the connection when the PING is answered.
+/// (It used to read the answer, `["pong", ""]` on a subscribed connection, as a string, fail,
+/// and reconnect every second, losing whatever was published meanwhile.) Redis's own
+/// `CLIENT LIST` shows the subscription's age: it must outlive several quiet seconds.
+#[tokio::test]
+async fn a_front_end_keeps_its_subscription_through_quiet_seconds() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let front_end = spawn_app(base_config(&redis.url())).await;
+    wait_for_feed(&front_end, "connected, no publisher", |f| {
+        f["redis"] == "connected" && f["stale"] == true
+    })
+    .await;
+    let quiet = front_end.feed.stale_after();
+    let mut con = redis.connection().expect("a Redis connection");
+    let deadline = Instant::now() + RECOVER;
+    loop {
+        let clients: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .arg("TYPE")
+            .arg("pubsub")
+            .query(&mut con)
+            .expect("CLIENT LIST");
+        let ages: Vec<u64> = clients
+            .lines()
+            .filter_map(|line| line.split(' ').find_map(|f| f.strip_prefix("age=")))
+            .map(|age| age.parse().expect("age in seconds"))
+            .collect();
+        assert!(ages.len() <= 1, "several subscribers: {clients}");
+        // Redis counts whole seconds on both ends: an age of N may be N - 1 seconds.
+        if ages.first().is_some_and(|age| *age > 3 * quiet.as_secs()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the subscription never outlived three quiet intervals: {clients}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let health = health(&front_end).await;
+    assert_eq!(health["feed"]["redis"], "connected", "{health}");
+}
+
 // ---- a seq means one price across restarts and instances ----
 
 /// `GET path` as (status, `X-Tickerlab-Run`, body, how long the answer took).
@@ -936,10 +981,15 @@ async fn oversized_ticks_are_refused_unparsed_and_no_client_receives_a_large_mes
         let forged = padded(&forgery);
         forgery.forge("ACME", &forged);
         let feed = &forgery.front_end.feed;
-        common::wait_for("the front-end refusing the forged tick", || async move {
-            (feed.rejected(tickerlab::backplane::check::Rejection::TooLarge) >= sent).then_some(())
-        })
-        .await;
+        let deadline = Instant::now() + WAIT;
+        while feed.rejected(tickerlab::backplane::check::Rejection::TooLarge) < sent {
+            assert!(
+                Instant::now() < deadline,
+                "forged tick {sent} not refused within {WAIT:?}: feed {:?}",
+                feed.status()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
     forgery
         .assert_keeps_moving(&mut ws, &["ACME"], |_| false)
