@@ -247,3 +247,95 @@ async fn a_flood_of_window_updates_costs_the_server_little_cpu() {
     assert!(used < CPU_BOUND, "the server used {used:?} of CPU");
     assert_eq!(healthz_over_h2(&server, root).await, 200);
 }
+
+/// A request header block for `GET /` on `stream` (HPACK: `:method GET`, `:scheme https`,
+/// `:path /` from the static table, `:authority localhost` as a literal), as a HEADERS frame
+/// with `flags` (END_STREAM 0x1, END_HEADERS 0x4).
+fn get_headers(stream: u32, flags: u8) -> Vec<u8> {
+    let block = [&[0x82, 0x87, 0x84, 0x41, 9][..], b"localhost"].concat();
+    let mut frame = (block.len() as u32).to_be_bytes()[1..].to_vec();
+    frame.extend([1, flags]);
+    frame.extend((stream & 0x7fff_ffff).to_be_bytes());
+    frame.extend(block);
+    frame
+}
+
+/// The client preface, a SETTINGS frame that grants every stream a window of 0 (so no
+/// response body can ever leave), and as many `GET /` streams as the server reads in
+/// [`FLOOD`] (up to 50 000), never reading anything back. Before the server capped streams
+/// per connection, 50 000 of them took its memory from 9 MB to 982 MB.
+#[tokio::test]
+async fn fifty_thousand_zero_window_streams_on_one_connection_cost_little_memory() {
+    let (server, root, _files) = tls_server().await;
+    let before = server.rss_kib();
+    let mut tls = h2_tls(&server, root.clone()).await;
+    tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    // SETTINGS: INITIAL_WINDOW_SIZE (0x4) = 0.
+    tls.write_all(&[0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0])
+        .await
+        .unwrap();
+    let streams: Vec<u8> = (0..50_000u32)
+        .flat_map(|i| get_headers(2 * i + 1, 0x5))
+        .collect();
+    let end = Instant::now() + FLOOD;
+    let mut sent = 0;
+    for chunk in streams.chunks(16 * 1024) {
+        let Some(left) = end.checked_duration_since(Instant::now()) else {
+            break;
+        };
+        match tokio::time::timeout(left, tls.write_all(chunk)).await {
+            Ok(Ok(())) => sent += chunk.len(),
+            _ => break,
+        }
+    }
+    // The kernel takes the bytes faster than the server reads them: watch the server's
+    // memory for another [`FLOOD`] while it works through what arrived.
+    let mut grown = 0;
+    let watch_until = Instant::now() + FLOOD;
+    while Instant::now() < watch_until {
+        grown = grown.max(server.rss_kib().saturating_sub(before));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "{} streams' HEADERS sent: the server grew by {grown} KiB at most",
+        sent / get_headers(1, 0x5).len()
+    );
+    assert!(grown < 32 * 1024, "the server grew by {grown} KiB");
+    assert_eq!(healthz_over_h2(&server, root).await, 200);
+}
+
+/// Four connections, each sending a header block that never ends (a HEADERS frame without
+/// END_HEADERS, then CONTINUATION frames of 16 KiB, never the last one): the server holds at
+/// most its 128 KiB header-list limit of each before it gives the connection up, not the
+/// 16 MiB h2 allows by default.
+#[tokio::test]
+async fn header_blocks_that_never_end_are_bounded() {
+    let (server, root, _files) = tls_server().await;
+    let before = server.rss_kib();
+    let mut floods = Vec::new();
+    for _ in 0..4 {
+        let mut tls = h2_connection(&server, root.clone()).await;
+        floods.push(tokio::spawn(async move {
+            // HEADERS on stream 1, END_STREAM but no END_HEADERS.
+            tls.write_all(&get_headers(1, 0x1)).await.unwrap();
+            // CONTINUATION (type 9), no flags, stream 1: a literal header, repeated.
+            let mut continuation = vec![0, 0x40, 0, 9, 0, 0, 0, 0, 1];
+            continuation.extend(std::iter::repeat_n(b'a', 16 * 1024));
+            let sent = flood(&mut tls, &continuation).await;
+            (sent, tls)
+        }));
+    }
+    let mut peak = 0;
+    let mut held = Vec::new();
+    for flood in floods {
+        let (sent, tls) = flood.await.expect("the flood ran");
+        peak = peak.max(server.rss_kib().saturating_sub(before));
+        eprintln!("{sent} bytes of one header block sent");
+        held.push(tls);
+    }
+    eprintln!("4 never-ending header blocks: the server grew by {peak} KiB at most");
+    assert!(peak < 8 * 1024, "the server grew by {peak} KiB");
+    assert_eq!(healthz_over_h2(&server, root).await, 200);
+}
