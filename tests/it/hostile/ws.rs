@@ -332,12 +332,7 @@ async fn a_session_that_gives_up_on_a_client_resets_its_socket_itself() {
     };
     let symbols = config.symbols.join(",");
     let (addr, _feed) = spawn_app_without_write_timeouts(config).await;
-    let message = json!({"type": "nope", "id": "x".repeat(3500)}).to_string();
-    let mask = [0x37, 0xfa, 0x21, 0x3d];
-    let mut frame = vec![0x81, 0x80 | 126];
-    frame.extend_from_slice(&(message.len() as u16).to_be_bytes());
-    frame.extend_from_slice(&mask);
-    frame.extend(message.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    let frame = an_answer_of_3_5_kb();
     let start = Instant::now();
     let mut held = Vec::new();
     for _ in 0..CLIENTS {
@@ -379,6 +374,18 @@ async fn a_session_that_gives_up_on_a_client_resets_its_socket_itself() {
         .expect("the connection ends");
         assert_eq!(end, Err(std::io::ErrorKind::ConnectionReset));
     }
+}
+
+/// One masked text frame (a 16-bit length) of a message the server answers with an `error`
+/// that echoes its 3.5 KB `id`: a client sends a little and is owed a lot.
+fn an_answer_of_3_5_kb() -> Vec<u8> {
+    let message = json!({"type": "nope", "id": "x".repeat(3500)}).to_string();
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    let mut frame = vec![0x81, 0x80 | 126];
+    frame.extend_from_slice(&(message.len() as u16).to_be_bytes());
+    frame.extend_from_slice(&mask);
+    frame.extend(message.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
 }
 
 /// Waits (up to [`DEADLINE`]) until every WebSocket place is free again.
@@ -729,14 +736,8 @@ async fn a_trickle_reader_with_a_full_answer_queue_is_dropped_while_a_bystander_
         .await
         .expect("a place");
     wait_for_metric(&app, WS_OPEN, |n| n == 2).await;
-    let message = json!({"type": "nope", "id": "x".repeat(3500)}).to_string();
-    // One masked text frame of it (a 16-bit length), written as raw bytes so that a reset
-    // shows as an error here rather than a panic.
-    let mask = [0x37, 0xfa, 0x21, 0x3d];
-    let mut frame = vec![0x81, 0x80 | 126];
-    frame.extend_from_slice(&(message.len() as u16).to_be_bytes());
-    frame.extend_from_slice(&mask);
-    frame.extend(message.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    // Written as raw bytes, so that a reset shows as an error here rather than a panic.
+    let frame = an_answer_of_3_5_kb();
 
     let start = Instant::now();
     let mut buf = [0u8; 256];
