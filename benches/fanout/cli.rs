@@ -28,9 +28,18 @@ pub struct Plan {
     /// Tick intervals in milliseconds, comma-separated: the steps run at each.
     #[arg(long, env = "BENCH_TICKS", value_delimiter = ',', default_values_t = [100, 10])]
     pub ticks: Vec<u64>,
-    /// Run one part only (all of them by default).
+    /// Run one part only (all of them by default, but `tail`, which runs only when named).
     #[arg(long, value_enum)]
     pub only: Option<Part>,
+    /// Rounds of the tail part (`--only tail`): in each, tickerlab's step then the floor's at
+    /// every tick and number of clients.
+    #[arg(long, env = "BENCH_ROUNDS", default_value_t = 3)]
+    pub rounds: usize,
+    /// A noisy neighbour during every fan-out step, tickerlab's and the floor's alike: a child
+    /// process spinning on one core (the last one, pinned with sched_setaffinity) from before
+    /// the server starts to the end of the step, and stopping by itself if not stopped.
+    #[arg(long, env = "BENCH_NEIGHBOUR")]
+    pub neighbour: bool,
     /// Seconds after the last client joined recorded apart as the start-up transient, in the
     /// steps at a 100 ms tick with --transient-clients clients (0: none, settle 1 s).
     #[arg(long, env = "BENCH_TRANSIENT_SECS", default_value_t = 10.0)]
@@ -56,6 +65,12 @@ pub struct Plan {
     /// Be the floor server child (see `support::floor`).
     #[arg(long, hide = true)]
     pub floor_child: bool,
+    /// Be the noisy neighbour's child (see `support::neighbour`).
+    #[arg(long, hide = true)]
+    pub neighbour_child: bool,
+    /// The neighbour child's bound: it stops by itself after this many seconds.
+    #[arg(long, hide = true, default_value_t = 60.0)]
+    pub neighbour_secs: f64,
     /// The server child's tick, milliseconds.
     #[arg(long, hide = true, env = "BENCH_CHILD_TICK_MS", default_value_t = 100)]
     pub tick_ms: u64,
@@ -84,6 +99,9 @@ pub enum Part {
     Pushpoll,
     /// Memory before, with and after many WebSockets.
     Churn,
+    /// The tail, round after round: each round tickerlab's step then the floor's, with
+    /// p50, p99, p99.9 and the worst second of each, and the ratios to the floor.
+    Tail,
 }
 
 impl Plan {
@@ -96,9 +114,13 @@ impl Plan {
         plan
     }
 
-    /// Whether `part` runs: all of them do unless `--only` names one.
+    /// Whether `part` runs: all of them do unless `--only` names one, but the tail (its
+    /// rounds repeat the fan-out steps, which the full run already has once) only when named.
     pub fn wants(&self, part: Part) -> bool {
-        self.only.is_none_or(|only| only == part)
+        match self.only {
+            Some(only) => only == part,
+            None => part != Part::Tail,
+        }
     }
 
     /// The transient window for a step of `n` clients at a `tick_ms` tick.
@@ -125,6 +147,7 @@ fn command_line(secs: f64, matches: &ArgMatches) -> String {
         "churn_clients",
         "churn_hold_secs",
         "churn_settle_secs",
+        "rounds",
     ] {
         let given = matches!(
             matches.value_source(id),
@@ -135,6 +158,11 @@ fn command_line(secs: f64, matches: &ArgMatches) -> String {
         };
         let values: Vec<_> = values.map(|v| v.to_string_lossy()).collect();
         command += &format!(" --{} {}", id.replace('_', "-"), values.join(","));
+    }
+    // A switch: its value is whether it was given, which clap reads from the command line or
+    // from BENCH_NEIGHBOUR.
+    if matches.get_flag("neighbour") {
+        command += " --neighbour";
     }
     command
 }

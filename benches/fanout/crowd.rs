@@ -1,5 +1,6 @@
 //! The WebSocket clients of a step: connected a hundred at a time, each reading every tick
-//! and recording its delay, its `seq` gaps and its bytes while the step is measuring.
+//! and recording its delay, its `seq` gaps and its bytes while the step is measuring, and the
+//! delay of every tick it ever received with the time it came, for the step's timeline.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,11 +44,21 @@ pub struct ClientRecord {
     /// Delays and losses while `TRANSIENT`.
     pub transient_delays: Vec<f32>,
     pub transient_lost: u64,
+    /// Every tick received but the first, whatever the phase: (seconds since the crowd's
+    /// `epoch` it arrived at, its delay in ms). What `timeline` cuts into seconds.
+    pub arrivals: Vec<(f32, f32)>,
+    /// Seconds since the `epoch` when this client got its hello (`None`: it never did).
+    pub connected_at: Option<f32>,
+    /// Seconds since the `epoch` when the server closed or broke this connection before the
+    /// bench stopped it (`None`: it stayed until the end).
+    pub left_at: Option<f32>,
 }
 
 /// The clients of one step, connected and reading, and what they share with the bench.
 pub struct Crowd {
     pub phase: Arc<AtomicU8>,
+    /// When the first client started to connect: time zero of the step's timeline.
+    pub epoch: Instant,
     connected: Arc<AtomicUsize>,
     stop: CancellationToken,
     tasks: Vec<JoinHandle<ClientRecord>>,
@@ -60,6 +71,7 @@ impl Crowd {
         let connected = Arc::new(AtomicUsize::new(0));
         let stop = CancellationToken::new();
         let gate = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
+        let epoch = Instant::now();
         let tasks = (0..n)
             .map(|_| {
                 let (phase, connected, stop, gate) =
@@ -76,12 +88,16 @@ impl Crowd {
                         }
                     };
                     connected.fetch_add(1, Ordering::Relaxed);
-                    read_ticks(ws, &phase, &stop).await
+                    let connected_at = epoch.elapsed().as_secs_f32();
+                    let mut record = read_ticks(ws, &phase, &stop, epoch).await;
+                    record.connected_at = Some(connected_at);
+                    record
                 })
             })
             .collect();
         let crowd = Crowd {
             phase,
+            epoch,
             connected,
             stop,
             tasks,
@@ -154,8 +170,14 @@ async fn connect(addr: SocketAddr) -> anyhow::Result<Ws> {
 }
 
 /// Reads ticks until `stop`, recording delay and `seq` gaps while the step is measuring (and
-/// apart while `TRANSIENT`), then closes the WebSocket as a browser leaving a page does.
-async fn read_ticks(mut ws: Ws, phase: &AtomicU8, stop: &CancellationToken) -> ClientRecord {
+/// apart while `TRANSIENT`) and every tick's arrival since `epoch`, then closes the WebSocket
+/// as a browser leaving a page does.
+async fn read_ticks(
+    mut ws: Ws,
+    phase: &AtomicU8,
+    stop: &CancellationToken,
+    epoch: Instant,
+) -> ClientRecord {
     let mut record = ClientRecord::default();
     let mut last_seq: Option<u64> = None;
     let (mut read, mut written) = (ws.get_ref().bytes_read(), ws.get_ref().bytes_written());
@@ -177,20 +199,30 @@ async fn read_ticks(mut ws: Ws, phase: &AtomicU8, stop: &CancellationToken) -> C
         let text = match message {
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(_)) => continue,
-            Some(Err(_)) | None => break,
+            Some(Err(_)) | None => {
+                record.left_at = Some(epoch.elapsed().as_secs_f32());
+                break;
+            }
         };
         let Some(tick) = TickFields::parse(&text) else {
             continue;
         };
         let gap = last_seq.map_or(0, |last| tick.seq.saturating_sub(last + 1));
+        let delay = (now_ms() - tick.ts) as f32;
+        // Not the first tick: tickerlab sends its current price the moment a client
+        // subscribes, made up to a tick earlier, so its age is not a delivery delay. (The
+        // floor's first tick is a fresh one; skipped alike, one per client.)
+        if last_seq.is_some() {
+            record.arrivals.push((epoch.elapsed().as_secs_f32(), delay));
+        }
         match phase.load(Ordering::Relaxed) {
             MEASURING => {
-                record.delays.push((now_ms() - tick.ts) as f32);
+                record.delays.push(delay);
                 record.messages += 1;
                 record.lost += gap;
             }
             TRANSIENT => {
-                record.transient_delays.push((now_ms() - tick.ts) as f32);
+                record.transient_delays.push(delay);
                 record.transient_lost += gap;
             }
             _ => {}

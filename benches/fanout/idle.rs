@@ -5,12 +5,15 @@ use std::time::Duration;
 
 use crate::crowd::Crowd;
 use crate::step::{SETTLE, Step, TICKERLAB, per_connection};
+use crate::support::output::load_average;
 use crate::support::server::ChildServer;
 use crate::support::stats::summary;
+use crate::timeline::Timeline;
 
 /// `n` clients connected to a server whose feed ticks once a minute: the memory an idle
 /// connection costs.
 pub async fn idle_step(n: usize) -> Step {
+    let load_average = load_average();
     let mut server = ChildServer::start(60_000, None).expect("start the server child");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = server.usage();
@@ -46,6 +49,9 @@ pub async fn idle_step(n: usize) -> Step {
         transient_secs: 0.0,
         transient: None,
         transient_lost: 0,
+        timeline: Timeline::default(),
+        load_average,
+        neighbour_cpu_pct: None,
     }
 }
 

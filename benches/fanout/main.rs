@@ -12,7 +12,11 @@
 //!   `/proc/<pid>`; RSS per connection is (RSS with N clients - RSS before any) / N. CPU time
 //!   is summed from the threads' `schedstat` (nanoseconds): `stat`'s user + system come in
 //!   10 ms clock ticks, a handful per short step; the kernel's share is still read from `stat`;
-//! * serialisations per tick per symbol, from the feed's own counter (must be 1).
+//! * serialisations per tick per symbol, from the feed's own counter (must be 1);
+//! * the run **second by second**: every tick a client received since the first client
+//!   started to connect, cut into whole seconds (p50 / p99 / p99.9 / max of each, the ticks
+//!   delivered in it, the clients connected at its end), and the **worst second**, the one
+//!   with the highest p99, join included (`timeline.rs`).
 //!
 //! The server runs in a process of its own so that its CPU time and memory are its own: the
 //! clients' buffers are not counted as the server's. The clients run in this process on a
@@ -58,14 +62,24 @@
 //! floor's from its `stats` line) and RSS is read again after the settle time: before / with /
 //! after and after / before.
 //!
+//! **The tail** (`--only tail`, `--rounds 3`; only when named): at each tick and N,
+//! `--rounds` rounds of tickerlab's step then the floor's, printing per round p50, p99, p99.9,
+//! the worst second's p99 and where it fell, the ratios to the floor, and each second's p99
+//! side by side (`tail.rs`). `--clients 5000` makes it the join scenario.
+//!
+//! **A noisy neighbour** (`--neighbour`): during every fan-out step, tickerlab's and the
+//! floor's alike, a child process spins on one core (`support::neighbour`), from before the
+//! server starts to the end of the step; it stops by itself if the bench does not stop it.
+//!
 //! Flags (or environment): `--secs 5` (`BENCH_SECS`) measuring time per step, `--clients
 //! 1,10,100,1000,5000` (`BENCH_CLIENTS`), `--ticks 100,10` (`BENCH_TICKS`), `--only
-//! ws|floor|idle|price|pushpoll|churn` to run one part (all of them by default; `floor` runs
-//! the tickerlab steps too, to pair them), and the per-part flags above (each also read from
-//! `BENCH_` + its name in capitals, e.g. `BENCH_CHURN_CLIENTS`). Output: Markdown on stdout;
-//! `fanout.csv`, `fanout.json`, `fanout.svg`, and `fanout-floor.csv`, `fanout-transient.csv`,
-//! `fanout-pushpoll.csv`, `fanout-churn.csv` for the parts that ran, under
-//! `target/tickerlab-bench/`.
+//! ws|floor|idle|price|pushpoll|churn|tail` to run one part (all of them but `tail` by default;
+//! `floor` runs the tickerlab steps too, to pair them), and the per-part flags above (each also
+//! read from `BENCH_` + its name in capitals, e.g. `BENCH_CHURN_CLIENTS`). Output: Markdown on
+//! stdout; `fanout.csv`, `fanout.json`, `fanout.svg`, `fanout-seconds.csv` and a
+//! `fanout-seconds-<N>c-<tick>ms.svg` per (tick, N), and `fanout-floor.csv`,
+//! `fanout-transient.csv`, `fanout-pushpoll.csv`, `fanout-churn.csv`, `fanout-tail.csv` for
+//! the parts that ran, under `target/tickerlab-bench/`.
 //!
 //! To count instructions rather than time, `BENCH_SERVER_WRAPPER="valgrind --tool=callgrind
 //! --callgrind-out-file=/tmp/server.%p.out"` runs every child (tickerlab's and the floor's)
@@ -74,9 +88,10 @@
 //!
 //! The files, one concern each: `cli.rs` (the flags), `crowd.rs` (the WebSocket clients),
 //! `step.rs` (one fan-out step) and `step_table.rs` (its table), `beside_floor.rs`,
-//! `transient.rs`, `idle.rs`, `price.rs`, `push_poll.rs` and `churn.rs` (a part each, its
-//! step and its section of the report), `report.rs` (the sections and the files) and
-//! `plot.rs` (the SVG).
+//! `transient.rs`, `idle.rs`, `price.rs`, `push_poll.rs`, `churn.rs` and `tail.rs` (a part
+//! each, its step and its section of the report), `timeline.rs` (a step second by second),
+//! `report.rs` (the sections and the files), `plot.rs` (the SVG against N) and
+//! `seconds_plot.rs` (the SVG of the seconds).
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -90,8 +105,11 @@ mod plot;
 mod price;
 mod push_poll;
 mod report;
+mod seconds_plot;
 mod step;
 mod step_table;
+mod tail;
+mod timeline;
 mod transient;
 
 use churn::churn_step;
@@ -103,6 +121,7 @@ use report::Results;
 use step::{step_line, ws_step};
 use support::output;
 use support::server::{Kind, child_main, raise_open_files_limit};
+use tail::tail_rounds;
 
 fn main() {
     let plan = Plan::read();
@@ -112,6 +131,10 @@ fn main() {
     }
     if plan.floor_child {
         support::floor::child_main(plan.tick_ms);
+        return;
+    }
+    if plan.neighbour_child {
+        support::neighbour::child_main(plan.neighbour_secs);
         return;
     }
     let limit = raise_open_files_limit();
@@ -157,6 +180,7 @@ fn most_clients(plan: &Plan) -> usize {
 /// Runs every part the plan wants, one after the other, each step against a fresh server.
 async fn run(plan: &Plan) -> Results {
     let (secs, clients, ticks) = (plan.secs, &plan.clients, &plan.ticks);
+    let neighbour = plan.neighbour;
     let largest = clients.iter().copied().max().unwrap_or(0);
     // tickerlab and the floor take turns at each (tick, N), so both see the same machine.
     let mut steps = Vec::new();
@@ -165,11 +189,11 @@ async fn run(plan: &Plan) -> Results {
         for &tick_ms in ticks {
             for &n in clients {
                 let transient = plan.transient_for(n, tick_ms);
-                let step = ws_step(Kind::Tickerlab, n, tick_ms, secs, transient).await;
+                let step = ws_step(Kind::Tickerlab, n, tick_ms, secs, transient, neighbour).await;
                 eprintln!("{}", step_line(&step));
                 steps.push(step);
                 if plan.wants(Part::Floor) {
-                    let step = ws_step(Kind::Floor, n, tick_ms, secs, transient).await;
+                    let step = ws_step(Kind::Floor, n, tick_ms, secs, transient, neighbour).await;
                     eprintln!("{}", step_line(&step));
                     floor_steps.push(step);
                 }
@@ -197,7 +221,7 @@ async fn run(plan: &Plan) -> Results {
     let mut pushpoll = None;
     if plan.wants(Part::Pushpoll) {
         let n = plan.pushpoll_clients;
-        let push = ws_step(Kind::Tickerlab, n, PUSH_POLL_TICK_MS, secs, 0.0).await;
+        let push = ws_step(Kind::Tickerlab, n, PUSH_POLL_TICK_MS, secs, 0.0, false).await;
         eprintln!("push: {}", step_line(&push));
         let poll = poll_step(n, PUSH_POLL_TICK_MS, secs).await;
         eprintln!(
@@ -226,6 +250,11 @@ async fn run(plan: &Plan) -> Results {
             churn.push(step);
         }
     }
+    let tail = if plan.wants(Part::Tail) {
+        tail_rounds(plan).await
+    } else {
+        Vec::new()
+    };
     Results {
         steps,
         floor: floor_steps,
@@ -233,5 +262,6 @@ async fn run(plan: &Plan) -> Results {
         price,
         pushpoll,
         churn,
+        tail,
     }
 }

@@ -1,15 +1,20 @@
 //! The fan-out step: a fresh server in a child process, N WebSocket clients, a bounded time
 //! of measuring; its figures come from the clients' records, the child's `/proc` files and
-//! the feed's own counters. The same step measures tickerlab and the floor.
+//! the feed's own counters, and its timeline from every tick the clients received since the
+//! first of them started to connect. The same step measures tickerlab and the floor, each
+//! with a noisy neighbour on one core when asked (`--neighbour`).
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::crowd::{Crowd, TRANSIENT, measure_for};
+use crate::crowd::{CONNECT_TIMEOUT, Crowd, TRANSIENT, measure_for};
+use crate::support::neighbour::Neighbour;
+use crate::support::output::{load_average, num};
 use crate::support::server::{ChildServer, Kind, Usage, process_usage};
 use crate::support::stats::{Summary, summary};
+use crate::timeline::Timeline;
 
 /// Time after the last client connected before measuring, so start-up work is not counted.
 pub const SETTLE: Duration = Duration::from_secs(1);
@@ -52,12 +57,30 @@ pub struct Step {
     pub transient_secs: f64,
     pub transient: Option<Summary>,
     pub transient_lost: u64,
+    /// The run second by second, from the first client's connect to the end of measuring.
+    pub timeline: Timeline,
+    /// The 1-minute load average when the step started.
+    pub load_average: f64,
+    /// The noisy neighbour's CPU over the step, % of one core, when `--neighbour` ran one.
+    pub neighbour_cpu_pct: Option<f64>,
 }
 
 /// One fan-out step: a fresh server of `kind`, `n` clients, `secs` of measuring. With
 /// `transient_secs` > 0, the first `transient_secs` after the last client joined are recorded
 /// apart (the start-up transient) and measuring starts after them; otherwise after `SETTLE`.
-pub async fn ws_step(kind: Kind, n: usize, tick_ms: u64, secs: f64, transient_secs: f64) -> Step {
+/// With `neighbour`, a CPU burner spins on one core from before the server starts to the end.
+pub async fn ws_step(
+    kind: Kind,
+    n: usize,
+    tick_ms: u64,
+    secs: f64,
+    transient_secs: f64,
+    neighbour: bool,
+) -> Step {
+    let load_average = load_average();
+    let neighbour = neighbour.then(|| {
+        Neighbour::start(step_bound(secs, transient_secs)).expect("start the neighbour child")
+    });
     let mut server = ChildServer::start_kind(kind, tick_ms, None).expect("start the server child");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = server.usage();
@@ -71,6 +94,7 @@ pub async fn ws_step(kind: Kind, n: usize, tick_ms: u64, secs: f64, transient_se
     let connected_usage = server.usage();
     let counters_start = server.counters().unwrap_or_default();
     let client_start = process_usage(std::process::id());
+    let measure_from = crowd.epoch.elapsed().as_secs_f64();
     let elapsed = measure_for(&crowd.phase, secs).await;
     let counters_end = server.counters().unwrap_or_default();
     let end_usage = server.usage();
@@ -78,6 +102,13 @@ pub async fn ws_step(kind: Kind, n: usize, tick_ms: u64, secs: f64, transient_se
     let connected = crowd.connected();
     let records = crowd.finish().await;
     server.stop();
+    let neighbour_cpu_pct = neighbour.map(Neighbour::stop);
+    let timeline = Timeline::new(
+        &records,
+        measure_from,
+        measure_from + elapsed,
+        transient_secs > 0.0,
+    );
 
     let messages: u64 = records.iter().map(|r| r.messages).sum();
     let lost = records.iter().map(|r| r.lost).sum();
@@ -125,7 +156,17 @@ pub async fn ws_step(kind: Kind, n: usize, tick_ms: u64, secs: f64, transient_se
         transient_secs,
         transient: (transient_secs > 0.0).then(|| summary(&mut transient_delays)),
         transient_lost: records.iter().map(|r| r.transient_lost).sum(),
+        timeline,
+        load_average,
+        neighbour_cpu_pct,
     }
+}
+
+/// The longest a step may last: the neighbour is told to stop by itself after it, should the
+/// bench never get to stop it.
+fn step_bound(secs: f64, transient_secs: f64) -> Duration {
+    let margin = Duration::from_secs(30);
+    CONNECT_TIMEOUT + SETTLE + margin + Duration::from_secs_f64(secs + transient_secs)
 }
 
 /// The row label of a server kind.
@@ -143,18 +184,26 @@ pub fn per_connection(before: Usage, after: Usage, connections: usize) -> f64 {
 
 /// The step in one line, for the progress on stderr.
 pub fn step_line(s: &Step) -> String {
+    let worst = s.timeline.worst();
+    let neighbour = s
+        .neighbour_cpu_pct
+        .map_or_else(String::new, |cpu| format!(", neighbour cpu {cpu:.0}%"));
     format!(
-        "{}: tick {} ms, {} clients ({} connected): {:.0} msg/s, p99 {:.2} ms, lost {}, server cpu {:.0}% (waited {:.0} ms/s for a core), client cpu {:.0}%, rss/conn {:.1} KiB",
+        "{}: tick {} ms, {} clients ({} connected): {:.0} msg/s, p99 {:.2} ms, p99.9 {:.2} ms, worst second p99 {} ms (s {}), lost {}, server cpu {:.0}% (waited {:.0} ms/s for a core), client cpu {:.0}%{neighbour}, rss/conn {:.1} KiB, load {:.2}",
         s.server,
         s.tick_ms,
         s.clients,
         s.connected,
         s.msgs_per_sec,
         s.delay.p99,
+        s.delay.p999,
+        worst.map_or_else(|| "-".into(), |w| num(w.delay.p99, 2)),
+        worst.map_or_else(|| "-".into(), |w| w.at.to_string()),
         s.lost,
         s.server_cpu_pct,
         s.server_runq_wait_ms_per_s,
         s.client_cpu_pct,
-        s.rss_per_conn_kib
+        s.rss_per_conn_kib,
+        s.load_average,
     )
 }

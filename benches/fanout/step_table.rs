@@ -2,6 +2,7 @@
 
 use crate::step::Step;
 use crate::support::output::{Table, num};
+use crate::timeline::{worst_at_cell, worst_p99_cell};
 
 /// The main table, and whether the targets at 1000 and 5000 clients were met.
 pub fn report(steps: &[Step]) {
@@ -20,12 +21,17 @@ pub fn report(steps: &[Step]) {
 }
 
 /// The columns of a fan-out step's row after its tick and clients (and, beside the floor,
-/// its server), shared by the main table and the floor table.
-pub const STEP_COLUMNS: [&str; 12] = [
+/// its server), shared by the main table and the floor table. The delays are over the
+/// measuring window; the worst second is the second of the whole run (join included) with the
+/// highest p99 (see `timeline`).
+pub const STEP_COLUMNS: [&str; 15] = [
     "msgs/s (expected)",
     "delay p50 ms",
     "delay p99 ms",
+    "delay p99.9 ms",
     "delay max ms",
+    "worst second p99 ms",
+    "worst second",
     "lost",
     "server CPU % of a core",
     "of which kernel",
@@ -46,7 +52,10 @@ pub fn step_cells(s: &Step) -> Vec<String> {
         ),
         num(s.delay.p50, 2),
         num(s.delay.p99, 2),
+        num(s.delay.p999, 2),
         num(s.delay.max, 2),
+        worst_p99_cell(&s.timeline),
+        worst_at_cell(&s.timeline),
         s.lost.to_string(),
         num(s.server_cpu_pct, 1),
         share(s.server_system_share),

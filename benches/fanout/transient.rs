@@ -24,6 +24,7 @@ pub fn report(steps: &[Step], floor: &[Step]) {
             "messages",
             "delay p50 ms",
             "delay p99 ms",
+            "delay p99.9 ms",
             "delay max ms",
             "lost",
         ]);
@@ -49,6 +50,7 @@ pub fn report(steps: &[Step], floor: &[Step]) {
                     d.count.to_string(),
                     num(d.p50, 2),
                     num(d.p99, 2),
+                    num(d.p999, 2),
                     num(d.max, 2),
                     lost.to_string(),
                 ]);

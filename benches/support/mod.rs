@@ -7,6 +7,8 @@
 //!   per client), run as a child process beside the real server for comparison.
 //! * [`http_client`]: a minimal HTTP/1.1 keep-alive client over that counting stream, which
 //!   also knows where the headers end and the payload starts.
+//! * [`neighbour`]: a noisy neighbour, a child process spinning on one core for a bounded
+//!   time, so a server can be measured on a machine that is busy with something else too.
 //! * [`server`]: the real app, started in-process on its own threads or as a child process.
 //! * [`stats`]: percentiles (exact nearest rank over every sample) and the summary of a
 //!   distribution the tables are made of; needs no other module, so the tests include it too.
@@ -19,6 +21,7 @@ pub mod cli;
 pub mod counting;
 pub mod floor;
 pub mod http_client;
+pub mod neighbour;
 pub mod output;
 pub mod plot;
 pub mod server;

@@ -83,11 +83,17 @@ pub fn machine() -> String {
                 .map(|(_, m)| m.trim().to_owned())
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split(' ').next().map(str::to_owned))
-        .unwrap_or_else(|| "?".into());
+    let load = num(load_average(), 2);
     format!("{cores} cores, {model}, load average {load} at start")
+}
+
+/// The 1-minute load average now (`/proc/loadavg`), NaN when unknown: on a shared machine,
+/// how busy the other programs (and the bench's own earlier steps) kept it.
+pub fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split(' ').next().and_then(|v| v.parse().ok()))
+        .unwrap_or(f64::NAN)
 }
 
 /// A number with a fixed count of decimals, or "-" when there is no value.

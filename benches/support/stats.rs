@@ -30,7 +30,8 @@ pub fn median(mut values: Vec<f64>) -> f64 {
     percentile(&values, 50.0)
 }
 
-/// Sorts `values` in place (NaNs last) and sums them up: count, mean, p50, p90, p99, max.
+/// Sorts `values` in place (NaNs last) and sums them up: count, mean, p50, p90, p99, p99.9,
+/// max.
 pub fn summary(values: &mut [f64]) -> Summary {
     values.sort_by(f64::total_cmp);
     Summary {
@@ -43,6 +44,7 @@ pub fn summary(values: &mut [f64]) -> Summary {
         p50: percentile(values, 50.0),
         p90: percentile(values, 90.0),
         p99: percentile(values, 99.0),
+        p999: percentile(values, 99.9),
         max: values.last().copied().unwrap_or(f64::NAN),
     }
 }
@@ -60,6 +62,9 @@ pub struct Summary {
     pub p90: f64,
     /// 99th percentile.
     pub p99: f64,
+    /// 99.9th percentile: one value in a thousand is above it. Over fewer than a thousand
+    /// values it is the largest, like `max`.
+    pub p999: f64,
     /// Largest.
     pub max: f64,
 }

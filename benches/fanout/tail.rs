@@ -1,0 +1,205 @@
+//! The tail, round after round (`--only tail`): at each tick and number of clients, `--rounds`
+//! rounds of tickerlab's fan-out step then the floor's, each against a fresh server.
+//!
+//! One run of a step says little about its slowest deliveries: on a shared machine a p99 moves
+//! from run to run, and a stall that comes once a minute is in one run and not the next. So
+//! the tail part repeats the pair and prints, per round, what the issue asks about: p50, p99
+//! and p99.9 over the measuring window, the worst second of the whole run (join included) and
+//! where it fell, each against the floor's in the same round. With `--neighbour` every step
+//! of every round has a process spinning on one core beside it.
+//!
+//! The join scenario is the same part with many clients (`--clients 5000`): they all start
+//! connecting at once (at most [`crate::crowd::CONNECT_CONCURRENCY`] handshakes in flight),
+//! and the timeline shows what the clients already connected received meanwhile.
+
+use crate::cli::Plan;
+use crate::step::{Step, step_line, ws_step};
+use crate::support::output::{self, Table, num};
+use crate::support::server::Kind;
+use crate::support::stats::median;
+use crate::timeline::{worst_at_cell, worst_p99_cell};
+
+/// One round: tickerlab's step and the floor's, one after the other.
+pub struct TailRound {
+    /// 1, 2, ...
+    pub round: usize,
+    pub tickerlab: Step,
+    pub floor: Step,
+}
+
+/// Runs every round the plan asks for, at each tick and number of clients.
+pub async fn tail_rounds(plan: &Plan) -> Vec<TailRound> {
+    let mut rounds = Vec::new();
+    for &tick_ms in &plan.ticks {
+        for &n in &plan.clients {
+            let transient = plan.transient_for(n, tick_ms);
+            for round in 1..=plan.rounds {
+                let mut pair = Vec::with_capacity(2);
+                for kind in [Kind::Tickerlab, Kind::Floor] {
+                    let step = ws_step(kind, n, tick_ms, plan.secs, transient, plan.neighbour);
+                    let step = step.await;
+                    eprintln!("round {round}: {}", step_line(&step));
+                    pair.push(step);
+                }
+                let floor = pair.pop().expect("the floor's step");
+                let tickerlab = pair.pop().expect("tickerlab's step");
+                rounds.push(TailRound {
+                    round,
+                    tickerlab,
+                    floor,
+                });
+            }
+        }
+    }
+    rounds
+}
+
+/// The rounds of each (tick, clients), their ratios to the floor and their seconds.
+pub fn report(rounds: &[TailRound], neighbour: bool) {
+    let mut all = tail_table();
+    for scenario in scenarios(rounds) {
+        let first = &scenario[0].tickerlab;
+        println!(
+            "\n### The tail: {} clients at a {} ms tick, rounds: {}, {}\n",
+            first.clients,
+            first.tick_ms,
+            scenario.len(),
+            if neighbour {
+                "with a neighbour spinning on one core"
+            } else {
+                "no neighbour"
+            }
+        );
+        let mut t = tail_table();
+        for r in &scenario {
+            t.rows.push(round_row(r.round, &r.tickerlab));
+            t.rows.push(round_row(r.round, &r.floor));
+        }
+        print!("{}", t.markdown());
+        all.rows.extend(t.rows);
+        ratios(&scenario);
+        print!("{}", seconds_matrix(&scenario).markdown());
+    }
+    output::write("fanout-tail.csv", &all.csv());
+}
+
+/// The rounds grouped by (tick, clients), in the order they ran.
+pub fn scenarios(rounds: &[TailRound]) -> Vec<Vec<&TailRound>> {
+    let mut groups: Vec<Vec<&TailRound>> = Vec::new();
+    for r in rounds {
+        let same = |g: &Vec<&TailRound>| {
+            g[0].tickerlab.tick_ms == r.tickerlab.tick_ms
+                && g[0].tickerlab.clients == r.tickerlab.clients
+        };
+        match groups.iter_mut().find(|g| same(g)) {
+            Some(group) => group.push(r),
+            None => groups.push(vec![r]),
+        }
+    }
+    groups
+}
+
+fn tail_table() -> Table {
+    Table::new(&[
+        "round",
+        "server",
+        "tick ms",
+        "clients",
+        "load average",
+        "join s",
+        "delay p50 ms",
+        "delay p99 ms",
+        "delay p99.9 ms",
+        "delay max ms",
+        "worst second p99 ms",
+        "worst second",
+        "lost",
+        "neighbour CPU %",
+    ])
+}
+
+fn round_row(round: usize, s: &Step) -> Vec<String> {
+    vec![
+        round.to_string(),
+        s.server.clone(),
+        s.tick_ms.to_string(),
+        crate::step_table::clients_cell(s),
+        num(s.load_average, 2),
+        num(s.timeline.joined_at, 2),
+        num(s.delay.p50, 2),
+        num(s.delay.p99, 2),
+        num(s.delay.p999, 2),
+        num(s.delay.max, 2),
+        worst_p99_cell(&s.timeline),
+        worst_at_cell(&s.timeline),
+        s.lost.to_string(),
+        s.neighbour_cpu_pct
+            .map_or_else(|| "-".into(), |c| num(c, 0)),
+    ]
+}
+
+/// A figure the ratio lines compare: its name and how to read it from a step.
+type Figure = (&'static str, fn(&Step) -> f64);
+
+const FIGURES: [Figure; 4] = [
+    ("p50", |s| s.delay.p50),
+    ("p99", |s| s.delay.p99),
+    ("p99.9", |s| s.delay.p999),
+    ("worst second p99", |s| {
+        s.timeline.worst().map_or(f64::NAN, |w| w.delay.p99)
+    }),
+];
+
+/// tickerlab / floor for each figure, per round, then the median of the rounds.
+fn ratios(scenario: &[&TailRound]) {
+    println!();
+    let ratio = |r: &TailRound, f: fn(&Step) -> f64| f(&r.tickerlab) / f(&r.floor);
+    for r in scenario {
+        let cells: Vec<String> = FIGURES
+            .iter()
+            .map(|(name, f)| format!("{name} {} x", num(ratio(r, *f), 2)))
+            .collect();
+        println!(
+            "* round {}: tickerlab / floor: {}.",
+            r.round,
+            cells.join(", ")
+        );
+    }
+    let medians: Vec<String> = FIGURES
+        .iter()
+        .map(|(name, f)| {
+            let of_rounds = scenario.iter().map(|r| ratio(r, *f)).collect();
+            format!("{name} {} x", num(median(of_rounds), 2))
+        })
+        .collect();
+    println!(
+        "* median of the rounds (the lower middle one when even): {}.\n",
+        medians.join(", ")
+    );
+}
+
+/// Each second's p99, one column per round and server: where in the run the tail was.
+fn seconds_matrix(scenario: &[&TailRound]) -> Table {
+    let mut header = vec!["second".to_string()];
+    for r in scenario {
+        header.push(format!("round {} tickerlab p99 ms", r.round));
+        header.push(format!("round {} floor p99 ms", r.round));
+    }
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let mut t = Table::new(&header);
+    let seconds = scenario
+        .iter()
+        .flat_map(|r| [&r.tickerlab, &r.floor])
+        .map(|s| s.timeline.seconds.len())
+        .max()
+        .unwrap_or(0);
+    for at in 0..seconds {
+        let mut row = vec![at.to_string()];
+        for s in scenario.iter().flat_map(|r| [&r.tickerlab, &r.floor]) {
+            let second = s.timeline.seconds.get(at).filter(|s| s.delay.count > 0);
+            row.push(second.map_or_else(String::new, |s| num(s.delay.p99, 2)));
+        }
+        t.rows.push(row);
+    }
+    t
+}
