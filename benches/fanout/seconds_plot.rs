@@ -53,6 +53,8 @@ pub fn seconds(path: &Path, title: &str, panels: &[Panel]) -> Drawn {
             .configure_mesh()
             .x_desc("seconds since the first client started to connect")
             .y_desc("delay in that second (ms)")
+            .y_label_formatter(&|y| format!("{y}"))
+            .max_light_lines(1)
             .draw()?;
         let servers = [(Some(panel.tickerlab), TICKERLAB), (panel.floor, FLOOR)];
         for (step, color) in servers {

@@ -89,14 +89,14 @@ impl Timeline {
             .max_by(|a, b| a.delay.p99.total_cmp(&b.delay.p99))
     }
 
-    /// What the step was doing in `second`, by where its middle falls: `joining` (clients
-    /// still connecting), `transient` or `settling` (after the last join, before measuring),
-    /// `measuring`.
+    /// What the step was doing when `second` started: `joining` (clients still connecting),
+    /// `transient` or `settling` (after the last join, before measuring), `measuring`. So a
+    /// second in which the last clients joined is a `joining` one.
     pub fn phase(&self, second: &Second) -> &'static str {
-        let middle = second.at as f64 + 0.5;
-        if middle < self.joined_at {
+        let start = second.at as f64;
+        if start < self.joined_at {
             "joining"
-        } else if middle < self.measure_from {
+        } else if start < self.measure_from {
             if self.transient {
                 "transient"
             } else {
