@@ -53,7 +53,7 @@ pub fn seconds(path: &Path, title: &str, panels: &[Panel]) -> Drawn {
             .configure_mesh()
             .x_desc("seconds since the first client started to connect")
             .y_desc("delay in that second (ms)")
-            .y_label_formatter(&|y| format!("{y}"))
+            .y_label_formatter(&log_label)
             .max_light_lines(1)
             .draw()?;
         let servers = [(Some(panel.tickerlab), TICKERLAB), (panel.floor, FLOOR)];
@@ -70,6 +70,16 @@ pub fn seconds(path: &Path, title: &str, panels: &[Panel]) -> Drawn {
     }
     root.present()?;
     Ok(())
+}
+
+/// A label for the log axis's 1, 2 and 5 of each decade only; the others would crowd it.
+fn log_label(y: &f64) -> String {
+    let leading = (y / 10f64.powf(y.log10().floor())).round();
+    if [1.0, 2.0, 5.0].contains(&leading) {
+        format!("{y}")
+    } else {
+        String::new()
+    }
 }
 
 fn steps_of<'a>(panel: &Panel<'a>) -> Vec<&'a Step> {
