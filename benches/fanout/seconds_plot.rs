@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::step::Step;
@@ -38,9 +39,9 @@ pub fn seconds(path: &Path, title: &str, panels: &[Panel]) -> Drawn {
         .flat_map(|s| [s.delay.p99, s.delay.max])
         .filter(|v| v.is_finite() && *v > 0.0)
         .collect();
-    // A decade of room above the highest point, for the legend.
-    let y_max = values.iter().copied().fold(1.0, f64::max) * 10.0;
-    let y_min = values.iter().copied().fold(y_max, f64::min).max(0.01) / 2.0;
+    // A linear axis from 0: a stall stands out as tall as it was. The top third is left
+    // free for the legend.
+    let y_max = values.iter().copied().fold(1.0, f64::max) * 1.6;
     let areas = root.split_evenly((panels.len().max(1), 1));
     for (area, panel) in areas.iter().zip(panels) {
         let mut chart = ChartBuilder::on(area)
@@ -48,12 +49,11 @@ pub fn seconds(path: &Path, title: &str, panels: &[Panel]) -> Drawn {
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(65)
-            .build_cartesian_2d(0.0..x_max, (y_min..y_max).log_scale())?;
+            .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
         chart
             .configure_mesh()
             .x_desc("seconds since the first client started to connect")
             .y_desc("delay in that second (ms)")
-            .y_label_formatter(&log_label)
             .max_light_lines(1)
             .draw()?;
         let servers = [(Some(panel.tickerlab), TICKERLAB), (panel.floor, FLOOR)];
@@ -64,22 +64,12 @@ pub fn seconds(path: &Path, title: &str, panels: &[Panel]) -> Drawn {
             } else {
                 "floor"
             };
-            draw_step(&mut chart, &step.timeline, color, name, (y_min, y_max))?;
+            draw_step(&mut chart, &step.timeline, color, name, y_max)?;
         }
         legend(&mut chart)?;
     }
     root.present()?;
     Ok(())
-}
-
-/// A label for the log axis's 1, 2 and 5 of each decade only; the others would crowd it.
-fn log_label(y: &f64) -> String {
-    let leading = (y / 10f64.powf(y.log10().floor())).round();
-    if [1.0, 2.0, 5.0].contains(&leading) {
-        format!("{y}")
-    } else {
-        String::new()
-    }
 }
 
 fn steps_of<'a>(panel: &Panel<'a>) -> Vec<&'a Step> {
@@ -89,14 +79,7 @@ fn steps_of<'a>(panel: &Panel<'a>) -> Vec<&'a Step> {
         .collect()
 }
 
-type Chart<'a> = ChartContext<
-    'a,
-    SVGBackend<'a>,
-    Cartesian2d<
-        plotters::coord::types::RangedCoordf64,
-        plotters::coord::combinators::LogCoord<f64>,
-    >,
->;
+type Chart<'a> = ChartContext<'a, SVGBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 /// One server's seconds: p99 as a line with points, max as a thin line, and two vertical
 /// marks: the last client joined (dashed), measuring starts (dotted).
@@ -105,7 +88,7 @@ fn draw_step(
     timeline: &Timeline,
     color: RGBColor,
     name: &str,
-    (y_min, y_max): (f64, f64),
+    y_max: f64,
 ) -> Drawn {
     let delivered = timeline.seconds.iter().filter(|s| s.delay.count > 0);
     let points = |figure: fn(&crate::timeline::Second) -> f64| -> Vec<(f64, f64)> {
@@ -122,7 +105,7 @@ fn draw_step(
         .label(format!("{name} max (thin)"))
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], thin));
     for (at, dash) in [(timeline.joined_at, 6), (timeline.measure_from, 2)] {
-        let mark = vec![(at, y_min), (at, y_max)];
+        let mark = vec![(at, 0.0), (at, y_max)];
         chart.draw_series(DashedLineSeries::new(mark, dash, 4, color.stroke_width(1)))?;
     }
     Ok(())
