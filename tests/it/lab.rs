@@ -731,12 +731,21 @@ async fn the_wire_tap_sees_only_tls_records_for_wss() {
 /// shared with the app's own long-lived connections: the lab port cannot hold more sockets
 /// than the limit says, and once the places are taken through it, the main port's WebSocket
 /// handshake gets `503` too. The places come back when the connections close.
+///
+/// The relayed connections each hold a long poll (a tick a minute, polls held for two), so
+/// they keep their places however slowly the test runs: a silent one would be answered
+/// `408` by the app after 5 s and let go.
 #[tokio::test]
 async fn relayed_connections_take_places_of_max_connections() {
-    const MAX: u64 = 3;
+    const RELAYED: u64 = 2;
+    // Each relayed long poll holds two places: the relay's and the long poll's.
+    const MAX: u64 = 2 * RELAYED;
     const LAB: &str = "tickerlab_open_connections{transport=\"lab\"}";
+    const LONG_POLLS: &str = "tickerlab_open_connections{transport=\"longpoll\"}";
     let app = spawn_lab_app(Config {
         max_connections: MAX,
+        tick_ms: 60_000,
+        long_poll_secs: 120,
         ..config()
     })
     .await;
@@ -749,15 +758,19 @@ async fn relayed_connections_take_places_of_max_connections() {
             .expect("text")
     };
     let mut held = Vec::new();
-    for _ in 0..MAX {
-        held.push(
-            tokio::net::TcpStream::connect(app.lab)
-                .await
-                .expect("connect"),
-        );
+    for _ in 0..RELAYED {
+        let mut poll = tokio::net::TcpStream::connect(app.lab)
+            .await
+            .expect("connect");
+        poll.write_all(b"GET /price/next?symbol=ACME&after=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("send the long poll");
+        held.push(poll);
     }
-    common::wait_for("every relayed connection to hold a place", || async {
-        (common::metric(&metrics().await, LAB) == MAX).then_some(())
+    common::wait_for("every relayed long poll to hold its places", || async {
+        let text = metrics().await;
+        (common::metric(&text, LAB) == RELAYED && common::metric(&text, LONG_POLLS) == RELAYED)
+            .then_some(())
     })
     .await;
     // One more through the lab: closed at once, without a byte.
@@ -777,7 +790,7 @@ async fn relayed_connections_take_places_of_max_connections() {
         }
         other => panic!("expected 503, got {other:?}"),
     }
-    assert_eq!(common::metric(&metrics().await, LAB), MAX);
+    assert_eq!(common::metric(&metrics().await, LAB), RELAYED);
     drop(held);
     common::wait_for("the places to come back", || async {
         (common::metric(&metrics().await, LAB) == 0).then_some(())
