@@ -298,9 +298,14 @@ fn describe_frame(b: &[u8]) -> String {
         let key = &b[header - 4..header];
         let _ = write!(
             line,
-            " key={:02x}{:02x}{:02x}{:02x}",
+            " key={:02x}{:02x}{:02x}{:02x} as sent:",
             key[0], key[1], key[2], key[3]
         );
+        // The payload as it crossed the wire, scrambled by the key that travels with it.
+        for byte in shown.iter().take(8) {
+            let _ = write!(line, " {byte:02x}");
+        }
+        line.push_str(" ...");
         for (i, byte) in shown.iter_mut().enumerate() {
             *byte ^= key[i % 4];
         }
@@ -358,7 +363,9 @@ mod tests {
         );
         let frame = lines.last().unwrap();
         assert!(
-            frame.starts_with("frame FIN=1 opcode=text MASK=1 length=15 key=37fa213d"),
+            frame.starts_with(
+                "frame FIN=1 opcode=text MASK=1 length=15 key=37fa213d as sent: 4c d8 55 44"
+            ),
             "{frame}"
         );
         assert!(frame.ends_with(r#": {"type":"ping"}"#), "{frame}");

@@ -645,7 +645,12 @@ async fn tapped_ticks(
             .iter()
             .filter(|l| l.contains("server -> client"))
             .count();
-        (server_lines >= 4).then_some(())
+        // And the client's message: a frame over ws://, a record over wss://.
+        let sent = printed.iter().any(|l| {
+            l.contains("client -> server: frame")
+                || l.contains("client -> server: tls record: application_data")
+        });
+        (server_lines >= 4 && sent).then_some(())
     })
     .await;
     let _ = child.kill().await;
@@ -654,12 +659,15 @@ async fn tapped_ticks(
     (texts[0].clone(), printed)
 }
 
-/// The text of the first three tick messages on `ws`.
+/// Sends [`PING`] on `ws`, then returns the text of the first three tick messages.
 async fn three_ticks<S>(mut ws: tokio_tungstenite::WebSocketStream<S>) -> Vec<String>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    use futures_util::StreamExt;
+    use futures_util::{SinkExt, StreamExt};
+    ws.send(tokio_tungstenite::tungstenite::Message::text(PING))
+        .await
+        .expect("send a ping message");
     let mut ticks = Vec::new();
     while ticks.len() < 3 {
         let message = tokio::time::timeout(WAIT, ws.next())
@@ -675,6 +683,9 @@ where
     }
     ticks
 }
+
+/// The message each tapped client sends: a text frame, which the client masks.
+const PING: &str = r#"{"type":"ping","id":7}"#;
 
 /// `"price":N` as the tick's JSON text has it.
 fn price_text(tick: &str) -> String {
@@ -707,6 +718,16 @@ async fn the_wire_tap_reads_a_ws_ticks_price_and_the_clients_masking_key() {
         text.contains("server -> client: http: HTTP/1.1 101 Switching Protocols"),
         "{text}"
     );
+    // The client's frame: masked, its key and its bytes as sent shown, then unmasked with it.
+    assert!(
+        printed.iter().any(|l| {
+            l.contains("client -> server: frame FIN=1 opcode=text MASK=1")
+                && l.contains(" key=")
+                && l.contains(" as sent: ")
+                && l.ends_with(&format!("(unmasked with that key): {PING}"))
+        }),
+        "no tap line shows the client's masked frame:\n{text}"
+    );
 }
 
 /// The same over `wss://`: the observer sees TLS records, and the price is in none of them.
@@ -724,6 +745,10 @@ async fn the_wire_tap_sees_only_tls_records_for_wss() {
     assert!(
         !text.contains("GET /ws"),
         "the tap read the upgrade over wss://:\n{text}"
+    );
+    assert!(
+        !text.contains(PING),
+        "the tap read the client's message over wss://:\n{text}"
     );
 }
 
