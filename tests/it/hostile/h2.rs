@@ -200,7 +200,9 @@ async fn an_http2_event_stream_with_no_window_is_reset_after_the_client_timeout(
     const STREAMS: u64 = 10;
     let files = CertificateFiles::new();
     let mut args = files.args().to_vec();
-    args.extend(["--client-timeout-secs", "3", "--heartbeat-secs", "1"]);
+    // Long enough to see all ten open however busy the machine (each is reset this long
+    // after it opened), short enough that the reset comes within the wait that follows.
+    args.extend(["--client-timeout-secs", "6", "--heartbeat-secs", "3"]);
     let server = ServerProcess::start(&args).await;
     let root = files.root.clone();
     let (mut client, _driving) = h2_client(&server, root.clone(), Some(0)).await;
