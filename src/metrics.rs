@@ -324,27 +324,23 @@ impl Metrics {
             "Sessions closed (1008) for sending messages too fast.",
             &[("", load(&self.ws_rate_limited))],
         );
-        let refused: Vec<(String, u64)> = Refusal::ALL
-            .iter()
-            .map(|r| (format!("{{reason=\"{}\"}}", r.label()), self.refusals(*r)))
-            .collect();
-        let refused: Vec<(&str, u64)> = refused.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        let refused = by_reason(Refusal::ALL.iter().map(|r| (r.label(), self.refusals(*r))));
         metric(
             "tickerlab_handshakes_refused_total",
             "counter",
-            "Long-lived connections refused before they opened (WebSocket handshakes; also event streams and long polls for origin and capacity), by reason.",
-            &refused,
+            "Connections refused before they opened (WebSocket handshakes; also event streams and long polls for origin and capacity, and TLS connections past their address's share of handshakes), by reason.",
+            &as_series(&refused),
         );
-        let rejected: Vec<(String, u64)> = Rejection::ALL
-            .iter()
-            .map(|r| (format!("{{reason=\"{}\"}}", r.label()), feed.rejected(*r)))
-            .collect();
-        let rejected: Vec<(&str, u64)> = rejected.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        let rejected = by_reason(
+            Rejection::ALL
+                .iter()
+                .map(|r| (r.label(), feed.rejected(*r))),
+        );
         metric(
             "tickerlab_backplane_ticks_rejected_total",
             "counter",
             "Ticks read from Redis that a front-end refused (too large, malformed, impossible numbers), by reason.",
-            &rejected,
+            &as_series(&rejected),
         );
         let mut http = Vec::new();
         for (row, counts) in self.http.iter().enumerate() {
@@ -366,6 +362,18 @@ impl Metrics {
         );
         out
     }
+}
+
+/// `{reason="LABEL"}` series of a counter labelled by reason, with their values.
+fn by_reason(counts: impl Iterator<Item = (&'static str, u64)>) -> Vec<(String, u64)> {
+    counts
+        .map(|(label, n)| (format!("{{reason=\"{label}\"}}"), n))
+        .collect()
+}
+
+/// Series as `render` writes them: labels borrowed.
+fn as_series(series: &[(String, u64)]) -> Vec<(&str, u64)> {
+    series.iter().map(|(l, v)| (l.as_str(), *v)).collect()
 }
 
 #[cfg(test)]
