@@ -71,19 +71,43 @@ pub struct ServerProcess {
     pub addr: std::net::SocketAddr,
     pid: u32,
     _child: tokio::process::Child,
-    _stdout: super::ChildLines,
+    stdout: super::ChildLines,
 }
 
 impl ServerProcess {
     /// Starts the binary with `args` (after `--port 0`) and waits for its URL line.
     pub async fn start(args: &[&str]) -> ServerProcess {
-        let (child, addr, stdout) = super::start_binary(args).await;
+        Self::from_started(super::start_binary(args).await)
+    }
+
+    /// [`ServerProcess::start`] under `ulimit -n LIMIT`, a small machine's open-file limit.
+    pub async fn start_with_open_file_limit(limit: u64, args: &[&str]) -> ServerProcess {
+        Self::from_started(super::start_binary_with_open_file_limit(limit, args).await)
+    }
+
+    fn from_started(
+        (child, addr, stdout): (tokio::process::Child, String, super::ChildLines),
+    ) -> ServerProcess {
         ServerProcess {
             addr: addr.parse().expect("a socket address in the URL line"),
             pid: child.id().expect("the server is running"),
             _child: child,
-            _stdout: stdout,
+            stdout,
         }
+    }
+
+    /// Its process id, for `/proc/PID`.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The next line it prints after its URL line (the simulated network's, say).
+    pub async fn next_line(&mut self) -> String {
+        tokio::time::timeout(super::WAIT, self.stdout.next_line())
+            .await
+            .expect("a line within the wait")
+            .expect("read stdout")
+            .expect("a line")
     }
 
     /// Its resident memory, in KiB.

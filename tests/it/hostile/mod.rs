@@ -12,5 +12,8 @@ mod http;
 mod limits;
 /// The hostile soak, on demand (`--ignored`): every kind of hostile client at once.
 mod soak;
+/// The hostile soak of the other ways in, on demand (`--ignored`): HTTP/2, TLS handshakes,
+/// the simulated network's port and the Redis channel at once.
+mod soak_ways;
 /// Hostile WebSocket clients: the frame layer, floods, clients that never read.
 mod ws;

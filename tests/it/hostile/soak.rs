@@ -28,10 +28,12 @@ use crate::common;
 use common::process::{connections, fds, open_file_limit, rss_kib};
 use common::{WAIT, Ws, hello, hostile};
 use futures_util::StreamExt;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
 /// The server's open-file limit (`ulimit -n`). Without the fixes of R2 and R4 the clients
@@ -62,7 +64,10 @@ const R1_PAYLOAD: usize = 4 << 20;
 /// Healthy WebSocket clients, connected before the first hostile one and reading throughout.
 const HEALTHY: usize = 8;
 /// How often `/healthz` is asked, and the server process sampled.
-const POLL: Duration = Duration::from_millis(250);
+pub(super) const POLL: Duration = Duration::from_millis(250);
+/// Larger than any message a healthy client is sent (a tick is about 130 bytes, `hello` a
+/// few hundred).
+pub(super) const MAX_MESSAGE: usize = 1024;
 
 /// What the server may hold at any moment: its idle state (listener, workers, feed, measured
 /// before any client) plus what its limits let the clients take.
@@ -153,7 +158,7 @@ async fn r1_to_r4_together_for_a_minute_cost_the_healthy_clients_nothing() {
     let samples = samples.await.expect("the sampler");
     drop(held);
     // Everyone gone: the server must end up holding no connection at all.
-    let settled = settle(pid).await;
+    let settled = settle(pid, 0).await;
 
     let summary = Summary {
         soak,
@@ -173,7 +178,7 @@ async fn r1_to_r4_together_for_a_minute_cost_the_healthy_clients_nothing() {
 }
 
 /// How long the soak runs: 60 s, or `HOSTILE_SOAK_SECS`.
-fn soak_duration() -> Duration {
+pub(super) fn soak_duration() -> Duration {
     let secs = std::env::var("HOSTILE_SOAK_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -238,13 +243,62 @@ fn keep<E>(streams: &mut Vec<TcpStream>, results: Vec<Result<TcpStream, E>>) -> 
 // ---- the healthy clients ---------------------------------------------------------------------
 
 /// What one healthy client saw.
-#[derive(Debug)]
-struct Healthy {
-    ticks: u64,
+#[derive(Debug, Default)]
+pub(super) struct Healthy {
+    pub(super) ticks: u64,
     /// Ticks missing between two consecutive ones of a symbol, or seen out of order.
-    gaps: u64,
+    pub(super) gaps: u64,
     /// Why the socket ended before the soak did, if it did.
-    ended: Option<String>,
+    pub(super) ended: Option<String>,
+    /// The longest message read, in bytes: a forged payload that got through would show here.
+    pub(super) largest: usize,
+    /// The runs the ticks came from: one, unless a forged run was adopted.
+    pub(super) runs: BTreeSet<String>,
+    /// Each symbol's last `seq`.
+    last: HashMap<String, u64>,
+}
+
+impl Healthy {
+    /// Counts one message: a tick's `seq` must follow its symbol's last by one.
+    pub(super) fn saw(&mut self, text: &str) {
+        self.largest = self.largest.max(text.len());
+        let Ok(tick) = serde_json::from_str::<serde_json::Value>(text) else {
+            return;
+        };
+        if tick["type"] != "tick" {
+            return;
+        }
+        let symbol = tick["symbol"].as_str().expect("symbol").to_owned();
+        let seq = tick["seq"].as_u64().expect("seq");
+        if let Some(run) = tick["run"].as_str() {
+            self.runs.insert(run.to_owned());
+        }
+        if let Some(previous) = self.last.insert(symbol, seq)
+            && seq != previous + 1
+        {
+            self.gaps += seq.saturating_sub(previous + 1).max(1);
+        }
+        self.ticks += 1;
+    }
+
+    /// Panics unless this client read ticks of one run, every `seq`, no message larger than
+    /// `largest`, and was never cut off.
+    pub(super) fn assert_held(&self, who: &str, largest: usize) {
+        assert_eq!(self.ended, None, "{who} was cut off");
+        assert_eq!(self.gaps, 0, "{who} lost ticks: {self:?}");
+        assert!(self.ticks > 0, "{who} read nothing");
+        assert!(
+            self.largest <= largest,
+            "{who} read a {} byte message",
+            self.largest
+        );
+        assert_eq!(
+            self.runs.len(),
+            1,
+            "{who} read ticks of several runs: {:?}",
+            self.runs
+        );
+    }
 }
 
 /// A healthy client's WebSocket, subscribed to every symbol, past its `hello`.
@@ -260,13 +314,11 @@ async fn connect_healthy(addr: SocketAddr) -> Ws {
 
 /// A healthy client: reads every tick until `end`, checking that each symbol's `seq` goes
 /// up by one.
-async fn read_every_tick(mut ws: Ws, end: Instant) -> Healthy {
-    let mut last: HashMap<String, u64> = HashMap::new();
-    let mut seen = Healthy {
-        ticks: 0,
-        gaps: 0,
-        ended: None,
-    };
+pub(super) async fn read_every_tick<S>(mut ws: WebSocketStream<S>, end: Instant) -> Healthy
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut seen = Healthy::default();
     loop {
         let message = match tokio::time::timeout_at(end.into(), ws.next()).await {
             Err(_) => break, // the soak is over
@@ -283,18 +335,7 @@ async fn read_every_tick(mut ws: Ws, end: Instant) -> Healthy {
         let Message::Text(text) = message else {
             continue; // pings are answered by the library
         };
-        let tick: serde_json::Value = serde_json::from_str(&text).expect("JSON");
-        if tick["type"] != "tick" {
-            continue;
-        }
-        let symbol = tick["symbol"].as_str().expect("symbol").to_owned();
-        let seq = tick["seq"].as_u64().expect("seq");
-        if let Some(previous) = last.insert(symbol, seq)
-            && seq != previous + 1
-        {
-            seen.gaps += seq.saturating_sub(previous + 1).max(1);
-        }
-        seen.ticks += 1;
+        seen.saw(&text);
     }
     let _ = ws.close(None).await;
     seen
@@ -361,14 +402,14 @@ async fn sample(pid: u32, start: Instant, end: Instant) -> Vec<Sample> {
     samples
 }
 
-/// Waits (up to a minute) until the server holds no TCP connection; returns how many it
-/// still held.
-async fn settle(pid: u32) -> usize {
+/// Waits (up to a minute) until the server holds no more than `idle` TCP connections (its
+/// own, such as one to Redis); returns how many more it still held.
+pub(super) async fn settle(pid: u32, idle: usize) -> usize {
     let start = Instant::now();
-    while connections(pid) > 0 && start.elapsed() < Duration::from_secs(60) {
+    while connections(pid) > idle && start.elapsed() < Duration::from_secs(60) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    connections(pid)
+    connections(pid).saturating_sub(idle)
 }
 
 // ---- the report --------------------------------------------------------------------------------
@@ -398,9 +439,7 @@ impl Summary {
 
     fn assert_held(&self) {
         for (i, seen) in self.healthy.iter().enumerate() {
-            assert_eq!(seen.ended, None, "healthy client {i} was cut off");
-            assert_eq!(seen.gaps, 0, "healthy client {i} lost ticks: {seen:?}");
-            assert!(seen.ticks > 0, "healthy client {i} read nothing");
+            seen.assert_held(&format!("healthy client {i}"), MAX_MESSAGE);
         }
         assert_eq!(
             self.health.answered, self.health.asked,

@@ -1,4 +1,5 @@
 use std::{
+    cell::Cell,
     cmp,
     error::Error as StdError,
     future::Future,
@@ -42,6 +43,10 @@ pin_project! {
         config: ServiceConfig,
         peer_addr: Option<net::SocketAddr>,
         ping_pong: Option<H2PingPong>,
+        // Streams whose handler or response is still running, and streams accepted so far:
+        // a connection with none open and none new for a keep-alive period is idle.
+        open_streams: Rc<Cell<usize>>,
+        accepted_streams: u64,
         _phantom: PhantomData<B>
     }
 }
@@ -68,6 +73,8 @@ where
                 .unwrap_or_else(|| Box::pin(sleep(dur))),
             in_flight: false,
             ping_pong: conn.ping_pong().unwrap(),
+            accepted_at_last_ping: 0,
+            closing: false,
         });
 
         Self {
@@ -77,6 +84,8 @@ where
             connection: conn,
             conn_data: conn_data.0.map(Rc::new),
             ping_pong,
+            open_streams: Rc::new(Cell::new(0)),
+            accepted_streams: 0,
             _phantom: PhantomData,
         }
     }
@@ -91,6 +100,28 @@ struct H2PingPong {
 
     /// Timeout for pong response.
     timer: Pin<Box<Sleep>>,
+
+    /// Streams accepted when the last ping was sent.
+    accepted_at_last_ping: u64,
+
+    /// True once the connection was found idle and GOAWAY sent.
+    closing: bool,
+}
+
+/// Counts a stream as open while its task runs.
+struct OpenStream(Rc<Cell<usize>>);
+
+impl OpenStream {
+    fn new(open: &Rc<Cell<usize>>) -> Self {
+        open.set(open.get() + 1);
+        Self(Rc::clone(open))
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
 }
 
 impl<T, S, B, X, U> Future for Dispatcher<T, S, B, X, U>
@@ -130,9 +161,12 @@ where
 
                     let fut = this.flow.service.call(req);
                     let config = this.config.clone();
+                    this.accepted_streams += 1;
+                    let open = OpenStream::new(&this.open_streams);
 
                     // multiplex request handling with spawn task
                     tokio::task::spawn_local(async move {
+                        let _open = open;
                         let mut tx = tx;
                         // resolve service call, unless the client abandons the stream first
                         // (RST_STREAM, or the connection closes): then the handler is dropped,
@@ -198,6 +232,25 @@ where
                             // wait for next timing of ping-pong. Therefore, at this point it serves
                             // as an interval instead.
                             ready!(ping_pong.timer.as_mut().poll(cx));
+
+                            if ping_pong.closing {
+                                // GOAWAY went out a keep-alive period ago and the peer still
+                                // holds the connection: drop it.
+                                return Poll::Ready(Ok(()));
+                            }
+                            if this.open_streams.get() == 0
+                                && this.accepted_streams == ping_pong.accepted_at_last_ping
+                            {
+                                // No stream open and none new for a whole keep-alive period:
+                                // an idle connection, closed as HTTP/1.1 closes an idle
+                                // keep-alive one. Answered pings alone do not keep it.
+                                this.connection.graceful_shutdown();
+                                ping_pong.closing = true;
+                                let dead_line = this.config.keep_alive_deadline().unwrap();
+                                ping_pong.timer.as_mut().reset(dead_line.into());
+                                break;
+                            }
+                            ping_pong.accepted_at_last_ping = this.accepted_streams;
 
                             ping_pong.ping_pong.send_ping(Ping::opaque())?;
 
