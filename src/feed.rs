@@ -315,7 +315,7 @@ impl Feed {
     /// snapshots: for a reader that woke up after the feed had moved on. A binary search on
     /// the symbol's `(run, seq)`, which never decreases along the history (the relay clears
     /// the history whenever a symbol would move back, see [`Relay::publish`]).
-    fn recent<T>(
+    pub(crate) fn recent<T>(
         &self,
         index: usize,
         run: RunId,

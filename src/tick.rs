@@ -267,6 +267,20 @@ pub enum RedisLink {
     LeaseLost,
 }
 
+/// The heartbeat of one socket so far, as a `pong` reports it: the server pings every
+/// `every_secs` to learn that the client is still there, and the client's WebSocket library
+/// answers each ping with a pong. A browser does that by itself, out of sight of JavaScript,
+/// so this count is the only way a page can see its own heartbeat.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// `--heartbeat-secs`: how often the server pings.
+    pub every_secs: u64,
+    /// Ping frames the server has sent on this socket.
+    pub pings_sent: u32,
+    /// Pong frames the client has sent on it (answers, and any it sent unasked).
+    pub pongs_received: u32,
+}
+
 /// A message the server sends over the WebSocket, other than a [`Tick`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -309,6 +323,10 @@ pub enum ServerMessage {
         t: Option<f64>,
         /// The server clock when it answered (epoch ms).
         server_ts: f64,
+        /// The server's heartbeat on this socket so far (added with the page's heartbeat
+        /// line; absent from older servers).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        heartbeat: Option<Heartbeat>,
     },
     /// Something the client sent could not be used. The socket stays open.
     Error {

@@ -4,7 +4,9 @@
 //! event per tick. The browser's `EventSource` parses it and reconnects by itself when the
 //! connection drops, sending the last `id:` it saw as `Last-Event-ID`. tickerlab answers a
 //! reconnect with the *current* tick at once (latest value wins): no backlog is replayed,
-//! the `seq` gap shows what the outage cost.
+//! the `seq` gap shows what the outage cost. While connected, the rule is a WebSocket's: a
+//! stream whose socket blocked goes on from the newest tick, one that was only woken late (a
+//! busy machine) sends the ticks in between from the feed's history.
 //!
 //! Each event's id is the stream's whole position, `ACME:42,GLOBX:17@RUN` (the last seq
 //! sent of every symbol, the event's own first, then the feed's run), not just `ACME:42`:
@@ -17,7 +19,8 @@
 //! SSE is push without a new protocol, which is often all a one-way feed needs; what it
 //! cannot do is carry messages from the client over the same connection. Compare `ws.rs`.
 
-use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::{Method, Version};
@@ -27,11 +30,13 @@ use futures_util::stream;
 use tokio::time::Instant;
 
 use super::AppState;
+use super::connection::Backpressure;
 use super::origin;
 use super::ws::parse_stream_query;
-use crate::feed::Feed;
+use crate::feed::{Feed, HISTORY, Snapshot};
 use crate::metrics::{ConnectionGuard, Refusal};
 use crate::subscription::Subscription;
+use crate::wire::Published;
 
 /// Sent first: how long the browser should wait before reconnecting (ms), and a comment.
 const PREAMBLE: &str = "retry: 1000\n: tickerlab event stream, one event per tick\n\n";
@@ -113,9 +118,11 @@ pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
     if http10 {
         response.force_close();
     }
+    let writer = req.conn_data::<Rc<Backpressure>>().cloned();
     let mut response = response.streaming(event_stream(
         feed,
         subscription,
+        writer,
         heartbeat,
         state.shutdown.clone(),
         place,
@@ -131,20 +138,25 @@ pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
 fn event_stream(
     feed: Feed,
     subscription: Subscription,
+    writer: Option<Rc<Backpressure>>,
     heartbeat: Duration,
     shutdown: tokio_util::sync::CancellationToken,
     place: ConnectionGuard,
 ) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> {
+    let mut snapshots = feed.subscribe();
+    let current = snapshots.borrow_and_update().clone();
     let state = EventState {
-        snapshots: feed.subscribe(),
+        snapshots,
+        current,
         subscription,
-        pending: VecDeque::with_capacity(feed.symbols().len()),
+        feed,
+        writer,
+        catch_up: false,
         heartbeat,
         idle: Box::pin(tokio::time::sleep(heartbeat)),
         last_sent: Instant::now(),
         stop: Box::pin(shutdown.cancelled_owned()),
         started: false,
-        first: true,
         _place: place,
     };
     stream::unfold(state, |mut state| async move {
@@ -154,10 +166,20 @@ fn event_stream(
 }
 
 struct EventState {
-    snapshots: tokio::sync::watch::Receiver<std::sync::Arc<crate::feed::Snapshot>>,
+    snapshots: tokio::sync::watch::Receiver<Arc<Snapshot>>,
+    /// The snapshot being sent: its subscribed ticks not sent yet are owed to the client.
+    current: Arc<Snapshot>,
     subscription: Subscription,
-    /// Events of the current snapshot not yet sent (at most one per symbol).
-    pending: VecDeque<Bytes>,
+    /// For the ticks a late wake-up skipped: the feed's history.
+    feed: Feed,
+    /// The connection's write state, when the server has one: a stream whose socket blocked
+    /// skips to the newest ticks (latest value wins), one that was only woken late catches
+    /// up from the history.
+    writer: Option<Rc<Backpressure>>,
+    /// Whether ticks skipped since the last one sent are owed too (from the history); not
+    /// for the first snapshot of a stream (no backlog on a reconnect), nor after the socket
+    /// blocked.
+    catch_up: bool,
     heartbeat: Duration,
     /// Fires when the stream may have been idle for a heartbeat period. It is *not* re-armed
     /// on every tick (that would move it in the timer wheel once per tick per stream): when
@@ -170,7 +192,6 @@ struct EventState {
     /// `cancelled()` call takes the token's shared lock.
     stop: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
     started: bool,
-    first: bool,
     /// This stream's place in the connection count, given back when the stream is dropped.
     _place: ConnectionGuard,
 }
@@ -182,25 +203,25 @@ impl EventState {
             return Some(Bytes::from_static(PREAMBLE.as_bytes()));
         }
         loop {
-            if let Some(frame) = self.pending.pop_front() {
+            if let Some(event) = self.next_event() {
                 self.last_sent = Instant::now();
-                return Some(frame);
+                return Some(event);
             }
-            if self.first {
-                // The current tick at once, as on every (re)connect.
-                self.first = false;
-                let snapshot = self.snapshots.borrow_and_update().clone();
-                self.queue(&snapshot);
-                continue;
-            }
+            // Everything owed is sent: from now on, a late wake-up is caught up.
+            self.catch_up = true;
             tokio::select! {
                 // The server is shutting down: end the stream (EventSource will retry).
                 _ = &mut self.stop => return None,
-                // A new snapshot: queue the subscribed ticks.
+                // A new snapshot.
                 changed = self.snapshots.changed() => {
                     changed.ok()?;
-                    let snapshot = self.snapshots.borrow_and_update().clone();
-                    self.queue(&snapshot);
+                    self.current = self.snapshots.borrow_and_update().clone();
+                    if let Some(writer) = &self.writer
+                        && (writer.take_blocked() || writer.is_blocked())
+                    {
+                        // The client fell behind: latest value wins.
+                        self.catch_up = false;
+                    }
                 }
                 // Maybe idle for a heartbeat period: a comment keeps the connection alive.
                 _ = self.idle.as_mut() => {
@@ -218,24 +239,114 @@ impl EventState {
         }
     }
 
-    fn queue(&mut self, snapshot: &crate::feed::Snapshot) {
+    /// The next event owed from the current snapshot, if any: for each subscribed symbol in
+    /// turn, with [`EventState::catch_up`], the tick after the last one sent (from the
+    /// feed's history, oldest first, as a WebSocket does when woken late; a gap longer than
+    /// the history is skipped in one step), up to the current tick.
+    fn next_event(&mut self) -> Option<Bytes> {
+        let snapshot = Arc::clone(&self.current);
         for (i, published) in snapshot.ticks.iter().enumerate() {
-            if self.subscription.take(i, published) {
-                let run = published.tick.run;
-                if self.subscription.only_position(i, run) {
-                    // One symbol held: the same event for every such stream, built once.
-                    self.pending.push_back(published.sse_event_alone());
-                    continue;
+            if !self.subscription.contains(i) {
+                continue;
+            }
+            let (run, seq) = (published.tick.run, published.tick.seq);
+            loop {
+                let last = self.subscription.last_sent(i, run);
+                if seq <= last {
+                    break;
                 }
-                let id = self.subscription.resume_id(snapshot, i, run);
-                let data = published.sse_frame();
-                let mut event = BytesMut::with_capacity(id.len() + 5 + data.len());
-                event.extend_from_slice(b"id: ");
-                event.extend_from_slice(id.as_bytes());
-                event.extend_from_slice(b"\n");
-                event.extend_from_slice(&data);
-                self.pending.push_back(event.freeze());
+                let gap = seq - last - 1;
+                if !self.catch_up || last == 0 || gap == 0 || gap > HISTORY as u64 {
+                    return self.event(&snapshot, i, published);
+                }
+                let feed = self.feed.clone();
+                match feed.recent(i, run, last + 1, |tick| self.event(&snapshot, i, tick)) {
+                    Some(event) => return event,
+                    // Not in the history (a relay may skip seqs): skipped.
+                    None => self.subscription.mark_sent(i, run, last + 1),
+                }
             }
         }
+        None
+    }
+
+    /// The event for `published`, the tick of the symbol at `i`, marked as sent.
+    fn event(&mut self, snapshot: &Snapshot, i: usize, published: &Published) -> Option<Bytes> {
+        if !self.subscription.take(i, published) {
+            return None;
+        }
+        let run = published.tick.run;
+        if self.subscription.only_position(i, run) {
+            // One symbol held: the same event for every such stream, built once.
+            return Some(published.sse_event_alone());
+        }
+        let id = self.subscription.resume_id(snapshot, i, run);
+        let data = published.sse_frame();
+        let mut event = BytesMut::with_capacity(id.len() + 5 + data.len());
+        event.extend_from_slice(b"id: ");
+        event.extend_from_slice(id.as_bytes());
+        event.extend_from_slice(b"\n");
+        event.extend_from_slice(&data);
+        Some(event.freeze())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use crate::tick::{RunId, Tick};
+    use futures_util::StreamExt;
+
+    fn tick(seq: u64) -> Tick {
+        Tick {
+            symbol: "ACME".into(),
+            price: 100.0,
+            change: 0.0,
+            seq,
+            ts: 1.0,
+            run: RunId::UNKNOWN,
+        }
+    }
+
+    /// The `seq` of an event chunk.
+    fn seq_of(chunk: &Bytes) -> u64 {
+        let text = std::str::from_utf8(chunk).unwrap();
+        let data = text.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+        serde_json::from_str::<Tick>(data).unwrap().seq
+    }
+
+    /// A stream whose task wakes up only after several ticks went by (a busy machine), its
+    /// socket never blocked, sends the ticks in between from the feed's history, oldest
+    /// first; the first event of a stream is the current tick only (no backlog).
+    #[tokio::test]
+    async fn a_stream_woken_late_catches_up_from_the_history() {
+        let (feed, mut relay) = Feed::relay(vec!["ACME".into()], Duration::from_millis(100));
+        for seq in 1..=3 {
+            relay.publish(vec![(0, tick(seq))], true);
+        }
+        let metrics = std::sync::Arc::new(Metrics::default());
+        let place = metrics.open_connection(10, |m| &m.sse_open).unwrap();
+        let stream = event_stream(
+            feed.clone(),
+            Subscription::only(0),
+            None,
+            Duration::from_secs(60),
+            tokio_util::sync::CancellationToken::new(),
+            place,
+        );
+        let mut stream = std::pin::pin!(stream);
+        let mut next = async || stream.next().await.unwrap().unwrap();
+        assert_eq!(next().await, Bytes::from_static(PREAMBLE.as_bytes()));
+        assert_eq!(seq_of(&next().await), 3, "the current tick, no backlog");
+        // Five ticks while the stream's task is not polled: all of them, in order.
+        for seq in 4..=8 {
+            relay.publish(vec![(0, tick(seq))], true);
+        }
+        let mut seqs = Vec::new();
+        for _ in 4..=8 {
+            seqs.push(seq_of(&next().await));
+        }
+        assert_eq!(seqs, [4, 5, 6, 7, 8]);
     }
 }

@@ -34,6 +34,7 @@ export function mountWsPane(root, { symbols, scale, shared }) {
   const urlEl = q('ws-url');
   const rttEl = q('rtt');
   const clockEl = q('clock');
+  const heartbeatEl = q('heartbeat');
   const handshakePanel = document.getElementById('handshake');
   const select = q('symbol');
   const clock = new ClockOffset();
@@ -94,6 +95,7 @@ export function mountWsPane(root, { symbols, scale, shared }) {
         clock.sample(message.t, message.server_ts, now);
         rttEl.textContent = `round trip: ${fmt.ms(now - message.t)} (ping → pong on the open socket)`;
         showClock();
+        if (message.heartbeat) showHeartbeat(message.heartbeat);
         break;
       }
       case 'subscribed':
@@ -142,6 +144,12 @@ export function mountWsPane(root, { symbols, scale, shared }) {
   function showClock() {
     const sign = clock.offset >= 0 ? '+' : '−';
     clockEl.textContent = `server clock ≈ ${sign}${fmt.ms(Math.abs(clock.offset))} ± ${fmt.ms(clock.uncertainty)} vs this browser (best of your pings); ages assume one clock`;
+  }
+
+  // The server's own pings are control frames the browser answers without telling the page;
+  // only the server's count, in the pong, shows them.
+  function showHeartbeat({ every_secs: every, pings_sent: sent, pongs_received: answered }) {
+    heartbeatEl.textContent = `heartbeat: the server has pinged this socket ${sent} time${sent === 1 ? '' : 's'} (every ${every} s) and your browser answered ${answered}, all unseen by JavaScript`;
   }
 
   function closed(event) {

@@ -1251,3 +1251,160 @@ async fn seq_tracker_starts_a_new_series_on_a_new_run_and_ignores_a_lagging_seq(
         })
     );
 }
+
+/// The figures the README's exercise answers quote, measured as a learner would meet them:
+/// the real server with the exercise's flags, the page in headless Chromium, the panes the
+/// exercise names, then the scoreboard printed. Run it with
+/// `cargo test --release --test it browser::exercise_answers -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "four 30-second measurements, run by hand"]
+async fn exercise_answers_measured_as_a_learner_meets_them() {
+    const RUN: Duration = Duration::from_secs(30);
+    // Exercise 1: --tick-ms 50, polling every 1000 ms beside the WebSocket.
+    let rows = exercise(50, None, false, &[Setup::Poll(1000)], RUN).await;
+    print_rows("exercise 1: --tick-ms 50, HTTP polling every 1000 ms", rows);
+    // Exercise 2: the default 200 ms tick, polling every 150 ms.
+    let rows = exercise(200, None, false, &[Setup::Poll(150)], RUN).await;
+    print_rows("exercise 2: --tick-ms 200, HTTP polling every 150 ms", rows);
+    // Exercise 6: --lab-rtt-ms 150 --tick-ms 50, long polling and WebSocket on both tabs;
+    // then the lab at 40 ms.
+    for (rtt, through_lab) in [(150, false), (150, true), (40, true)] {
+        let rows = exercise(50, Some(rtt), through_lab, &[Setup::LongPoll], RUN).await;
+        let tab = if through_lab { "simulated" } else { "direct" };
+        print_rows(
+            &format!("exercise 6: --lab-rtt-ms {rtt} --tick-ms 50, {tab} tab, long polling"),
+            rows,
+        );
+    }
+}
+
+/// What an exercise switches on besides the WebSocket pane.
+enum Setup {
+    /// HTTP auto-poll at this interval.
+    Poll(u32),
+    /// The long-polling pane, started.
+    LongPoll,
+}
+
+/// The real server at `tick_ms` (with the lab at `lab_rtt_ms`), the page opened directly or
+/// through the lab, `setup` applied, then `run` later the scoreboard's rows; `None` when
+/// browser tests are skipped.
+async fn exercise(
+    tick_ms: u64,
+    lab_rtt_ms: Option<u64>,
+    through_lab: bool,
+    setup: &[Setup],
+    run: Duration,
+) -> Option<Vec<String>> {
+    let browser = Browser::launch(BrowserOptions::default()).await?;
+    let config = tickerlab::Config {
+        port: 0,
+        tick_ms,
+        lab_rtt_ms,
+        ..tickerlab::Config::default()
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let app = tickerlab::serve(config, listener).expect("serve");
+    let addr = match through_lab {
+        true => app.lab_addr().expect("the lab is on"),
+        false => app.local_addr(),
+    };
+    let stopper = app.stopper();
+    tokio::spawn(app.run());
+    browser.open(&format!("http://{addr}/")).await;
+    for step in setup {
+        match step {
+            Setup::Poll(ms) => {
+                poll_every(&browser, *ms).await;
+                browser
+                    .wait_for(
+                        "Number(document.getElementById('pane-http').dataset.count) >= 1",
+                        "the HTTP pane to start polling",
+                    )
+                    .await;
+            }
+            Setup::LongPoll => {
+                browser.click("#pane-chooser input[value=longpoll]").await;
+                start_pane(&browser, "longpoll").await;
+            }
+        }
+    }
+    tokio::time::sleep(run).await;
+    let rows = browser
+        .js("return [...document.querySelectorAll('#scoreboard tr')].filter(r => !r.hidden).map(r => [...r.children].map(c => c.innerText.replace(/\\n/g, ' ')).join(' | '));")
+        .await;
+    let mut rows: Vec<String> = rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r.as_str().unwrap_or_default().to_owned())
+        .collect();
+    rows.push(browser.text("#scoreboard .verdict").await);
+    browser.finish().await;
+    stopper.stop().await;
+    Some(rows)
+}
+
+fn print_rows(title: &str, rows: Option<Vec<String>>) {
+    println!("{title}");
+    for row in rows.unwrap_or_default() {
+        println!("  {row}");
+    }
+}
+
+/// The heartbeat is visible on the page: the browser answers the server's pings by itself,
+/// and the pane shows the server's count of them from the next `pong`.
+#[tokio::test]
+async fn the_websocket_pane_shows_the_heartbeat_the_browser_answered() {
+    let Some(browser) = Browser::launch(BrowserOptions::default()).await else {
+        return;
+    };
+    let app = spawn_app(tickerlab::Config {
+        tick_ms: TICK_MS,
+        heartbeat_secs: 1,
+        ..test_config()
+    })
+    .await;
+    browser.open(&app.http("/")).await;
+    browser
+        .wait_for(
+            "document.getElementById('pane-ws').dataset.state === 'open'",
+            "an open socket",
+        )
+        .await;
+    // A ping every half second until the server has pinged, and been answered, twice.
+    let answered = heartbeat_counts();
+    let start = std::time::Instant::now();
+    let text = loop {
+        browser.click("#pane-ws .ping").await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let text = browser.text("#pane-ws .heartbeat").await;
+        if answered(&text).is_some_and(|(sent, answered)| sent >= 2 && answered >= 2) {
+            break text;
+        }
+        assert!(
+            start.elapsed() < browser::PAGE_WAIT,
+            "no heartbeat shown: {text:?}"
+        );
+    };
+    assert!(text.contains("(every 1 s)"), "{text}");
+    browser.assert_no_console_errors().await;
+    browser.finish().await;
+}
+
+/// Reads "pinged this socket N times ... answered M" from the pane's heartbeat line.
+fn heartbeat_counts() -> impl Fn(&str) -> Option<(u64, u64)> {
+    |text: &str| {
+        let number_after = |marker: &str| -> Option<u64> {
+            let rest = text.split_once(marker)?.1;
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        };
+        Some((
+            number_after("pinged this socket ")?,
+            number_after("answered ")?,
+        ))
+    }
+}

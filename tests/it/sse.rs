@@ -313,3 +313,46 @@ async fn an_event_stream_with_no_symbols_is_refused_with_400() {
         0
     );
 }
+
+/// A stream whose client stops reading for a while, so that its socket blocks, skips to the
+/// newest ticks once the client reads again (latest value wins, as on a WebSocket): what the
+/// buffers held, then a jump, never a replay of the stall. (A stream that was only woken
+/// late, its socket never blocked, catches up from the history instead: the unit test
+/// `a_stream_woken_late_catches_up_from_the_history` in `src/http/sse.rs`.)
+#[tokio::test]
+async fn a_stream_whose_socket_blocked_skips_to_the_newest_ticks() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app(test_config()).await;
+    // A 4 KiB receive buffer: the server's writes block after a few dozen kB.
+    let mut stream = common::hostile::small_window(app.addr).await.unwrap();
+    stream
+        .write_all(b"GET /events?symbols=ACME,GLOBX,INITECH,UMBRL HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // Four symbols at a tick every 20 ms: about 34 kB a second, so the socket is full after
+    // about a second; three seconds leave the stream more than 50 ticks behind.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let mut text = String::new();
+    let mut buffer = vec![0; 64 * 1024];
+    let until = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+    while let Ok(read) = tokio::time::timeout_at(until, stream.read(&mut buffer)).await {
+        let n = read.expect("read");
+        assert!(n > 0, "the stream ended");
+        text.push_str(std::str::from_utf8(&buffer[..n]).expect("UTF-8"));
+    }
+    let mut last = std::collections::HashMap::new();
+    let mut skipped = 0;
+    for data in text.lines().filter_map(|line| line.strip_prefix("data: ")) {
+        let tick: Value = serde_json::from_str(data).expect("a tick");
+        let symbol = tick["symbol"].as_str().unwrap().to_owned();
+        let seq = tick["seq"].as_u64().unwrap();
+        if let Some(previous) = last.insert(symbol.clone(), seq) {
+            assert!(seq > previous, "{symbol}: seq {seq} after {previous}");
+            skipped += seq - previous - 1;
+        }
+    }
+    assert_eq!(last.len(), 4, "every symbol streamed: {last:?}");
+    // The stall's ticks beyond what the buffers held were skipped, not replayed.
+    assert!(skipped >= 4 * 20, "only {skipped} ticks skipped");
+    app.stopper.stop().await;
+}

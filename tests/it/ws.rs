@@ -532,6 +532,38 @@ async fn a_quiet_client_that_answers_pings_stays_connected() {
     assert_eq!(metric(&metrics_text(&app).await, WS_OPEN), 1);
 }
 
+/// The heartbeat a browser hides from JavaScript, counted by the server: a `pong` (the answer
+/// to the protocol's `ping` message) says how many ping frames the server sent on this socket
+/// and how many pongs came back. tungstenite writes its answer to a ping when it next reads
+/// (before reading), so once a tick has been read after the last ping seen, the server has
+/// every answer before our `ping` message.
+#[tokio::test]
+async fn a_pong_counts_the_heartbeat_pings_sent_and_answered_on_the_socket() {
+    let app = spawn_app(heartbeat_config()).await;
+    let mut ws = greeted_client(&app).await;
+    let mut seen = 0;
+    loop {
+        let message = tokio::time::timeout(common::WAIT, futures_util::StreamExt::next(&mut ws))
+            .await
+            .expect("message")
+            .expect("open")
+            .expect("ok");
+        match message {
+            Message::Ping(_) => seen += 1,
+            _ if seen >= 3 => break,
+            _ => {}
+        }
+    }
+    send_json(&mut ws, json!({"type": "ping", "id": 7})).await;
+    let pong = next_of_type(&mut ws, "pong").await;
+    let heartbeat = &pong["heartbeat"];
+    assert_eq!(heartbeat["every_secs"], 1, "{pong}");
+    assert_eq!(heartbeat["pongs_received"], seen, "{pong}");
+    let sent = heartbeat["pings_sent"].as_u64().expect("pings_sent");
+    // One more may be on its way to us.
+    assert!(sent == seen || sent == seen + 1, "{pong}");
+}
+
 // ---- bad messages: an error answer, the socket stays open ------------------------------------
 
 #[tokio::test]

@@ -11,7 +11,9 @@ use actix_ws::{CloseCode, CloseReason};
 
 use crate::feed::Feed;
 use crate::subscription::{BeyondTheFeed, MAX_SYMBOLS_PER_REQUEST, Subscription};
-use crate::tick::{ClientMessage, Handshake, PROTOCOL_VERSION, RequestId, ServerMessage, epoch_ms};
+use crate::tick::{
+    ClientMessage, Handshake, Heartbeat, PROTOCOL_VERSION, RequestId, ServerMessage, epoch_ms,
+};
 
 /// What the session does about one client text message.
 #[derive(Debug)]
@@ -24,7 +26,12 @@ pub(crate) enum Reply {
 
 /// Answers one text message, parsed once. A bad message gets an `error` and changes nothing;
 /// a `drop` request closes the socket (see [`drop_reason`]).
-pub(crate) fn handle_text(text: &str, feed: &Feed, subscription: &mut Subscription) -> Reply {
+pub(crate) fn handle_text(
+    text: &str,
+    feed: &Feed,
+    subscription: &mut Subscription,
+    heartbeat: Heartbeat,
+) -> Reply {
     let message: ClientMessage = match serde_json::from_str(text) {
         Ok(message) => message,
         Err(e) => return Reply::Answers(vec![bad_message(text, &e)]),
@@ -32,7 +39,7 @@ pub(crate) fn handle_text(text: &str, feed: &Feed, subscription: &mut Subscripti
     if let ClientMessage::Drop { id } = message {
         return Reply::Close(drop_reason(id));
     }
-    Reply::Answers(answer(message, feed, subscription))
+    Reply::Answers(answer(message, feed, subscription, heartbeat))
 }
 
 /// The messages that answer a parsed request other than `drop`.
@@ -40,12 +47,14 @@ fn answer(
     message: ClientMessage,
     feed: &Feed,
     subscription: &mut Subscription,
+    heartbeat: Heartbeat,
 ) -> Vec<ServerMessage> {
     match message {
         ClientMessage::Ping { id, t } => vec![ServerMessage::Pong {
             id,
             t,
             server_ts: epoch_ms(),
+            heartbeat: Some(heartbeat),
         }],
         ClientMessage::Subscribe { symbols, id } | ClientMessage::Unsubscribe { symbols, id }
             if symbols.len() > MAX_SYMBOLS_PER_REQUEST =>

@@ -88,7 +88,7 @@ fn message_like() -> impl Strategy<Value = String> {
 
 fn check_answers(text: &str, feed: &Feed) -> Result<(), TestCaseError> {
     let mut subscription = Subscription::only(0);
-    let answers = match handle_text(text, feed, &mut subscription) {
+    let answers = match handle_text(text, feed, &mut subscription, Default::default()) {
         Reply::Answers(answers) => answers,
         Reply::Close(reason) => {
             // Only a drop request closes, and its reason says so.

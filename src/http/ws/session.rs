@@ -28,7 +28,7 @@ use super::messages::{self, Reply};
 use crate::config::Config;
 use crate::feed::Feed;
 use crate::metrics::{ConnectionGuard, Metrics};
-use crate::tick::ServerMessage;
+use crate::tick::{Heartbeat, ServerMessage};
 
 /// The longest a session waits to queue its close frame before it just drops the socket,
 /// and then again for the client's close frame in answer: the closing handshake is bounded,
@@ -218,6 +218,10 @@ pub(crate) async fn run_session(
     }
     pusher.start();
     let mut heartbeat = heartbeat_timer(settings.heartbeat).await;
+    let mut beats = Heartbeat {
+        every_secs: settings.heartbeat.as_secs(),
+        ..Heartbeat::default()
+    };
     let mut last_heard = Instant::now();
     let shutdown = out.shutdown.clone();
     // Made once, not on every pass of the loop: each `cancelled()` call registers with the
@@ -253,6 +257,7 @@ pub(crate) async fn run_session(
                 if Box::pin(out.control(Control::Ping)).await.is_err() {
                     return;
                 }
+                beats.pings_sent = beats.pings_sent.saturating_add(1);
                 continue;
             }
 
@@ -265,7 +270,7 @@ pub(crate) async fn run_session(
             Err(Some(close)) => break close,
             Err(None) => return, // the TCP connection is gone: nobody to close
         };
-        match Box::pin(answer(message, &mut out, &feed, &pusher)).await {
+        match Box::pin(answer(message, &mut out, &feed, &pusher, &mut beats)).await {
             Ok(None) => {}
             Ok(Some(close)) => break close,
             Err(Gone) => return,
@@ -282,13 +287,14 @@ async fn answer(
     out: &mut Outbox,
     feed: &Feed,
     pusher: &Pusher,
+    beats: &mut Heartbeat,
 ) -> Result<Option<Close>, Gone> {
     match message {
         AggregatedMessage::Text(text) => {
             // Worked out on a copy and applied once answered: the answer (`subscribed`) goes
             // out before the ticks it announces.
             let mut changed = pusher.subscription().clone();
-            let answers = match messages::handle_text(&text, feed, &mut changed) {
+            let answers = match messages::handle_text(&text, feed, &mut changed, *beats) {
                 Reply::Answers(answers) => answers,
                 // The client asked us to drop it (the page's "drop connection").
                 Reply::Close(reason) => return Ok(Some(Close::ours(reason))),
@@ -306,7 +312,7 @@ async fn answer(
             )));
         }
         AggregatedMessage::Ping(bytes) => out.control(Control::Pong(&bytes)).await?,
-        AggregatedMessage::Pong(_) => {}
+        AggregatedMessage::Pong(_) => beats.pongs_received = beats.pongs_received.saturating_add(1),
         // The client started the closing handshake: answer with its own code.
         AggregatedMessage::Close(reason) => return Ok(Some(Close::theirs(reason))),
     }
