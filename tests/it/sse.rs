@@ -329,9 +329,16 @@ async fn a_stream_whose_socket_blocked_skips_to_the_newest_ticks() {
         .write_all(b"GET /events?symbols=ACME,GLOBX,INITECH,UMBRL HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
-    // Four symbols at a tick every 20 ms: about 34 kB a second, so the socket is full after
-    // about a second; three seconds leave the stream more than 50 ticks behind.
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    // What the buffers can hold before the socket blocks (the 32 KiB kernel send buffer, the
+    // client's 4 KiB, actix's 32 KiB write buffer) is about 100 events per symbol. Waiting
+    // for 200 more ticks leaves the stream about 100 behind once it blocked: fewer than the
+    // feed's history of 256, so only the blocked socket can make it skip them.
+    let start = app.feed.latest().ticks[0].tick.seq;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while app.feed.latest().ticks[0].tick.seq < start + 200 {
+        assert!(tokio::time::Instant::now() < deadline, "the feed stalled");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let mut text = String::new();
     let mut buffer = vec![0; 64 * 1024];
     let until = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
