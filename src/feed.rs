@@ -328,8 +328,10 @@ impl Feed {
             .read()
             .unwrap_or_else(PoisonError::into_inner);
         // A symbol's seq never goes down along the history, but a snapshot is not always one
-        // seq: a Redis relay publishes one per batch, in which a symbol may skip seqs or stay
-        // put. So search by the symbol's own seq rather than by position.
+        // seq: a Redis relay publishes one per batch of ticks that arrived together (a new one
+        // only when a symbol repeats in the batch), in which a symbol may skip seqs (ticks
+        // Redis never delivered) or stay put. So search by the symbol's own seq rather than
+        // by position.
         let key =
             |snapshot: &Arc<Snapshot>| snapshot.ticks.get(index).map(|p| (p.tick.run, p.tick.seq));
         let position = history.partition_point(|snapshot| key(snapshot) < Some((run, seq)));
@@ -492,7 +494,8 @@ impl Feed {
     /// one per symbol per `seq`; a tick dropped as old or refused by the checks costs no
     /// serialisation), so the promise it checks is the same: work per tick, never per
     /// client. There `ticks()` counts the snapshots the relay published (one per batch of
-    /// ticks that arrived together), so the two are no longer in proportion.
+    /// ticks that arrived together, and one more each time a symbol repeats in the batch),
+    /// so the two are no longer in proportion.
     pub fn serialisations(&self) -> u64 {
         self.shared.stats.serialisations.load(Ordering::Relaxed)
     }
@@ -542,10 +545,12 @@ impl Relay {
         let mut ticks = self.tx.borrow().ticks.clone();
         let mut adopted = 0;
         let mut moved_back = false;
+        // The symbols whose tick changed since the last snapshot this batch made.
+        let mut changed = vec![false; ticks.len()];
         for (index, incoming) in batch {
-            let Some(current) = ticks.get_mut(index) else {
+            if index >= ticks.len() {
                 continue;
-            };
+            }
             if incoming.run > self.run {
                 // A later run: the publisher restarted. Its numbering starts afresh (perhaps
                 // lower than ours): follow it at once, or this front-end freezes.
@@ -561,7 +566,17 @@ impl Relay {
             }
             // Same run as the one followed: a later seq, or the first tick of this run for
             // this symbol. Older or equal: a duplicate, or a tick the start-up GET superseded.
+            let current = &ticks[index];
             if current.tick.run != incoming.run || incoming.seq > current.tick.seq {
+                if changed[index] {
+                    // A second tick of this symbol in one batch (Redis delivered a burst):
+                    // the first gets a snapshot of its own, so the history holds every tick
+                    // and a reader catches up on it instead of losing it.
+                    self.snapshot(ticks.clone(), std::mem::take(&mut moved_back));
+                    changed.fill(false);
+                }
+                changed[index] = true;
+                let current = &mut ticks[index];
                 // Following an earlier run moves each symbol back when it adopts that run's
                 // first tick: in this batch or a later one, whatever `self.run` did.
                 moved_back |= (incoming.run, incoming.seq) < (current.tick.run, current.tick.seq);
@@ -570,12 +585,6 @@ impl Relay {
                 adopted += 1;
             }
         }
-        if moved_back {
-            // `recent` searches the history by each symbol's (run, seq), so that must never
-            // decrease along it. A symbol moved back only when the publisher's clock stepped
-            // back: rare enough to forget the whole history rather than keep one per symbol.
-            self.feed.forget_history();
-        }
         if adopted > 0 && live {
             health.adopted_now();
         }
@@ -583,12 +592,25 @@ impl Relay {
             stats
                 .serialisations
                 .fetch_add(adopted as u64, Ordering::Relaxed);
-            stats.ticks.fetch_add(1, Ordering::Relaxed);
-            let snapshot = Arc::new(Snapshot { ticks });
-            self.feed.remember(snapshot.clone());
-            self.tx.send_replace(snapshot);
+        }
+        if changed.contains(&true) {
+            self.snapshot(ticks, moved_back);
         }
         adopted
+    }
+
+    /// Publishes `ticks` as the feed's new snapshot and keeps it in the history.
+    fn snapshot(&self, ticks: Vec<Published>, moved_back: bool) {
+        if moved_back {
+            // `recent` searches the history by each symbol's (run, seq), so that must never
+            // decrease along it. A symbol moved back only when the publisher's clock stepped
+            // back: rare enough to forget the whole history rather than keep one per symbol.
+            self.feed.forget_history();
+        }
+        self.feed.shared.stats.ticks.fetch_add(1, Ordering::Relaxed);
+        let snapshot = Arc::new(Snapshot { ticks });
+        self.feed.remember(snapshot.clone());
+        self.tx.send_replace(snapshot);
     }
 
     /// The feed this relay writes to.
@@ -744,6 +766,32 @@ mod tests {
                 "{index} {seq}"
             );
         }
+    }
+
+    /// Redis delivered a burst: several ticks of one symbol read in one batch. Each gets a
+    /// snapshot of its own in the history, so a reader woken once catches up on all of them
+    /// (before, only the newest was kept, and every client of the front-end saw a gap).
+    #[test]
+    fn a_burst_of_ticks_of_one_symbol_keeps_every_tick_in_the_history() {
+        let (feed, mut relay) = Feed::relay(
+            vec!["ACME".into(), "GLOBX".into()],
+            Duration::from_millis(100),
+        );
+        relay.publish(
+            vec![(0, tick_of("ACME", 1)), (1, tick_of("GLOBX", 1))],
+            true,
+        );
+        let burst = (2..=5).flat_map(|seq| [(0, tick_of("ACME", seq)), (1, tick_of("GLOBX", seq))]);
+        assert_eq!(relay.publish(burst.collect(), true), 8);
+        for (index, seq) in (0..2).flat_map(|i| (1..=5).map(move |seq| (i, seq))) {
+            let json = feed.recent_json(index, RunId::UNKNOWN, seq);
+            assert!(
+                json.is_some(),
+                "symbol {index} seq {seq} is not in the history"
+            );
+        }
+        assert_eq!(feed.latest().ticks[0].tick.seq, 5);
+        assert_eq!(feed.latest().ticks[1].tick.seq, 5);
     }
 
     #[tokio::test(start_paused = true)]

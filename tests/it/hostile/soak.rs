@@ -38,26 +38,26 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// The server's open-file limit (`ulimit -n`). Without the fixes of R2 and R4 the clients
 /// of a few rounds exhaust it, and then the server cannot accept anyone.
-const OPEN_FILE_LIMIT: u64 = 512;
+pub(super) const OPEN_FILE_LIMIT: u64 = 512;
 /// `--max-connections`: the healthy clients and about two thirds of one round's hostile
 /// WebSockets and event streams; the others get `503`, as a crowd past the limit would.
-const MAX_CONNECTIONS: u64 = 60;
+pub(super) const MAX_CONNECTIONS: u64 = 60;
 /// `--client-timeout-secs`: how long a client that does not read (or answer pings) may hold
 /// its connection before the server gives it up (and the kernel's `TCP_USER_TIMEOUT`).
-const CLIENT_TIMEOUT_SECS: u64 = 5;
+pub(super) const CLIENT_TIMEOUT_SECS: u64 = 5;
 /// `--heartbeat-secs`: half of the client timeout, as the flag's rule says.
 const HEARTBEAT_SECS: u64 = 2;
 /// `--tick-ms`: 20 ticks a second per symbol; the feed's history of 256 ticks then covers a
 /// healthy session that a busy machine wakes up to 12 s late.
-const TICK_MS: u64 = 50;
+pub(super) const TICK_MS: u64 = 50;
 /// The symbols every WebSocket and event stream subscribes to: all of them, so that a client
 /// that does not read fills its buffers soon.
-const SYMBOLS: &str = "ACME,GLOBX,INITECH,UMBRL";
+pub(super) const SYMBOLS: &str = "ACME,GLOBX,INITECH,UMBRL";
 
 /// Hostile clients of each kind in one round.
 const PER_KIND: usize = 25;
 /// A new batch of hostile clients every round.
-const ROUND: Duration = Duration::from_secs(10);
+pub(super) const ROUND: Duration = Duration::from_secs(10);
 /// How much of its announced gigabyte an R1 client sends at most (before the fix, the server
 /// buffered all of it).
 const R1_PAYLOAD: usize = 4 << 20;
@@ -79,13 +79,13 @@ struct Bounds {
 /// File descriptors beyond the connections counted: a `/healthz` poll in flight, a refused
 /// handshake's connection until its client drops it, R1 connections in the second the server
 /// lingers after its 1009 close.
-const FD_SLACK: usize = 16;
+pub(super) const FD_SLACK: usize = 16;
 /// What one connection may cost in memory, whatever its client does. The guards keep it to
 /// buffers of tens of KiB (actix-http's 32 KiB write buffer, reads of 4 KiB, messages of at
 /// most 4 KiB, 32 queued ticks); with the allocator's overhead this soak measures under
 /// 100 KiB per connection, and allows 256. Before the fixes one R1 client pinned all it sent
 /// (4 MiB here), one R3 client 15 to 28 MiB.
-const PER_CONNECTION_KIB: u64 = 256;
+pub(super) const PER_CONNECTION_KIB: u64 = 256;
 
 impl Bounds {
     /// Every WebSocket and event stream holds a `--max-connections` place; a pipelining

@@ -44,7 +44,10 @@ use super::h2::{
     TlsStream, get, h2_client, h2_connection, never_ending_header_block, priority_frames,
     zero_window_streams,
 };
-use super::soak::{Healthy, MAX_MESSAGE, POLL, read_every_tick, settle, soak_duration};
+use super::soak::{
+    CLIENT_TIMEOUT_SECS, FD_SLACK, Healthy, MAX_CONNECTIONS, MAX_MESSAGE, OPEN_FILE_LIMIT,
+    PER_CONNECTION_KIB, POLL, ROUND, SYMBOLS, TICK_MS, read_every_tick, settle, soak_duration,
+};
 use crate::common;
 use common::process::{ServerProcess, connections, fds, open_file_limit, rss_kib};
 use common::redis_server::RedisServer;
@@ -57,20 +60,9 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 
-/// The server's open-file limit (`ulimit -n`).
-const OPEN_FILE_LIMIT: u64 = 512;
-/// `--max-connections`: the healthy clients' places and what one round's event streams and
-/// lab connections ask for.
-const MAX_CONNECTIONS: u64 = 60;
-/// `--client-timeout-secs`: how long a stream with no window, or a client that reads
-/// nothing, may hold what it took.
-const CLIENT_TIMEOUT_SECS: u64 = 5;
 /// `--long-poll-secs`: longer than the soak's rounds, so that only the client's leaving can
 /// free an abandoned long poll's place within one.
 const LONG_POLL_SECS: u64 = 60;
-/// `--tick-ms`, on the publisher and the front-end.
-const TICK_MS: u64 = 50;
-const SYMBOLS: &str = "ACME,GLOBX,INITECH,UMBRL";
 /// `--lab-rtt-ms`: a short round trip, so the lab's healthy clients keep up.
 const LAB_RTT_MS: u64 = 10;
 
@@ -80,8 +72,6 @@ const LAB_RTT_MS: u64 = 10;
 const PER_KIND: usize = 20;
 /// Silent connections from 127.0.0.2 in one round.
 const SILENT_TLS: usize = 50;
-/// A new batch every round.
-const ROUND: Duration = Duration::from_secs(10);
 /// Healthy WebSockets straight to the server, through the lab, and HTTP/2 event streams.
 const HEALTHY_WS: usize = 6;
 const HEALTHY_LAB: usize = 2;
@@ -109,13 +99,9 @@ struct Bounds {
 /// streams reset after the client timeout, then the idle connection closed); a round's
 /// and the previous round's can be open at once.
 const PLACELESS_PER_ROUND: usize = 7;
-/// Descriptors beyond those: a refused connection until its client's end is seen, a lab
-/// connection between its two sockets.
-const FD_SLACK: usize = 16;
-/// What one connection may cost in memory, as in the HTTP/1.1 soak; an HTTP/2 connection
-/// may cost [`PER_H2_CONNECTION_KIB`] more (its 128 KiB header list, a 256 KiB read burst,
-/// 100 streams' state).
-const PER_CONNECTION_KIB: u64 = 256;
+/// What an HTTP/2 connection may cost beyond [`PER_CONNECTION_KIB`], the HTTP/1.1 soak's
+/// per-connection allowance: its 128 KiB header list, a 256 KiB read burst, 100 streams'
+/// state.
 const PER_H2_CONNECTION_KIB: u64 = 1024;
 
 impl Bounds {
