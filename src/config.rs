@@ -143,6 +143,12 @@ pub struct Config {
     /// and payload), over wss:// only TLS records.
     #[arg(long, env = "LAB_TAP", requires = "lab_rtt_ms")]
     pub lab_tap: bool,
+
+    /// The key that opens the instructor's class view, `/class?key=KEY` (8 to 128 characters
+    /// from A-Z, a-z, 0-9, '-' and '_'). Without it a random key is made and the full URL
+    /// printed at start-up. With --redis, give every instance the same key.
+    #[arg(long, env = "CLASS_KEY", value_name = "KEY", hide_env_values = true)]
+    pub class_key: Option<String>,
 }
 
 /// Why a [`Config`] cannot be used. Each message says what was wrong and what is allowed.
@@ -188,6 +194,11 @@ pub enum ConfigError {
     /// A limit of zero would refuse every client.
     #[error("{0} must be at least 1")]
     ZeroLimit(&'static str),
+    /// A `--class-key` that is too short, too long or has characters a URL would mangle.
+    #[error(
+        "--class-key must be 8 to 128 characters from A-Z, a-z, 0-9, '-' and '_' (it goes in a URL)"
+    )]
+    ClassKey,
     /// A simulated-network delay outside its range.
     #[error("{0} {1} is out of range: use 0 to {max} milliseconds", max = MAX_LAB_DELAY_MS)]
     LabDelay(&'static str, u64),
@@ -219,6 +230,7 @@ impl Default for Config {
             lab_jitter_ms: 0,
             lab_port: None,
             lab_tap: false,
+            class_key: None,
         }
     }
 }
@@ -340,6 +352,14 @@ impl Config {
         }
         if self.max_messages_per_sec == 0 {
             return Err(ConfigError::ZeroLimit("--max-messages-per-sec"));
+        }
+        if let Some(key) = &self.class_key
+            && !(crate::class::KEY_LENGTH.contains(&key.len())
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        {
+            return Err(ConfigError::ClassKey);
         }
         self.validate_lab()
     }

@@ -28,6 +28,8 @@
 //! * [`tick`]: the wire protocol's message types.
 //! * [`wire`]: the bytes a tick is sent as (JSON, SSE event, WebSocket frame), built once
 //!   per tick and shared by every client.
+//! * [`class`]: the instructor's class view: the pages' reports, the class vote, the reveal,
+//!   and the cost per transport.
 //! * [`config`]: the one configuration struct.
 //! * [`subscription`]: which symbols a push client receives, without per-tick allocation.
 //! * [`http`]: one module per route family (page, price, long poll, SSE, ws, metrics).
@@ -44,6 +46,7 @@
 #![warn(missing_docs)]
 
 pub mod backplane;
+pub mod class;
 pub mod config;
 pub mod feed;
 pub mod http;
@@ -114,6 +117,7 @@ pub struct Tickerlab {
     stop: Stopper,
     tls: Option<tls::Identity>,
     lab: Option<lab::Relay>,
+    class: Arc<class::Class>,
 }
 
 /// Stops a running tickerlab gracefully: closes every WebSocket with 1001 (going away),
@@ -157,13 +161,30 @@ pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartEr
         }
     };
     let shutdown = CancellationToken::new();
+    let class_key = config.class_key.clone().unwrap_or_else(class::random_key);
     let state = http::AppState {
         feed: feed.clone(),
         config: Arc::new(config.clone()),
         shutdown: shutdown.clone(),
         metrics: Default::default(),
+        class: Arc::new(class::Class::new(class_key)),
     };
     memory::spawn_trimmer(state.metrics.clone(), shutdown.clone());
+    let class = state.class.clone();
+    match &config.redis {
+        Some(url) => class::spawn(
+            class.clone(),
+            state.metrics.clone(),
+            backplane::class::Redis::new(url)?,
+            shutdown.clone(),
+        ),
+        None => class::spawn(
+            class.clone(),
+            state.metrics.clone(),
+            class::Alone,
+            shutdown.clone(),
+        ),
+    }
     let metrics = state.metrics.clone();
     let lab = lab_listeners(&config, addr)?;
     let lab_info = actix_web::web::Data::new(lab.as_ref().map(|(_, _, info)| *info));
@@ -251,6 +272,7 @@ pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartEr
         stop,
         tls: identity,
         lab,
+        class,
     })
 }
 
@@ -331,6 +353,12 @@ impl Tickerlab {
     /// The simulated network's relay, e.g. to read its counters.
     pub fn lab(&self) -> Option<&lab::Relay> {
         self.lab.as_ref()
+    }
+
+    /// The key that opens the class view (`/class?key=...`): `--class-key`, or the random one
+    /// made at start-up.
+    pub fn class_key(&self) -> &str {
+        self.class.key()
     }
 
     /// The feed, e.g. to read its counters.

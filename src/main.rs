@@ -86,6 +86,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
         addr.to_string()
     };
     let mut report = format!("tickerlab listening on {}://{shown}\n", app.scheme());
+    // The key is the class view's only lock: printed here, on the instructor's terminal, and
+    // never logged.
+    report.push_str(&format!(
+        "class view (for the instructor's projector): {}://{shown}/class?key={}\n",
+        app.scheme(),
+        app.class_key()
+    ));
     if let (Some(lab), Some(rtt_ms)) = (app.lab_addr(), config.lab_rtt_ms) {
         // The same app and feed through the relay: open both URLs in two tabs to compare.
         let jitter = match config.lab_jitter_ms {

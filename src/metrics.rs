@@ -34,6 +34,8 @@ pub const ROUTES: &[&str] = &[
     "/healthz",
     "/ws",
     "/metrics",
+    "/class",
+    "/class/ws",
 ];
 
 /// Why a long-lived connection was refused; each has its own counter. `NotAHandshake` is
@@ -67,6 +69,57 @@ impl Refusal {
             Refusal::Origin => "origin",
             Refusal::Capacity => "capacity",
             Refusal::TlsPerAddress => "tls_per_address",
+        }
+    }
+}
+
+/// The ways a client reaches the server, for the cost of each (the class view, see
+/// [`crate::class::Cost`]). A connection's bytes count for the transport of the request it
+/// carries (see `http::connection::Meter`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// `GET /price`: HTTP polling.
+    Polling,
+    /// `GET /price/next`: long polling.
+    LongPoll,
+    /// `GET /events`: Server-Sent Events.
+    Sse,
+    /// `GET /ws`: the WebSocket.
+    WebSocket,
+    /// Everything else: the page and its assets, `/metrics`, `/echo`, the class view, and
+    /// HTTP/2 connections, whose streams mix transports.
+    Other,
+}
+
+impl Transport {
+    /// Every transport, in the order the class view lists them.
+    pub const ALL: [Transport; 5] = [
+        Transport::Polling,
+        Transport::LongPoll,
+        Transport::Sse,
+        Transport::WebSocket,
+        Transport::Other,
+    ];
+
+    /// The transport a request for `path` uses.
+    pub fn of_path(path: &str) -> Transport {
+        match path {
+            "/price" => Transport::Polling,
+            "/price/next" => Transport::LongPoll,
+            "/events" => Transport::Sse,
+            "/ws" => Transport::WebSocket,
+            _ => Transport::Other,
+        }
+    }
+
+    /// Its name on the class view.
+    pub fn label(self) -> &'static str {
+        match self {
+            Transport::Polling => "HTTP polling",
+            Transport::LongPoll => "long polling",
+            Transport::Sse => "Server-Sent Events",
+            Transport::WebSocket => "WebSocket",
+            Transport::Other => "page, assets and other",
         }
     }
 }
@@ -136,6 +189,12 @@ pub struct Metrics {
     pub ws_messages_received: AtomicU64,
     /// Sessions closed for sending faster than `--max-messages-per-sec` (close 1008).
     pub ws_rate_limited: AtomicU64,
+    /// Events written to Server-Sent Events streams.
+    pub sse_events_sent: AtomicU64,
+    /// Bytes written to clients, by [`Transport`] (index: `Transport as usize`).
+    pub bytes_out: [AtomicU64; Transport::ALL.len()],
+    /// Bytes read from clients, by [`Transport`].
+    pub bytes_in: [AtomicU64; Transport::ALL.len()],
     refused: [AtomicU64; Refusal::ALL.len()],
     /// HTTP responses by route (index in [`ROUTES`], last = other) and status code.
     http: Box<[[AtomicU64; STATUS_SLOTS]; ROUTES.len() + 1]>,
@@ -158,6 +217,9 @@ impl Default for Metrics {
             ws_ticks_skipped: AtomicU64::new(0),
             ws_messages_received: AtomicU64::new(0),
             ws_rate_limited: AtomicU64::new(0),
+            sse_events_sent: AtomicU64::new(0),
+            bytes_out: Default::default(),
+            bytes_in: Default::default(),
             refused: Default::default(),
             http: Box::new(std::array::from_fn(|_| {
                 std::array::from_fn(|_| AtomicU64::new(0))
@@ -174,6 +236,13 @@ impl Default for Metrics {
 pub struct ConnectionGuard {
     metrics: std::sync::Arc<Metrics>,
     transport: fn(&Metrics) -> &Gauge,
+}
+
+impl ConnectionGuard {
+    /// The counters this place is held in.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
 }
 
 impl Drop for ConnectionGuard {
@@ -234,6 +303,39 @@ impl Metrics {
         self.ws_messages_sent.fetch_add(1, Ordering::Relaxed);
         self.ws_bytes_sent
             .fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// How many requests (polling, long polling, other), events (SSE) or messages both ways
+    /// (WebSocket) `transport` has carried: the "per second" of its cost.
+    pub fn transport_events(&self, transport: Transport) -> u64 {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let route = |pattern: &str| {
+            ROUTES
+                .iter()
+                .position(|known| *known == pattern)
+                .map_or(0, |row| self.http[row].iter().map(load).sum())
+        };
+        match transport {
+            Transport::Polling => route("/price"),
+            Transport::LongPoll => route("/price/next"),
+            Transport::Sse => load(&self.sse_events_sent),
+            Transport::WebSocket => load(&self.ws_messages_sent) + load(&self.ws_messages_received),
+            Transport::Other => {
+                let all: u64 = self.http.iter().flatten().map(load).sum();
+                all.saturating_sub(route("/price") + route("/price/next"))
+            }
+        }
+    }
+
+    /// Counts bytes a connection carried for `transport`: `read` from the client, `written`
+    /// to it.
+    pub fn carried(&self, transport: Transport, read: usize, written: usize) {
+        if read > 0 {
+            self.bytes_in[transport as usize].fetch_add(read as u64, Ordering::Relaxed);
+        }
+        if written > 0 {
+            self.bytes_out[transport as usize].fetch_add(written as u64, Ordering::Relaxed);
+        }
     }
 
     /// Counts one HTTP response. `route` is the matched pattern (`None`: no route matched).

@@ -173,6 +173,28 @@ pub enum ClientMessage {
         #[serde(default)]
         id: RequestId,
     },
+    /// The page's panes, for the instructor's class view (see [`crate::class`]); a blind-test
+    /// page also says which letter its WebSocket pane has. Sent on every `hello` and whenever
+    /// a pane is switched. Answered only when the vote is over already (with `reveal`).
+    /// `{"type":"report","panes":{"poll_ms":1000,"longpoll":false,"sse":false,"ws":true},"ws_letter":"B"}`
+    Report {
+        /// Which panes are on.
+        #[serde(default)]
+        panes: crate::class::Panes,
+        /// On a blind-test page: the letter of its WebSocket pane.
+        #[serde(default)]
+        ws_letter: Option<crate::class::Letter>,
+    },
+    /// A blind-test page's answer: which letter is the WebSocket. One per page, replaced by
+    /// the next until the reveal; answered with `voted`.
+    /// `{"type":"vote","answer":"A"}`
+    Vote {
+        /// `"A"` or `"B"`.
+        answer: crate::class::Letter,
+    },
+    /// Only the class view may reveal: a page that asks gets an `error` (`not_allowed`).
+    /// `{"type":"reveal"}`
+    Reveal {},
 }
 
 /// The HTTP request and response that opened a WebSocket, as the server saw them.
@@ -342,6 +364,18 @@ pub enum ServerMessage {
         /// For `unknown_symbol`: the symbols that exist.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         symbols: Option<Vec<String>>,
+    },
+    /// The answer to `vote`: the page's answer as the server keeps it.
+    Voted {
+        /// The answer kept.
+        answer: crate::class::Letter,
+    },
+    /// The instructor revealed the blind test: pushed to every blind-test page at once (and
+    /// to one that reports after it).
+    Reveal {
+        /// When the instructor revealed, on the server's clock (epoch ms): a page measures
+        /// how long the push took.
+        at: f64,
     },
 }
 

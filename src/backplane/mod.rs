@@ -51,6 +51,7 @@
 //!   slip one last tick in ([`publish_fenced`]).
 
 pub mod check;
+pub mod class;
 pub mod publisher;
 pub mod subscriber;
 

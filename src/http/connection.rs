@@ -56,7 +56,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Transport};
 
 /// Whether the connection's socket is taking bytes: written by its [`GuardedIo`] as writes
 /// block and resume, read by a WebSocket's tick writer through the request's connection
@@ -167,6 +167,33 @@ impl Abort {
     }
 }
 
+/// What a connection's bytes count for: the transport of the request it carries now, set by
+/// the response-counting middleware (`http::metrics::count_responses`) from the request's
+/// path, and read by [`GuardedIo`] on every read and write. An HTTP/1.1 connection carries one
+/// request at a time, so its bytes belong to that request's transport (a keep-alive's next
+/// request head is counted for the one before it, a few hundred bytes). An HTTP/2 connection
+/// mixes streams of every kind: it stays [`Transport::Other`].
+#[derive(Debug)]
+pub struct Meter {
+    metrics: Arc<Metrics>,
+    transport: Cell<Transport>,
+    /// HTTP/2: the transport is not followed.
+    fixed: bool,
+}
+
+impl Meter {
+    /// The connection's bytes count for `transport` from now on (unless it is HTTP/2).
+    pub fn carries(&self, transport: Transport) {
+        if !self.fixed {
+            self.transport.set(transport);
+        }
+    }
+
+    fn count(&self, read: usize, written: usize) {
+        self.metrics.carried(self.transport.get(), read, written);
+    }
+}
+
 /// A connection's I/O as the HTTP dispatcher sees it, with the limits described in the
 /// module docs: writes that give up after `write_timeout` without progress, the socket's
 /// backpressure made visible to a WebSocket's tick writer, and an [`Abort`] for its session.
@@ -181,6 +208,8 @@ pub struct GuardedIo<T> {
     stalled: Option<Pin<Box<Sleep>>>,
     /// How fast the client may send, when limited ([`GuardedIo::with_read_limit`]).
     read_limit: Option<ReadLimit>,
+    /// Where its bytes are counted, when they are ([`GuardedIo::metered`]).
+    meter: Option<Rc<Meter>>,
 }
 
 /// A token bucket over the bytes read from a connection: `rate` bytes a second, up to
@@ -229,7 +258,25 @@ impl<T> GuardedIo<T> {
             write_timeout,
             stalled: None,
             read_limit: None,
+            meter: None,
         }
+    }
+
+    /// Counts this connection's bytes in `metrics`, by transport ([`Meter`]); an HTTP/2
+    /// connection's (`h2`) all as [`Transport::Other`].
+    pub fn metered(mut self, metrics: Arc<Metrics>, h2: bool) -> GuardedIo<T> {
+        self.meter = Some(Rc::new(Meter {
+            metrics,
+            transport: Cell::new(Transport::Other),
+            fixed: h2,
+        }));
+        self
+    }
+
+    /// The connection's [`Meter`], for the middleware to reach through the request's
+    /// connection data.
+    pub fn meter(&self) -> Option<Rc<Meter>> {
+        self.meter.clone()
     }
 
     /// Lets the client send at most `rate` bytes a second on average, with bursts of up to
@@ -322,13 +369,18 @@ impl<T: AsyncRead + Unpin> AsyncRead for GuardedIo<T> {
         if let Some(e) = this.aborted(cx) {
             return Poll::Ready(Err(e));
         }
-        let Some(limit) = &mut this.read_limit else {
-            return Pin::new(&mut this.io).poll_read(cx, out);
-        };
-        ready!(limit.poll_ready(cx));
+        if let Some(limit) = &mut this.read_limit {
+            ready!(limit.poll_ready(cx));
+        }
         let before = out.filled().len();
         ready!(Pin::new(&mut this.io).poll_read(cx, out))?;
-        limit.balance -= (out.filled().len() - before) as f64;
+        let read = out.filled().len() - before;
+        if let Some(limit) = &mut this.read_limit {
+            limit.balance -= read as f64;
+        }
+        if let Some(meter) = &this.meter {
+            meter.count(read, 0);
+        }
         Poll::Ready(Ok(()))
     }
 }
@@ -348,6 +400,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
             Poll::Ready(Ok(n)) => {
                 if n > 0 {
                     this.progressed();
+                    if let Some(meter) = &this.meter {
+                        meter.count(0, n);
+                    }
                 }
                 Poll::Ready(Ok(n))
             }

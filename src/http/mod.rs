@@ -5,6 +5,7 @@
 //! * [`longpoll`]: `GET /price/next`, long polling: a request held until the next tick.
 //! * [`sse`]: `GET /events`, Server-Sent Events: one response that never ends.
 //! * [`ws`]: `GET /ws`, the WebSocket way: one request upgraded to a long-lived socket.
+//! * [`class`]: `GET /class?key=KEY`, the instructor's class view, and its socket.
 //! * [`connection`]: what one connection may cost (writes that stall, a client that stopped
 //!   reading), whatever its client does, and how a WebSocket session ends its connection.
 //! * [`echo`]: `GET /echo`, a WebSocket that sends every message back (a lesson tool, and
@@ -21,6 +22,7 @@
 //! * [`server`]: how a connection reaches the app (TLS, HTTP/1, the guarded I/O).
 //! * [`error`]: the JSON error body every route uses.
 
+pub mod class;
 pub mod connection;
 pub mod echo;
 pub mod error;
@@ -55,6 +57,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The server's counters, exposed at `GET /metrics`.
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// The class: the pages' reports and votes, for the instructor's view (`/class`).
+    pub class: std::sync::Arc<crate::class::Class>,
 }
 
 /// Registers every route. `serve` calls this; so can a test that builds its own `App`.
@@ -78,6 +82,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .wrap(actix_web::middleware::from_fn(protocol::require_http11)),
         )
         .service(get_and_head("/metrics", metrics::metrics))
+        .service(get_and_head("/class", class::page))
+        .service(
+            get_and_head("/class/ws", class::upgrade)
+                .wrap(actix_web::middleware::from_fn(protocol::require_http11)),
+        )
         .default_service(web::to(not_found));
 }
 
@@ -86,7 +95,7 @@ async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
     use actix_web::ResponseError;
     error::ApiError::not_found(format!(
         "no route {} {}: try GET /, /price?symbol=NAME, /price/next?symbol=NAME&after=SEQ, \
-         /events?symbols=A,B, /ws?symbols=A,B, /echo, /healthz or /metrics",
+         /events?symbols=A,B, /ws?symbols=A,B, /echo, /healthz, /metrics or /class?key=KEY",
         req.method(),
         req.path()
     ))

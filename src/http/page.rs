@@ -109,6 +109,15 @@ pub const ASSETS: &[(&str, &str)] = &[
     ("js/blind.js", include_str!("../../static/js/blind.js")),
     ("js/strip.js", include_str!("../../static/js/strip.js")),
     ("js/network.js", include_str!("../../static/js/network.js")),
+    (
+        "js/class-link.js",
+        include_str!("../../static/js/class-link.js"),
+    ),
+    (
+        "js/class-view.js",
+        include_str!("../../static/js/class-view.js"),
+    ),
+    ("class.css", include_str!("../../static/class.css")),
 ];
 
 /// `GET /static/{path}`: one compiled-in asset, or `404`.

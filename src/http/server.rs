@@ -147,10 +147,11 @@ impl Site {
         InitError = (),
     > + use<> {
         let write_timeout = self.write_timeout;
+        let metrics = self.state.metrics.clone();
         fn_service(move |tcp: TcpStream| {
             let peer = tcp.peer_addr().ok();
             std::future::ready(Ok((
-                GuardedIo::new(tcp, |tcp| tcp, write_timeout),
+                GuardedIo::new(tcp, |tcp| tcp, write_timeout).metered(metrics.clone(), false),
                 Protocol::Http1,
                 peer,
             )))
@@ -179,6 +180,7 @@ impl Site {
         let write_timeout = self.write_timeout;
         let handshakes = self.handshakes.clone();
         let metrics = self.state.metrics.clone();
+        let meter_metrics = metrics.clone();
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         // Each handshake holds a place of its client address's share until it ends.
         let acceptor = Acceptor::new(tls);
@@ -209,7 +211,8 @@ impl Site {
             .map(move |tls: TlsStream<TcpStream>| {
                 let peer = tls.get_ref().0.peer_addr().ok();
                 let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-                let io = GuardedIo::new(tls, |tls| tls.get_ref().0, write_timeout);
+                let io = GuardedIo::new(tls, |tls| tls.get_ref().0, write_timeout)
+                    .metered(meter_metrics.clone(), h2);
                 if h2 {
                     let io = io.with_read_limit(H2_READ_BYTES_PER_SEC, H2_READ_BURST_BYTES);
                     (io, Protocol::Http2, peer)
@@ -279,6 +282,9 @@ impl Site {
             .on_connect_ext(move |io: &GuardedIo<T>, data| {
                 data.insert(io.backpressure());
                 data.insert(io.abort());
+                if let Some(meter) = io.meter() {
+                    data.insert(meter);
+                }
                 data.insert(listener);
             })
             .finish(app)

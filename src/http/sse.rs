@@ -157,7 +157,7 @@ fn event_stream(
         last_sent: Instant::now(),
         stop: Box::pin(shutdown.cancelled_owned()),
         started: false,
-        _place: place,
+        place,
     };
     stream::unfold(state, |mut state| async move {
         let chunk = state.next_chunk().await?;
@@ -193,7 +193,7 @@ struct EventState {
     stop: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
     started: bool,
     /// This stream's place in the connection count, given back when the stream is dropped.
-    _place: ConnectionGuard,
+    place: ConnectionGuard,
 }
 
 impl EventState {
@@ -205,6 +205,10 @@ impl EventState {
         loop {
             if let Some(event) = self.next_event() {
                 self.last_sent = Instant::now();
+                self.place
+                    .metrics()
+                    .sse_events_sent
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return Some(event);
             }
             // Everything owed is sent: from now on, a late wake-up is caught up.

@@ -3,6 +3,7 @@
 // pane's numbers current. A new transport registers its mount function in `MOUNTS`. At
 // `/?blind` the blind test (blind.js) letters the two panes once they are mounted, before the
 // scoreboard and the strip are built on them, and starts once everything has its elements.
+// The class link (class-link.js) reports the panes to the instructor's class view.
 
 import { mountHttpPane } from './http-pane.js';
 import { mountWsPane } from './ws-pane.js';
@@ -15,6 +16,7 @@ import { Scoreboard } from './scoreboard.js';
 import { PriceStrip } from './strip.js';
 import { blindRequested, drawLetters, startBlindTest } from './blind.js';
 import { mountNetworkBadge } from './network.js';
+import { mountClassLink } from './class-link.js';
 
 const MOUNTS = { http: mountHttpPane, longpoll: mountLongPollPane, sse: mountSsePane, ws: mountWsPane };
 
@@ -35,6 +37,7 @@ const scoreboard = new Scoreboard(document.getElementById('scoreboard'), views);
 mountChooser(document.getElementById('pane-chooser'), views); // not at /?blind
 const strip = new PriceStrip(document.getElementById('strip'), views);
 mountNetworkBadge(document.getElementById('network'));
+mountClassLink(views, shared, { blind }); // before the blind test takes the named elements out
 if (blind) startBlindTest(views, () => scoreboard.update(nowMs()));
 
 let lastRender = 0;

@@ -46,6 +46,7 @@ export function mountWsPane(root, { symbols, scale, shared }) {
   let retryAt = 0;
   let connections = 0; // sockets that said hello: 2 after one reconnect
   let lostAt = null; // when the current outage began
+  let greeted = false; // the current socket said hello: the class may use it
 
   function setState(state) {
     stateEl.dataset.state = state;
@@ -78,10 +79,12 @@ export function mountWsPane(root, { symbols, scale, shared }) {
   }
 
   function received(data) {
-    view.countOne();
     if (typeof data !== 'string') return; // this protocol is JSON text; never sent by the server
-    const bytes = textFrame(data, { fromClient: false });
     const message = JSON.parse(data);
+    // The class's messages (class-link.js) are not the pane's: not counted, not logged.
+    if (shared.classMessage && shared.classMessage(message)) return;
+    view.countOne();
+    const bytes = textFrame(data, { fromClient: false });
     switch (message.type) {
       case 'tick':
         view.arrived(bytes, `tick ${message.symbol} seq ${message.seq}`, message);
@@ -136,6 +139,8 @@ export function mountWsPane(root, { symbols, scale, shared }) {
     }
     // The server may have subscribed us to a symbol other than the one now selected.
     if (select.value !== subscribed) changeSymbol();
+    greeted = true;
+    if (shared.onControlReady) shared.onControlReady();
   }
 
   // Only pings estimate the clock. The hello once did too, but its "round trip" ran from
@@ -154,6 +159,7 @@ export function mountWsPane(root, { symbols, scale, shared }) {
 
   function closed(event) {
     socket = null;
+    greeted = false;
     view.mark('lastClose', String(event.code));
     const by = event.wasClean ? `code ${event.code}${event.reason ? `: ${event.reason}` : ''}` : `code ${event.code}, no close frame`;
     view.log.add('←', `close (${by})`, 0);
@@ -207,6 +213,15 @@ export function mountWsPane(root, { symbols, scale, shared }) {
   };
   buttons.drop.addEventListener('click', () => send({ type: 'drop', id: nextId++ }, 'drop (server, please close)'));
   buttons.ping.addEventListener('click', () => send({ type: 'ping', id: nextId++, t: nowMs() }, 'ping'));
+  // The page's socket is also its link to the class view (class-link.js): what it sends there
+  // goes out raw, kept out of this pane's log and counters.
+  shared.control = {
+    ready: () => greeted && socket !== null && socket.readyState === WebSocket.OPEN,
+    off: () => ['closed', 'closing-by-user'].includes(stateEl.dataset.state),
+    send: (message) => {
+      if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+    },
+  };
   setState('closed');
   connect(); // push needs no button: the pane is live as soon as the page loads
   return view;

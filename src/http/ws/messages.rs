@@ -1,14 +1,16 @@
 //! What the session answers to each client message, and the messages it starts with.
 //!
-//! A client may send four kinds of JSON text (DESIGN section 2): `subscribe` and
-//! `unsubscribe` (a list of symbols), `ping` (answered with `pong` and the server's clock)
-//! and `drop` (the page's "drop connection": closed with 1012). Everything else gets an
+//! A client may send four kinds of JSON text for the feed (DESIGN section 2): `subscribe`
+//! and `unsubscribe` (a list of symbols), `ping` (answered with `pong` and the server's
+//! clock) and `drop` (the page's "drop connection": closed with 1012); and two for the
+//! class view (see [`crate::class`]): `report` (the page's panes) and `vote`. Everything else gets an
 //! `error` that says what was wrong and what would have worked, and changes nothing. These
 //! are plain functions from a message to the answers: no socket, no await, so the property
 //! tests (`proptests.rs`) can throw anything at them.
 
 use actix_ws::{CloseCode, CloseReason};
 
+use crate::class::{Pupil, Refused};
 use crate::feed::Feed;
 use crate::subscription::{BeyondTheFeed, MAX_SYMBOLS_PER_REQUEST, Subscription};
 use crate::tick::{
@@ -22,6 +24,8 @@ pub(crate) enum Reply {
     Answers(Vec<ServerMessage>),
     /// Close the socket with this reason (the client asked to be dropped).
     Close(CloseReason),
+    /// A message for the class ([`crate::class::Pupil`]): the session's seat answers it.
+    Class(ClientMessage),
 }
 
 /// Answers one text message, parsed once. A bad message gets an `error` and changes nothing;
@@ -36,8 +40,12 @@ pub(crate) fn handle_text(
         Ok(message) => message,
         Err(e) => return Reply::Answers(vec![bad_message(text, &e)]),
     };
-    if let ClientMessage::Drop { id } = message {
-        return Reply::Close(drop_reason(id));
+    match message {
+        ClientMessage::Drop { id } => return Reply::Close(drop_reason(id)),
+        ClientMessage::Report { .. } | ClientMessage::Vote { .. } | ClientMessage::Reveal {} => {
+            return Reply::Class(message);
+        }
+        _ => {}
     }
     Reply::Answers(answer(message, feed, subscription, heartbeat))
 }
@@ -69,7 +77,10 @@ fn answer(
             )]
         }
         // Handled by `handle_text` before we get here; nothing to answer.
-        ClientMessage::Drop { .. } => Vec::new(),
+        ClientMessage::Drop { .. }
+        | ClientMessage::Report { .. }
+        | ClientMessage::Vote { .. }
+        | ClientMessage::Reveal {} => Vec::new(),
         ClientMessage::Subscribe { symbols, id } => {
             change_subscription(feed, subscription, &symbols, id, true)
         }
@@ -121,6 +132,17 @@ fn error(message: String, code: &str, id: RequestId) -> ServerMessage {
         id,
         symbols: None,
     }
+}
+
+/// Answers a class message with the session's seat: the answers, or the `error` that says
+/// why it was refused.
+pub(crate) fn class_answer(message: ClientMessage, pupil: &mut Pupil) -> Vec<ServerMessage> {
+    let answered = match message {
+        ClientMessage::Report { panes, ws_letter } => pupil.report(panes, ws_letter),
+        ClientMessage::Vote { answer } => pupil.vote(answer).map(|voted| vec![voted]),
+        _ => Err(Refused::NotTheInstructor),
+    };
+    answered.unwrap_or_else(|refused| vec![error(refused.to_string(), refused.code(), None)])
 }
 
 pub(crate) fn unknown_symbols(feed: &Feed, unknown: &[String], id: RequestId) -> ServerMessage {

@@ -25,6 +25,7 @@ use super::body::Ending;
 use super::body::Pusher;
 use super::guard::{self, Violation, ViolationCell};
 use super::messages::{self, Reply};
+use crate::class::Pupil;
 use crate::config::Config;
 use crate::feed::Feed;
 use crate::metrics::{ConnectionGuard, Metrics};
@@ -208,6 +209,9 @@ pub(crate) async fn run_session(
     pusher: Pusher,
     greeting: Vec<ServerMessage>,
     settings: SessionSettings,
+    // The page's seat in the class (taken with its first `report`), given up when the
+    // session ends.
+    mut pupil: Pupil,
     // Held until the session ends, however it ends: the connection's place in the
     // open-connection gauge and under --max-connections.
     _place: ConnectionGuard,
@@ -261,6 +265,14 @@ pub(crate) async fn run_session(
                 continue;
             }
 
+            // The instructor revealed the blind test: tell this page (if it is on it).
+            at = pupil.revealed() => {
+                if Box::pin(out.send_json(ServerMessage::Reveal { at })).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+
             // The client sent a frame (or the connection ended).
             message = client.stream.recv() => message,
         };
@@ -270,7 +282,11 @@ pub(crate) async fn run_session(
             Err(Some(close)) => break close,
             Err(None) => return, // the TCP connection is gone: nobody to close
         };
-        match Box::pin(answer(message, &mut out, &feed, &pusher, &mut beats)).await {
+        match Box::pin(answer(
+            message, &mut out, &feed, &pusher, &mut beats, &mut pupil,
+        ))
+        .await
+        {
             Ok(None) => {}
             Ok(Some(close)) => break close,
             Err(Gone) => return,
@@ -288,6 +304,7 @@ async fn answer(
     feed: &Feed,
     pusher: &Pusher,
     beats: &mut Heartbeat,
+    pupil: &mut Pupil,
 ) -> Result<Option<Close>, Gone> {
     match message {
         AggregatedMessage::Text(text) => {
@@ -298,6 +315,7 @@ async fn answer(
                 Reply::Answers(answers) => answers,
                 // The client asked us to drop it (the page's "drop connection").
                 Reply::Close(reason) => return Ok(Some(Close::ours(reason))),
+                Reply::Class(message) => messages::class_answer(message, pupil),
             };
             out.send_all(answers).await?;
             pusher.adopt(&changed);

@@ -293,6 +293,7 @@ async fn spawn_app_without_write_timeouts(
         config: std::sync::Arc::new(config),
         shutdown: tokio_util::sync::CancellationToken::new(),
         metrics: Default::default(),
+        class: Default::default(),
     };
     let builder = actix_server::Server::build().workers(2).disable_signals();
     let site = tickerlab::http::server::Site {
