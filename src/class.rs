@@ -169,6 +169,7 @@ impl Class {
             class: self.clone(),
             seat: None,
             blind: false,
+            told: false,
             round: self.round.subscribe(),
         }
     }
@@ -194,8 +195,10 @@ impl Class {
 pub struct Pupil {
     class: Arc<Class>,
     seat: Option<u64>,
-    /// The page reported a blind-test letter: it is told of the reveal.
+    /// The page reported a blind-test letter: it is told of the reveal...
     blind: bool,
+    /// ...once.
+    told: bool,
     round: watch::Receiver<Round>,
 }
 
@@ -264,7 +267,10 @@ impl Pupil {
         self.class.changed.notify_one();
         let round = *self.round.borrow_and_update();
         Ok(match (ws_letter, round.revealed_at) {
-            (Some(_), Some(at)) => vec![ServerMessage::Reveal { at }],
+            (Some(_), Some(at)) if !self.told => {
+                self.told = true;
+                vec![ServerMessage::Reveal { at }]
+            }
             _ => Vec::new(),
         })
     }
@@ -289,13 +295,15 @@ impl Pupil {
     }
 
     /// Resolves with the reveal's time when the instructor reveals, on a blind-test page that
-    /// has not been told yet; never otherwise. Cancel-safe: it only waits and reads.
+    /// has not been told yet (and counts it told); never otherwise. Cancel-safe: it only
+    /// waits and reads until it returns.
     pub async fn revealed(&mut self) -> f64 {
-        if !self.blind {
+        if !self.blind || self.told {
             return std::future::pending().await;
         }
         loop {
             if let Some(at) = self.round.borrow_and_update().revealed_at {
+                self.told = true;
                 return at;
             }
             if self.round.changed().await.is_err() {
@@ -736,6 +744,10 @@ mod tests {
             late.report(panes, Some(Letter::A)),
             Ok(vec![ServerMessage::Reveal { at: 5.0 }])
         );
+        // Told once: neither a second report nor the push tells it again.
+        assert_eq!(late.report(panes, Some(Letter::A)), Ok(Vec::new()));
+        let again = futures_util::FutureExt::now_or_never(late.revealed());
+        assert_eq!(again, None, "a page is told of the reveal once");
         drop(page);
         assert_eq!(class.counts().pages, 1);
     }

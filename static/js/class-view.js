@@ -60,6 +60,7 @@ function show(view) {
     saidA: n(view.said_a), saidB: n(view.said_b), unanswered: n(view.unanswered), blind: n(view.blind),
     instances: String(instances), revealed: String(revealed), right: revealed ? n(view.right_after_reveal) : '',
   });
+  document.body.dataset.ready = 'true'; // the first snapshot is on screen
 }
 
 function showCost(view) {

@@ -26,7 +26,12 @@ pub const PAGE_WAIT: Duration = Duration::from_secs(20);
 
 /// The flags every run uses: headless, and nothing that reaches for the network on its own
 /// (the test machines have no outside network; a background fetch would only add noise).
+/// Tabs in the background run as in the foreground: a test that opens several pages in tabs
+/// (the class view's) stands for several laptops, each showing its page.
 const CHROMIUM_FLAGS: &[&str] = &[
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
     "--headless",
     "--no-sandbox",
     "--disable-gpu",

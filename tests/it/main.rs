@@ -16,6 +16,8 @@ mod common;
 mod backplane;
 /// The page in a real headless Chromium.
 mod browser;
+/// The instructor's class view (`/class`): key, reports, votes, reveal, across instances.
+mod class;
 /// The `tickerlab` binary as a user starts it.
 mod cli;
 /// The terminal client (`examples/client.rs`).
