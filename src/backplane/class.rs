@@ -30,7 +30,7 @@ use super::{Backoff, BackplaneError, client, connect};
 use crate::class::{MAX_INTERVALS, Neighbours, Round, Share};
 use crate::tick::epoch_ms;
 
-/// The hash holding every instance's share: field = instance id, value = [`Stamped`] JSON.
+/// The hash holding every instance's share: field = instance id, value = `{"at": epoch ms, "share": Share}` JSON.
 pub const INSTANCES_KEY: &str = "tickerlab:class:instances";
 
 /// The key holding the reveal's time (epoch ms), once an instructor revealed.

@@ -8,7 +8,7 @@
 //!
 //! Both routes want the class key (`--class-key`, or the random one printed at start-up),
 //! compared in constant time; without it they answer `403` and say where the key is. The
-//! socket is opened by the same [`super::ws::open`] as `/ws` and `/echo`, so it has every
+//! socket is opened by the same `ws::open` as `/ws` and `/echo`, so it has every
 //! bound the others have: the Origin check, a `--max-connections` place, the frame guard
 //! (size, reserved bits, `--max-messages-per-sec`), the heartbeat and the client timeout,
 //! and the bounded closing handshake.

@@ -215,11 +215,14 @@ pub async fn upgrade(
         ending,
     };
     let feed = feed.clone();
-    let pupil = state.class.pupil();
+    let held = session::Held {
+        place,
+        pupil: state.class.pupil(),
+    };
     // Spawned as it is, not inside an `async move` block: a block would keep its own copy
     // of every variable it moves into the call, for the connection's whole life.
     actix_web::rt::spawn(
-        session::run_session(out, client, feed, pusher, greeting, settings, pupil, place)
+        session::run_session(out, client, feed, pusher, greeting, settings, held)
             .instrument(info_span!("ws", %peer)),
     );
     Ok(response)

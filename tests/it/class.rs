@@ -65,9 +65,9 @@ async fn page(app: &TestApp) -> Ws {
 /// What the test's page number `i` switches on, its blind-test letter, and its answer.
 fn pattern(i: usize) -> (Value, Option<&'static str>, Option<&'static str>) {
     let panes = json!({
-        "poll_ms": if i % 2 == 0 { Some(500) } else { None },
-        "longpoll": i % 5 == 0,
-        "sse": i % 7 == 0,
+        "poll_ms": if i.is_multiple_of(2) { Some(500) } else { None },
+        "longpoll": i.is_multiple_of(5),
+        "sse": i.is_multiple_of(7),
         "ws": true,
     });
     let letter = match i % 4 {

@@ -194,6 +194,15 @@ pub(crate) async fn heartbeat_timer(period: Duration) -> tokio::time::Interval {
     heartbeat
 }
 
+/// What a session holds for its client until it ends, however it ends; each is given back
+/// when dropped.
+pub(crate) struct Held {
+    /// The connection's place in the open-connection gauge and under --max-connections.
+    pub place: ConnectionGuard,
+    /// The page's seat in the class (taken with its first `report`).
+    pub pupil: Pupil,
+}
+
 /// The per-connection loop: sends the `greeting` (`hello`, and an `error` for unknown symbols
 /// in the URL), starts the ticks, then serves the client until the socket is closed, by
 /// either side.
@@ -209,13 +218,12 @@ pub(crate) async fn run_session(
     pusher: Pusher,
     greeting: Vec<ServerMessage>,
     settings: SessionSettings,
-    // The page's seat in the class (taken with its first `report`), given up when the
-    // session ends.
-    mut pupil: Pupil,
-    // Held until the session ends, however it ends: the connection's place in the
-    // open-connection gauge and under --max-connections.
-    _place: ConnectionGuard,
+    held: Held,
 ) {
+    let Held {
+        place: _place,
+        mut pupil,
+    } = held;
     // `hello` first (boxed, like all the rare work below), then the ticks may flow.
     if Box::pin(out.send_all(greeting)).await.is_err() {
         return;
