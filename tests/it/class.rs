@@ -500,3 +500,52 @@ async fn with_redis_the_class_spans_two_instances() {
     })
     .await;
 }
+
+/// The comparison page (`/`) with its WebSocket pane off still counts: it holds a control
+/// socket of its own, subscribed to nothing, and reports long polling and SSE when they run;
+/// once the pane is back, the page's one socket is the pane's again.
+#[tokio::test]
+async fn a_page_without_its_websocket_pane_still_reports_over_one_control_socket() {
+    let Some(browser) = Browser::launch(BrowserOptions::default()).await else {
+        return;
+    };
+    let app = spawn_app(config()).await;
+    let mut class = class_socket(&app).await;
+    browser.open(&app.http("/")).await;
+    class_until(&mut class, "the page, with its WebSocket pane", |v| {
+        v["pages"] == 1 && v["ws"] == 1 && v["blind"] == 0
+    })
+    .await;
+    for kind in ["ws", "longpoll", "sse"] {
+        browser
+            .click(&format!("#pane-chooser input[value={kind}]"))
+            .await;
+    }
+    browser.click("#pane-longpoll .start").await;
+    browser.click("#pane-sse .connect").await;
+    class_until(
+        &mut class,
+        "long polling and SSE on, the WebSocket pane off",
+        |v| v["pages"] == 1 && v["ws"] == 0 && v["longpoll"] == 1 && v["sse"] == 1,
+    )
+    .await;
+    // One WebSocket open for the page (its control socket) and the class view's.
+    crate::common::wait_for_metric(
+        &app,
+        "tickerlab_open_connections{transport=\"websocket\"}",
+        |n| n == 2,
+    )
+    .await;
+    browser.click("#pane-chooser input[value=ws]").await;
+    class_until(&mut class, "the WebSocket pane back", |v| {
+        v["pages"] == 1 && v["ws"] == 1
+    })
+    .await;
+    crate::common::wait_for_metric(
+        &app,
+        "tickerlab_open_connections{transport=\"websocket\"}",
+        |n| n == 2,
+    )
+    .await;
+    browser.finish().await;
+}
