@@ -557,6 +557,17 @@ pub struct View {
 }
 
 impl View {
+    /// The snapshot as JSON text, without the shared count of right answers (`right`):
+    /// before the reveal it would give the answer away on the projector, and after it,
+    /// `right_after_reveal` says it.
+    pub fn to_json(&self) -> String {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        if let Some(fields) = value.as_object_mut() {
+            fields.remove("right");
+        }
+        value.to_string()
+    }
+
     /// The snapshot of `share` (this instance's and the others', summed) for `round`.
     pub fn new(share: &Share, instances: u32, round: Round) -> View {
         let counts = share.counts.clone();
@@ -662,8 +673,7 @@ pub fn spawn(
                 total.cost.add(&share.cost);
             }
             let view = View::new(&total, 1 + others.len() as u32, class.round());
-            let json = serde_json::to_string(&view).unwrap_or_default();
-            class.view.send_replace(Arc::from(json));
+            class.view.send_replace(Arc::from(view.to_json()));
         }
     });
 }

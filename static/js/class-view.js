@@ -37,7 +37,7 @@ function show(view) {
   const n = (value) => String(Number(value) || 0);
   $('pages').textContent = n(view.pages);
   $('count-http').textContent = n(view.http);
-  $('intervals').textContent = (view.intervals || []).map(([ms, pages]) => `${n(pages)} × ${n(ms)} ms`).join(', ') || '–';
+  $('intervals').textContent = (view.intervals || []).map(([ms, pages]) => `${n(ms)} ms: ${n(pages)}`).join(' · ') || '–';
   $('count-longpoll').textContent = n(view.longpoll);
   $('count-sse').textContent = n(view.sse);
   $('count-ws').textContent = n(view.ws);

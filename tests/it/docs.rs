@@ -284,7 +284,11 @@ async fn every_message_type_the_readme_names_exists() {
         );
     }
     // Every type in the "Server to client" table is sent by a live server.
-    let app = spawn_app(test_config()).await;
+    let app = spawn_app(tickerlab::Config {
+        class_key: Some("docs-class-key".into()),
+        ..test_config()
+    })
+    .await;
     let mut ws = app.ws("/ws?symbols=ACME").await;
     let mut seen: BTreeSet<String> = BTreeSet::new();
     seen.insert(hello(&mut ws).await["type"].as_str().unwrap().into());
@@ -311,6 +315,27 @@ async fn every_message_type_the_readme_names_exists() {
     send_json(&mut ws, json!({"type":"nonsense"})).await;
     seen.insert(
         next_of_type(&mut ws, "error").await["type"]
+            .as_str()
+            .unwrap()
+            .into(),
+    );
+    // The class view's: a blind-test page's vote is answered, and the reveal pushed.
+    send_json(
+        &mut ws,
+        json!({"type":"report","panes":{"ws":true},"ws_letter":"A"}),
+    )
+    .await;
+    send_json(&mut ws, json!({"type":"vote","answer":"B"})).await;
+    seen.insert(
+        next_of_type(&mut ws, "voted").await["type"]
+            .as_str()
+            .unwrap()
+            .into(),
+    );
+    let mut class = app.ws("/class/ws?key=docs-class-key").await;
+    send_json(&mut class, json!({"type":"reveal"})).await;
+    seen.insert(
+        next_of_type(&mut ws, "reveal").await["type"]
             .as_str()
             .unwrap()
             .into(),
