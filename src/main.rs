@@ -86,13 +86,6 @@ async fn run(config: Config) -> anyhow::Result<()> {
         addr.to_string()
     };
     let mut report = format!("tickerlab listening on {}://{shown}\n", app.scheme());
-    // The key is the class view's only lock: printed here, on the instructor's terminal, and
-    // never logged.
-    report.push_str(&format!(
-        "class view (for the instructor's projector): {}://{shown}/class?key={}\n",
-        app.scheme(),
-        app.class_key()
-    ));
     if let (Some(lab), Some(rtt_ms)) = (app.lab_addr(), config.lab_rtt_ms) {
         // The same app and feed through the relay: open both URLs in two tabs to compare.
         let jitter = match config.lab_jitter_ms {
@@ -111,6 +104,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(identity) = app.tls() {
         report.push_str(&tls_report(identity, addr.port())?);
     }
+    // Last, after the lines scripts read by position. The key is the class view's only lock:
+    // printed here, on the instructor's terminal, and never logged.
+    report.push_str(&format!(
+        "class view (for the instructor's projector): {}://{shown}/class?key={}\n",
+        app.scheme(),
+        app.class_key()
+    ));
     // One write, errors ignored: a reader that stops early (`tickerlab | head -1`) must not
     // take the server down with a broken-pipe panic.
     let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), report.as_bytes());

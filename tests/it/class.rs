@@ -562,3 +562,27 @@ async fn a_page_without_its_websocket_pane_still_reports_over_one_control_socket
     .await;
     browser.finish().await;
 }
+
+/// The binary prints the class view's full URL, with a random key, after the URLs scripts
+/// read by position; the URL opens the view and the same path without the key does not.
+#[tokio::test]
+async fn the_binary_prints_the_class_views_url_with_a_random_key() {
+    let (_child, addr, mut lines) = crate::common::start_binary(&[]).await;
+    let url = loop {
+        let line = tokio::time::timeout(crate::common::WAIT, lines.next_line())
+            .await
+            .expect("the class view's line within the wait")
+            .expect("read stdout")
+            .expect("the class view's line");
+        if let Some(url) = line.strip_prefix("class view (for the instructor's projector): ") {
+            break url.to_owned();
+        }
+    };
+    let key = url
+        .strip_prefix(&format!("http://{addr}/class?key="))
+        .unwrap_or_else(|| panic!("the line names this server's /class: {url}"));
+    assert_eq!(key.len(), 32, "a random key of 16 bytes in hex: {key}");
+    assert_eq!(reqwest::get(&url).await.unwrap().status(), 200);
+    let other = format!("http://{addr}/class?key={}", "0".repeat(32));
+    assert_eq!(reqwest::get(&other).await.unwrap().status(), 403);
+}
