@@ -297,19 +297,26 @@ impl Pupil {
     /// Resolves with the reveal's time when the instructor reveals, on a blind-test page that
     /// has not been told yet (and counts it told); never otherwise. Cancel-safe: it only
     /// waits and reads until it returns.
-    pub async fn revealed(&mut self) -> f64 {
+    ///
+    /// A session waits on this in its loop, so its state is part of every idle session's
+    /// memory: a page that is not on the blind test waits on nothing (no bytes), and a blind
+    /// one keeps the waiting in a box of its own (one pointer inline).
+    pub fn revealed(&mut self) -> impl std::future::Future<Output = f64> + '_ {
+        use futures_util::future::Either;
         if !self.blind || self.told {
-            return std::future::pending().await;
+            return Either::Left(std::future::pending());
         }
-        loop {
-            if let Some(at) = self.round.borrow_and_update().revealed_at {
-                self.told = true;
-                return at;
+        Either::Right(Box::pin(async move {
+            loop {
+                if let Some(at) = self.round.borrow_and_update().revealed_at {
+                    self.told = true;
+                    return at;
+                }
+                if self.round.changed().await.is_err() {
+                    return std::future::pending().await;
+                }
             }
-            if self.round.changed().await.is_err() {
-                return std::future::pending().await;
-            }
-        }
+        }))
     }
 }
 
