@@ -112,6 +112,17 @@ impl Transport {
         }
     }
 
+    /// Its label value in `/metrics`.
+    pub fn metric_label(self) -> &'static str {
+        match self {
+            Transport::Polling => "polling",
+            Transport::LongPoll => "longpoll",
+            Transport::Sse => "sse",
+            Transport::WebSocket => "websocket",
+            Transport::Other => "other",
+        }
+    }
+
     /// Its name on the class view.
     pub fn label(self) -> &'static str {
         match self {
@@ -426,6 +437,34 @@ impl Metrics {
             "Sessions closed (1008) for sending messages too fast.",
             &[("", load(&self.ws_rate_limited))],
         );
+        metric(
+            "tickerlab_sse_events_sent_total",
+            "counter",
+            "Events written to Server-Sent Events streams.",
+            &[("", load(&self.sse_events_sent))],
+        );
+        let bytes: Vec<(String, u64)> = Transport::ALL
+            .iter()
+            .flat_map(|t| {
+                let name = t.metric_label();
+                [
+                    (
+                        format!("{{transport=\"{name}\",direction=\"out\"}}"),
+                        load(&self.bytes_out[*t as usize]),
+                    ),
+                    (
+                        format!("{{transport=\"{name}\",direction=\"in\"}}"),
+                        load(&self.bytes_in[*t as usize]),
+                    ),
+                ]
+            })
+            .collect();
+        metric(
+            "tickerlab_bytes_total",
+            "counter",
+            "Bytes written to (out) and read from (in) clients' connections, by the transport of the request each carried (HTTP/2 connections count as other).",
+            &as_series(&bytes),
+        );
         let refused = by_reason(Refusal::ALL.iter().map(|r| (r.label(), self.refusals(*r))));
         metric(
             "tickerlab_handshakes_refused_total",
@@ -520,5 +559,11 @@ mod tests {
             text.contains("tickerlab_http_responses_total{route=\"other\",status=\"404\"} 1\n")
         );
         assert!(text.contains("tickerlab_handshakes_refused_total{reason=\"origin\"} 0\n"));
+        metrics.carried(Transport::Polling, 3, 200);
+        let text = metrics.render(&feed);
+        assert!(
+            text.contains("tickerlab_bytes_total{transport=\"polling\",direction=\"out\"} 200\n")
+        );
+        assert!(text.contains("tickerlab_bytes_total{transport=\"polling\",direction=\"in\"} 3\n"));
     }
 }

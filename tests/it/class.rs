@@ -586,3 +586,47 @@ async fn the_binary_prints_the_class_views_url_with_a_random_key() {
     let other = format!("http://{addr}/class?key={}", "0".repeat(32));
     assert_eq!(reqwest::get(&other).await.unwrap().status(), 403);
 }
+
+/// The cost per transport is measured: polling requests show up under polling, with their
+/// bytes both ways (in `/metrics` and on the class view), and nothing under long polling.
+#[tokio::test]
+async fn the_cost_per_transport_counts_each_transports_requests_and_bytes() {
+    let app = spawn_app(config()).await;
+    let mut class = class_socket(&app).await;
+    let client = reqwest::Client::new();
+    let mut body_bytes = 0;
+    for _ in 0..20 {
+        let response = client.get(app.http("/price")).send().await.unwrap();
+        body_bytes += response.bytes().await.unwrap().len() as u64;
+    }
+    let text = crate::common::metrics_text(&app).await;
+    let out = crate::common::metric(
+        &text,
+        "tickerlab_bytes_total{transport=\"polling\",direction=\"out\"}",
+    );
+    let read = crate::common::metric(
+        &text,
+        "tickerlab_bytes_total{transport=\"polling\",direction=\"in\"}",
+    );
+    assert!(
+        out > body_bytes,
+        "the answers' heads and bodies: {out} > {body_bytes}"
+    );
+    assert!(read >= 20 * 30, "20 request heads read: {read}");
+    let view = class_until(&mut class, "polling's cost", |v| {
+        v["cost"]["transports"][0]["per_sec"].as_f64() > Some(0.0)
+    })
+    .await;
+    let polling = &view["cost"]["transports"][0];
+    assert!(polling["out_bytes"].as_f64() > Some(0.0), "{view}");
+    assert!(polling["in_bytes"].as_f64() > Some(0.0), "{view}");
+    assert_eq!(
+        view["cost"]["transports"][1]["per_sec"], 0.0,
+        "no long polls: {view}"
+    );
+    assert_eq!(view["transports"][0], "HTTP polling");
+    assert!(
+        view["cost"]["cpu"].as_f64() > Some(0.0),
+        "the process used CPU: {view}"
+    );
+}
