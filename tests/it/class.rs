@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tickerlab::Config;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -129,37 +129,83 @@ fn matches(view: &Value, want: &HashMap<&'static str, u64>) -> bool {
         .all(|(k, v)| view[*k].as_u64() == Some(*v))
 }
 
-/// Starts waiting, on a task per socket, until each blind-test page of [`pattern`] among
-/// `sockets` receives `reveal` (the others are not on the test and are not told). The
-/// handle gives the delays from the reveal's server time to each socket reading it (ms, one
-/// clock), and the sockets back: started before the reveal, so that each socket is read as
-/// soon as it can be, and the pages stay connected.
-fn reveals(sockets: Vec<Ws>) -> tokio::task::JoinHandle<(Vec<f64>, Vec<Ws>)> {
-    let waits: Vec<_> = sockets
+/// The test's pages while they wait for the reveal: each socket read on a task of its own, as
+/// a browser reads a page's socket (so each answers the server's pings and is never dropped
+/// as silent, however long the test takes to get to the reveal).
+struct Listening {
+    /// Per page: on the blind test or not, and its task (the reveal's delay, and the socket).
+    tasks: Vec<(bool, PageTask)>,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+/// One page's reading task: the reveal's delay when it was told, and its socket.
+type PageTask = tokio::task::JoinHandle<(Option<f64>, Ws)>;
+
+/// How long a page may wait for the reveal, from the moment it starts listening: the whole
+/// test, browsers waiting for their turn included.
+const WHOLE_TEST: Duration = Duration::from_secs(240);
+
+/// Starts reading every socket until the blind-test pages of [`pattern`] among `sockets`
+/// receive `reveal` (the others are not on the test: they are not told, and read on until
+/// [`Listening::reveals`] ends).
+fn listen(sockets: Vec<Ws>) -> Listening {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let tasks = sockets
         .into_iter()
         .enumerate()
         .map(|(i, mut ws)| {
-            tokio::spawn(async move {
-                if pattern(i).1.is_none() {
-                    return (None, ws);
-                }
-                let reveal = tokio::time::timeout(SETTLE, next_of_type(&mut ws, "reveal"))
+            let blind = pattern(i).1.is_some();
+            let stop = stop.clone();
+            let task = tokio::spawn(async move {
+                let reading = async {
+                    loop {
+                        let message = tokio::select! {
+                            _ = stop.cancelled() => return None,
+                            message = ws.next() => message,
+                        };
+                        let Some(Ok(Message::Text(text))) = message else {
+                            assert!(
+                                matches!(message, Some(Ok(_))),
+                                "page {i} lost its socket: {message:?}"
+                            );
+                            continue;
+                        };
+                        let value: Value = serde_json::from_str(&text).expect("JSON");
+                        if value["type"] == "reveal" {
+                            assert!(blind, "page {i} is not on the blind test: {value}");
+                            let at = value["at"].as_f64().expect("reveal.at");
+                            return Some(tickerlab::tick::epoch_ms() - at);
+                        }
+                    }
+                };
+                let delay = tokio::time::timeout(WHOLE_TEST, reading)
                     .await
-                    .expect("every page is told of the reveal");
-                let delay = tickerlab::tick::epoch_ms() - reveal["at"].as_f64().expect("reveal.at");
-                (Some(delay), ws)
-            })
+                    .unwrap_or_else(|_| panic!("page {i} was not told of the reveal"));
+                (delay, ws)
+            });
+            (blind, task)
         })
         .collect();
-    tokio::spawn(async move {
+    Listening { tasks, stop }
+}
+
+impl Listening {
+    /// Waits until every blind-test page was told of the reveal; the delays from the reveal's
+    /// server time to each page reading it (ms, one clock), and the sockets back.
+    async fn reveals(self) -> (Vec<f64>, Vec<Ws>) {
+        let (blind, others): (Vec<_>, Vec<_>) = self.tasks.into_iter().partition(|(b, _)| *b);
         let (mut delays, mut sockets) = (Vec::new(), Vec::new());
-        for wait in waits {
-            let (delay, ws) = wait.await.expect("a reveal wait panicked");
-            delays.extend(delay);
+        for (_, task) in blind {
+            let (delay, ws) = task.await.expect("a blind page's wait");
+            delays.push(delay.expect("told of the reveal"));
             sockets.push(ws);
         }
+        self.stop.cancel();
+        for (_, task) in others {
+            sockets.push(task.await.expect("another page's wait").1);
+        }
         (delays, sockets)
-    })
+    }
 }
 
 /// Without the key, or with a wrong one, the page and its socket answer 403 and say where
@@ -290,7 +336,17 @@ async fn a_page_cannot_vote_twice_reveal_or_flood() {
 /// clock.
 #[tokio::test]
 async fn the_class_view_counts_tallies_and_reveals_to_every_page() {
+    // Both browsers first: the program runs at most two at a time, and the pages below must
+    // not wait for a turn once they are connected.
     let Some(students) = Browser::launch(BrowserOptions::default()).await else {
+        return;
+    };
+    let Some(projector) = Browser::launch(BrowserOptions {
+        window: (1280, 720),
+        ..BrowserOptions::default()
+    })
+    .await
+    else {
         return;
     };
     let app = spawn_app(config()).await;
@@ -329,6 +385,7 @@ async fn the_class_view_counts_tallies_and_reveals_to_every_page() {
         take_part(&mut ws, i).await;
         clients.push(ws);
     }
+    let listening = listen(clients);
     let mut want = expected(CLIENTS);
     for key in ["pages", "http", "ws", "blind"] {
         *want.entry(key).or_default() += TABS as u64;
@@ -337,14 +394,6 @@ async fn the_class_view_counts_tallies_and_reveals_to_every_page() {
     *want.entry("said_b").or_default() += 1;
     *want.entry("unanswered").or_default() += 1;
 
-    let Some(projector) = Browser::launch(BrowserOptions {
-        window: (1280, 720),
-        ..BrowserOptions::default()
-    })
-    .await
-    else {
-        return;
-    };
     projector
         .open(&app.http(&format!("/class?key={KEY}")))
         .await;
@@ -399,9 +448,8 @@ async fn the_class_view_counts_tallies_and_reveals_to_every_page() {
         std::fs::write(img.join("class-view.png"), &png).expect("write docs/img/class-view.png");
     }
 
-    let told = reveals(clients);
     projector.click("#reveal").await;
-    let (delays, _clients) = told.await.expect("every client is told");
+    let (delays, _clients) = listening.reveals().await;
     let mut right = want["right"];
     let mut tab_delays = Vec::new();
     for (tab, handle) in handles.iter().enumerate() {
@@ -494,6 +542,7 @@ async fn with_redis_the_class_spans_two_instances() {
         take_part(&mut ws, i).await;
         sockets.push(ws);
     }
+    let listening = listen(sockets);
     let want = expected(2 * EACH);
     let mut class = class_socket(&second).await;
     let view = class_until(&mut class, "both instances' pages and answers", |v| {
@@ -501,9 +550,8 @@ async fn with_redis_the_class_spans_two_instances() {
     })
     .await;
     assert!(view.get("right_after_reveal").is_none(), "{view}");
-    let told = reveals(sockets);
     send_json(&mut class, json!({"type": "reveal"})).await;
-    let (delays, _sockets) = told.await.expect("every page is told");
+    let (delays, _sockets) = listening.reveals().await;
     println!(
         "reveal across two instances: slowest page {:.1} ms",
         delays.iter().copied().fold(0.0, f64::max)
