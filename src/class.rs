@@ -24,17 +24,18 @@
 
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{Metrics, Transport};
+
+pub mod cost;
 use crate::tick::{ServerMessage, epoch_ms};
+pub use cost::{COST_WINDOW, Cost, CostWindow, Rates};
 
 /// The shortest and longest class key `--class-key` accepts.
 pub const KEY_LENGTH: RangeInclusive<usize> = 8..=128;
@@ -45,9 +46,6 @@ pub const POLL_MS: RangeInclusive<u32> = 50..=60_000;
 
 /// How many distinct polling intervals the class view lists; the rest count as "other".
 pub const MAX_INTERVALS: usize = 6;
-
-/// How far back the cost per transport looks: rates are the change over this window.
-pub const COST_WINDOW: Duration = Duration::from_secs(10);
 
 /// A blind-test letter: the pane names a student sees before the reveal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -414,118 +412,6 @@ fn top_intervals(intervals: HashMap<u32, u32>) -> Vec<(u32, u32)> {
     intervals
 }
 
-/// What one transport costs the server, per second over [`COST_WINDOW`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Rates {
-    /// Requests answered (polling, long polling, other) or messages sent and received
-    /// (WebSocket), or events sent (SSE), per second.
-    pub per_sec: f64,
-    /// Bytes written to clients per second.
-    pub out_bytes: f64,
-    /// Bytes read from clients per second.
-    pub in_bytes: f64,
-}
-
-/// The server's cost per transport, and its CPU time, per second over [`COST_WINDOW`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Cost {
-    /// By [`Transport`], in the order of [`Transport::ALL`].
-    pub transports: [Rates; Transport::ALL.len()],
-    /// CPU seconds per second of the whole process (or processes, summed over instances):
-    /// the server's threads serve every transport at once, so this is not split.
-    pub cpu: f64,
-}
-
-impl Cost {
-    /// The sum of several instances' costs.
-    pub fn add(&mut self, other: &Cost) {
-        for (mine, theirs) in self.transports.iter_mut().zip(&other.transports) {
-            mine.per_sec += theirs.per_sec;
-            mine.out_bytes += theirs.out_bytes;
-            mine.in_bytes += theirs.in_bytes;
-        }
-        self.cpu += other.cpu;
-    }
-
-    /// Whether every number is one a server could have measured (finite, not negative, not
-    /// absurd): the test a cost read from Redis must pass.
-    pub fn is_plausible(&self) -> bool {
-        let plausible = |x: f64| x.is_finite() && (0.0..1e13).contains(&x);
-        plausible(self.cpu)
-            && self
-                .transports
-                .iter()
-                .all(|r| plausible(r.per_sec) && plausible(r.out_bytes) && plausible(r.in_bytes))
-    }
-}
-
-/// One reading of the counters behind [`Cost`].
-#[derive(Debug, Clone, Copy)]
-struct Sample {
-    at: Instant,
-    counts: [[u64; 3]; Transport::ALL.len()],
-    cpu: Duration,
-}
-
-impl Sample {
-    fn take(metrics: &Metrics) -> Sample {
-        let mut counts = [[0; 3]; Transport::ALL.len()];
-        for (i, t) in Transport::ALL.iter().enumerate() {
-            counts[i] = [
-                metrics.transport_events(*t),
-                metrics.bytes_out[*t as usize].load(Ordering::Relaxed),
-                metrics.bytes_in[*t as usize].load(Ordering::Relaxed),
-            ];
-        }
-        Sample {
-            at: Instant::now(),
-            counts,
-            cpu: process_cpu_time(),
-        }
-    }
-
-    /// The rates from `earlier` to this sample.
-    fn since(&self, earlier: &Sample) -> Cost {
-        let secs = self.at.duration_since(earlier.at).as_secs_f64().max(0.001);
-        let rate = |now: u64, then: u64| now.saturating_sub(then) as f64 / secs;
-        let mut cost = Cost {
-            cpu: self.cpu.saturating_sub(earlier.cpu).as_secs_f64() / secs,
-            ..Cost::default()
-        };
-        for (i, rates) in cost.transports.iter_mut().enumerate() {
-            let (now, then) = (self.counts[i], earlier.counts[i]);
-            *rates = Rates {
-                per_sec: rate(now[0], then[0]),
-                out_bytes: rate(now[1], then[1]),
-                in_bytes: rate(now[2], then[2]),
-            };
-        }
-        cost
-    }
-}
-
-/// The CPU time (user and system) this process has used, all threads together.
-#[cfg(unix)]
-pub fn process_cpu_time() -> Duration {
-    // SAFETY: getrusage only writes the struct it is given.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-        return Duration::ZERO;
-    }
-    let time = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
-    };
-    time(usage.ru_utime) + time(usage.ru_stime)
-}
-
-/// The CPU time this process has used: not measured on this platform.
-#[cfg(not(unix))]
-pub fn process_cpu_time() -> Duration {
-    Duration::ZERO
-}
-
 /// One instance's share of the class view: what it sends the others through Redis.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -636,8 +522,7 @@ pub fn spawn(
     shutdown: CancellationToken,
 ) {
     tokio::spawn(async move {
-        let mut samples = std::collections::VecDeque::new();
-        samples.push_back(Sample::take(&metrics));
+        let mut window = CostWindow::new(&metrics);
         let mut every = tokio::time::interval(LOOK_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut looks = 0u32;
@@ -649,14 +534,8 @@ pub fn spawn(
                     looks = looks.wrapping_add(1);
                     let full = looks % SAMPLE_EVERY == 1;
                     let mine = full.then(|| {
-                        let now = Sample::take(&metrics);
-                        while samples.len() > 1
-                            && now.at.duration_since(samples[0].at) > COST_WINDOW
-                        {
-                            samples.pop_front();
-                        }
-                        samples.push_back(now);
-                        Share { counts: class.counts(), cost: cost_of(&samples) }
+                        window.sample(&metrics);
+                        Share { counts: class.counts(), cost: window.cost() }
                     });
                     let (theirs, revealed) = neighbours.exchange(mine.as_ref(), class.round()).await;
                     if let Some(at) = revealed {
@@ -673,7 +552,7 @@ pub fn spawn(
             }
             let mut total = Share {
                 counts: class.counts(),
-                cost: cost_of(&samples),
+                cost: window.cost(),
             };
             for share in &others {
                 total.counts.add(&share.counts);
@@ -683,14 +562,6 @@ pub fn spawn(
             class.view.send_replace(Arc::from(view.to_json()));
         }
     });
-}
-
-/// The cost over the samples' window (nothing before the second sample).
-fn cost_of(samples: &std::collections::VecDeque<Sample>) -> Cost {
-    match (samples.front(), samples.back()) {
-        (Some(first), Some(last)) if samples.len() > 1 => last.since(first),
-        _ => Cost::default(),
-    }
 }
 
 /// A fresh class key: 16 random bytes as 32 hex digits.

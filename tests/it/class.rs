@@ -577,11 +577,16 @@ async fn a_page_without_its_websocket_pane_still_reports_over_one_control_socket
         v["pages"] == 1 && v["ws"] == 1 && v["blind"] == 0
     })
     .await;
-    for kind in ["ws", "longpoll", "sse"] {
-        browser
-            .click(&format!("#pane-chooser input[value={kind}]"))
-            .await;
-    }
+    // Set, not toggled: a click retried on a busy machine would switch a pane back on.
+    let choose = |kind: &str, on: bool| {
+        format!(
+            "const box = document.querySelector('#pane-chooser input[value={kind}]'); \
+             if (box.checked !== {on}) {{ box.checked = {on}; box.dispatchEvent(new Event('change')); }} return true;"
+        )
+    };
+    browser.js(&choose("ws", false)).await;
+    browser.js(&choose("longpoll", true)).await;
+    browser.js(&choose("sse", true)).await;
     browser.click("#pane-longpoll .start").await;
     browser.click("#pane-sse .connect").await;
     class_until(
@@ -597,7 +602,7 @@ async fn a_page_without_its_websocket_pane_still_reports_over_one_control_socket
         |n| n == 2,
     )
     .await;
-    browser.click("#pane-chooser input[value=ws]").await;
+    browser.js(&choose("ws", true)).await;
     class_until(&mut class, "the WebSocket pane back", |v| {
         v["pages"] == 1 && v["ws"] == 1
     })
