@@ -46,7 +46,7 @@ export class PaneView {
     this.stats = new PaneStats();
     this.ageAverage = new AgeAverage();
     this.changeWait = new ChangeWait();
-    this.freshAtLastPaint = { ageAvg: NaN, changeWait: NaN }; // as published in data-*
+    this.freshAtLastPaint = { ageAvg: NaN, changeWait: NaN, delayMean: NaN }; // as published in data-*
     this.shown = null; // the tick on screen
     this.onFrame = null; // a transport's own per-frame work (e.g. a retry countdown)
     this.pending = []; // ticks put on screen, waiting for the next frame to be painted
@@ -134,6 +134,8 @@ export class PaneView {
     if (this.root.hidden) this.ageAverage.stop(now);
     for (const tick of this.pending) {
       this.stats.delays.add(now - tick.ts);
+      this.stats.delayTotal += now - tick.ts;
+      this.stats.delayCount += 1;
       this.chart.add(now, tick.price);
       this.ageAverage.show(tick.ts, now);
       this.changeWait.show(tick, now);
@@ -141,7 +143,13 @@ export class PaneView {
     if (this.pending.length > 0) {
       this.pending.length = 0;
       // Published as of a price reaching the screen: whole teeth of the age's saw.
-      this.freshAtLastPaint = { ageAvg: this.ageAverage.mean(now), changeWait: this.changeWait.mean };
+      // The mean delay of every price shown is published with it: the time-averaged age is
+      // τ/2 (or T/2) plus exactly that mean, whatever the shape of the delays.
+      this.freshAtLastPaint = {
+        ageAvg: this.ageAverage.mean(now),
+        changeWait: this.changeWait.mean,
+        delayMean: this.stats.delayTotal / this.stats.delayCount,
+      };
       this.publish();
     }
     if (this.shown) this.el('s-age').textContent = `${fmt.ms(this.age(now))} old`;
@@ -195,6 +203,7 @@ export class PaneView {
     const fresh = this.freshAtLastPaint;
     data.ageAvg = Number.isFinite(fresh.ageAvg) ? String(fresh.ageAvg) : '';
     data.changeWait = Number.isFinite(fresh.changeWait) ? String(fresh.changeWait) : '';
+    data.delayMean = Number.isFinite(fresh.delayMean) ? String(fresh.delayMean) : '';
   }
 
   /** Switching symbol: the next tick is the first of a new series. */

@@ -107,6 +107,9 @@ export class PaneStats {
     this.up = new ByteCount(); // browser -> server
     this.seq = new SeqTracker();
     this.delays = new SlidingWindow(DELAY_WINDOW);
+    // Every tick-to-screen delay since the pane started, for the mean.
+    this.delayTotal = 0;
+    this.delayCount = 0;
   }
 
   /** Bytes on the wire (both ways) per price shown: what one useful update costs. */
