@@ -244,6 +244,25 @@ impl Browser {
         }
     }
 
+    /// Sets the checkbox matching a CSS selector to `on` with real clicks, and waits until it
+    /// is: it clicks only while the box is the other way, so a click that the driver
+    /// reported as failed but that landed (a busy machine) is not undone by a second one.
+    pub async fn set_checked(&self, selector: &str, on: bool) {
+        let state = format!("return document.querySelector('{selector}').checked;");
+        let start = Instant::now();
+        while self.js(&state).await != Value::Bool(on) {
+            assert!(
+                start.elapsed() < PAGE_WAIT,
+                "{selector} is still not {}",
+                if on { "checked" } else { "unchecked" }
+            );
+            self.click(selector).await;
+            if self.js(&state).await != Value::Bool(on) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
     /// Clicks the element matching a CSS selector, once it can take the click: like a
     /// person, it waits (up to [`PAGE_WAIT`]) while the element is covered or not yet
     /// interactable, as it can be for a moment while a busy machine lays the page out again.

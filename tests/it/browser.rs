@@ -208,14 +208,14 @@ async fn a_panes_published_figures_never_show_it_half_updated() {
     browser
         .js("const i = document.querySelector('#pane-http .poll-ms'); i.value = '150'; i.dispatchEvent(new Event('change')); return true;")
         .await;
-    browser.click("#pane-http .auto-poll").await;
+    browser.set_checked("#pane-http .auto-poll", true).await;
     browser
         .wait_for(
             "Number(document.getElementById('pane-http').dataset.count) >= 12 && Number(document.getElementById('pane-http').dataset.missed) >= 1",
             "a dozen polls, with a change missed",
         )
         .await;
-    browser.click("#pane-http .auto-poll").await;
+    browser.set_checked("#pane-http .auto-poll", false).await;
     let checks = browser.js("return window.tickerlabChecks;").await;
     assert_eq!(checks["broken"], serde_json::json!([]), "{checks}");
     assert!(
@@ -234,7 +234,7 @@ async fn auto_polling_slower_than_the_tick_misses_changes_push_does_not() {
     browser
         .js("const i = document.querySelector('#pane-http .poll-ms'); i.value = '500'; i.dispatchEvent(new Event('change')); return true;")
         .await;
-    browser.click("#pane-http .auto-poll").await;
+    browser.set_checked("#pane-http .auto-poll", true).await;
     browser
         .wait_for(
             "Number(document.getElementById('pane-http').dataset.count) >= 4 && Number(document.getElementById('pane-http').dataset.missed) > 0",
@@ -396,7 +396,7 @@ async fn every_control_works_without_console_errors_and_a_screenshot_is_saved() 
         return;
     };
     browser.click("#pane-http .get-price").await;
-    browser.click("#pane-http .auto-poll").await;
+    browser.set_checked("#pane-http .auto-poll", true).await;
     browser
         .wait_for(
             "document.getElementById('pane-ws').dataset.state === 'open'",
@@ -733,7 +733,7 @@ async fn measure_with_defaults(extra: &[&str], run: Duration) -> Option<Vec<u8>>
             .await;
         start_pane(&browser, pane).await;
     }
-    browser.click("#pane-http .auto-poll").await;
+    browser.set_checked("#pane-http .auto-poll", true).await;
     browser
         .wait_for(
             "Number(document.getElementById('pane-http').dataset.count) >= 1",
@@ -784,7 +784,7 @@ async fn poll_every(browser: &Browser, ms: u32) {
     browser
         .js(&format!("const i = document.querySelector('#pane-http .poll-ms'); i.value = '{ms}'; i.dispatchEvent(new Event('change')); return true;"))
         .await;
-    browser.click("#pane-http .auto-poll").await;
+    browser.set_checked("#pane-http .auto-poll", true).await;
 }
 
 /// A scoreboard cell as a JavaScript expression: `cell('ws', 'missed')`.
