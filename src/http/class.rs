@@ -21,8 +21,7 @@ use tokio::time::Instant;
 use tracing::{Instrument, info, info_span};
 
 use super::AppState;
-use super::origin::{self, Verdict};
-use super::ws::{self, Client, Close, Control, Opened, Outbox, SessionSettings};
+use super::ws::{self, Client, Close, Control, Outbox, SessionSettings};
 use crate::metrics::Refusal;
 use crate::tick::{ServerMessage, epoch_ms};
 
@@ -100,41 +99,17 @@ pub async fn upgrade(
         metrics.refused(Refusal::NotAHandshake);
         return Ok(problem.response(&req));
     }
-    if let Verdict::Refused(text) = origin::check(&req, &state.config.allowed_origins) {
-        metrics.refused(Refusal::Origin);
-        return Ok(HttpResponse::Forbidden()
-            .content_type("text/plain; charset=utf-8")
-            .body(text));
-    }
-    let Ok(place) = metrics.open_connection(state.config.max_connections, |m| &m.ws_open) else {
-        return Ok(super::error::too_many_connections(
-            state.config.max_connections,
-        ));
-    };
-    let Opened {
+    let ws::Plain {
         response,
-        session,
-        stream,
-        verdict,
-        ending,
-        writer: (),
-    } = ws::open(&req, body, &state, |_| (None, ())).await?;
-    let settings = SessionSettings::from(&*state.config);
-    let out = Outbox::new(
-        session,
-        state.shutdown.clone(),
-        metrics.clone(),
-        std::time::Duration::from_secs(state.config.client_timeout_secs),
-    );
-    let client = Client {
-        stream,
-        verdict,
-        ending,
+        out,
+        client,
+        settings,
+        peer,
+        place,
+    } = match ws::open_plain(&req, body, &state).await? {
+        Ok(opened) => opened,
+        Err(refusal) => return Ok(refusal),
     };
-    let peer = req
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|| "unknown".into());
     let class = state.class.clone();
     actix_web::rt::spawn(
         async move {

@@ -248,51 +248,65 @@ impl EventState {
     /// feed's history, oldest first, as a WebSocket does when woken late; a gap longer than
     /// the history is skipped in one step), up to the current tick.
     fn next_event(&mut self) -> Option<Bytes> {
-        let snapshot = Arc::clone(&self.current);
-        for (i, published) in snapshot.ticks.iter().enumerate() {
-            if !self.subscription.contains(i) {
+        // Disjoint borrows of the fields: no clone of the snapshot's `Arc` per event.
+        let Self {
+            current,
+            subscription,
+            feed,
+            catch_up,
+            ..
+        } = self;
+        for (i, published) in current.ticks.iter().enumerate() {
+            if !subscription.contains(i) {
                 continue;
             }
             let (run, seq) = (published.tick.run, published.tick.seq);
             loop {
-                let last = self.subscription.last_sent(i, run);
+                let last = subscription.last_sent(i, run);
                 if seq <= last {
                     break;
                 }
                 let gap = seq - last - 1;
-                if !self.catch_up || last == 0 || gap == 0 || gap > HISTORY as u64 {
-                    return self.event(&snapshot, i, published);
+                if !*catch_up || last == 0 || gap == 0 || gap > HISTORY as u64 {
+                    return event(subscription, current, i, published);
                 }
-                let feed = self.feed.clone();
-                match feed.recent(i, run, last + 1, |tick| self.event(&snapshot, i, tick)) {
+                match feed.recent(i, run, last + 1, |tick| {
+                    event(subscription, current, i, tick)
+                }) {
                     Some(event) => return event,
                     // Not in the history (a relay may skip seqs): skipped.
-                    None => self.subscription.mark_sent(i, run, last + 1),
+                    None => subscription.mark_sent(i, run, last + 1),
                 }
             }
         }
         None
     }
+}
 
-    /// The event for `published`, the tick of the symbol at `i`, marked as sent.
-    fn event(&mut self, snapshot: &Snapshot, i: usize, published: &Published) -> Option<Bytes> {
-        if !self.subscription.take(i, published) {
-            return None;
-        }
-        let run = published.tick.run;
-        if self.subscription.only_position(i, run) {
-            // One symbol held: the same event for every such stream, built once.
-            return Some(published.sse_event_alone());
-        }
-        let id = self.subscription.resume_id(snapshot, i, run);
-        let data = published.sse_frame();
-        let mut event = BytesMut::with_capacity(id.len() + 5 + data.len());
-        event.extend_from_slice(b"id: ");
-        event.extend_from_slice(id.as_bytes());
-        event.extend_from_slice(b"\n");
-        event.extend_from_slice(&data);
-        Some(event.freeze())
+/// The event for `published`, the tick of the symbol at `i` in `snapshot`, marked as sent in
+/// `subscription`; `None` if the stream does not take it.
+fn event(
+    subscription: &mut Subscription,
+    snapshot: &Snapshot,
+    i: usize,
+    published: &Published,
+) -> Option<Bytes> {
+    if !subscription.take(i, published) {
+        return None;
     }
+    let run = published.tick.run;
+    if subscription.only_position(i, run) {
+        // One symbol held: the same event for every such stream, built once.
+        return Some(published.sse_event_alone());
+    }
+    let id = subscription.resume_id(snapshot, i, run);
+    let data = published.sse_frame();
+    let mut event = BytesMut::with_capacity(id.len() + 5 + data.len());
+    event.extend_from_slice(b"id: ");
+    event.extend_from_slice(id.as_bytes());
+    event.extend_from_slice(b"\n");
+    event.extend_from_slice(&data);
+    Some(event.freeze())
 }
 
 #[cfg(test)]

@@ -69,6 +69,75 @@ pub(crate) struct Opened<W> {
     pub writer: W,
 }
 
+/// A WebSocket without ticks (`/echo`, `/class/ws`), opened: the `101` to return and what its
+/// session loop needs.
+pub(crate) struct Plain {
+    /// The `101 Switching Protocols` response.
+    pub response: HttpResponse,
+    /// The sending half.
+    pub out: Outbox,
+    /// The client's messages.
+    pub client: Client,
+    /// Heartbeat and client timeout.
+    pub settings: SessionSettings,
+    /// The client's address, for the session's log span.
+    pub peer: String,
+    /// Its `--max-connections` place, to hold as long as the session runs.
+    pub place: crate::metrics::ConnectionGuard,
+}
+
+/// Opens a WebSocket without ticks whose handshake its route has checked: the same `403`
+/// for a foreign `Origin` and `503` past `--max-connections` as `/ws`, then [`open`].
+/// `Ok(Err(answer))` is a refusal to return as it is.
+pub(crate) async fn open_plain(
+    req: &HttpRequest,
+    body: web::Payload,
+    state: &AppState,
+) -> actix_web::Result<Result<Plain, HttpResponse>> {
+    let metrics = &state.metrics;
+    if let Verdict::Refused(text) = origin::check(req, &state.config.allowed_origins) {
+        metrics.refused(Refusal::Origin);
+        return Ok(Err(HttpResponse::Forbidden()
+            .content_type("text/plain; charset=utf-8")
+            .body(text)));
+    }
+    let Ok(place) = metrics.open_connection(state.config.max_connections, |m| &m.ws_open) else {
+        return Ok(Err(super::error::too_many_connections(
+            state.config.max_connections,
+        )));
+    };
+    let Opened {
+        response,
+        session,
+        stream,
+        verdict,
+        ending,
+        writer: (),
+    } = open(req, body, state, |_| (None, ())).await?;
+    let out = Outbox::new(
+        session,
+        state.shutdown.clone(),
+        metrics.clone(),
+        std::time::Duration::from_secs(state.config.client_timeout_secs),
+    );
+    let peer = req
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    Ok(Ok(Plain {
+        response,
+        out,
+        client: Client {
+            stream,
+            verdict,
+            ending,
+        },
+        settings: SessionSettings::from(&*state.config),
+        peer,
+        place,
+    }))
+}
+
 /// Completes the handshake for `/ws` or `/echo` with the same layers and limits: the frame
 /// guard in front of actix-ws's parser (size, reserved bits and rate checked on each header),
 /// actix-ws's own limits as a second line, and the body ([`body`]) that closes the
