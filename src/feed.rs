@@ -32,6 +32,8 @@
 //! rather than once per subscribed symbol, subscribing is a flag flip rather than
 //! juggling a set of channels, and every reader sees a consistent cross-section.
 
+pub(crate) mod local;
+
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -60,6 +62,8 @@ struct Stats {
     ticks: AtomicU64,
     serialisations: AtomicU64,
     ws_frames: AtomicU64,
+    /// Worker threads relaying the feed now ([`local::LocalFeed`]).
+    relays: AtomicU64,
     /// On a front-end: ticks read from Redis and refused, by [`Rejection`] position.
     rejected: [AtomicU64; Rejection::ALL.len()],
 }
@@ -516,6 +520,12 @@ impl Feed {
         Rejection::ALL.iter().map(|why| self.rejected(*why)).sum()
     }
 
+    /// How many worker threads relay the feed to their WebSocket connections now: one per
+    /// worker with a `/ws` client, however many clients (see `feed/local.rs`).
+    pub fn worker_relays(&self) -> u64 {
+        self.shared.stats.relays.load(Ordering::Relaxed)
+    }
+
     /// How many WebSocket frames of ticks were built: at most one per symbol per tick,
     /// whatever the number of WebSocket connections (and none while nobody listens).
     pub fn ws_frames(&self) -> u64 {
@@ -715,7 +725,7 @@ mod tests {
         );
     }
 
-    fn tick_of(symbol: &str, seq: u64) -> Tick {
+    pub(super) fn tick_of(symbol: &str, seq: u64) -> Tick {
         tick_in(RunId::UNKNOWN, symbol, seq)
     }
 

@@ -402,6 +402,12 @@ impl Metrics {
             &[("", ws_frames)],
         );
         metric(
+            "tickerlab_feed_worker_relays",
+            "gauge",
+            "Worker threads relaying the feed to their WebSocket connections: a tick crosses threads once per worker, not once per socket.",
+            &[("", feed.worker_relays())],
+        );
+        metric(
             "tickerlab_ws_messages_sent_total",
             "counter",
             "Text messages written to WebSocket connections (ticks and answers).",

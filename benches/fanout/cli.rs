@@ -77,6 +77,11 @@ pub struct Plan {
     /// The tickerlab child's HTTP workers (default: one per core).
     #[arg(long, hide = true)]
     pub workers: Option<usize>,
+    /// tickerlab's heartbeat: seconds between the pings it sends every client (default: the
+    /// server's own, 5 s). With a long one (1800) no ping falls inside a step, which is how
+    /// the tail part tells what the heartbeat costs the tail.
+    #[arg(long, env = "BENCH_HEARTBEAT_SECS")]
+    pub heartbeat_secs: Option<u64>,
     #[command(flatten)]
     cargo: CargoArgs,
     /// The flags given, as a command that repeats this run (filled in by [`Plan::read`]).

@@ -126,7 +126,7 @@ use tail::tail_rounds;
 fn main() {
     let plan = Plan::read();
     if plan.serve_child {
-        child_main(plan.tick_ms, plan.workers);
+        child_main(plan.tick_ms, plan.workers, plan.heartbeat_secs);
         return;
     }
     if plan.floor_child {
@@ -136,6 +136,9 @@ fn main() {
     if plan.neighbour_child {
         support::neighbour::child_main(plan.neighbour_secs);
         return;
+    }
+    if let Some(secs) = plan.heartbeat_secs {
+        let _ = support::server::CHILD_HEARTBEAT_SECS.set(secs);
     }
     let limit = raise_open_files_limit();
     let most = most_clients(&plan);

@@ -5,7 +5,8 @@
 //! from run to run, and a stall that comes once a minute is in one run and not the next. So
 //! the tail part repeats the pair and prints, per round, what the issue asks about: p50, p99
 //! and p99.9 over the measuring window, the worst second of the whole run (join included) and
-//! where it fell, each against the floor's in the same round. With `--neighbour` every step
+//! where it fell, and the server's CPU time per message delivered in the measuring window,
+//! each against the floor's in the same round. With `--neighbour` every step
 //! of every round has a process spinning on one core beside it.
 //!
 //! The join scenario is the same part with many clients (`--clients 5000`): they all start
@@ -114,6 +115,7 @@ fn tail_table() -> Table {
         "worst second p99 ms",
         "worst second",
         "lost",
+        "server CPU us / msg",
         "neighbour CPU %",
     ])
 }
@@ -133,6 +135,7 @@ fn round_row(round: usize, s: &Step) -> Vec<String> {
         worst_p99_cell(&s.timeline),
         worst_at_cell(&s.timeline),
         s.lost.to_string(),
+        num(s.server_cpu_us_per_msg, 2),
         s.neighbour_cpu_pct
             .map_or_else(|| "-".into(), |c| num(c, 0)),
     ]
@@ -141,13 +144,14 @@ fn round_row(round: usize, s: &Step) -> Vec<String> {
 /// A figure the ratio lines compare: its name and how to read it from a step.
 type Figure = (&'static str, fn(&Step) -> f64);
 
-const FIGURES: [Figure; 4] = [
+const FIGURES: [Figure; 5] = [
     ("p50", |s| s.delay.p50),
     ("p99", |s| s.delay.p99),
     ("p99.9", |s| s.delay.p999),
     ("worst second p99", |s| {
         s.timeline.worst().map_or(f64::NAN, |w| w.delay.p99)
     }),
+    ("CPU / msg", |s| s.server_cpu_us_per_msg),
 ];
 
 /// tickerlab / floor for each figure, per round, then the median of the rounds.

@@ -121,6 +121,10 @@ pub struct Usage {
     pub runq_wait_secs: f64,
 }
 
+/// The heartbeat every tickerlab child started from now on is given (`--heartbeat-secs`),
+/// set once by the bench's `main` before it starts any.
+pub static CHILD_HEARTBEAT_SECS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
 /// The real app in a child process: this bench executable run with `--serve-child`.
 pub struct ChildServer {
     child: Child,
@@ -165,6 +169,9 @@ impl ChildServer {
         command.args([role, "--tick-ms", &tick_ms.to_string()]);
         if let Some(workers) = workers {
             command.args(["--workers", &workers.to_string()]);
+        }
+        if let (Kind::Tickerlab, Some(secs)) = (kind, CHILD_HEARTBEAT_SECS.get()) {
+            command.args(["--heartbeat-secs", &secs.to_string()]);
         }
         let mut child = command
             .stdin(Stdio::piped())
@@ -275,14 +282,21 @@ impl ChildServer {
 }
 
 /// The child's side: serve until stdin closes, answering `stats` lines with the counters.
-pub fn child_main(tick_ms: u64, workers: Option<usize>) {
+/// `heartbeat_secs` replaces the server's default heartbeat when given.
+pub fn child_main(tick_ms: u64, workers: Option<usize>, heartbeat_secs: Option<u64>) {
     actix_web::rt::System::new().block_on(async move {
+        let defaults = Config::default();
         let config = Config {
             port: 0,
             tick_ms,
             seed: Some(1),
             workers,
-            ..Config::default()
+            heartbeat_secs: heartbeat_secs.unwrap_or(defaults.heartbeat_secs),
+            // The server wants at least two heartbeats per client timeout.
+            client_timeout_secs: defaults
+                .client_timeout_secs
+                .max(heartbeat_secs.unwrap_or(0).saturating_mul(2)),
+            ..defaults
         };
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let app = tickerlab::serve(config, listener).expect("the app starts");

@@ -309,6 +309,32 @@ async fn fifty_clients_cost_one_serialisation_per_tick_per_symbol() {
     .await;
 }
 
+/// A tick crosses threads once per worker, not once per socket: the sockets of a worker
+/// share one relay of the feed, whatever their number, and the relay goes with the last of
+/// them.
+#[tokio::test]
+async fn forty_clients_share_one_feed_relay_per_worker() {
+    let app = spawn_app(test_config()).await; // two workers
+    let mut clients = Vec::new();
+    for _ in 0..40 {
+        let mut ws = app.ws("/ws?symbols=ACME").await;
+        hello(&mut ws).await;
+        clients.push(ws);
+    }
+    for ws in &mut clients {
+        assert_eq!(next_json(ws).await["type"], "tick");
+    }
+    let relays = metric(&metrics_text(&app).await, "tickerlab_feed_worker_relays");
+    assert!(
+        (1..=2).contains(&relays),
+        "40 sockets on 2 workers: {relays} relays of the feed"
+    );
+    for mut ws in clients {
+        ws.close(None).await.expect("close");
+    }
+    wait_for_metric(&app, "tickerlab_feed_worker_relays", |n| n == 0).await;
+}
+
 /// Each tick's WebSocket frame is built once per symbol and written by
 /// every socket, whatever their number. Fifty clients on all four symbols each read 40
 /// ticks; a frame built per client would make ~50 times as many frames as ticks.

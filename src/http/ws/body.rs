@@ -15,8 +15,9 @@
 //! connection's own task.
 //!
 //! So [`WsBody`] wraps the body actix-ws returns and writes the ticks itself. It waits on
-//! the feed's `watch` channel directly, so a tick wakes *one* task per connection, the one
-//! that owns the socket, and what it writes is the feed's frame for that tick
+//! the feed as relayed on its own worker thread ([`LocalFeed`]: one cross-thread wake per
+//! worker per tick, then wakes that stay on the thread), so a tick wakes *one* task per
+//! connection, the one that owns the socket, and what it writes is the feed's frame for that tick
 //! ([`Feed::ws_frame`]): built once per symbol per tick, shared by every socket. (actix-ws's
 //! constructors for `Session` and its body are private, so wrapping its body is the only
 //! way to add a source of frames; actix-ws still does the handshake, reads and checks the
@@ -80,9 +81,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::web::Bytes;
 use futures_util::task::AtomicWaker;
-use tokio::sync::watch;
-use tokio_util::sync::ReusableBoxFuture;
-
+use crate::feed::local::{Change, LocalFeed, LocalReceiver};
 use crate::feed::{Feed, HISTORY, Snapshot};
 use crate::http::connection::{Abort, Backpressure};
 use crate::metrics::Metrics;
@@ -179,26 +178,6 @@ impl Drop for Pusher {
     }
 }
 
-/// Waits for the next snapshot, handing the receiver back with the result, so that one boxed
-/// future is reused for the connection's whole life (no allocation per tick).
-async fn next_change(
-    mut snapshots: watch::Receiver<Arc<Snapshot>>,
-) -> (
-    Result<(), watch::error::RecvError>,
-    watch::Receiver<Arc<Snapshot>>,
-) {
-    let changed = snapshots.changed().await;
-    (changed, snapshots)
-}
-
-type NextChange = ReusableBoxFuture<
-    'static,
-    (
-        Result<(), watch::error::RecvError>,
-        watch::Receiver<Arc<Snapshot>>,
-    ),
->;
-
 /// The waker actix-ws's body is given: it notes that the body has something (the session
 /// queued a frame), then wakes the connection's task. The connection's task is woken by
 /// every tick; without this note it would poll actix-ws's queue (a channel receive) twice
@@ -225,8 +204,9 @@ impl Wake for QueueWake {
 pub(crate) struct Ticks {
     feed: Feed,
     /// The snapshot being written: the newest this body has seen.
-    current: Arc<Snapshot>,
-    changed: NextChange,
+    current: Rc<Arc<Snapshot>>,
+    /// The feed as relayed on this worker thread (see [`LocalFeed`]).
+    snapshots: LocalReceiver,
     shared: Rc<Shared>,
     /// Whether the socket takes bytes (absent when the server does not wrap connections).
     writer: Option<Rc<Backpressure>>,
@@ -243,8 +223,8 @@ impl Ticks {
         metrics: Arc<Metrics>,
     ) -> (Ticks, Pusher) {
         // Subscribe first, then read: no tick can fall in between.
-        let snapshots = feed.subscribe();
-        let current = feed.latest();
+        let mut snapshots = LocalFeed::for_this_thread(&feed).receiver();
+        let current = snapshots.newest();
         let shared = Rc::new(Shared {
             subscription: RefCell::new(subscription),
             live: Cell::new(false),
@@ -259,7 +239,7 @@ impl Ticks {
         let ticks = Ticks {
             feed,
             current,
-            changed: ReusableBoxFuture::new(next_change(snapshots)),
+            snapshots,
             shared,
             writer,
             metrics,
@@ -273,7 +253,7 @@ impl Ticks {
     /// `ws_ticks_skipped`. What was already written stays queued for the client (bounded by
     /// the socket's buffers); everything after it starts at the newest tick.
     fn skip_to_newest(&mut self) {
-        self.current = self.feed.latest();
+        self.current = self.snapshots.newest();
         let mut subscription = self.shared.subscription.borrow_mut();
         for (i, published) in self.current.ticks.iter().enumerate() {
             if !subscription.contains(i) {
@@ -352,20 +332,13 @@ impl Ticks {
             if let Some(frame) = self.next_frame() {
                 return Poll::Ready(Some(frame));
             }
-            match self.changed.poll(cx) {
-                Poll::Ready((Ok(()), mut snapshots)) => {
-                    self.current = snapshots.borrow_and_update().clone();
-                    self.changed.set(next_change(snapshots));
-                }
-                Poll::Ready((Err(_), snapshots)) => {
-                    // The feed is gone: the session closes with 1001. Keep the receiver in
-                    // a future that never resolves, so nothing polls a finished one.
-                    self.shared.feed_stopped.set(true);
-                    wake(&self.shared.session);
-                    self.changed.set(async move {
-                        std::future::pending::<()>().await;
-                        (Ok(()), snapshots)
-                    });
+            match self.snapshots.poll_change(cx) {
+                Poll::Ready(Change::Snapshot(newest)) => self.current = newest,
+                Poll::Ready(Change::Stopped) => {
+                    // The feed is gone: the session closes with 1001.
+                    if !self.shared.feed_stopped.replace(true) {
+                        wake(&self.shared.session);
+                    }
                     return Poll::Ready(None);
                 }
                 Poll::Pending => {

@@ -1,0 +1,281 @@
+//! The feed, relayed once per worker thread.
+//!
+//! actix-web keeps each connection on one worker thread for its whole life, and each worker
+//! is a single-threaded runtime. If every connection waited on the feed's `watch` channel
+//! itself, each tick the feed's thread would wake every connection's task across threads:
+//! per connection a push onto its worker's shared run queue (a lock), a registration in the
+//! channel's waiter list (a lock), and a clone of the snapshot's `Arc`, whose count then
+//! bounces between the cores. With 1000 clients that is 10 000 locked, cross-core hand-offs
+//! a second on a 100 ms tick, each one held while the worker it feeds tries to run.
+//!
+//! [`LocalFeed`] makes it one cross-thread wake per worker: one small task per worker
+//! waits on the channel and, when a snapshot comes, keeps it behind an `Rc` and wakes the
+//! connections of its own thread, each a push onto that thread's own run queue, with no
+//! lock and nothing shared with another core. A connection holds a [`LocalReceiver`],
+//! which is what it waits on.
+//!
+//! Nothing else changes: the snapshot is the feed's, so a frame is still built once per
+//! symbol per tick and shared by every socket, and "latest value wins" holds (a receiver
+//! sees the newest snapshot, and the feed's history covers a reader woken late).
+
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, Waker};
+
+use super::{Feed, Snapshot};
+
+/// One worker thread's copy of the feed's newest snapshot, and the connections of this
+/// thread that wait for the next one.
+pub(crate) struct LocalFeed {
+    /// The feed relayed: held so that the identity check in [`LocalFeed::for_this_thread`]
+    /// can never match a different feed at a reused address.
+    feed: Feed,
+    /// The newest snapshot this thread has, shared by its connections without atomics.
+    current: RefCell<Rc<Arc<Snapshot>>>,
+    /// Bumped on every snapshot: a receiver has seen the snapshot once its `seen` equals it.
+    version: Cell<u64>,
+    /// The feed stopped publishing (its channel closed).
+    closed: Cell<bool>,
+    /// Who to wake on the next snapshot: at most one waker per receiver.
+    waiters: RefCell<Vec<Waker>>,
+    /// Last wake-up's list, kept for its capacity: no allocation per tick once warm.
+    spare: RefCell<Vec<Waker>>,
+}
+
+thread_local! {
+    /// This thread's relays, one per feed (a process normally has one feed). Weak: the
+    /// connections own a relay, and it goes when the last of them does.
+    static RELAYS: RefCell<Vec<Weak<LocalFeed>>> = const { RefCell::new(Vec::new()) };
+}
+
+impl LocalFeed {
+    /// This thread's relay of `feed`, started on the first call on a thread: a task on the
+    /// thread's own runtime (it must be a `LocalSet`, as every actix worker is).
+    pub(crate) fn for_this_thread(feed: &Feed) -> Rc<LocalFeed> {
+        RELAYS.with_borrow_mut(|relays| {
+            relays.retain(|relay| relay.strong_count() > 0);
+            if let Some(relay) = relays
+                .iter()
+                .filter_map(Weak::upgrade)
+                .find(|relay| Arc::ptr_eq(&relay.feed.shared, &feed.shared) && !relay.closed.get())
+            {
+                return relay;
+            }
+            // Subscribe first, then read: no snapshot can fall in between.
+            let snapshots = feed.subscribe();
+            let relay = Rc::new(LocalFeed {
+                feed: feed.clone(),
+                current: RefCell::new(Rc::new(feed.latest())),
+                version: Cell::new(0),
+                closed: Cell::new(false),
+                waiters: RefCell::new(Vec::new()),
+                spare: RefCell::new(Vec::new()),
+            });
+            feed.shared.stats.relays.fetch_add(1, Ordering::Relaxed);
+            relays.push(Rc::downgrade(&relay));
+            tokio::task::spawn_local(relay_task(Rc::downgrade(&relay), snapshots));
+            relay
+        })
+    }
+
+    /// A receiver that has seen the snapshot current now.
+    pub(crate) fn receiver(self: &Rc<LocalFeed>) -> LocalReceiver {
+        LocalReceiver {
+            relay: self.clone(),
+            seen: self.version.get(),
+            registered: None,
+        }
+    }
+
+    /// Adopts the feed's new snapshot and wakes every receiver waiting for one.
+    fn publish(&self, snapshot: Arc<Snapshot>) {
+        *self.current.borrow_mut() = Rc::new(snapshot);
+        self.version.set(self.version.get() + 1);
+        self.wake_all();
+    }
+
+    /// The feed stopped: every receiver is told, once.
+    fn close(&self) {
+        self.closed.set(true);
+        self.version.set(self.version.get() + 1);
+        self.wake_all();
+    }
+
+    fn wake_all(&self) {
+        // Swap the lists first: a woken task is only scheduled, never run, here, but a
+        // receiver polled later must find an empty list to register in.
+        let mut woken = self.spare.take();
+        std::mem::swap(&mut woken, &mut self.waiters.borrow_mut());
+        for waker in woken.drain(..) {
+            waker.wake();
+        }
+        *self.spare.borrow_mut() = woken;
+    }
+}
+
+impl Drop for LocalFeed {
+    fn drop(&mut self) {
+        self.feed.shared.stats.relays.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Waits on the feed's channel for this thread's relay; ends when the feed stops or when no
+/// connection of this thread holds the relay any more.
+async fn relay_task(
+    relay: Weak<LocalFeed>,
+    mut snapshots: tokio::sync::watch::Receiver<Arc<Snapshot>>,
+) {
+    loop {
+        let changed = snapshots.changed().await;
+        let Some(relay) = relay.upgrade() else {
+            return;
+        };
+        match changed {
+            Ok(()) => relay.publish(snapshots.borrow_and_update().clone()),
+            Err(_) => {
+                relay.close();
+                return;
+            }
+        }
+    }
+}
+
+/// One connection's view of its thread's [`LocalFeed`].
+pub(crate) struct LocalReceiver {
+    relay: Rc<LocalFeed>,
+    /// The relay's version when this receiver last took a snapshot.
+    seen: u64,
+    /// Where this receiver's waker sits in the relay's list, and for which version: so a
+    /// task polled twice between two ticks registers once.
+    registered: Option<(u64, usize)>,
+}
+
+/// What a [`LocalReceiver`] found.
+pub(crate) enum Change {
+    /// A snapshot newer than the last one taken.
+    Snapshot(Rc<Arc<Snapshot>>),
+    /// The feed stopped publishing: no snapshot will come.
+    Stopped,
+}
+
+impl LocalReceiver {
+    /// The newest snapshot, taken (seen) now.
+    pub(crate) fn newest(&mut self) -> Rc<Arc<Snapshot>> {
+        self.seen = self.relay.version.get();
+        self.relay.current.borrow().clone()
+    }
+
+    /// A snapshot newer than the last one taken, or `Pending` with the task woken when one
+    /// comes (or when the feed stops).
+    pub(crate) fn poll_change(&mut self, cx: &Context<'_>) -> Poll<Change> {
+        let version = self.relay.version.get();
+        if self.relay.closed.get() {
+            return Poll::Ready(Change::Stopped);
+        }
+        if version != self.seen {
+            return Poll::Ready(Change::Snapshot(self.newest()));
+        }
+        let mut waiters = self.relay.waiters.borrow_mut();
+        match self.registered {
+            Some((at, slot)) if at == version => {
+                if !waiters[slot].will_wake(cx.waker()) {
+                    waiters[slot] = cx.waker().clone();
+                }
+            }
+            _ => {
+                self.registered = Some((version, waiters.len()));
+                waiters.push(cx.waker().clone());
+            }
+        }
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::feed::tests::tick_of;
+
+    /// Counts how often its task was woken.
+    #[derive(Default)]
+    struct Counting(AtomicUsize);
+
+    impl Wake for Counting {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn seq_of(change: Poll<Change>) -> u64 {
+        match change {
+            Poll::Ready(Change::Snapshot(snapshot)) => snapshot.ticks[0].tick.seq,
+            Poll::Ready(Change::Stopped) => panic!("the feed stopped"),
+            Poll::Pending => panic!("no new snapshot"),
+        }
+    }
+
+    /// A hundred connections on one thread share one relay: one subscription to the feed,
+    /// one waker each in its list however often they are polled, one wake each per snapshot.
+    /// When the last one goes, so does the relay; when the feed stops, each is told.
+    #[tokio::test]
+    async fn one_relay_per_thread_wakes_each_receiver_once_per_snapshot() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let (feed, mut relay) =
+                    super::super::Feed::relay(vec!["ACME".into()], Duration::from_millis(100));
+                relay.publish(vec![(0, tick_of("ACME", 1))], true);
+                let mut receivers: Vec<(LocalReceiver, Arc<Counting>)> = (0..100)
+                    .map(|_| {
+                        let receiver = LocalFeed::for_this_thread(&feed).receiver();
+                        (receiver, Arc::new(Counting::default()))
+                    })
+                    .collect();
+                assert_eq!(feed.worker_relays(), 1, "one relay for the thread");
+                for (receiver, count) in &mut receivers {
+                    let waker = Waker::from(count.clone());
+                    for _ in 0..2 {
+                        let pending = receiver.poll_change(&mut Context::from_waker(&waker));
+                        assert!(pending.is_pending(), "nothing new yet");
+                    }
+                }
+                let relayed = LocalFeed::for_this_thread(&feed);
+                assert_eq!(relayed.waiters.borrow().len(), 100, "one waker per receiver");
+
+                for seq in 2..=4 {
+                    relay.publish(vec![(0, tick_of("ACME", seq))], true);
+                    // The relay task runs on this thread: let it.
+                    while relayed.version.get() < seq - 1 {
+                        tokio::task::yield_now().await;
+                    }
+                    for (receiver, count) in &mut receivers {
+                        assert_eq!(count.0.load(Ordering::SeqCst), (seq - 1) as usize);
+                        let waker = Waker::from(count.clone());
+                        let mut cx = Context::from_waker(&waker);
+                        assert_eq!(seq_of(receiver.poll_change(&mut cx)), seq);
+                        assert!(receiver.poll_change(&mut cx).is_pending());
+                    }
+                }
+                assert_eq!(feed.worker_relays(), 1);
+
+                drop(relay);
+                while !relayed.closed.get() {
+                    tokio::task::yield_now().await;
+                }
+                let waker = Waker::from(Arc::new(Counting::default()));
+                for (receiver, _) in &mut receivers {
+                    let stopped = receiver.poll_change(&mut Context::from_waker(&waker));
+                    assert!(matches!(stopped, Poll::Ready(Change::Stopped)));
+                }
+                drop((receivers, relayed));
+                assert_eq!(feed.worker_relays(), 0, "the relay went with its last receiver");
+            })
+            .await;
+    }
+}
