@@ -129,7 +129,7 @@ async fn view(
     settings: SessionSettings,
     class: std::sync::Arc<crate::class::Class>,
 ) {
-    let mut heartbeat = ws::heartbeat_timer(settings.heartbeat).await;
+    let mut heartbeat = ws::heartbeat_timer(settings.heartbeat);
     let mut last_heard = Instant::now();
     let shutdown = out.shutdown.clone();
     let mut stop = std::pin::pin!(shutdown.cancelled());

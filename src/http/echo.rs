@@ -57,7 +57,7 @@ pub async fn upgrade(
 
 /// The echo loop: the same shape as the ticker session's, without a feed.
 async fn echo(mut out: Outbox, mut client: Client, settings: SessionSettings) {
-    let mut heartbeat = ws::heartbeat_timer(settings.heartbeat).await;
+    let mut heartbeat = ws::heartbeat_timer(settings.heartbeat);
     let mut last_heard = Instant::now();
     let shutdown = out.shutdown.clone();
     let mut stop = std::pin::pin!(shutdown.cancelled());

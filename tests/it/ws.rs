@@ -533,6 +533,47 @@ async fn a_peer_that_never_answers_pings_is_closed_as_dead() {
     assert_unharmed(&app, &mut bystander).await;
 }
 
+/// Sockets opened together are pinged apart: each one's first ping falls at a random point
+/// of the first period, so a class that opens the page at once does not get (and answer)
+/// every ping in the same moment, every period, while the ticks go out.
+#[tokio::test]
+async fn sockets_opened_together_get_their_first_pings_spread_over_the_period() {
+    let period = std::time::Duration::from_secs(2);
+    let app = spawn_app(Config {
+        heartbeat_secs: period.as_secs(),
+        client_timeout_secs: 30,
+        ..test_config()
+    })
+    .await;
+    let opened = std::time::Instant::now();
+    let sockets = (0..20).map(|_| RawWs::connect(app.addr, "/ws?symbols=ACME"));
+    let sockets = futures_util::future::join_all(sockets).await;
+    let joined = opened.elapsed();
+    let first_pings = sockets.into_iter().map(|mut socket| {
+        tokio::spawn(async move {
+            loop {
+                let frame = socket.next_frame().await.expect("frames until a ping");
+                if frame.opcode == raw::PING {
+                    return opened.elapsed();
+                }
+            }
+        })
+    });
+    let mut first_pings: Vec<_> = futures_util::future::join_all(first_pings)
+        .await
+        .into_iter()
+        .map(|at| at.expect("reader"))
+        .collect();
+    first_pings.sort();
+    let spread = first_pings[19] - first_pings[0];
+    // 20 draws over 0.2-2 s: a spread under 0.5 s has a chance of about 1e-9.
+    assert!(
+        spread >= period / 4,
+        "20 sockets opened within {joined:?} had their first pings within {spread:?} of each \
+         other: {first_pings:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_quiet_client_that_answers_pings_stays_connected() {
     let app = spawn_app(heartbeat_config()).await;
