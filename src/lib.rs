@@ -58,6 +58,7 @@ pub mod subscription;
 pub mod tap;
 pub mod tick;
 pub mod tls;
+mod wake;
 pub mod wire;
 
 use std::net::{SocketAddr, TcpListener};

@@ -1,18 +1,14 @@
 //! The feed, relayed once per worker thread.
 //!
-//! actix-web keeps each connection on one worker thread for its whole life, and each worker
-//! is a single-threaded runtime. If every connection waited on the feed's `watch` channel
-//! itself, each tick the feed's thread would wake every connection's task across threads:
-//! per connection a push onto its worker's shared run queue (a lock), a registration in the
-//! channel's waiter list (a lock), and a clone of the snapshot's `Arc`, whose count then
-//! bounces between the cores. With 1000 clients that is 10 000 locked, cross-core hand-offs
-//! a second on a 100 ms tick, each one held while the worker it feeds tries to run.
+//! Each tick, if every `/ws` connection waited on the feed's `watch` channel itself, the
+//! feed's thread would wake every connection's task across threads: per connection a push
+//! onto its worker's shared run queue (a lock), a registration in the channel's waiter list
+//! (a lock), and a clone of the snapshot's `Arc`, whose count then bounces between the cores.
 //!
-//! [`LocalFeed`] makes it one cross-thread wake per worker: one small task per worker
-//! waits on the channel and, when a snapshot comes, keeps it behind an `Rc` and wakes the
-//! connections of its own thread, each a push onto that thread's own run queue, with no
-//! lock and nothing shared with another core. A connection holds a [`LocalReceiver`],
-//! which is what it waits on.
+//! [`LocalFeed`] makes it one cross-thread wake per worker (see [`crate::wake`]): one small
+//! task per worker waits on the channel and, when a snapshot comes, keeps it behind an `Rc`
+//! and wakes the connections of its own thread, each a push onto that thread's own run
+//! queue. A connection holds a [`LocalReceiver`], which is what it waits on.
 //!
 //! Nothing else changes: the snapshot is the feed's, so a frame is still built once per
 //! symbol per tick and shared by every socket, and "latest value wins" holds (a receiver
@@ -22,9 +18,10 @@ use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use super::{Feed, Snapshot};
+use crate::wake::{Registration, Waiters};
 
 /// One worker thread's copy of the feed's newest snapshot, and the connections of this
 /// thread that wait for the next one.
@@ -34,14 +31,11 @@ pub(crate) struct LocalFeed {
     feed: Feed,
     /// The newest snapshot this thread has, shared by its connections without atomics.
     current: RefCell<Rc<Arc<Snapshot>>>,
-    /// Bumped on every snapshot: a receiver has seen the snapshot once its `seen` equals it.
-    version: Cell<u64>,
     /// The feed stopped publishing (its channel closed).
     closed: Cell<bool>,
-    /// Who to wake on the next snapshot: at most one waker per receiver.
-    waiters: RefCell<Vec<Waker>>,
-    /// Last wake-up's list, kept for its capacity: no allocation per tick once warm.
-    spare: RefCell<Vec<Waker>>,
+    /// Who to wake on the next snapshot. Its version counts the snapshots: a receiver has
+    /// seen the newest once its `seen` equals it.
+    waiters: Waiters,
 }
 
 thread_local! {
@@ -68,10 +62,8 @@ impl LocalFeed {
             let relay = Rc::new(LocalFeed {
                 feed: feed.clone(),
                 current: RefCell::new(Rc::new(feed.latest())),
-                version: Cell::new(0),
                 closed: Cell::new(false),
-                waiters: RefCell::new(Vec::new()),
-                spare: RefCell::new(Vec::new()),
+                waiters: Waiters::default(),
             });
             feed.shared.stats.relays.fetch_add(1, Ordering::Relaxed);
             relays.push(Rc::downgrade(&relay));
@@ -84,7 +76,7 @@ impl LocalFeed {
     pub(crate) fn receiver(self: &Rc<LocalFeed>) -> LocalReceiver {
         LocalReceiver {
             relay: self.clone(),
-            seen: self.version.get(),
+            seen: self.waiters.version(),
             registered: None,
         }
     }
@@ -92,32 +84,23 @@ impl LocalFeed {
     /// Adopts the feed's new snapshot and wakes every receiver waiting for one.
     fn publish(&self, snapshot: Arc<Snapshot>) {
         *self.current.borrow_mut() = Rc::new(snapshot);
-        self.version.set(self.version.get() + 1);
-        self.wake_all();
+        self.waiters.wake_all();
     }
 
-    /// The feed stopped: every receiver is told, once.
+    /// The feed stopped: every receiver is told.
     fn close(&self) {
         self.closed.set(true);
-        self.version.set(self.version.get() + 1);
-        self.wake_all();
-    }
-
-    fn wake_all(&self) {
-        // Swap the lists first: a woken task is only scheduled, never run, here, but a
-        // receiver polled later must find an empty list to register in.
-        let mut woken = self.spare.take();
-        std::mem::swap(&mut woken, &mut self.waiters.borrow_mut());
-        for waker in woken.drain(..) {
-            waker.wake();
-        }
-        *self.spare.borrow_mut() = woken;
+        self.waiters.wake_all();
     }
 }
 
 impl Drop for LocalFeed {
     fn drop(&mut self) {
-        self.feed.shared.stats.relays.fetch_sub(1, Ordering::Relaxed);
+        self.feed
+            .shared
+            .stats
+            .relays
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -147,9 +130,8 @@ pub(crate) struct LocalReceiver {
     relay: Rc<LocalFeed>,
     /// The relay's version when this receiver last took a snapshot.
     seen: u64,
-    /// Where this receiver's waker sits in the relay's list, and for which version: so a
-    /// task polled twice between two ticks registers once.
-    registered: Option<(u64, usize)>,
+    /// Its place in the relay's list of waiters.
+    registered: Registration,
 }
 
 /// What a [`LocalReceiver`] found.
@@ -163,32 +145,20 @@ pub(crate) enum Change {
 impl LocalReceiver {
     /// The newest snapshot, taken (seen) now.
     pub(crate) fn newest(&mut self) -> Rc<Arc<Snapshot>> {
-        self.seen = self.relay.version.get();
+        self.seen = self.relay.waiters.version();
         self.relay.current.borrow().clone()
     }
 
     /// A snapshot newer than the last one taken, or `Pending` with the task woken when one
     /// comes (or when the feed stops).
     pub(crate) fn poll_change(&mut self, cx: &Context<'_>) -> Poll<Change> {
-        let version = self.relay.version.get();
         if self.relay.closed.get() {
             return Poll::Ready(Change::Stopped);
         }
-        if version != self.seen {
+        if self.relay.waiters.version() != self.seen {
             return Poll::Ready(Change::Snapshot(self.newest()));
         }
-        let mut waiters = self.relay.waiters.borrow_mut();
-        match self.registered {
-            Some((at, slot)) if at == version => {
-                if !waiters[slot].will_wake(cx.waker()) {
-                    waiters[slot] = cx.waker().clone();
-                }
-            }
-            _ => {
-                self.registered = Some((version, waiters.len()));
-                waiters.push(cx.waker().clone());
-            }
-        }
+        self.relay.waiters.register(&mut self.registered, cx);
         Poll::Pending
     }
 }
@@ -196,7 +166,7 @@ impl LocalReceiver {
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::AtomicUsize;
-    use std::task::Wake;
+    use std::task::{Wake, Waker};
     use std::time::Duration;
 
     use super::*;
@@ -246,12 +216,12 @@ mod tests {
                     }
                 }
                 let relayed = LocalFeed::for_this_thread(&feed);
-                assert_eq!(relayed.waiters.borrow().len(), 100, "one waker per receiver");
+                assert_eq!(relayed.waiters.len(), 100, "one waker per receiver");
 
                 for seq in 2..=4 {
                     relay.publish(vec![(0, tick_of("ACME", seq))], true);
                     // The relay task runs on this thread: let it.
-                    while relayed.version.get() < seq - 1 {
+                    while relayed.waiters.version() < seq - 1 {
                         tokio::task::yield_now().await;
                     }
                     for (receiver, count) in &mut receivers {
@@ -274,7 +244,11 @@ mod tests {
                     assert!(matches!(stopped, Poll::Ready(Change::Stopped)));
                 }
                 drop((receivers, relayed));
-                assert_eq!(feed.worker_relays(), 0, "the relay went with its last receiver");
+                assert_eq!(
+                    feed.worker_relays(),
+                    0,
+                    "the relay went with its last receiver"
+                );
             })
             .await;
     }

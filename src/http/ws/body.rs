@@ -78,14 +78,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 
-use actix_web::body::{BodySize, BoxBody, MessageBody};
-use actix_web::web::Bytes;
-use futures_util::task::AtomicWaker;
 use crate::feed::local::{Change, LocalFeed, LocalReceiver};
 use crate::feed::{Feed, HISTORY, Snapshot};
 use crate::http::connection::{Abort, Backpressure};
 use crate::metrics::Metrics;
 use crate::subscription::Subscription;
+use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::web::Bytes;
+use futures_util::task::AtomicWaker;
 
 /// What the session and the body of one connection share. Both run on the connection's
 /// worker thread (actix spawns the session on the same single-threaded runtime), hence `Rc`

@@ -1,0 +1,112 @@
+//! Waking many tasks of one thread for one event from another.
+//!
+//! Every connection of an actix worker lives on that worker's thread, and the event they all
+//! wait for, the next tick, comes from another: the feed's. Tokio's cross-thread primitives
+//! (`watch`, `Notify`) serve any thread, so each waiting task pays for that on every wait: a
+//! lock to register in the shared waiter list, and, when the event comes, a wake pushed onto
+//! its thread's run queue from another thread (another lock), per task.
+//!
+//! The cure is to cross threads once per thread: one small task per worker waits on the
+//! shared primitive, and the connections of that worker wait on a [`Waiters`] list that lives
+//! on the thread, with no lock and no atomic shared with another core. The feed's relay
+//! (`feed/local.rs`) is built on it.
+
+use std::cell::{Cell, RefCell};
+use std::task::{Context, Waker};
+
+/// The tasks of one thread waiting for the next wake-up, each at most once.
+#[derive(Default)]
+pub(crate) struct Waiters {
+    /// Bumped by every [`Waiters::wake_all`]: a registration is for one version.
+    version: Cell<u64>,
+    list: RefCell<Vec<Waker>>,
+    /// The last wake-up's list, kept for its capacity: no allocation per wake-up once warm.
+    spare: RefCell<Vec<Waker>>,
+}
+
+/// Where one waiting task's waker sits in a [`Waiters`] list, and for which version, so that
+/// a task polled twice before the next wake-up registers once. Start with `None`.
+pub(crate) type Registration = Option<(u64, usize)>;
+
+impl Waiters {
+    /// How many wake-ups there have been.
+    pub(crate) fn version(&self) -> u64 {
+        self.version.get()
+    }
+
+    /// Wakes `cx`'s task at the next [`Waiters::wake_all`]. `at` remembers the registration:
+    /// the same task registers once per wake-up however often it is polled, and a task whose
+    /// waker changed replaces its old one.
+    pub(crate) fn register(&self, at: &mut Registration, cx: &Context<'_>) {
+        let version = self.version.get();
+        let mut list = self.list.borrow_mut();
+        match *at {
+            Some((registered, slot)) if registered == version => {
+                if !list[slot].will_wake(cx.waker()) {
+                    list[slot] = cx.waker().clone();
+                }
+            }
+            _ => {
+                *at = Some((version, list.len()));
+                list.push(cx.waker().clone());
+            }
+        }
+    }
+
+    /// Wakes every registered task (each is scheduled on this thread, not run here) and starts
+    /// a new version.
+    pub(crate) fn wake_all(&self) {
+        // Swap the lists first: a task polled after this must find an empty list.
+        let mut woken = self.spare.take();
+        std::mem::swap(&mut woken, &mut self.list.borrow_mut());
+        self.version.set(self.version.get() + 1);
+        for waker in woken.drain(..) {
+            waker.wake();
+        }
+        *self.spare.borrow_mut() = woken;
+    }
+
+    /// How many tasks wait now.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.list.borrow().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Counting(AtomicUsize);
+
+    impl Wake for Counting {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A task polled many times between two wake-ups is in the list once, and woken once.
+    #[test]
+    fn a_task_registers_once_per_wake_up_however_often_it_is_polled() {
+        let waiters = Waiters::default();
+        let tasks: Vec<Arc<Counting>> = (0..10).map(|_| Arc::default()).collect();
+        let mut registrations = vec![None; 10];
+        for round in 1..=3 {
+            for _ in 0..5 {
+                for (task, at) in tasks.iter().zip(&mut registrations) {
+                    let waker = Waker::from(task.clone());
+                    waiters.register(at, &Context::from_waker(&waker));
+                }
+            }
+            assert_eq!(waiters.len(), 10);
+            waiters.wake_all();
+            assert_eq!(waiters.len(), 0);
+            assert!(tasks.iter().all(|t| t.0.load(Ordering::SeqCst) == round));
+        }
+    }
+}
