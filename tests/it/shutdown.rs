@@ -112,3 +112,58 @@ async fn sigterm_closes_sockets_with_1001_closes_idle_http_and_exits_0() {
 async fn sigint_closes_sockets_with_1001_closes_idle_http_and_exits_0() {
     graceful_stop_on("INT").await;
 }
+
+/// Reads one HTTP/1.1 response with a `Content-Length` body; returns its head.
+async fn read_response(tcp: &mut TcpStream) -> String {
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(common::WAIT, tcp.read(&mut chunk))
+            .await
+            .expect("a response")
+            .expect("read");
+        assert!(n > 0, "closed before the response ended: {bytes:?}");
+        bytes.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&bytes).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let head = text[..end].to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().expect("a length"));
+            if bytes.len() >= end + 4 + length {
+                return head;
+            }
+        }
+    }
+}
+
+/// A graceful stop closes an idle keep-alive connection at once, not when its keep-alive
+/// timer (5 s) fires: each connection's dispatcher waits on actix's graceful-shutdown signal.
+#[tokio::test]
+async fn a_graceful_stop_closes_an_idle_keep_alive_connection_at_once() {
+    let app = common::spawn_app(common::test_config()).await;
+    let mut tcp = TcpStream::connect(app.addr).await.unwrap();
+    for _ in 0..2 {
+        tcp.write_all(b"GET /price?symbol=ACME HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let head = read_response(&mut tcp).await;
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+    }
+    let answered = Instant::now();
+    let stopper = app.stopper.clone();
+    let stopping = tokio::spawn(async move { stopper.stop().await });
+    let mut rest = Vec::new();
+    tokio::time::timeout(common::WAIT, tcp.read_to_end(&mut rest))
+        .await
+        .expect("the idle connection is closed")
+        .ok();
+    let closed_after = answered.elapsed();
+    assert!(
+        closed_after < std::time::Duration::from_secs(4),
+        "the idle connection was closed {closed_after:?} after its last answer: by its \
+         keep-alive timer (5 s), not by the shutdown"
+    );
+    stopping.await.unwrap();
+}
