@@ -30,7 +30,7 @@ pub(crate) struct LocalFeed {
     /// can never match a different feed at a reused address.
     feed: Feed,
     /// The newest snapshot this thread has, shared by its connections without atomics.
-    current: RefCell<Rc<Arc<Snapshot>>>,
+    current: RefCell<Rc<LocalSnapshot>>,
     /// The feed stopped publishing (its channel closed).
     closed: Cell<bool>,
     /// Who to wake on the next snapshot. Its version counts the snapshots: a receiver has
@@ -61,7 +61,7 @@ impl LocalFeed {
             let snapshots = feed.subscribe();
             let relay = Rc::new(LocalFeed {
                 feed: feed.clone(),
-                current: RefCell::new(Rc::new(feed.latest())),
+                current: RefCell::new(Rc::new(LocalSnapshot(feed.latest()))),
                 closed: Cell::new(false),
                 waiters: Waiters::default(),
             });
@@ -83,7 +83,7 @@ impl LocalFeed {
 
     /// Adopts the feed's new snapshot and wakes every receiver waiting for one.
     fn publish(&self, snapshot: Arc<Snapshot>) {
-        *self.current.borrow_mut() = Rc::new(snapshot);
+        *self.current.borrow_mut() = Rc::new(LocalSnapshot(snapshot));
         self.waiters.wake_all();
     }
 
@@ -101,6 +101,19 @@ impl Drop for LocalFeed {
             .stats
             .relays
             .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The feed's snapshot as the connections of one thread share it: behind an `Rc`, whose
+/// count only this thread touches, where cloning the `Arc` itself would make every
+/// connection of every worker add to and subtract from one shared count each tick.
+pub(crate) struct LocalSnapshot(Arc<Snapshot>);
+
+impl std::ops::Deref for LocalSnapshot {
+    type Target = Snapshot;
+
+    fn deref(&self) -> &Snapshot {
+        &self.0
     }
 }
 
@@ -137,14 +150,14 @@ pub(crate) struct LocalReceiver {
 /// What a [`LocalReceiver`] found.
 pub(crate) enum Change {
     /// A snapshot newer than the last one taken.
-    Snapshot(Rc<Arc<Snapshot>>),
+    Snapshot(Rc<LocalSnapshot>),
     /// The feed stopped publishing: no snapshot will come.
     Stopped,
 }
 
 impl LocalReceiver {
     /// The newest snapshot, taken (seen) now.
-    pub(crate) fn newest(&mut self) -> Rc<Arc<Snapshot>> {
+    pub(crate) fn newest(&mut self) -> Rc<LocalSnapshot> {
         self.seen = self.relay.waiters.version();
         self.relay.current.borrow().clone()
     }
@@ -211,7 +224,7 @@ mod tests {
                 for (receiver, count) in &mut receivers {
                     let waker = Waker::from(count.clone());
                     for _ in 0..2 {
-                        let pending = receiver.poll_change(&mut Context::from_waker(&waker));
+                        let pending = receiver.poll_change(&Context::from_waker(&waker));
                         assert!(pending.is_pending(), "nothing new yet");
                     }
                 }
@@ -227,9 +240,9 @@ mod tests {
                     for (receiver, count) in &mut receivers {
                         assert_eq!(count.0.load(Ordering::SeqCst), (seq - 1) as usize);
                         let waker = Waker::from(count.clone());
-                        let mut cx = Context::from_waker(&waker);
-                        assert_eq!(seq_of(receiver.poll_change(&mut cx)), seq);
-                        assert!(receiver.poll_change(&mut cx).is_pending());
+                        let cx = Context::from_waker(&waker);
+                        assert_eq!(seq_of(receiver.poll_change(&cx)), seq);
+                        assert!(receiver.poll_change(&cx).is_pending());
                     }
                 }
                 assert_eq!(feed.worker_relays(), 1);
@@ -240,7 +253,7 @@ mod tests {
                 }
                 let waker = Waker::from(Arc::new(Counting::default()));
                 for (receiver, _) in &mut receivers {
-                    let stopped = receiver.poll_change(&mut Context::from_waker(&waker));
+                    let stopped = receiver.poll_change(&Context::from_waker(&waker));
                     assert!(matches!(stopped, Poll::Ready(Change::Stopped)));
                 }
                 drop((receivers, relayed));

@@ -78,8 +78,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 
-use crate::feed::local::{Change, LocalFeed, LocalReceiver};
-use crate::feed::{Feed, HISTORY, Snapshot};
+use crate::feed::local::{Change, LocalFeed, LocalReceiver, LocalSnapshot};
+use crate::feed::{Feed, HISTORY};
 use crate::http::connection::{Abort, Backpressure};
 use crate::metrics::Metrics;
 use crate::subscription::Subscription;
@@ -204,7 +204,7 @@ impl Wake for QueueWake {
 pub(crate) struct Ticks {
     feed: Feed,
     /// The snapshot being written: the newest this body has seen.
-    current: Rc<Arc<Snapshot>>,
+    current: Rc<LocalSnapshot>,
     /// The feed as relayed on this worker thread (see [`LocalFeed`]).
     snapshots: LocalReceiver,
     shared: Rc<Shared>,
