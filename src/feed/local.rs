@@ -178,22 +178,12 @@ impl LocalReceiver {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
-    use std::task::{Wake, Waker};
+    use std::task::Waker;
     use std::time::Duration;
 
     use super::*;
     use crate::feed::tests::tick_of;
-
-    /// Counts how often its task was woken.
-    #[derive(Default)]
-    struct Counting(AtomicUsize);
-
-    impl Wake for Counting {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
+    use crate::wake::Counting;
 
     fn seq_of(change: Poll<Change>) -> u64 {
         match change {

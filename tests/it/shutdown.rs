@@ -113,29 +113,26 @@ async fn sigint_closes_sockets_with_1001_closes_idle_http_and_exits_0() {
     graceful_stop_on("INT").await;
 }
 
-/// Reads one HTTP/1.1 response with a `Content-Length` body; returns its head.
-async fn read_response(tcp: &mut TcpStream) -> String {
-    let mut bytes = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
+/// Sends `GET /price` and reads its whole answer, leaving the connection idle; returns the head.
+async fn get_price(tcp: &mut TcpStream) -> String {
+    let request = "GET /price?symbol=ACME HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let (head, mut body) = common::raw::request(tcp, request).await;
+    let length: usize = head
+        .to_ascii_lowercase()
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse()))
+        .expect("a Content-Length")
+        .expect("a number");
+    while body.len() < length {
+        let mut chunk = [0u8; 1024];
         let n = tokio::time::timeout(common::WAIT, tcp.read(&mut chunk))
             .await
-            .expect("a response")
+            .expect("the body within the wait")
             .expect("read");
-        assert!(n > 0, "closed before the response ended: {bytes:?}");
-        bytes.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&bytes).to_string();
-        if let Some(end) = text.find("\r\n\r\n") {
-            let head = text[..end].to_ascii_lowercase();
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .map_or(0, |v| v.trim().parse().expect("a length"));
-            if bytes.len() >= end + 4 + length {
-                return head;
-            }
-        }
+        assert!(n > 0, "closed in the middle of the body");
+        body.extend_from_slice(&chunk[..n]);
     }
+    head
 }
 
 /// A graceful stop closes an idle keep-alive connection at once, not when its keep-alive
@@ -145,11 +142,8 @@ async fn a_graceful_stop_closes_an_idle_keep_alive_connection_at_once() {
     let app = common::spawn_app(common::test_config()).await;
     let mut tcp = TcpStream::connect(app.addr).await.unwrap();
     for _ in 0..2 {
-        tcp.write_all(b"GET /price?symbol=ACME HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            .await
-            .unwrap();
-        let head = read_response(&mut tcp).await;
-        assert!(head.starts_with("http/1.1 200"), "{head}");
+        let head = get_price(&mut tcp).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     }
     let answered = Instant::now();
     let stopper = app.stopper.clone();
