@@ -144,10 +144,10 @@ impl Browser {
             };
             match driver.wait_until_listening() {
                 Ok(()) => break driver,
-                Err(status) if attempts < 5 => {
-                    eprintln!("chromedriver exited at start-up ({status}): another port");
+                Err(why) if attempts < 5 => {
+                    eprintln!("chromedriver did not start on port {port}: {why}; another port");
                 }
-                Err(status) => panic!("chromedriver exited at start-up, five times: {status}"),
+                Err(why) => panic!("chromedriver did not start, five times: {why}"),
             }
         };
 
@@ -370,11 +370,23 @@ impl Browser {
 }
 
 impl Driver {
-    fn wait_until_listening(&mut self) -> Result<(), std::process::ExitStatus> {
+    fn wait_until_listening(&mut self) -> Result<(), String> {
         let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        // When something answers on the port that is not chromedriver.
+        let mut foreign_since = None;
+        loop {
+            match self.status() {
+                Status::Ready => return Ok(()),
+                Status::Nobody => foreign_since = None,
+                Status::Foreign => {
+                    let since = *foreign_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > Duration::from_secs(3) {
+                        return Err("another process answers on its port".into());
+                    }
+                }
+            }
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(status);
+                return Err(format!("it exited ({status})"));
             }
             assert!(
                 start.elapsed() < PAGE_WAIT,
@@ -383,7 +395,34 @@ impl Driver {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(())
+    }
+
+    /// Who answers `GET /status` on the port. Listening is not enough: `free_port` lets its
+    /// port go before chromedriver binds it, and a server of a test running beside this one
+    /// (they bind `127.0.0.1:0` too) can take it first; chromedriver then fails to bind, and
+    /// the new-session request would go to that server.
+    fn status(&self) -> Status {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return Status::Nobody;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let request = format!(
+            "GET /status HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+            self.port
+        );
+        if stream.write_all(request.as_bytes()).is_err() {
+            return Status::Foreign;
+        }
+        // chromedriver keeps the connection open after its answer: read until it is whole.
+        let mut answer = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while let Ok(n @ 1..) = stream.read(&mut chunk) {
+            answer.extend_from_slice(&chunk[..n]);
+            if String::from_utf8_lossy(&answer).contains("\"ready\":true") {
+                return Status::Ready;
+            }
+        }
+        Status::Foreign
     }
 
     /// `DELETE /session/{id}` over a plain blocking socket: drop cannot await.
@@ -401,6 +440,16 @@ impl Driver {
             let _ = stream.read_to_end(&mut answer);
         }
     }
+}
+
+/// What answers on chromedriver's port.
+enum Status {
+    /// chromedriver, ready for a session.
+    Ready,
+    /// Nothing listens yet.
+    Nobody,
+    /// Something that does not answer as chromedriver does (yet).
+    Foreign,
 }
 
 impl Drop for Driver {
