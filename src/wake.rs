@@ -20,6 +20,9 @@ pub(crate) struct Waiters {
     /// Bumped by every [`Waiters::wake_all`]: a registration is for one version.
     version: Cell<u64>,
     list: RefCell<Vec<Waker>>,
+    /// Places in `list` given up by tasks that stopped waiting, reused by the next to wait:
+    /// the list never holds more than the tasks waiting at once.
+    free: RefCell<Vec<usize>>,
     /// The last wake-up's list, kept for its capacity: no allocation per wake-up once warm.
     spare: RefCell<Vec<Waker>>,
 }
@@ -46,10 +49,29 @@ impl Waiters {
                     list[slot] = cx.waker().clone();
                 }
             }
-            _ => {
-                *at = Some((version, list.len()));
-                list.push(cx.waker().clone());
-            }
+            _ => match self.free.borrow_mut().pop() {
+                Some(slot) => {
+                    list[slot] = cx.waker().clone();
+                    *at = Some((version, slot));
+                }
+                None => {
+                    *at = Some((version, list.len()));
+                    list.push(cx.waker().clone());
+                }
+            },
+        }
+    }
+
+    /// The task registered at `at` no longer waits (its connection is gone): its waker, and
+    /// with it the task's memory, is let go now rather than at the next wake-up, and its
+    /// place is reused. Without this, connections that open and close between two ticks
+    /// would each leave a task behind until the tick.
+    pub(crate) fn unregister(&self, at: &mut Registration) {
+        if let Some((registered, slot)) = at.take()
+            && registered == self.version.get()
+        {
+            self.list.borrow_mut()[slot] = Waker::noop().clone();
+            self.free.borrow_mut().push(slot);
         }
     }
 
@@ -59,6 +81,7 @@ impl Waiters {
         // Swap the lists first: a task polled after this must find an empty list.
         let mut woken = self.spare.take();
         std::mem::swap(&mut woken, &mut self.list.borrow_mut());
+        self.free.borrow_mut().clear();
         self.version.set(self.version.get() + 1);
         for waker in woken.drain(..) {
             waker.wake();
@@ -91,6 +114,33 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     use super::*;
+
+    /// A task that stops waiting lets its waker go at once, and the next task to wait takes
+    /// its place: the list holds no more than the tasks waiting at once.
+    #[test]
+    fn a_task_that_stops_waiting_is_let_go_and_its_place_reused() {
+        let waiters = Waiters::default();
+        let tasks: Vec<Arc<Counting>> = (0..10).map(|_| Arc::default()).collect();
+        let mut registrations = vec![None; 10];
+        for (task, at) in tasks.iter().zip(&mut registrations) {
+            waiters.register(at, &Context::from_waker(&Waker::from(task.clone())));
+        }
+        for at in &mut registrations[..5] {
+            waiters.unregister(at);
+        }
+        assert!(
+            tasks[..5].iter().all(|t| Arc::strong_count(t) == 1),
+            "a task that stopped waiting is no longer held"
+        );
+        for _ in 0..5 {
+            let newcomer = Arc::new(Counting::default());
+            waiters.register(&mut None, &Context::from_waker(&Waker::from(newcomer)));
+        }
+        assert_eq!(waiters.len(), 10, "the newcomers took the places given up");
+        waiters.wake_all();
+        assert!(tasks[..5].iter().all(|t| t.0.load(Ordering::SeqCst) == 0));
+        assert!(tasks[5..].iter().all(|t| t.0.load(Ordering::SeqCst) == 1));
+    }
 
     /// A task polled many times between two wake-ups is in the list once, and woken once.
     #[test]

@@ -147,6 +147,12 @@ pub(crate) struct LocalReceiver {
     registered: Registration,
 }
 
+impl Drop for LocalReceiver {
+    fn drop(&mut self) {
+        self.relay.waiters.unregister(&mut self.registered);
+    }
+}
+
 /// What a [`LocalReceiver`] found.
 pub(crate) enum Change {
     /// A snapshot newer than the last one taken.

@@ -68,14 +68,11 @@ async fn echo(mut out: Outbox, mut client: Client, settings: SessionSettings) {
             _ = &mut stop => break Close::ours((CloseCode::Away, "server shutting down").into()),
 
             // Heartbeat: ping, or give up on a peer that has been silent too long.
-            _ = heartbeat.tick() => {
-                if last_heard.elapsed() >= settings.client_timeout {
-                    break Close::ours((CloseCode::Policy, "no answer to pings").into());
-                }
-                if out.control(Control::Ping).await.is_err() {
-                    return;
-                }
-            }
+            _ = heartbeat.tick() => match ws::beat(&mut out, last_heard, settings).await {
+                Ok(None) => {}
+                Ok(Some(close)) => break close,
+                Err(_) => return, // the TCP connection is gone: nobody to close
+            },
 
             // The client sent a message: send it back as it came.
             message = client.stream.recv() => {

@@ -47,7 +47,7 @@ pub(crate) mod session;
 pub(crate) use handshake::parse_stream_query;
 pub use handshake::{HandshakeProblem, check_handshake};
 pub(crate) use session::{
-    Client, Close, Control, Outbox, SessionSettings, finish, heartbeat_timer, received,
+    Client, Close, Control, Outbox, SessionSettings, beat, finish, heartbeat_timer, received,
 };
 
 use body::{Ending, Ticks, WsBody};
@@ -86,8 +86,42 @@ pub(crate) struct Plain {
     pub place: crate::metrics::ConnectionGuard,
 }
 
+/// Admits a WebSocket whose handshake its route has checked: its `Origin` must be allowed
+/// (`403` otherwise; a request without one, not from a browser page, is let in and logged)
+/// and a `--max-connections` place free (`503` otherwise). The place is held until dropped.
+pub(crate) fn admit(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<crate::metrics::ConnectionGuard, Box<HttpResponse>> {
+    let metrics = &state.metrics;
+    match origin::check(req, &state.config.allowed_origins) {
+        Verdict::Allowed => {}
+        Verdict::NoOrigin => info!(
+            peer = ?req.peer_addr(),
+            "WebSocket handshake without Origin (not from a browser page): allowed"
+        ),
+        Verdict::Refused(text) => {
+            info!(peer = ?req.peer_addr(), "{}", text.lines().next().unwrap_or_default());
+            metrics.refused(Refusal::Origin);
+            return Err(Box::new(
+                HttpResponse::Forbidden()
+                    .content_type("text/plain; charset=utf-8")
+                    .body(text),
+            ));
+        }
+    }
+    metrics
+        .open_connection(state.config.max_connections, |m| &m.ws_open)
+        .map_err(|_| {
+            Box::new(super::error::too_many_connections(
+                state.config.max_connections,
+            ))
+        })
+}
+
 /// Opens a WebSocket without ticks whose handshake its route has checked: the same `403`
-/// for a foreign `Origin` and `503` past `--max-connections` as `/ws`, then [`open`].
+/// for a foreign `Origin` and `503` past `--max-connections` as `/ws` ([`admit`]), then
+/// [`open`].
 /// `Ok(Err(answer))` is a refusal to return as it is.
 pub(crate) async fn open_plain(
     req: &HttpRequest,
@@ -95,16 +129,9 @@ pub(crate) async fn open_plain(
     state: &AppState,
 ) -> actix_web::Result<Result<Plain, HttpResponse>> {
     let metrics = &state.metrics;
-    if let Verdict::Refused(text) = origin::check(req, &state.config.allowed_origins) {
-        metrics.refused(Refusal::Origin);
-        return Ok(Err(HttpResponse::Forbidden()
-            .content_type("text/plain; charset=utf-8")
-            .body(text)));
-    }
-    let Ok(place) = metrics.open_connection(state.config.max_connections, |m| &m.ws_open) else {
-        return Ok(Err(super::error::too_many_connections(
-            state.config.max_connections,
-        )));
+    let place = match admit(req, state) {
+        Ok(place) => place,
+        Err(refusal) => return Ok(Err(*refusal)),
     };
     let Opened {
         response,
@@ -206,24 +233,9 @@ pub async fn upgrade(
         metrics.refused(Refusal::NotAHandshake);
         return Ok(problem.response(&req));
     }
-    match origin::check(&req, &state.config.allowed_origins) {
-        Verdict::Allowed => {}
-        Verdict::NoOrigin => info!(
-            peer = ?req.peer_addr(),
-            "WebSocket handshake without Origin (not from a browser page): allowed"
-        ),
-        Verdict::Refused(text) => {
-            info!(peer = ?req.peer_addr(), "{}", text.lines().next().unwrap_or_default());
-            metrics.refused(Refusal::Origin);
-            return Ok(HttpResponse::Forbidden()
-                .content_type("text/plain; charset=utf-8")
-                .body(text));
-        }
-    }
-    let Ok(place) = metrics.open_connection(state.config.max_connections, |m| &m.ws_open) else {
-        return Ok(super::error::too_many_connections(
-            state.config.max_connections,
-        ));
+    let place = match admit(&req, &state) {
+        Ok(place) => place,
+        Err(refusal) => return Ok(*refusal),
     };
     let feed = &state.feed;
     let (mut subscription, unknown) = match requested {

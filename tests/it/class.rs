@@ -596,23 +596,13 @@ async fn a_page_without_its_websocket_pane_still_reports_over_one_control_socket
     )
     .await;
     // One WebSocket open for the page (its control socket) and the class view's.
-    crate::common::wait_for_metric(
-        &app,
-        "tickerlab_open_connections{transport=\"websocket\"}",
-        |n| n == 2,
-    )
-    .await;
+    crate::common::wait_for_metric(&app, crate::common::WS_OPEN, |n| n == 2).await;
     browser.js(&choose("ws", true)).await;
     class_until(&mut class, "the WebSocket pane back", |v| {
         v["pages"] == 1 && v["ws"] == 1
     })
     .await;
-    crate::common::wait_for_metric(
-        &app,
-        "tickerlab_open_connections{transport=\"websocket\"}",
-        |n| n == 2,
-    )
-    .await;
+    crate::common::wait_for_metric(&app, crate::common::WS_OPEN, |n| n == 2).await;
     browser.finish().await;
 }
 

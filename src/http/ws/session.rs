@@ -203,6 +203,24 @@ pub(crate) fn heartbeat_timer(period: Duration) -> tokio::time::Interval {
     heartbeat
 }
 
+/// What a session without ticks (`/echo`, the class view) does when its heartbeat ticks:
+/// `Ok(Some(close))` for a peer silent for the client timeout, else a ping (`Err` when the
+/// connection is gone). The ticker session does the same, and more (a client that is behind,
+/// the ping count `pong` reports).
+pub(crate) async fn beat(
+    out: &mut Outbox,
+    last_heard: Instant,
+    settings: SessionSettings,
+) -> Result<Option<Close>, Gone> {
+    if last_heard.elapsed() >= settings.client_timeout {
+        return Ok(Some(Close::ours(
+            (CloseCode::Policy, "no answer to pings").into(),
+        )));
+    }
+    out.control(Control::Ping).await?;
+    Ok(None)
+}
+
 /// Heartbeat pings are due only on a grid of this step (counted from the first session's
 /// start), so that the pings of one step go out in one wake-up of the worker thread. Spread
 /// one by one over the period, each ping of 1000 sockets woke its worker by itself, 200
