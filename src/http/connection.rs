@@ -194,6 +194,25 @@ impl Meter {
     }
 }
 
+/// What the requests on a connection can reach of it (through the request's connection data,
+/// as `Rc<Handles>`): whether its socket takes bytes, the switch that ends it, and the meter
+/// its bytes count in.
+///
+/// One allocation for the three, because a WebSocket touches them on every tick: its body
+/// asks whether the socket is blocked, and the [`GuardedIo`] under it checks the abort
+/// switch and counts the bytes of the write. A thousand connections' state does not stay in
+/// the processor's caches from one tick to the next, so each separate allocation read per
+/// tick is a cache miss per client per tick; together they are one.
+#[derive(Debug, Default)]
+pub struct Handles {
+    /// Whether the socket takes bytes, for a streaming body.
+    pub backpressure: Backpressure,
+    /// Ends the connection at once, for a WebSocket session that gives up on its client.
+    pub abort: Abort,
+    /// Where the connection's bytes are counted, when they are ([`GuardedIo::metered`]).
+    pub meter: Option<Meter>,
+}
+
 /// A connection's I/O as the HTTP dispatcher sees it, with the limits described in the
 /// module docs: writes that give up after `write_timeout` without progress, the socket's
 /// backpressure made visible to a WebSocket's tick writer, and an [`Abort`] for its session.
@@ -201,15 +220,12 @@ pub struct GuardedIo<T> {
     io: T,
     /// The TCP socket under `io` (itself, or the one below TLS), for `SO_LINGER`.
     tcp: fn(&T) -> &TcpStream,
-    backpressure: Rc<Backpressure>,
-    abort: Rc<Abort>,
+    handles: Rc<Handles>,
     write_timeout: Duration,
     /// Set while writes are blocked: when it fires, the connection is given up.
     stalled: Option<Pin<Box<Sleep>>>,
     /// How fast the client may send, when limited ([`GuardedIo::with_read_limit`]).
     read_limit: Option<ReadLimit>,
-    /// Where its bytes are counted, when they are ([`GuardedIo::metered`]).
-    meter: Option<Rc<Meter>>,
 }
 
 /// A token bucket over the bytes read from a connection: `rate` bytes a second, up to
@@ -253,30 +269,25 @@ impl<T> GuardedIo<T> {
         GuardedIo {
             io,
             tcp,
-            backpressure: Rc::default(),
-            abort: Rc::default(),
+            handles: Rc::default(),
             write_timeout,
             stalled: None,
             read_limit: None,
-            meter: None,
         }
     }
 
     /// Counts this connection's bytes in `metrics`, by transport ([`Meter`]); an HTTP/2
-    /// connection's (`h2`) all as [`Transport::Other`].
+    /// connection's (`h2`) all as [`Transport::Other`]. Called as the connection is wrapped,
+    /// before its [`Handles`] are handed out.
     pub fn metered(mut self, metrics: Arc<Metrics>, h2: bool) -> GuardedIo<T> {
-        self.meter = Some(Rc::new(Meter {
+        let handles =
+            Rc::get_mut(&mut self.handles).expect("a connection is metered before it is served");
+        handles.meter = Some(Meter {
             metrics,
             transport: Cell::new(Transport::Other),
             fixed: h2,
-        }));
+        });
         self
-    }
-
-    /// The connection's [`Meter`], for the middleware to reach through the request's
-    /// connection data.
-    pub fn meter(&self) -> Option<Rc<Meter>> {
-        self.meter.clone()
     }
 
     /// Lets the client send at most `rate` bytes a second on average, with bursts of up to
@@ -294,22 +305,17 @@ impl<T> GuardedIo<T> {
         self
     }
 
-    /// Whether this connection's writes are blocked, for a WebSocket's tick writer to reach
-    /// through the request's connection data.
-    pub fn backpressure(&self) -> Rc<Backpressure> {
-        self.backpressure.clone()
-    }
-
-    /// The handle that ends this connection at once, for its WebSocket session to reach
-    /// through the request's connection data.
-    pub fn abort(&self) -> Rc<Abort> {
-        self.abort.clone()
+    /// The connection's [`Handles`], for its requests to reach through the request's
+    /// connection data: a WebSocket's tick writer, its session, the byte-counting middleware.
+    pub fn handles(&self) -> Rc<Handles> {
+        self.handles.clone()
     }
 
     /// Before every read and write: fails once [`Abort::now`] was called, with `SO_LINGER` 0
     /// set so that closing the socket resets it; otherwise remembers who to wake for it.
     fn aborted(&self, cx: &Context<'_>) -> Option<io::Error> {
-        if self.abort.requested.get() {
+        let abort = &self.handles.abort;
+        if abort.requested.get() {
             // The dispatcher drops the connection on this error; with a zero linger time the
             // kernel then discards the unsent bytes and sends a reset instead of keeping the
             // socket until the client reads them.
@@ -319,7 +325,7 @@ impl<T> GuardedIo<T> {
                 "the WebSocket session gave up on its client: connection reset",
             ));
         }
-        let mut dispatcher = self.abort.dispatcher.borrow_mut();
+        let mut dispatcher = abort.dispatcher.borrow_mut();
         if !dispatcher.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             *dispatcher = Some(cx.waker().clone());
         }
@@ -330,9 +336,9 @@ impl<T> GuardedIo<T> {
     /// each write, is what the client's silence costs), or fails once it has fired.
     fn stall<R>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<R>> {
         let timeout = self.write_timeout;
-        let backpressure = &self.backpressure;
+        let handles = &self.handles;
         let timer = self.stalled.get_or_insert_with(|| {
-            backpressure.blocked();
+            handles.backpressure.blocked();
             Box::pin(tokio::time::sleep(timeout))
         });
         ready!(timer.as_mut().poll(cx));
@@ -347,7 +353,7 @@ impl<T> GuardedIo<T> {
     /// A write made progress: the stall (if any) is over.
     fn progressed(&mut self) {
         if self.stalled.take().is_some() {
-            self.backpressure.flowing();
+            self.handles.backpressure.flowing();
         }
     }
 }
@@ -378,7 +384,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for GuardedIo<T> {
         if let Some(limit) = &mut this.read_limit {
             limit.balance -= read as f64;
         }
-        if let Some(meter) = &this.meter {
+        if let Some(meter) = &this.handles.meter {
             meter.count(read, 0);
         }
         Poll::Ready(Ok(()))
@@ -400,7 +406,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
             Poll::Ready(Ok(n)) => {
                 if n > 0 {
                     this.progressed();
-                    if let Some(meter) = &this.meter {
+                    if let Some(meter) = &this.handles.meter {
                         meter.count(0, n);
                     }
                 }
@@ -420,7 +426,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
             Poll::Ready(result) => {
                 this.progressed();
                 // The dispatcher flushes once its whole buffer is written.
-                this.backpressure.drained();
+                this.handles.backpressure.drained();
                 Poll::Ready(result)
             }
         }

@@ -28,7 +28,10 @@ pub async fn count_responses(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let state = req.app_data::<web::Data<AppState>>().cloned();
     // The connection's bytes count for this request's transport from here on.
-    if let Some(meter) = req.conn_data::<std::rc::Rc<crate::http::connection::Meter>>() {
+    if let Some(meter) = req
+        .conn_data::<std::rc::Rc<crate::http::connection::Handles>>()
+        .and_then(|handles| handles.meter.as_ref())
+    {
         meter.carries(crate::metrics::Transport::of_path(req.path()));
     }
     let res = next.call(req).await?;

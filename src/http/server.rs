@@ -280,11 +280,7 @@ impl Site {
             .h2_send_timeout(self.write_timeout)
             .local_addr(self.addr)
             .on_connect_ext(move |io: &GuardedIo<T>, data| {
-                data.insert(io.backpressure());
-                data.insert(io.abort());
-                if let Some(meter) = io.meter() {
-                    data.insert(meter);
-                }
+                data.insert(io.handles());
                 data.insert(listener);
             })
             .finish(app)

@@ -30,7 +30,7 @@ use futures_util::stream;
 use tokio::time::Instant;
 
 use super::AppState;
-use super::connection::Backpressure;
+use super::connection::Handles;
 use super::origin;
 use super::ws::parse_stream_query;
 use crate::feed::{Feed, HISTORY, Snapshot};
@@ -118,7 +118,7 @@ pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
     if http10 {
         response.force_close();
     }
-    let writer = req.conn_data::<Rc<Backpressure>>().cloned();
+    let writer = req.conn_data::<Rc<Handles>>().cloned();
     let mut response = response.streaming(event_stream(
         feed,
         subscription,
@@ -138,7 +138,7 @@ pub async fn events(state: web::Data<AppState>, req: HttpRequest) -> HttpRespons
 fn event_stream(
     feed: Feed,
     subscription: Subscription,
-    writer: Option<Rc<Backpressure>>,
+    writer: Option<Rc<Handles>>,
     heartbeat: Duration,
     shutdown: tokio_util::sync::CancellationToken,
     place: ConnectionGuard,
@@ -175,7 +175,7 @@ struct EventState {
     /// The connection's write state, when the server has one: a stream whose socket blocked
     /// skips to the newest ticks (latest value wins), one that was only woken late catches
     /// up from the history.
-    writer: Option<Rc<Backpressure>>,
+    writer: Option<Rc<Handles>>,
     /// Whether ticks skipped since the last one sent are owed too (from the history); not
     /// for the first snapshot of a stream (no backlog on a reconnect), nor after the socket
     /// blocked.
@@ -221,7 +221,7 @@ impl EventState {
                     changed.ok()?;
                     self.current = self.snapshots.borrow_and_update().clone();
                     if let Some(writer) = &self.writer
-                        && (writer.take_blocked() || writer.is_blocked())
+                        && (writer.backpressure.take_blocked() || writer.backpressure.is_blocked())
                     {
                         // The client fell behind: latest value wins.
                         self.catch_up = false;

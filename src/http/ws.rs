@@ -32,7 +32,7 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, dev, web};
 use tracing::{Instrument, info, info_span};
 
 use super::AppState;
-use super::connection::Backpressure;
+use super::connection::Handles;
 use super::origin::{self, Verdict};
 use crate::metrics::Refusal;
 use crate::subscription::Subscription;
@@ -58,7 +58,7 @@ pub(crate) struct Opened<W> {
     /// The `101 Switching Protocols` response, whose body carries the server's frames.
     pub response: HttpResponse,
     /// The sending half (frames to the client).
-    pub session: actix_ws::Session,
+    pub out: Outbox,
     /// The client's messages, read through the frame guard.
     pub stream: actix_ws::AggregatedMessageStream,
     /// Why the guard stopped the stream, when it did.
@@ -128,25 +128,18 @@ pub(crate) async fn open_plain(
     body: web::Payload,
     state: &AppState,
 ) -> actix_web::Result<Result<Plain, HttpResponse>> {
-    let metrics = &state.metrics;
     let place = match admit(req, state) {
         Ok(place) => place,
         Err(refusal) => return Ok(Err(*refusal)),
     };
     let Opened {
         response,
-        session,
+        out,
         stream,
         verdict,
         ending,
         writer: (),
     } = open(req, body, state, |_| (None, ())).await?;
-    let out = Outbox::new(
-        session,
-        state.shutdown.clone(),
-        metrics.clone(),
-        std::time::Duration::from_secs(state.config.client_timeout_secs),
-    );
     let peer = req
         .peer_addr()
         .map(|a| a.to_string())
@@ -169,12 +162,12 @@ pub(crate) async fn open_plain(
 /// guard in front of actix-ws's parser (size, reserved bits and rate checked on each header),
 /// actix-ws's own limits as a second line, and the body ([`body`]) that closes the
 /// connection when the session is over. `ticks` may give the body a tick writer (`/ws`, see
-/// [`Ticks`]); it is given the connection's [`Backpressure`] when the server has one.
+/// [`Ticks`]); it is given the connection's [`Handles`] when the server has them.
 pub(crate) async fn open<W>(
     req: &HttpRequest,
     body: web::Payload,
     state: &AppState,
-    ticks: impl FnOnce(Option<Rc<Backpressure>>) -> (Option<Ticks>, W),
+    ticks: impl FnOnce(Option<Rc<Handles>>) -> (Option<Ticks>, W),
 ) -> actix_web::Result<Opened<W>> {
     let config = &state.config;
     let guard = FrameGuard::new(
@@ -190,22 +183,26 @@ pub(crate) async fn open<W>(
     let body = web::Payload::from_request(req, &mut guarded).await?;
     let (response, session, stream) = actix_ws::handle(req, body)?;
     let (response, body) = response.into_parts();
-    let backpressure = req.conn_data::<Rc<Backpressure>>().cloned();
-    if let Some(backpressure) = &backpressure {
-        backpressure.count_in(state.metrics.clone());
+    let connection = req.conn_data::<Rc<Handles>>().cloned();
+    if let Some(connection) = &connection {
+        connection.backpressure.count_in(state.metrics.clone());
     }
-    let (ticks, writer) = ticks(backpressure);
-    let abort = req
-        .conn_data::<Rc<crate::http::connection::Abort>>()
-        .cloned();
-    let (body, ending) = WsBody::new(body, ticks, abort);
+    let (ticks, writer) = ticks(connection.clone());
+    let (body, ending, queued) = WsBody::new(body, ticks, connection);
+    let out = Outbox::new(
+        session,
+        queued,
+        state.shutdown.clone(),
+        state.metrics.clone(),
+        std::time::Duration::from_secs(config.client_timeout_secs),
+    );
     let stream = stream
         .max_frame_size(config.max_message_bytes)
         .aggregate_continuations()
         .max_continuation_size(config.max_message_bytes);
     Ok(Opened {
         response: response.set_body(body).map_into_boxed_body(),
-        session,
+        out,
         stream,
         verdict,
         ending,
@@ -250,13 +247,13 @@ pub async fn upgrade(
     let request = handshake::record_request(&req);
     let Opened {
         mut response,
-        session,
+        out,
         stream,
         verdict,
         ending,
         writer: pusher,
-    } = open(&req, body, &state, |backpressure| {
-        let (ticks, pusher) = Ticks::new(feed.clone(), subscription, backpressure, metrics.clone());
+    } = open(&req, body, &state, |connection| {
+        let (ticks, pusher) = Ticks::new(feed.clone(), subscription, connection, metrics.clone());
         (Some(ticks), pusher)
     })
     .await?;
@@ -284,12 +281,6 @@ pub async fn upgrade(
         .map(|a| a.to_string())
         .unwrap_or_else(|| "unknown".into());
     let greeting = messages::greeting(feed, &pusher.subscription(), handshake, &unknown, &beyond);
-    let out = Outbox::new(
-        session,
-        state.shutdown.clone(),
-        metrics.clone(),
-        std::time::Duration::from_secs(state.config.client_timeout_secs),
-    );
     let client = Client {
         stream,
         verdict,

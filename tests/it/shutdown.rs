@@ -161,3 +161,61 @@ async fn a_graceful_stop_closes_an_idle_keep_alive_connection_at_once() {
     );
     stopping.await.unwrap();
 }
+
+/// A graceful stop that finds a keep-alive connection in the middle of a request (a held long
+/// poll) answers the request, then closes the connection at once, not when its keep-alive
+/// timer (5 s) fires: the dispatcher looks at actix's graceful-shutdown signal whenever it is
+/// between responses (with a patched dispatcher that does not look while a response is being
+/// sent, see `vendor/README.md`).
+#[tokio::test]
+async fn a_graceful_stop_closes_a_keep_alive_connection_once_its_held_request_is_answered() {
+    // A slow tick, so a long poll for the tick after the current one stays held.
+    let config = tickerlab::config::Config {
+        tick_ms: 60_000,
+        ..common::test_config()
+    };
+    let app = common::spawn_app(config).await;
+    let addr = app.addr.to_string();
+    let mut tcp = TcpStream::connect(app.addr).await.unwrap();
+    let head = get_price(&mut tcp).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let seq = app.feed.latest().ticks[0].tick.seq;
+    tcp.write_all(
+        format!("GET /price/next?symbol=ACME&after={seq} HTTP/1.1\r\nHost: {addr}\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    common::wait_until_held(&addr).await;
+    let stopper = app.stopper.clone();
+    let stopping = tokio::spawn(async move { stopper.stop().await });
+    // The held request is answered (204: no newer price before the server stopped) ...
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 1024];
+    let answered = loop {
+        let n = tokio::time::timeout(common::WAIT, tcp.read(&mut chunk))
+            .await
+            .expect("the held request is answered")
+            .unwrap();
+        assert!(n > 0, "closed before an answer: {answer:?}");
+        answer.extend_from_slice(&chunk[..n]);
+        if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            break Instant::now();
+        }
+    };
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");
+    // ... and then the connection is closed.
+    let mut rest = Vec::new();
+    tokio::time::timeout(common::WAIT, tcp.read_to_end(&mut rest))
+        .await
+        .expect("the connection is closed")
+        .ok();
+    let closed_after = answered.elapsed();
+    assert!(
+        closed_after < std::time::Duration::from_secs(4),
+        "the connection was closed {closed_after:?} after its answer: by its keep-alive timer \
+         (5 s), not by the shutdown"
+    );
+    stopping.await.unwrap();
+}

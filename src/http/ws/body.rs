@@ -28,8 +28,9 @@
 //! before it queues its close frame: nothing is ever sent after a close.
 //!
 //! **Backpressure, not timers.** The dispatcher asks the body for more only while its
-//! write buffer has room, and the connection's I/O wrapper ([`Backpressure`]) says when
-//! the kernel stopped taking bytes. While the socket is blocked the body writes no ticks
+//! write buffer has room, and the connection's I/O wrapper
+//! ([`Backpressure`](crate::http::connection::Backpressure)) says when the kernel stopped
+//! taking bytes. While the socket is blocked the body writes no ticks
 //! and parks; when it drains, the client was slow, so the body moves to the feed's newest
 //! snapshot, the ticks it missed are skipped and counted (`ws_ticks_skipped`), and it gets
 //! the newest ("latest value wins"), however short the stall. A client whose socket stays
@@ -67,41 +68,82 @@
 //! Limit: the dispatcher only asks the body for more while its write buffer is below 32 KiB.
 //! A client that stopped reading has a full buffer, so this path never runs for it. A
 //! session that gives up on its client (the [`Ending`] is dropped without [`Ending::done`])
-//! therefore also asks the connection to end itself ([`Abort`], see
-//! [`crate::http::connection`]), and the kernel's `TCP_USER_TIMEOUT` is the floor under both.
+//! therefore also asks the connection to end itself
+//! ([`Abort`](crate::http::connection::Abort), see [`crate::http::connection`]), and the
+//! kernel's `TCP_USER_TIMEOUT` is the floor under both.
 
 use std::cell::{Cell, RefCell, RefMut};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, Waker};
 
 use crate::feed::local::{Change, LocalFeed, LocalReceiver, LocalSnapshot};
 use crate::feed::{Feed, HISTORY};
-use crate::http::connection::{Abort, Backpressure};
+use crate::http::connection::Handles;
 use crate::metrics::Metrics;
 use crate::subscription::Subscription;
 use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::web::Bytes;
-use futures_util::task::AtomicWaker;
 
 /// What the session and the body of one connection share. Both run on the connection's
 /// worker thread (actix spawns the session on the same single-threaded runtime), hence `Rc`
-/// and cells, no locks.
+/// and cells, no locks; and one allocation, because the body reads it on every tick, and
+/// with a thousand connections each separate allocation read per tick is a cache miss.
 #[derive(Debug)]
 struct Shared {
-    /// The symbols this client wants and what it has been sent of each.
+    /// The symbols this client wants and what it has been sent of each (`/ws`).
     subscription: RefCell<Subscription>,
     /// Ticks may flow: set once `hello` is queued, cleared before the close frame.
     live: Cell<bool>,
     /// The feed stopped publishing: the session closes the socket.
     feed_stopped: Cell<bool>,
-    /// The body's task, woken when the subscription changes or ticks may start.
+    /// actix-ws's queue may hold a frame: set by the session each time it queues one
+    /// ([`Queued`]), so the body looks into the queue (a channel receive) only then, not on
+    /// every tick.
+    queued: Cell<bool>,
+    /// The session is over ([`Ending`]): the body ends the connection.
+    over: Cell<bool>,
+    /// Set by [`Ending::linger`]: end normally instead of with an error.
+    linger: Cell<bool>,
+    /// The body's task (the connection's), woken when the subscription changes, ticks may
+    /// start, or the session is over.
     body: RefCell<Option<Waker>>,
     /// The session's task, woken when the feed stops.
     session: RefCell<Option<Waker>>,
+}
+
+impl Shared {
+    fn new(subscription: Subscription) -> Rc<Shared> {
+        Rc::new(Shared {
+            subscription: RefCell::new(subscription),
+            live: Cell::new(false),
+            feed_stopped: Cell::new(false),
+            // Look into the queue once to begin with: hello may be queued already.
+            queued: Cell::new(true),
+            over: Cell::new(false),
+            linger: Cell::new(false),
+            body: RefCell::new(None),
+            session: RefCell::new(None),
+        })
+    }
+
+    /// The session is over: the body's task is woken to end the connection.
+    fn end(&self) {
+        self.over.set(true);
+        wake(&self.body);
+    }
+
+    /// Whether the session is over; if not, the body's task is woken when it is.
+    fn is_over(&self, cx: &Context<'_>) -> bool {
+        if self.over.get() {
+            return true;
+        }
+        remember(&self.body, cx.waker());
+        false
+    }
 }
 
 /// Stores `waker` in `slot` unless it already holds one that wakes the same task: the usual
@@ -124,7 +166,7 @@ fn wake(slot: &RefCell<Option<Waker>>) {
 pub(crate) struct Pusher {
     shared: Rc<Shared>,
     /// Whether the socket takes bytes (absent when the server does not wrap connections).
-    writer: Option<Rc<Backpressure>>,
+    writer: Option<Rc<Handles>>,
 }
 
 impl Pusher {
@@ -154,9 +196,10 @@ impl Pusher {
     }
 
     /// For how long the client has been behind: the socket has not taken everything written
-    /// to it since a write first blocked (see [`Backpressure::behind_for`]).
+    /// to it since a write first blocked (see
+    /// [`Backpressure::behind_for`](crate::http::connection::Backpressure::behind_for)).
     pub(crate) fn behind_for(&self) -> Option<std::time::Duration> {
-        self.writer.as_ref().and_then(|w| w.behind_for())
+        self.writer.as_ref().and_then(|w| w.backpressure.behind_for())
     }
 
     /// Resolves when the feed stops publishing (the server is going down without the usual
@@ -178,24 +221,25 @@ impl Drop for Pusher {
     }
 }
 
-/// The waker actix-ws's body is given: it notes that the body has something (the session
-/// queued a frame), then wakes the connection's task. The connection's task is woken by
-/// every tick; without this note it would poll actix-ws's queue (a channel receive) twice
-/// per tick for nothing.
-#[derive(Debug, Default)]
-struct QueueWake {
-    queued: AtomicBool,
-    task: AtomicWaker,
+/// The session's note to the body that it queued a frame in actix-ws's queue (see
+/// [`Shared::queued`]): [`Queued::note`] after each frame queued, and once more when dropped,
+/// as the session's sending half goes with it and the queue ends. The queue itself wakes the
+/// connection's task when a frame comes in (its receiver registered that task when the body
+/// last found it empty), and the note is set before that task can run: the session queues
+/// and notes in one turn of the same thread.
+#[derive(Debug)]
+pub(crate) struct Queued(Rc<Shared>);
+
+impl Queued {
+    /// A frame was just queued: the body looks into the queue on its next poll.
+    pub(crate) fn note(&self) {
+        self.0.queued.set(true);
+    }
 }
 
-impl Wake for QueueWake {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.queued.store(true, Ordering::Release);
-        self.task.wake();
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.note();
     }
 }
 
@@ -209,7 +253,7 @@ pub(crate) struct Ticks {
     snapshots: LocalReceiver,
     shared: Rc<Shared>,
     /// Whether the socket takes bytes (absent when the server does not wrap connections).
-    writer: Option<Rc<Backpressure>>,
+    writer: Option<Rc<Handles>>,
     metrics: Arc<Metrics>,
 }
 
@@ -219,19 +263,13 @@ impl Ticks {
     pub(crate) fn new(
         feed: Feed,
         subscription: Subscription,
-        writer: Option<Rc<Backpressure>>,
+        writer: Option<Rc<Handles>>,
         metrics: Arc<Metrics>,
     ) -> (Ticks, Pusher) {
         // Subscribe first, then read: no tick can fall in between.
         let mut snapshots = LocalFeed::for_this_thread(&feed).receiver();
         let current = snapshots.newest();
-        let shared = Rc::new(Shared {
-            subscription: RefCell::new(subscription),
-            live: Cell::new(false),
-            feed_stopped: Cell::new(false),
-            body: RefCell::new(None),
-            session: RefCell::new(None),
-        });
+        let shared = Shared::new(subscription);
         let pusher = Pusher {
             shared: shared.clone(),
             writer: writer.clone(),
@@ -319,13 +357,17 @@ impl Ticks {
             return Poll::Pending;
         }
         if let Some(writer) = &self.writer
-            && writer.is_blocked()
+            && writer.backpressure.is_blocked()
         {
             // Hold the ticks: the client is not reading. Woken when the socket drains.
-            writer.park(cx.waker());
+            writer.backpressure.park(cx.waker());
             return Poll::Pending;
         }
-        if self.writer.as_ref().is_some_and(|w| w.take_blocked()) {
+        if self
+            .writer
+            .as_ref()
+            .is_some_and(|w| w.backpressure.take_blocked())
+        {
             self.skip_to_newest();
         }
         loop {
@@ -380,63 +422,55 @@ pub(crate) struct WsBody {
     inner: BoxBody,
     /// `inner` has ended (after the close frame): nothing more comes from it, nor any tick.
     inner_ended: bool,
-    /// Set when `inner` may have a frame: polled only then.
-    queue: Arc<QueueWake>,
-    /// A waker of `queue`, made once.
-    queue_waker: Waker,
     /// `/ws`'s tick writer; `/echo` has none.
     ticks: Option<Ticks>,
-    /// Whether the session is over, and how the connection should end.
-    done: Rc<Done>,
+    /// What the session shares with the body: whether a frame is queued, whether the session
+    /// is over and how the connection should end.
+    shared: Rc<Shared>,
     /// Set when a chunk was handed out since the last `Pending`: the dispatcher has not yet
     /// had a turn to write it to the socket.
     unflushed: bool,
 }
 
 impl WsBody {
-    /// Wraps actix-ws's `inner` body, with `/ws`'s `ticks` if any. Returns the body and the
-    /// session's [`Ending`]. With the connection's [`Abort`] (`serve` gives every connection
-    /// one), a session that gives up can end its connection even when the dispatcher no
+    /// Wraps actix-ws's `inner` body, with `/ws`'s `ticks` if any. Returns the body, the
+    /// session's [`Ending`], and the [`Queued`] note its sending half must make after each
+    /// frame it queues. With the connection's [`Handles`] (`serve` gives every connection
+    /// them), a session that gives up can end its connection even when the dispatcher no
     /// longer polls the body.
     pub(crate) fn new(
         inner: BoxBody,
         ticks: Option<Ticks>,
-        abort: Option<Rc<Abort>>,
-    ) -> (WsBody, Ending) {
-        let queue = Arc::new(QueueWake {
-            // Poll it once to begin with: hello may be queued already.
-            queued: AtomicBool::new(true),
-            task: AtomicWaker::new(),
-        });
-        let done = Rc::new(Done::default());
+        connection: Option<Rc<Handles>>,
+    ) -> (WsBody, Ending, Queued) {
+        let shared = match &ticks {
+            Some(ticks) => ticks.shared.clone(),
+            None => Shared::new(Subscription::empty()),
+        };
         let body = WsBody {
             inner,
             inner_ended: false,
-            queue_waker: Waker::from(queue.clone()),
-            queue,
             ticks,
-            done: done.clone(),
+            shared: shared.clone(),
             unflushed: false,
         };
         let ending = Ending {
-            done,
+            shared: shared.clone(),
             graceful: false,
-            abort,
+            connection,
         };
-        (body, ending)
+        (body, ending, Queued(shared))
     }
 
     /// The next frame from actix-ws's queue, if it may have one.
     fn poll_queue(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BodyError>>> {
-        self.queue.task.register(cx.waker());
-        if self.inner_ended || !self.queue.queued.swap(false, Ordering::AcqRel) {
+        if self.inner_ended || !self.shared.queued.replace(false) {
             return Poll::Pending;
         }
-        let mut queue_cx = Context::from_waker(&self.queue_waker);
-        match Pin::new(&mut self.inner).poll_next(&mut queue_cx) {
+        match Pin::new(&mut self.inner).poll_next(cx) {
             Poll::Ready(Some(frame)) => {
                 // There may be more: look again on the next poll.
-                self.queue.queued.store(true, Ordering::Release);
+                self.shared.queued.set(true);
                 Poll::Ready(Some(frame))
             }
             Poll::Ready(None) => {
@@ -465,9 +499,10 @@ fn payload_len(frame: &[u8]) -> usize {
 /// is reset rather than flushed.
 #[derive(Debug)]
 pub struct Ending {
-    done: Rc<Done>,
+    shared: Rc<Shared>,
     graceful: bool,
-    abort: Option<Rc<Abort>>,
+    /// The connection, to reset when the session gives up on its client.
+    connection: Option<Rc<Handles>>,
 }
 
 impl Ending {
@@ -483,7 +518,7 @@ impl Ending {
     /// closing. Closing at once, with unread data, would make the kernel reset the connection
     /// and could drop the close frame still on its way.
     pub fn linger(mut self) {
-        self.done.linger.set(true);
+        self.shared.linger.set(true);
         self.graceful = true;
     }
 }
@@ -491,43 +526,14 @@ impl Ending {
 impl Drop for Ending {
     fn drop(&mut self) {
         if !self.graceful
-            && let Some(abort) = &self.abort
+            && let Some(connection) = &self.connection
         {
-            abort.now();
+            connection.abort.now();
         }
-        self.done.set();
-    }
-}
-
-/// "The session is over", from the session's task to the connection's: both run on the same
-/// worker thread, so a cell and the body's waker do, where a cancellation token would take a
-/// lock and a registration on every poll of the body (every tick).
-#[derive(Debug, Default)]
-struct Done {
-    over: Cell<bool>,
-    /// Set by [`Ending::linger`]: end normally instead of with an error.
-    linger: Cell<bool>,
-    body: RefCell<Option<Waker>>,
-}
-
-impl Done {
-    fn set(&self) {
-        self.over.set(true);
-        if let Some(waker) = self.body.borrow_mut().take() {
-            waker.wake();
-        }
-    }
-
-    /// Whether the session is over; if not, the body's task is woken when it is.
-    fn poll(&self, cx: &Context<'_>) -> bool {
-        if self.over.get() {
-            return true;
-        }
-        let mut body = self.body.borrow_mut();
-        if !body.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            *body = Some(cx.waker().clone());
-        }
-        false
+        // "The session is over", from the session's task to the connection's: both run on
+        // the same worker thread, so a cell and the body's waker do, where a cancellation
+        // token would take a lock and a registration on every poll of the body (every tick).
+        self.shared.end();
     }
 }
 
@@ -577,11 +583,11 @@ impl MessageBody for WsBody {
             return Poll::Ready(Some(Ok(frame)));
         }
         // Then the end.
-        if !this.done.poll(cx) {
+        if !this.shared.is_over(cx) {
             this.unflushed = false;
             return Poll::Pending;
         }
-        if this.done.linger.get() {
+        if this.shared.linger.get() {
             // actix flushes, then lingers: the close frame goes out before anything is cut.
             return Poll::Ready(None);
         }

@@ -21,7 +21,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use super::body::Ending;
+use super::body::{Ending, Queued};
 use super::body::Pusher;
 use super::guard::{self, Violation, ViolationCell};
 use super::messages::{self, Reply};
@@ -75,6 +75,8 @@ pub(crate) struct Gone;
 /// The sending half of a session: actix-ws's queue, for everything but ticks.
 pub(crate) struct Outbox {
     session: Session,
+    /// Tells the body after each frame queued, so it looks into the queue only then.
+    queued: Queued,
     /// Cancelled when the server shuts down.
     pub(crate) shutdown: CancellationToken,
     /// The server's counters.
@@ -88,12 +90,14 @@ impl Outbox {
     /// gives the client up.
     pub(crate) fn new(
         session: Session,
+        queued: Queued,
         shutdown: CancellationToken,
         metrics: Arc<Metrics>,
         patience: Duration,
     ) -> Outbox {
         Outbox {
             session,
+            queued,
             shutdown,
             metrics,
             patience,
@@ -104,6 +108,7 @@ impl Outbox {
     pub(crate) async fn send_binary(&mut self, bytes: actix_web::web::Bytes) -> Result<(), Gone> {
         let len = bytes.len();
         unless_shutdown(self.session.binary(bytes), &self.shutdown, self.patience).await?;
+        self.queued.note();
         self.metrics.ws_sent(len);
         Ok(())
     }
@@ -118,6 +123,7 @@ impl Outbox {
     pub(crate) async fn send(&mut self, text: bytestring::ByteString) -> Result<(), Gone> {
         let bytes = text.len();
         unless_shutdown(self.session.text(text), &self.shutdown, self.patience).await?;
+        self.queued.note();
         self.metrics.ws_sent(bytes);
         Ok(())
     }
@@ -138,7 +144,7 @@ impl Outbox {
     /// the bounded queue: a client that floods pings but never reads fills it with pongs, and
     /// an unguarded `pong().await` would then outlive the server's shutdown.
     pub(crate) async fn control(&mut self, control: Control<'_>) -> Result<(), Gone> {
-        match control {
+        let sent = match control {
             Control::Ping => {
                 unless_shutdown(
                     self.session.ping(b"tickerlab"),
@@ -150,7 +156,18 @@ impl Outbox {
             Control::Pong(bytes) => {
                 unless_shutdown(self.session.pong(bytes), &self.shutdown, self.patience).await
             }
+        };
+        if sent.is_ok() {
+            self.queued.note();
         }
+        sent
+    }
+
+    /// Queues the close frame, the last frame of the connection.
+    async fn close(self, reason: Option<CloseReason>) -> Result<(), actix_ws::Closed> {
+        let closed = self.session.close(reason).await;
+        self.queued.note();
+        closed
     }
 }
 
@@ -478,7 +495,7 @@ pub(crate) async fn finish(
     // The close frame waits for room in the queue like any frame: bounded, so a client that
     // stopped reading cannot keep a closing session (and its connection place) forever.
     let close_wait = settings.client_timeout.min(CLOSE_WAIT);
-    let queued = tokio::time::timeout(close_wait, out.session.close(close.reason)).await;
+    let queued = tokio::time::timeout(close_wait, out.close(close.reason)).await;
     if !matches!(queued, Ok(Ok(()))) {
         // No room for the close frame: the client stopped reading. Dropping `client` resets
         // the connection rather than waiting to flush it.

@@ -1380,7 +1380,15 @@ where
                     &inner.shutdown_timer,
                 );
 
-                inner.as_mut().poll_graceful_shutdown(cx);
+                // tickerlab patch: the shutdown signal matters only between responses (it
+                // stops keep-alive; a response being sent is finished first), so it is looked
+                // at only then: here, and again below once a response has finished. A
+                // connection that streams (a WebSocket, an event stream) no longer polls the
+                // signal's future, a cache miss on a shared object, on every chunk it sends.
+                let shutdown_polled = inner.state.is_none();
+                if shutdown_polled {
+                    inner.as_mut().poll_graceful_shutdown(cx);
+                }
                 inner.as_mut().poll_timers(cx)?;
 
                 let poll = if inner.flags.contains(Flags::LINGER) {
@@ -1424,7 +1432,13 @@ where
                         }
                     }
 
-                    inner.as_mut().poll_request(cx)?;
+                    // tickerlab patch: with nothing read there is nothing to decode, and no
+                    // request payload to feed; a streaming connection woken to send (every
+                    // tick of a WebSocket) no longer reaches into its request payload's
+                    // shared state to ask whether it wants more.
+                    if !inner.read_buf.is_empty() {
+                        inner.as_mut().poll_request(cx)?;
+                    }
 
                     if should_disconnect {
                         // I/O stream should to be closed
@@ -1541,6 +1555,15 @@ where
 
                     if inner_p.flags.intersects(Flags::LINGER | Flags::SHUTDOWN) {
                         cx.waker().wake_by_ref();
+                    }
+
+                    // tickerlab patch: a response finished in this turn; the shutdown signal
+                    // is looked at again (and the task registered with it) before waiting.
+                    if state_is_none && !shutdown_polled && inner.graceful_shutdown.is_some() {
+                        inner.as_mut().poll_graceful_shutdown(cx);
+                        if inner.flags.contains(Flags::DRAINING) {
+                            cx.waker().wake_by_ref();
+                        }
                     }
 
                     // tickerlab patch: requests left undecoded at the pipeline limit are
