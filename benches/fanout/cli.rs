@@ -31,8 +31,8 @@ pub struct Plan {
     /// Run one part only (all of them by default, but `tail`, which runs only when named).
     #[arg(long, value_enum)]
     pub only: Option<Part>,
-    /// Rounds of the tail part (`--only tail`): in each, tickerlab's step then the floor's at
-    /// every tick and number of clients.
+    /// Rounds of the tail part (`--only tail`): in each, tickerlab's step and the floor's (in
+    /// turn first) at every tick and number of clients.
     #[arg(long, env = "BENCH_ROUNDS", default_value_t = 3)]
     pub rounds: usize,
     /// A noisy neighbour during every fan-out step, tickerlab's and the floor's alike: a child
@@ -104,7 +104,7 @@ pub enum Part {
     Pushpoll,
     /// Memory before, with and after many WebSockets.
     Churn,
-    /// The tail, round after round: each round tickerlab's step then the floor's, with
+    /// The tail, round after round: each round tickerlab's step and the floor's, with
     /// p50, p99, p99.9 and the worst second of each, and the ratios to the floor.
     Tail,
 }

@@ -63,9 +63,9 @@
 //! after and after / before.
 //!
 //! **The tail** (`--only tail`, `--rounds 3`; only when named): at each tick and N,
-//! `--rounds` rounds of tickerlab's step then the floor's, printing per round p50, p99, p99.9,
-//! the worst second's p99 and where it fell, the ratios to the floor, and each second's p99
-//! side by side (`tail.rs`). `--clients 5000` makes it the join scenario.
+//! `--rounds` rounds of tickerlab's step and the floor's (in turn first), printing per round
+//! p50, p99, p99.9, the worst second's p99 and where it fell, the ratios to the floor, and
+//! each second's p99 side by side (`tail.rs`). `--clients 5000` makes it the join scenario.
 //!
 //! **A noisy neighbour** (`--neighbour`): during every fan-out step, tickerlab's and the
 //! floor's alike, a child process spins on one core (`support::neighbour`), from before the

@@ -1,5 +1,6 @@
 //! The tail, round after round (`--only tail`): at each tick and number of clients, `--rounds`
-//! rounds of tickerlab's fan-out step then the floor's, each against a fresh server.
+//! rounds of tickerlab's fan-out step and the floor's, each against a fresh server, tickerlab
+//! first in odd rounds and the floor first in even ones ([`order`]).
 //!
 //! One run of a step says little about its slowest deliveries: on a shared machine a p99 moves
 //! from run to run, and a stall that comes once a minute is in one run and not the next. So
@@ -20,7 +21,7 @@ use crate::support::server::Kind;
 use crate::support::stats::median;
 use crate::timeline::{worst_at_cell, worst_p99_cell};
 
-/// One round: tickerlab's step and the floor's, one after the other.
+/// One round: tickerlab's step and the floor's, one after the other (see [`order`]).
 pub struct TailRound {
     /// 1, 2, ...
     pub round: usize,
@@ -35,24 +36,37 @@ pub async fn tail_rounds(plan: &Plan) -> Vec<TailRound> {
         for &n in &plan.clients {
             let transient = plan.transient_for(n, tick_ms);
             for round in 1..=plan.rounds {
-                let mut pair = Vec::with_capacity(2);
-                for kind in [Kind::Tickerlab, Kind::Floor] {
+                let (mut tickerlab, mut floor) = (None, None);
+                for kind in order(round) {
                     let step = ws_step(kind, n, tick_ms, plan.secs, transient, plan.neighbour);
                     let step = step.await;
                     eprintln!("round {round}: {}", step_line(&step));
-                    pair.push(step);
+                    match kind {
+                        Kind::Tickerlab => tickerlab = Some(step),
+                        Kind::Floor => floor = Some(step),
+                    }
                 }
-                let floor = pair.pop().expect("the floor's step");
-                let tickerlab = pair.pop().expect("tickerlab's step");
                 rounds.push(TailRound {
                     round,
-                    tickerlab,
-                    floor,
+                    tickerlab: tickerlab.expect("tickerlab's step"),
+                    floor: floor.expect("the floor's step"),
                 });
             }
         }
     }
     rounds
+}
+
+/// Which server goes first in a round: tickerlab in odd rounds, the floor in even ones. Each
+/// step runs against a machine that the step before it has just left (its sockets in
+/// TIME_WAIT, its memory freed, the clients' threads warm), so a fixed order would give one
+/// server that state every time; alternating gives it to each in turn.
+pub fn order(round: usize) -> [Kind; 2] {
+    if round % 2 == 1 {
+        [Kind::Tickerlab, Kind::Floor]
+    } else {
+        [Kind::Floor, Kind::Tickerlab]
+    }
 }
 
 /// The rounds of each (tick, clients), their ratios to the floor and their seconds.
