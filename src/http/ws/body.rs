@@ -199,7 +199,9 @@ impl Pusher {
     /// to it since a write first blocked (see
     /// [`Backpressure::behind_for`](crate::http::connection::Backpressure::behind_for)).
     pub(crate) fn behind_for(&self) -> Option<std::time::Duration> {
-        self.writer.as_ref().and_then(|w| w.backpressure.behind_for())
+        self.writer
+            .as_ref()
+            .and_then(|w| w.backpressure.behind_for())
     }
 
     /// Resolves when the feed stops publishing (the server is going down without the usual
@@ -598,5 +600,81 @@ impl MessageBody for WsBody {
             return Poll::Pending;
         }
         Poll::Ready(Some(Err(Box::new(SessionOver))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use actix_web::test::TestRequest;
+    use actix_web::{FromRequest, web};
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::http::ws::Outbox;
+
+    /// Every frame the session queues reaches the body, the last one included, whatever the
+    /// number: the body looks into actix-ws's queue (32 frames) only when the session noted a
+    /// frame there, and a send that waited for room (the queue full, emptied by the body
+    /// meanwhile) must still be noted once its frame is in. The session's `Outbox` is kept
+    /// open, so no note comes from its end.
+    #[actix_web::test]
+    async fn every_frame_the_session_queues_reaches_the_body_past_a_full_queue() {
+        for frames in 1..=70 {
+            let received = queue_and_read(frames).await;
+            let sent: Vec<String> = (0..frames).map(|i| i.to_string()).collect();
+            assert_eq!(received, sent, "{frames} frames queued");
+        }
+    }
+
+    /// Queues `frames` text frames through an `Outbox` on a task of its own and reads them
+    /// from the body; panics if they stop coming.
+    async fn queue_and_read(frames: usize) -> Vec<String> {
+        let (req, mut payload) = TestRequest::get()
+            .insert_header(("upgrade", "websocket"))
+            .insert_header(("connection", "upgrade"))
+            .insert_header(("sec-websocket-version", "13"))
+            .insert_header(("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="))
+            .to_http_parts();
+        let payload = web::Payload::from_request(&req, &mut payload)
+            .await
+            .unwrap();
+        let (response, session, _stream) = actix_ws::handle(&req, payload).unwrap();
+        let (_, inner) = response.into_parts();
+        let (mut body, _ending, queued) = WsBody::new(inner, None, None);
+        let mut out = Outbox::new(
+            session,
+            queued,
+            CancellationToken::new(),
+            Arc::new(Metrics::default()),
+            Duration::from_secs(10),
+        );
+        let sender = actix_web::rt::spawn(async move {
+            for i in 0..frames {
+                out.send(i.to_string().into()).await.expect("queued");
+            }
+            out
+        });
+        let mut received = Vec::new();
+        while received.len() < frames {
+            let next = std::future::poll_fn(|cx| Pin::new(&mut body).poll_next(cx));
+            let chunk = tokio::time::timeout(Duration::from_secs(5), next)
+                .await
+                .unwrap_or_else(|_| panic!("frame {} of {frames} never came", received.len()))
+                .expect("the body goes on")
+                .expect("no error");
+            // One chunk holds every frame that was queued when the body looked: unmasked
+            // text frames of a few bytes (a 2-byte header each).
+            let mut rest = &chunk[..];
+            while let [0x81, len, tail @ ..] = rest {
+                let len = usize::from(*len);
+                received.push(String::from_utf8(tail[..len].to_vec()).unwrap());
+                rest = &tail[len..];
+            }
+            assert!(rest.is_empty(), "not a short text frame: {rest:?}");
+        }
+        let _out = sender.await.unwrap();
+        received
     }
 }

@@ -21,8 +21,8 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use super::body::{Ending, Queued};
 use super::body::Pusher;
+use super::body::{Ending, Queued};
 use super::guard::{self, Violation, ViolationCell};
 use super::messages::{self, Reply};
 use crate::class::Pupil;
