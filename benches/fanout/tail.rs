@@ -130,6 +130,7 @@ fn tail_table() -> Table {
         "worst second",
         "lost",
         "server CPU us / msg",
+        "client CPU us / msg",
         "neighbour CPU %",
     ])
 }
@@ -150,15 +151,25 @@ fn round_row(round: usize, s: &Step) -> Vec<String> {
         worst_at_cell(&s.timeline),
         s.lost.to_string(),
         num(s.server_cpu_us_per_msg, 2),
+        num(client_cpu_us_per_msg(s), 2),
         s.neighbour_cpu_pct
             .map_or_else(|| "-".into(), |c| num(c, 0)),
     ]
 }
 
+/// The bench's own CPU time per message received, in microseconds: the clients' work, the
+/// same for either server (read a frame, parse it, record its delay). It is the control of a
+/// round: when it differs between the two steps, the machine itself ran at another speed (on
+/// a shared virtual machine, the host's other guests), and the server's CPU per message
+/// moves with it.
+pub fn client_cpu_us_per_msg(s: &Step) -> f64 {
+    s.client_cpu_pct * 1e4 / s.msgs_per_sec.max(1.0)
+}
+
 /// A figure the ratio lines compare: its name and how to read it from a step.
 type Figure = (&'static str, fn(&Step) -> f64);
 
-const FIGURES: [Figure; 5] = [
+const FIGURES: [Figure; 6] = [
     ("p50", |s| s.delay.p50),
     ("p99", |s| s.delay.p99),
     ("p99.9", |s| s.delay.p999),
@@ -166,6 +177,7 @@ const FIGURES: [Figure; 5] = [
         s.timeline.worst().map_or(f64::NAN, |w| w.delay.p99)
     }),
     ("CPU / msg", |s| s.server_cpu_us_per_msg),
+    ("client CPU / msg (the control)", client_cpu_us_per_msg),
 ];
 
 /// tickerlab / floor for each figure, per round, then the median of the rounds.
