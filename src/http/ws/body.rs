@@ -479,7 +479,16 @@ impl WsBody {
                 self.inner_ended = true;
                 Poll::Ready(None)
             }
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                // Tokio's cooperative budget can make the queue's receiver say `Pending` with
+                // frames still in it (it wakes the task to come back later, but registers no
+                // wake for the frames). Keep the note, or the next poll would not look again
+                // and the frames would wait for the session's next one.
+                if !tokio::task::coop::has_budget_remaining() {
+                    self.shared.queued.set(true);
+                }
+                Poll::Pending
+            }
         }
     }
 }
@@ -628,9 +637,40 @@ mod tests {
         }
     }
 
-    /// Queues `frames` text frames through an `Outbox` on a task of its own and reads them
-    /// from the body; panics if they stop coming.
-    async fn queue_and_read(frames: usize) -> Vec<String> {
+    /// A frame queued while the task's cooperative budget is spent still reaches the body:
+    /// the queue's receiver says `Pending` then (with the frame in it), and the body must
+    /// look again on its next poll rather than wait for another note.
+    #[actix_web::test]
+    async fn a_frame_the_body_missed_for_want_of_budget_comes_on_the_next_poll() {
+        let (mut body, _ending, mut out) = body_and_outbox().await;
+        out.send("after the budget".into()).await.expect("queued");
+        // Spend the budget on a channel with more in it than one poll may take.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+        for _ in 0..1_000 {
+            tx.send(()).unwrap();
+        }
+        std::future::poll_fn(|cx| {
+            while rx.poll_recv(cx).is_ready() {}
+            assert!(
+                !tokio::task::coop::has_budget_remaining(),
+                "the channel spent the budget"
+            );
+            assert!(Pin::new(&mut body).poll_next(cx).is_pending());
+            Poll::Ready(())
+        })
+        .await;
+        let next = std::future::poll_fn(|cx| Pin::new(&mut body).poll_next(cx));
+        let chunk = tokio::time::timeout(Duration::from_secs(5), next)
+            .await
+            .expect("the frame came on a later poll")
+            .expect("the body goes on")
+            .expect("no error");
+        assert_eq!(&chunk[..], b"\x81\x10after the budget");
+    }
+
+    /// A body over a real actix-ws session, the session's `Ending` (to keep: dropping it ends
+    /// the body) and the `Outbox` that queues into it.
+    async fn body_and_outbox() -> (WsBody, Ending, Outbox) {
         let (req, mut payload) = TestRequest::get()
             .insert_header(("upgrade", "websocket"))
             .insert_header(("connection", "upgrade"))
@@ -642,14 +682,21 @@ mod tests {
             .unwrap();
         let (response, session, _stream) = actix_ws::handle(&req, payload).unwrap();
         let (_, inner) = response.into_parts();
-        let (mut body, _ending, queued) = WsBody::new(inner, None, None);
-        let mut out = Outbox::new(
+        let (body, ending, queued) = WsBody::new(inner, None, None);
+        let out = Outbox::new(
             session,
             queued,
             CancellationToken::new(),
             Arc::new(Metrics::default()),
             Duration::from_secs(10),
         );
+        (body, ending, out)
+    }
+
+    /// Queues `frames` text frames through an `Outbox` on a task of its own and reads them
+    /// from the body; panics if they stop coming.
+    async fn queue_and_read(frames: usize) -> Vec<String> {
+        let (mut body, _ending, mut out) = body_and_outbox().await;
         let sender = actix_web::rt::spawn(async move {
             for i in 0..frames {
                 out.send(i.to_string().into()).await.expect("queued");
