@@ -48,7 +48,7 @@ const BACKLOG: usize = 16;
 /// Largest upgrade request accepted.
 const MAX_REQUEST: usize = 8 * 1024;
 
-/// The child's side: serve on a free 127.0.0.1 port, print `listening <addr>`, answer
+/// The child's side: serve on a free 127.0.0.1 port, print `listening <addr> <pid>`, answer
 /// `stats` on stdin, exit when stdin closes.
 pub fn child_main(tick_ms: u64) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -64,8 +64,9 @@ async fn serve(tick_ms: u64) {
         .await
         .expect("bind 127.0.0.1:0");
     println!(
-        "listening {}",
-        listener.local_addr().expect("local address")
+        "listening {} {}",
+        listener.local_addr().expect("local address"),
+        std::process::id()
     );
     let _ = io::stdout().flush();
     let ticks = Arc::new(AtomicU64::new(0));

@@ -132,6 +132,8 @@ pub struct ChildServer {
     stdout: BufReader<ChildStdout>,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// The server's process id, as it said it.
+    pid: u32,
     /// Which server it is.
     pub kind: Kind,
 }
@@ -182,23 +184,31 @@ impl ChildServer {
         let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
         let mut line = String::new();
         stdout.read_line(&mut line)?;
-        let addr = line
-            .trim()
-            .strip_prefix("listening ")
-            .and_then(|a| a.parse().ok())
-            .ok_or_else(|| io::Error::other(format!("child said {line:?}, not its address")))?;
+        let mut words = line.split_whitespace();
+        let (addr, pid) = match (words.next(), words.next(), words.next()) {
+            (Some("listening"), Some(addr), Some(pid)) => (addr.parse().ok(), pid.parse().ok()),
+            _ => (None, None),
+        };
+        let (Some(addr), Some(pid)) = (addr, pid) else {
+            return Err(io::Error::other(format!(
+                "child said {line:?}, not its address and process id"
+            )));
+        };
         Ok(ChildServer {
             child,
             stdin,
             stdout,
             addr,
+            pid,
             kind,
         })
     }
 
-    /// The child's process id.
+    /// The server's process id: the child's own, or under `BENCH_SERVER_WRAPPER` (a
+    /// profiler that starts the server as its own child) the server's, so that CPU time and
+    /// memory are the server's rather than the profiler's.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.pid
     }
 
     /// Asks the child for the feed's counters.
@@ -300,7 +310,7 @@ pub fn child_main(tick_ms: u64, workers: Option<usize>, heartbeat_secs: Option<u
         };
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let app = tickerlab::serve(config, listener).expect("the app starts");
-        println!("listening {}", app.local_addr());
+        println!("listening {} {}", app.local_addr(), std::process::id());
         let _ = io::stdout().flush();
         let feed = app.feed().clone();
         let stopper = app.stopper();
