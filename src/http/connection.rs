@@ -62,7 +62,11 @@ use crate::metrics::{Metrics, Transport};
 /// block and resume, read by a WebSocket's tick writer through the request's connection
 /// data. Same thread as the dispatcher, hence `Cell`s.
 #[derive(Debug, Default)]
+#[repr(C)]
 pub struct Backpressure {
+    /// When a write first blocked since the output was last completely written out: the
+    /// client has been behind since then, even if it reads a little now and then.
+    behind_since: Cell<Option<Instant>>,
     /// A write is blocked right now: the kernel's send buffer is full.
     blocked: Cell<bool>,
     /// A write blocked at some point since [`Backpressure::take_blocked`] last asked.
@@ -71,9 +75,6 @@ pub struct Backpressure {
     parked: RefCell<Option<Waker>>,
     /// Counted in `ws_send_waiting` while blocked, once the connection is a WebSocket.
     metrics: RefCell<Option<Arc<Metrics>>>,
-    /// When a write first blocked since the output was last completely written out: the
-    /// client has been behind since then, even if it reads a little now and then.
-    behind_since: Cell<Option<Instant>>,
 }
 
 impl Backpressure {
@@ -149,11 +150,20 @@ impl Backpressure {
 /// A request to end one connection at once, from a WebSocket session that gave up on its
 /// client to the connection's [`GuardedIo`] (see the module docs). Reached through the
 /// request's connection data; the session and the dispatcher run on the same worker thread.
-#[derive(Debug, Default)]
+#[derive(Default)]
+#[repr(C)]
 pub struct Abort {
-    requested: Cell<bool>,
     /// The dispatcher's task, as last seen polling the connection.
-    dispatcher: RefCell<Option<Waker>>,
+    dispatcher: Cell<Option<Waker>>,
+    requested: Cell<bool>,
+}
+
+impl std::fmt::Debug for Abort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Abort")
+            .field("requested", &self.requested.get())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Abort {
@@ -161,7 +171,7 @@ impl Abort {
     /// socket is closed with a reset. Does nothing more once the connection is gone.
     pub fn now(&self) {
         self.requested.set(true);
-        if let Some(waker) = self.dispatcher.borrow_mut().take() {
+        if let Some(waker) = self.dispatcher.take() {
             waker.wake();
         }
     }
@@ -202,15 +212,19 @@ impl Meter {
 /// asks whether the socket is blocked, and the [`GuardedIo`] under it checks the abort
 /// switch and counts the bytes of the write. A thousand connections' state does not stay in
 /// the processor's caches from one tick to the next, so each separate allocation read per
-/// tick is a cache miss per client per tick; together they are one.
+/// tick is a cache miss per client per tick; together they are one. For the same reason what
+/// a tick reads of them (the abort switch and the dispatcher's waker, the meter, whether and
+/// since when the socket is blocked) fits the first 64 bytes, one cache line: `repr(C)` keeps
+/// the fields in this order and `align(64)` starts them on a line.
 #[derive(Debug, Default)]
+#[repr(C, align(64))]
 pub struct Handles {
-    /// Whether the socket takes bytes, for a streaming body.
-    pub backpressure: Backpressure,
     /// Ends the connection at once, for a WebSocket session that gives up on its client.
     pub abort: Abort,
     /// Where the connection's bytes are counted, when they are ([`GuardedIo::metered`]).
     pub meter: Option<Meter>,
+    /// Whether the socket takes bytes, for a streaming body.
+    pub backpressure: Backpressure,
 }
 
 /// A connection's I/O as the HTTP dispatcher sees it, with the limits described in the
@@ -325,10 +339,11 @@ impl<T> GuardedIo<T> {
                 "the WebSocket session gave up on its client: connection reset",
             ));
         }
-        let mut dispatcher = abort.dispatcher.borrow_mut();
-        if !dispatcher.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            *dispatcher = Some(cx.waker().clone());
-        }
+        let dispatcher = match abort.dispatcher.take() {
+            Some(known) if known.will_wake(cx.waker()) => known,
+            _ => cx.waker().clone(),
+        };
+        abort.dispatcher.set(Some(dispatcher));
         None
     }
 
@@ -439,6 +454,47 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
             ready => {
                 this.progressed();
                 ready
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where `field` ends, in bytes from `base`.
+    fn end_of<T>(base: usize, field: &T) -> usize {
+        field as *const T as usize - base + std::mem::size_of::<T>()
+    }
+
+    /// What a tick reads of a connection's [`Handles`] lies in one cache line: it starts on
+    /// one and every field the tick path reads ends within its first 64 bytes.
+    #[test]
+    fn what_a_tick_reads_of_the_handles_is_one_cache_line() {
+        for _ in 0..100 {
+            let handles = Rc::new(Handles::default());
+            let base = Rc::as_ptr(&handles) as usize;
+            assert_eq!(base % 64, 0, "the handles start on a cache line");
+            let read_per_tick = [
+                ("abort.dispatcher", end_of(base, &handles.abort.dispatcher)),
+                ("abort.requested", end_of(base, &handles.abort.requested)),
+                ("meter", end_of(base, &handles.meter)),
+                (
+                    "backpressure.behind_since",
+                    end_of(base, &handles.backpressure.behind_since),
+                ),
+                (
+                    "backpressure.blocked",
+                    end_of(base, &handles.backpressure.blocked),
+                ),
+                (
+                    "backpressure.blocked_since_asked",
+                    end_of(base, &handles.backpressure.blocked_since_asked),
+                ),
+            ];
+            for (field, end) in read_per_tick {
+                assert!(end <= 64, "{field} ends at byte {end}, past the first line");
             }
         }
     }

@@ -92,25 +92,31 @@ use actix_web::web::Bytes;
 /// worker thread (actix spawns the session on the same single-threaded runtime), hence `Rc`
 /// and cells, no locks; and one allocation, because the body reads it on every tick, and
 /// with a thousand connections each separate allocation read per tick is a cache miss.
+///
+/// For the same reason the fields a tick reads come first and fit the first 64 bytes, one
+/// cache line (`repr(C)` keeps the order, `align(64)` starts it on a line): the flags, the
+/// body's waker, and the subscription's set and first symbol. The rest (the other symbols,
+/// the session's waker) is read when the client asks for something.
 #[derive(Debug)]
+#[repr(C, align(64))]
 struct Shared {
-    /// The symbols this client wants and what it has been sent of each (`/ws`).
-    subscription: RefCell<Subscription>,
     /// Ticks may flow: set once `hello` is queued, cleared before the close frame.
     live: Cell<bool>,
-    /// The feed stopped publishing: the session closes the socket.
-    feed_stopped: Cell<bool>,
     /// actix-ws's queue may hold a frame: set by the session each time it queues one
     /// ([`Queued`]), so the body looks into the queue (a channel receive) only then, not on
     /// every tick.
     queued: Cell<bool>,
     /// The session is over ([`Ending`]): the body ends the connection.
     over: Cell<bool>,
+    /// The feed stopped publishing: the session closes the socket.
+    feed_stopped: Cell<bool>,
     /// Set by [`Ending::linger`]: end normally instead of with an error.
     linger: Cell<bool>,
     /// The body's task (the connection's), woken when the subscription changes, ticks may
     /// start, or the session is over.
     body: RefCell<Option<Waker>>,
+    /// The symbols this client wants and what it has been sent of each (`/ws`).
+    subscription: RefCell<Subscription>,
     /// The session's task, woken when the feed stops.
     session: RefCell<Option<Waker>>,
 }
@@ -246,17 +252,19 @@ impl Drop for Queued {
 }
 
 /// The tick writer of a `/ws` connection: the feed's channel, the snapshot being written,
-/// and what it shares with the session (see the module docs).
+/// and what it shares with the session (see the module docs). What a tick reads comes
+/// first (see [`WsBody`]).
+#[repr(C)]
 pub(crate) struct Ticks {
-    feed: Feed,
     /// The snapshot being written: the newest this body has seen.
     current: Rc<LocalSnapshot>,
-    /// The feed as relayed on this worker thread (see [`LocalFeed`]).
-    snapshots: LocalReceiver,
-    shared: Rc<Shared>,
     /// Whether the socket takes bytes (absent when the server does not wrap connections).
     writer: Option<Rc<Handles>>,
+    /// The feed as relayed on this worker thread (see [`LocalFeed`]).
+    snapshots: LocalReceiver,
     metrics: Arc<Metrics>,
+    shared: Rc<Shared>,
+    feed: Feed,
 }
 
 impl Ticks {
@@ -419,19 +427,25 @@ fn skip_gap(
 
 /// A WebSocket response body: actix-ws's frames, then the feed's ticks (when it has
 /// [`Ticks`]), then the end of the connection once the session is over (see the module docs).
+///
+/// Its fields are in the order a tick reads them and it starts on a cache line (`repr(C)`,
+/// `align(64)`), so that a tick's poll reads its first two lines wherever the allocator put
+/// it: with a thousand connections, none of them is still in the processor's caches from the
+/// last tick.
+#[repr(C, align(64))]
 pub(crate) struct WsBody {
-    /// actix-ws's body: hello, answers, pings, pongs, the close frame.
-    inner: BoxBody,
-    /// `inner` has ended (after the close frame): nothing more comes from it, nor any tick.
-    inner_ended: bool,
-    /// `/ws`'s tick writer; `/echo` has none.
-    ticks: Option<Ticks>,
     /// What the session shares with the body: whether a frame is queued, whether the session
     /// is over and how the connection should end.
     shared: Rc<Shared>,
+    /// `inner` has ended (after the close frame): nothing more comes from it, nor any tick.
+    inner_ended: bool,
     /// Set when a chunk was handed out since the last `Pending`: the dispatcher has not yet
     /// had a turn to write it to the socket.
     unflushed: bool,
+    /// `/ws`'s tick writer; `/echo` has none.
+    ticks: Option<Ticks>,
+    /// actix-ws's body: hello, answers, pings, pongs, the close frame.
+    inner: BoxBody,
 }
 
 impl WsBody {
@@ -622,6 +636,38 @@ mod tests {
 
     use super::*;
     use crate::http::ws::Outbox;
+
+    /// What a tick reads of the state the session shares with the body lies in one cache
+    /// line: the flags, the body's waker, and the subscription's borrow flag, set and first
+    /// symbol.
+    #[test]
+    fn what_a_tick_reads_of_the_shared_state_is_one_cache_line() {
+        fn end_of<T>(base: usize, field: &T) -> usize {
+            field as *const T as usize - base + size_of::<T>()
+        }
+        for _ in 0..100 {
+            let shared = Shared::new(Subscription::only(0));
+            let base = Rc::as_ptr(&shared) as usize;
+            assert_eq!(base % 64, 0, "the shared state starts on a cache line");
+            let subscription = shared.subscription.borrow();
+            let value = &*subscription as *const Subscription as usize;
+            assert!(
+                value - base >= end_of(base, &shared.subscription) - size_of::<Subscription>(),
+                "the subscription's borrow flag comes before it"
+            );
+            // The set (4 bytes, padded to 8) and the first symbol's run and seq: 24 bytes.
+            let read_per_tick = [
+                ("live", end_of(base, &shared.live)),
+                ("queued", end_of(base, &shared.queued)),
+                ("over", end_of(base, &shared.over)),
+                ("body", end_of(base, &shared.body)),
+                ("subscription's first symbol", value - base + 24),
+            ];
+            for (field, end) in read_per_tick {
+                assert!(end <= 64, "{field} ends at byte {end}, past the first line");
+            }
+        }
+    }
 
     /// Every frame the session queues reaches the body, the last one included, whatever the
     /// number: the body looks into actix-ws's queue (32 frames) only when the session noted a
