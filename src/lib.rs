@@ -145,10 +145,7 @@ pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartEr
     // Before anything starts: a bad certificate or key fails here, once, with its reason.
     let identity = tls::identity_for(&config)?;
     let addr = listener.local_addr()?;
-    // Accepted sockets inherit the listener's send buffer size (see SEND_BUFFER_BYTES) and its
-    // user timeout (see `kernel_write_timeout`).
-    socket2::SockRef::from(&listener).set_send_buffer_size(SEND_BUFFER_BYTES)?;
-    kernel_write_timeout(&listener, Duration::from_secs(config.client_timeout_secs))?;
+    tune_listener(&listener, &config)?;
     let seed = config.seed.unwrap_or_else(rand::random);
     let market = Market::new(config.symbol_specs(), seed);
     let (feed, feed_task) = match &config.redis {
@@ -277,6 +274,23 @@ pub fn serve(config: Config, listener: TcpListener) -> Result<Tickerlab, StartEr
     })
 }
 
+/// The socket options of a listener the app serves, which every socket it accepts inherits
+/// (Linux copies them at accept, so no connection costs a system call for them):
+///
+/// - the send buffer ([`SEND_BUFFER_BYTES`]): what a client that does not read can pin;
+/// - `TCP_NODELAY`: every write of the server is a whole message (a frame, a response), to go
+///   out at once. With Nagle's algorithm on, a small write while the previous one is still
+///   unacknowledged waits for that acknowledgement, which a client may delay by up to 40 ms
+///   (a ping right after a tick, then the next tick). actix-http sets it only on connections
+///   it accepts itself as bare TCP streams; ours come to it wrapped (`GuardedIo`);
+/// - the user timeout ([`kernel_write_timeout`]).
+fn tune_listener(listener: &TcpListener, config: &Config) -> std::io::Result<()> {
+    let socket = socket2::SockRef::from(listener);
+    socket.set_send_buffer_size(SEND_BUFFER_BYTES)?;
+    socket.set_tcp_nodelay(true)?;
+    kernel_write_timeout(listener, Duration::from_secs(config.client_timeout_secs))
+}
+
 /// The kernel's floor under every connection: `TCP_USER_TIMEOUT` (Linux) on the listening
 /// socket, which accepted sockets inherit. When data the server sent stays unacknowledged, or
 /// the peer's receive window stays shut (a client that never reads), for longer than
@@ -318,8 +332,7 @@ fn lab_listeners(
     // The same kernel floor under the lab's clients as under the main port's.
     kernel_write_timeout(&public, Duration::from_secs(config.client_timeout_secs))?;
     let upstream = TcpListener::bind(("127.0.0.1", 0))?;
-    socket2::SockRef::from(&upstream).set_send_buffer_size(SEND_BUFFER_BYTES)?;
-    kernel_write_timeout(&upstream, Duration::from_secs(config.client_timeout_secs))?;
+    tune_listener(&upstream, config)?;
     let info = lab::Lab {
         upstream: upstream.local_addr()?,
         link: lab::Link::from_millis(rtt_ms, config.lab_jitter_ms),
@@ -391,15 +404,24 @@ impl Tickerlab {
 mod tests {
     use super::*;
 
+    /// A socket the app accepts has its listener's options: no Nagle delay, the kernel's write
+    /// timeout, and the small send buffer (Linux reports it doubled).
     #[test]
-    fn accepted_sockets_inherit_the_kernel_write_timeout() {
+    fn accepted_sockets_inherit_the_listeners_options() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        kernel_write_timeout(&listener, Duration::from_secs(7)).unwrap();
+        let config = Config {
+            client_timeout_secs: 7,
+            ..Config::default()
+        };
+        tune_listener(&listener, &config).unwrap();
         let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (accepted, _) = listener.accept().unwrap();
-        let timeout = socket2::SockRef::from(&accepted)
-            .tcp_user_timeout()
-            .unwrap();
-        assert_eq!(timeout, Some(Duration::from_secs(7)));
+        let accepted = socket2::SockRef::from(&accepted);
+        assert!(accepted.tcp_nodelay().unwrap(), "TCP_NODELAY");
+        assert_eq!(
+            accepted.tcp_user_timeout().unwrap(),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(accepted.send_buffer_size().unwrap(), 2 * SEND_BUFFER_BYTES);
     }
 }
