@@ -297,7 +297,8 @@ pub enum RedisLink {
 pub struct Heartbeat {
     /// `--heartbeat-secs`: how often the server pings.
     pub every_secs: u64,
-    /// Ping frames the server has sent on this socket.
+    /// Ping frames the server has sent on this socket (the last one possibly still on its
+    /// way out with the next tick).
     pub pings_sent: u32,
     /// Pong frames the client has sent on it (answers, and any it sent unasked).
     pub pongs_received: u32,

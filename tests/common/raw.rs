@@ -145,6 +145,27 @@ impl RawWs {
         }
     }
 
+    /// Reads once from the socket (waiting for bytes) and returns every frame that is complete
+    /// after it: the frames that arrived together. `None` when the server closed the TCP
+    /// connection.
+    pub async fn frames_of_next_read(&mut self) -> Option<Vec<Frame>> {
+        let mut chunk = [0u8; 8192];
+        let n = tokio::time::timeout(WAIT, self.stream.read(&mut chunk))
+            .await
+            .expect("bytes within the wait")
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        self.buffer.extend_from_slice(&chunk[..n]);
+        let mut frames = Vec::new();
+        while let Some((frame, used)) = parse(&self.buffer) {
+            self.buffer.drain(..used);
+            frames.push(frame);
+        }
+        Some(frames)
+    }
+
     /// Reads frames until a close frame, answering nothing; returns its code and reason.
     pub async fn until_close(&mut self) -> (u16, String) {
         loop {

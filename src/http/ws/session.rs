@@ -9,7 +9,9 @@
 //!
 //! The session never touches a tick: it is woken by its client and its heartbeat, not by
 //! the feed. What it sends (`hello`, answers, pings, pongs, the close frame) goes through
-//! [`Outbox`] into actix-ws's queue, which the body drains before it writes any tick.
+//! [`Outbox`] into actix-ws's queue, which the body drains before it writes any tick; only a
+//! heartbeat ping, while ticks flow, is left to the body to send with the next tick (see
+//! [`super::body`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -147,7 +149,7 @@ impl Outbox {
         let sent = match control {
             Control::Ping => {
                 unless_shutdown(
-                    self.session.ping(b"tickerlab"),
+                    self.session.ping(super::body::PING_PAYLOAD),
                     &self.shutdown,
                     self.patience,
                 )
@@ -326,10 +328,18 @@ pub(crate) async fn run_session(
                     debug!("client behind for {behind:?}, dropping it");
                     return;
                 }
-                if Box::pin(out.control(Control::Ping)).await.is_err() {
+                // While ticks flow, the ping rides with the next one (one write, one wake-up);
+                // otherwise, or when the last beat's ping found no tick to ride with, it is
+                // sent on its own. Counted once, when handed over.
+                let owed = pusher.take_back_ping();
+                if !owed && pusher.ticks_flowed() {
+                    pusher.ping_with_next_tick();
+                } else if Box::pin(out.control(Control::Ping)).await.is_err() {
                     return;
                 }
-                beats.pings_sent = beats.pings_sent.saturating_add(1);
+                if !owed {
+                    beats.pings_sent = beats.pings_sent.saturating_add(1);
+                }
                 continue;
             }
 
