@@ -635,6 +635,14 @@ impl MessageBody for WsBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let this = self.get_mut();
+        // The heartbeat's ping, the very next chunk after the tick that carries it: the
+        // dispatcher writes both with one system call. Before the session's frames, so that
+        // a close frame queued in between (while the dispatcher wrote out a full buffer) is
+        // still the last frame.
+        if std::mem::take(&mut this.ping_next) {
+            this.unflushed = true;
+            return Poll::Ready(Some(Ok(Bytes::from_static(PING_FRAME))));
+        }
         // The session's frames first: they are never overtaken by a tick.
         match this.poll_queue(cx) {
             Poll::Ready(Some(Ok(frame))) => {
@@ -643,12 +651,6 @@ impl MessageBody for WsBody {
             }
             Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
             Poll::Ready(None) | Poll::Pending => {}
-        }
-        // The heartbeat's ping, right after the tick that carries it: the dispatcher writes
-        // both with one system call.
-        if std::mem::take(&mut this.ping_next) {
-            this.unflushed = true;
-            return Poll::Ready(Some(Ok(Bytes::from_static(PING_FRAME))));
         }
         // Then ticks, until the close frame has gone (the session stops them before it).
         if !this.inner_ended
@@ -691,6 +693,42 @@ mod tests {
 
     use super::*;
     use crate::http::ws::Outbox;
+
+    /// A heartbeat ping left for the next tick is the very next chunk after that tick, even
+    /// when the session queued a frame in between (as it can while the dispatcher writes out
+    /// a full buffer): a close frame queued then is still the last frame.
+    #[actix_web::test]
+    async fn a_ping_left_for_a_tick_comes_right_after_it_before_the_sessions_next_frame() {
+        let market =
+            crate::market::Market::new(vec![crate::market::SymbolSpec::for_name("ACME")], 7);
+        let (feed, task) = Feed::start(market, Duration::from_millis(10));
+        let metrics = Arc::new(Metrics::default());
+        let (ticks, pusher) = Ticks::new(feed, Subscription::only(0), None, metrics);
+        let (mut body, _ending, mut out) = body_and_outbox_with(Some(ticks)).await;
+        pusher.start();
+        pusher.ping_with_next_tick();
+        let mut next = async || {
+            let chunk = std::future::poll_fn(|cx| Pin::new(&mut body).poll_next(cx));
+            tokio::time::timeout(Duration::from_secs(5), chunk)
+                .await
+                .expect("a chunk within 5 s")
+                .expect("the body goes on")
+                .expect("no error")
+        };
+        let tick = next().await;
+        assert!(
+            tick.starts_with(b"\x81") && tick.windows(13).any(|w| w == b"\"type\":\"tick\""),
+            "a tick first: {tick:?}"
+        );
+        out.send("after".into()).await.expect("queued");
+        assert_eq!(next().await, PING_FRAME, "the ping right after its tick");
+        assert_eq!(
+            next().await,
+            &b"\x81\x05after"[..],
+            "then the session's frame"
+        );
+        task.stop();
+    }
 
     /// The ping the body writes after a tick is the frame actix-ws writes for the session's
     /// own pings.
@@ -784,6 +822,11 @@ mod tests {
     /// A body over a real actix-ws session, the session's `Ending` (to keep: dropping it ends
     /// the body) and the `Outbox` that queues into it.
     async fn body_and_outbox() -> (WsBody, Ending, Outbox) {
+        body_and_outbox_with(None).await
+    }
+
+    /// [`body_and_outbox`] with `/ws`'s tick writer.
+    async fn body_and_outbox_with(ticks: Option<Ticks>) -> (WsBody, Ending, Outbox) {
         let (req, mut payload) = TestRequest::get()
             .insert_header(("upgrade", "websocket"))
             .insert_header(("connection", "upgrade"))
@@ -795,7 +838,7 @@ mod tests {
             .unwrap();
         let (response, session, _stream) = actix_ws::handle(&req, payload).unwrap();
         let (_, inner) = response.into_parts();
-        let (body, ending, queued) = WsBody::new(inner, None, None);
+        let (body, ending, queued) = WsBody::new(inner, ticks, None);
         let out = Outbox::new(
             session,
             queued,
