@@ -837,8 +837,18 @@ async fn a_tie_is_starred_for_every_tied_pane() {
     let Some((_app, browser)) = page().await else {
         return;
     };
-    browser.click("#pane-chooser input[value=sse]").await;
-    browser.click("#pane-sse .connect").await;
+    browser
+        .set_checked("#pane-chooser input[value=sse]", true)
+        .await;
+    // The scoreboard takes the shown pane in with a redraw that moves the page: Connect is
+    // pressed after it, or the click can land where the button was.
+    browser
+        .wait_for(
+            "!document.querySelector('#scoreboard tr[data-pane=sse]').hidden",
+            "the SSE row on the scoreboard",
+        )
+        .await;
+    start_pane(&browser, "sse").await;
     browser
         .wait_for(
             &format!(
