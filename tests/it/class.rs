@@ -587,7 +587,22 @@ async fn a_page_without_its_websocket_pane_still_reports_over_one_control_socket
     browser.js(&choose("ws", false)).await;
     browser.js(&choose("longpoll", true)).await;
     browser.js(&choose("sse", true)).await;
+    // The scoreboard takes the shown panes in (and lets the hidden one go) with a redraw that
+    // moves the page: the buttons are pressed after it, or a click can land where one was.
+    browser
+        .wait_for(
+            "(() => { const row = (p) => document.querySelector(`#scoreboard tr[data-pane=${p}]`); \
+             return !row('longpoll').hidden && !row('sse').hidden && row('ws').hidden; })()",
+            "the scoreboard with the long-polling and SSE rows, without the WebSocket's",
+        )
+        .await;
     browser.click("#pane-longpoll .start").await;
+    browser
+        .wait_for(
+            "document.querySelector('#scoreboard tr[data-pane=longpoll] td[data-column=count]').dataset.value !== ''",
+            "the long-polling pane's figures on the scoreboard",
+        )
+        .await;
     browser.click("#pane-sse .connect").await;
     class_until(
         &mut class,
