@@ -460,11 +460,12 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// Where `field` ends, in bytes from `base`.
-    fn end_of<T>(base: usize, field: &T) -> usize {
+    /// Where `field` ends, in bytes from `base` (the start of the object that holds it), for
+    /// the tests that check which fields a tick reads.
+    pub(crate) fn end_of<T>(base: usize, field: &T) -> usize {
         field as *const T as usize - base + std::mem::size_of::<T>()
     }
 

@@ -133,15 +133,7 @@ impl RawWs {
                 self.buffer.drain(..used);
                 return Some(frame);
             }
-            let mut chunk = [0u8; 8192];
-            let n = tokio::time::timeout(WAIT, self.stream.read(&mut chunk))
-                .await
-                .expect("a frame within the wait")
-                .ok()?;
-            if n == 0 {
-                return None;
-            }
-            self.buffer.extend_from_slice(&chunk[..n]);
+            self.read_more(8 * 1024).await?;
         }
     }
 
@@ -149,21 +141,26 @@ impl RawWs {
     /// after it: the frames that arrived together. `None` when the server closed the TCP
     /// connection.
     pub async fn frames_of_next_read(&mut self) -> Option<Vec<Frame>> {
-        let mut chunk = [0u8; 8192];
-        let n = tokio::time::timeout(WAIT, self.stream.read(&mut chunk))
-            .await
-            .expect("bytes within the wait")
-            .ok()?;
-        if n == 0 {
-            return None;
-        }
-        self.buffer.extend_from_slice(&chunk[..n]);
+        // Large enough that a backlog built up while the test was not scheduled is read whole.
+        self.read_more(64 * 1024).await?;
         let mut frames = Vec::new();
         while let Some((frame, used)) = parse(&self.buffer) {
             self.buffer.drain(..used);
             frames.push(frame);
         }
         Some(frames)
+    }
+
+    /// One read of up to `max` bytes onto the buffer, waiting (up to [`WAIT`]) for bytes;
+    /// `None` when the server closed the TCP connection.
+    async fn read_more(&mut self, max: usize) -> Option<()> {
+        self.buffer.reserve(max);
+        let mut limited = (&mut self.stream).take(max as u64);
+        let n = tokio::time::timeout(WAIT, limited.read_buf(&mut self.buffer))
+            .await
+            .expect("bytes within the wait")
+            .ok()?;
+        (n > 0).then_some(())
     }
 
     /// Reads frames until a close frame, answering nothing; returns its code and reason.

@@ -642,22 +642,30 @@ async fn a_pong_counts_the_heartbeat_pings_sent_and_answered_on_the_socket() {
 /// each ping comes in the same read as the tick before it. Once the client unsubscribes from
 /// everything no tick comes, and the pings come on their own, so a client without ticks is
 /// still pinged (and one that answers stays).
+///
+/// The first ping is answered but not judged: it comes at a random point of the first period,
+/// possibly before a busy machine has let the connection write any tick, and then it rightly
+/// goes alone.
 #[tokio::test]
 async fn heartbeat_pings_ride_with_ticks_and_come_alone_without_them() {
     let app = spawn_app(heartbeat_config()).await;
     let mut ws = RawWs::connect(app.addr, "/ws?symbols=ACME").await;
-    let mut riding = 0;
+    let (mut pings, mut riding) = (0, 0);
     while riding < 3 {
         let frames = ws.frames_of_next_read().await.expect("open");
         for (i, frame) in frames.iter().enumerate() {
             if frame.opcode == raw::PING {
+                ws.send_frame(true, raw::PONG, &frame.payload).await;
+                pings += 1;
+                if pings == 1 {
+                    continue;
+                }
                 let before = i.checked_sub(1).map(|i| frames[i].opcode);
                 assert_eq!(
                     before,
                     Some(raw::TEXT),
                     "a ping right after a tick: {frames:?}"
                 );
-                ws.send_frame(true, raw::PONG, &frame.payload).await;
                 riding += 1;
             }
         }

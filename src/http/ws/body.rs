@@ -748,9 +748,7 @@ mod tests {
     /// symbol.
     #[test]
     fn what_a_tick_reads_of_the_shared_state_is_in_its_first_64_bytes() {
-        fn end_of<T>(base: usize, field: &T) -> usize {
-            field as *const T as usize - base + size_of::<T>()
-        }
+        use crate::http::connection::tests::end_of;
         let shared = Shared::new(Subscription::only(0));
         let base = Rc::as_ptr(&shared) as usize;
         let subscription = shared.subscription.borrow();
