@@ -40,6 +40,11 @@ pub struct Plan {
     /// the server starts to the end of the step, and stopping by itself if not stopped.
     #[arg(long, env = "BENCH_NEIGHBOUR")]
     pub neighbour: bool,
+    /// A third step in every tail round: the floor with actix's threading model (one
+    /// single-threaded runtime per core, each socket on one of them for its life) beside the
+    /// work-stealing floor, which tells what the fixed assignment of sockets alone costs.
+    #[arg(long, env = "BENCH_PINNED_FLOOR")]
+    pub pinned_floor: bool,
     /// Seconds after the last client joined recorded apart as the start-up transient, in the
     /// steps at a 100 ms tick with --transient-clients clients (0: none, settle 1 s).
     #[arg(long, env = "BENCH_TRANSIENT_SECS", default_value_t = 10.0)]
@@ -65,6 +70,9 @@ pub struct Plan {
     /// Be the floor server child (see `support::floor`).
     #[arg(long, hide = true)]
     pub floor_child: bool,
+    /// The floor child serves with one single-threaded runtime per core (see `support::floor`).
+    #[arg(long, hide = true, requires = "floor_child")]
+    pub pinned: bool,
     /// Be the noisy neighbour's child (see `support::neighbour`).
     #[arg(long, hide = true)]
     pub neighbour_child: bool,
@@ -74,8 +82,9 @@ pub struct Plan {
     /// The server child's tick, milliseconds.
     #[arg(long, hide = true, env = "BENCH_CHILD_TICK_MS", default_value_t = 100)]
     pub tick_ms: u64,
-    /// The tickerlab child's HTTP workers (default: one per core).
-    #[arg(long, hide = true)]
+    /// tickerlab's HTTP workers (default: one per core). The children read it from the
+    /// environment they inherit, so `BENCH_WORKERS=4 cargo bench --bench fanout` serves with 4.
+    #[arg(long, hide = true, env = "BENCH_WORKERS")]
     pub workers: Option<usize>,
     /// tickerlab's heartbeat: seconds between the pings it sends every client (default: the
     /// server's own, 5 s). With a long one (1800) no ping falls inside a step, which is how
@@ -153,6 +162,8 @@ fn command_line(secs: f64, matches: &ArgMatches) -> String {
         "churn_hold_secs",
         "churn_settle_secs",
         "rounds",
+        "heartbeat_secs",
+        "workers",
     ] {
         let given = matches!(
             matches.value_source(id),
@@ -164,10 +175,12 @@ fn command_line(secs: f64, matches: &ArgMatches) -> String {
         let values: Vec<_> = values.map(|v| v.to_string_lossy()).collect();
         command += &format!(" --{} {}", id.replace('_', "-"), values.join(","));
     }
-    // A switch: its value is whether it was given, which clap reads from the command line or
-    // from BENCH_NEIGHBOUR.
-    if matches.get_flag("neighbour") {
-        command += " --neighbour";
+    // Switches: their value is whether they were given, which clap reads from the command
+    // line or from their environment variable.
+    for id in ["neighbour", "pinned_floor"] {
+        if matches.get_flag(id) {
+            command += &format!(" --{}", id.replace('_', "-"));
+        }
     }
     command
 }

@@ -66,6 +66,10 @@
 //! `--rounds` rounds of tickerlab's step and the floor's (in turn first), printing per round
 //! p50, p99, p99.9, the worst second's p99 and where it fell, the ratios to the floor, and
 //! each second's p99 side by side (`tail.rs`). `--clients 5000` makes it the join scenario.
+//! `--pinned-floor` adds a third step to every round: the floor served the way actix serves,
+//! one single-threaded runtime per core with each socket on one of them for its life, whose
+//! ratio to the work-stealing floor is what that fixed assignment alone costs. `--workers`
+//! (`BENCH_WORKERS`) sets tickerlab's HTTP workers.
 //!
 //! **A noisy neighbour** (`--neighbour`): during every fan-out step, tickerlab's and the
 //! floor's alike, a child process spins on one core (`support::neighbour`), from before the
@@ -130,7 +134,7 @@ fn main() {
         return;
     }
     if plan.floor_child {
-        support::floor::child_main(plan.tick_ms);
+        support::floor::child_main(plan.tick_ms, plan.pinned);
         return;
     }
     if plan.neighbour_child {

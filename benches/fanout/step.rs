@@ -20,6 +20,8 @@ use crate::timeline::Timeline;
 pub const SETTLE: Duration = Duration::from_secs(1);
 /// The row label of the bench's own minimal server (see `support::floor`).
 pub const FLOOR: &str = "floor (tokio, frame once)";
+/// The row label of the floor served by one single-threaded runtime per core.
+pub const PINNED_FLOOR: &str = "floor, pinned (a runtime per core)";
 /// The row label of the real app.
 pub const TICKERLAB: &str = "tickerlab";
 
@@ -174,6 +176,7 @@ pub fn label(kind: Kind) -> &'static str {
     match kind {
         Kind::Tickerlab => TICKERLAB,
         Kind::Floor => FLOOR,
+        Kind::PinnedFloor => PINNED_FLOOR,
     }
 }
 

@@ -21,12 +21,27 @@ use crate::support::server::Kind;
 use crate::support::stats::median;
 use crate::timeline::{worst_at_cell, worst_p99_cell};
 
-/// One round: tickerlab's step and the floor's, one after the other (see [`order`]).
+/// One round: tickerlab's step and the floor's, one after the other (see [`order`]), and with
+/// `--pinned-floor` the pinned floor's.
 pub struct TailRound {
     /// 1, 2, ...
     pub round: usize,
     pub tickerlab: Step,
     pub floor: Step,
+    pub pinned: Option<Step>,
+}
+
+impl TailRound {
+    /// The round's steps in the order of its rows: tickerlab, the floor, the pinned floor.
+    fn steps(&self) -> impl Iterator<Item = &Step> {
+        [
+            Some(&self.tickerlab),
+            Some(&self.floor),
+            self.pinned.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+    }
 }
 
 /// Runs every round the plan asks for, at each tick and number of clients.
@@ -36,20 +51,22 @@ pub async fn tail_rounds(plan: &Plan) -> Vec<TailRound> {
         for &n in &plan.clients {
             let transient = plan.transient_for(n, tick_ms);
             for round in 1..=plan.rounds {
-                let (mut tickerlab, mut floor) = (None, None);
-                for kind in order(round) {
+                let (mut tickerlab, mut floor, mut pinned) = (None, None, None);
+                for kind in order(round, plan.pinned_floor) {
                     let step = ws_step(kind, n, tick_ms, plan.secs, transient, plan.neighbour);
                     let step = step.await;
                     eprintln!("round {round}: {}", step_line(&step));
                     match kind {
                         Kind::Tickerlab => tickerlab = Some(step),
                         Kind::Floor => floor = Some(step),
+                        Kind::PinnedFloor => pinned = Some(step),
                     }
                 }
                 rounds.push(TailRound {
                     round,
                     tickerlab: tickerlab.expect("tickerlab's step"),
                     floor: floor.expect("the floor's step"),
+                    pinned,
                 });
             }
         }
@@ -60,12 +77,18 @@ pub async fn tail_rounds(plan: &Plan) -> Vec<TailRound> {
 /// Which server goes first in a round: tickerlab in odd rounds, the floor in even ones. Each
 /// step runs against a machine that the step before it has just left (its sockets in
 /// TIME_WAIT, its memory freed, the clients' threads warm), so a fixed order would give one
-/// server that state every time; alternating gives it to each in turn.
-pub fn order(round: usize) -> [Kind; 2] {
+/// server that state every time; alternating gives it to each in turn. With the pinned floor
+/// the three take turns: round 1 tickerlab, floor, pinned; round 2 floor, pinned, tickerlab...
+pub fn order(round: usize, pinned: bool) -> Vec<Kind> {
+    if pinned {
+        let mut kinds = vec![Kind::Tickerlab, Kind::Floor, Kind::PinnedFloor];
+        kinds.rotate_left((round + 2) % 3);
+        return kinds;
+    }
     if round % 2 == 1 {
-        [Kind::Tickerlab, Kind::Floor]
+        vec![Kind::Tickerlab, Kind::Floor]
     } else {
-        [Kind::Floor, Kind::Tickerlab]
+        vec![Kind::Floor, Kind::Tickerlab]
     }
 }
 
@@ -87,12 +110,12 @@ pub fn report(rounds: &[TailRound], neighbour: bool) {
         );
         let mut t = tail_table();
         for r in &scenario {
-            t.rows.push(round_row(r.round, &r.tickerlab));
-            t.rows.push(round_row(r.round, &r.floor));
+            t.rows.extend(r.steps().map(|s| round_row(r.round, s)));
         }
         print!("{}", t.markdown());
         all.rows.extend(t.rows);
         ratios(&scenario);
+        pinned_ratios(&scenario);
         print!("{}", seconds_matrix(&scenario).markdown());
     }
     output::write("fanout-tail.csv", &all.csv());
@@ -208,24 +231,79 @@ fn ratios(scenario: &[&TailRound]) {
     );
 }
 
+/// The figures the pinned floor is compared on: p50, p99 and CPU per message.
+const PINNED_FIGURES: [Figure; 3] = [FIGURES[0], FIGURES[1], FIGURES[4]];
+
+/// `a / b` for each of [`PINNED_FIGURES`].
+type Ratios = [f64; 3];
+
+/// With the pinned floor: what the fixed assignment of sockets costs the floor (pinned /
+/// work-stealing), and tickerlab against a floor that has it too (tickerlab / pinned), per
+/// round and the median of the rounds.
+fn pinned_ratios(scenario: &[&TailRound]) {
+    let of = |a: &Step, b: &Step| -> Ratios { PINNED_FIGURES.map(|(_, f)| f(a) / f(b)) };
+    let rounds: Vec<(usize, Ratios, Ratios)> = scenario
+        .iter()
+        .filter_map(|r| {
+            let pinned = r.pinned.as_ref()?;
+            Some((r.round, of(pinned, &r.floor), of(&r.tickerlab, pinned)))
+        })
+        .collect();
+    if rounds.is_empty() {
+        return;
+    }
+    for (round, pinned, tickerlab) in &rounds {
+        println!(
+            "* round {round}: pinned floor / floor: {}; tickerlab / pinned floor: {}.",
+            pinned_cells(*pinned),
+            pinned_cells(*tickerlab),
+        );
+    }
+    let pinned: Vec<Ratios> = rounds.iter().map(|r| r.1).collect();
+    let tickerlab: Vec<Ratios> = rounds.iter().map(|r| r.2).collect();
+    println!(
+        "* median of the rounds: pinned floor / floor: {}; tickerlab / pinned floor: {}.\n",
+        pinned_cells(medians(&pinned)),
+        pinned_cells(medians(&tickerlab)),
+    );
+}
+
+/// The median of each figure over the rounds.
+fn medians(rounds: &[Ratios]) -> Ratios {
+    std::array::from_fn(|i| median(rounds.iter().map(|r| r[i]).collect()))
+}
+
+/// Each ratio as `name ratio x`, joined.
+fn pinned_cells(ratios: Ratios) -> String {
+    PINNED_FIGURES
+        .iter()
+        .zip(ratios)
+        .map(|((name, _), ratio)| format!("{name} {} x", num(ratio, 2)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Each second's p99, one column per round and server: where in the run the tail was.
 fn seconds_matrix(scenario: &[&TailRound]) -> Table {
     let mut header = vec!["second".to_string()];
     for r in scenario {
         header.push(format!("round {} tickerlab p99 ms", r.round));
         header.push(format!("round {} floor p99 ms", r.round));
+        if r.pinned.is_some() {
+            header.push(format!("round {} pinned floor p99 ms", r.round));
+        }
     }
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     let mut t = Table::new(&header);
     let seconds = scenario
         .iter()
-        .flat_map(|r| [&r.tickerlab, &r.floor])
+        .flat_map(|r| r.steps())
         .map(|s| s.timeline.seconds.len())
         .max()
         .unwrap_or(0);
     for at in 0..seconds {
         let mut row = vec![at.to_string()];
-        for s in scenario.iter().flat_map(|r| [&r.tickerlab, &r.floor]) {
+        for s in scenario.iter().flat_map(|r| r.steps()) {
             let second = s.timeline.seconds.get(at).filter(|s| s.delay.count > 0);
             row.push(second.map_or_else(String::new, |s| num(s.delay.p99, 2)));
         }

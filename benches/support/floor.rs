@@ -29,7 +29,10 @@
 //! It runs as a child process like the real server (the bench executable with
 //! `--floor-child`, see [`super::server::ChildServer::start_floor`]) so that its CPU time and
 //! RSS are measured the same way, on a multi-threaded Tokio runtime with one worker per core
-//! (tickerlab runs one actix worker per core). On stdin it answers `stats` with
+//! (tickerlab runs one actix worker per core). With `--pinned` it serves with actix's threading
+//! model instead: one single-threaded runtime per core, each socket handed to one of them in
+//! turn and kept there ([`pinned_main`]), which is how the bench tells what that model costs
+//! apart from everything else tickerlab does. On stdin it answers `stats` with
 //! `stats <ticks> <serialisations> <symbols> <open websockets>` and it exits when stdin closes.
 
 use std::io::{self, BufRead, Write};
@@ -50,7 +53,10 @@ const MAX_REQUEST: usize = 8 * 1024;
 
 /// The child's side: serve on a free 127.0.0.1 port, print `listening <addr> <pid>`, answer
 /// `stats` on stdin, exit when stdin closes.
-pub fn child_main(tick_ms: u64) {
+pub fn child_main(tick_ms: u64, pinned: bool) {
+    if pinned {
+        return pinned_main(tick_ms);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
         .enable_all()
@@ -59,7 +65,61 @@ pub fn child_main(tick_ms: u64) {
     runtime.block_on(serve(tick_ms));
 }
 
+/// The floor with actix's threading model instead of work stealing (`--pinned`):
+/// one single-threaded runtime per core, each accepted socket handed to the next one in turn
+/// and served there for its life, as actix-server's accept loop hands sockets to its workers.
+/// Beside the work-stealing floor, it tells what the fixed assignment alone costs.
+fn pinned_main(tick_ms: u64) {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("the pinned floor's accept runtime");
+    let (frames, _) = broadcast::channel::<Bytes>(BACKLOG);
+    let open = Arc::new(AtomicU64::new(0));
+    let inboxes: Vec<_> = (0..workers)
+        .map(|_| {
+            let (send, mut receive) = tokio::sync::mpsc::unbounded_channel::<std::net::TcpStream>();
+            let (frames, open) = (frames.clone(), open.clone());
+            std::thread::spawn(move || {
+                let worker = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a pinned floor worker");
+                let local = tokio::task::LocalSet::new();
+                local.block_on(&worker, async move {
+                    while let Some(stream) = receive.recv().await {
+                        let Ok(stream) = TcpStream::from_std(stream) else {
+                            continue;
+                        };
+                        let (frames, open) = (frames.subscribe(), open.clone());
+                        tokio::task::spawn_local(async move {
+                            open.fetch_add(1, Ordering::Relaxed);
+                            let _ = connection(stream, frames, tick_ms).await;
+                            open.fetch_sub(1, Ordering::Relaxed);
+                        });
+                    }
+                });
+            });
+            send
+        })
+        .collect();
+    runtime.block_on(serve_with(tick_ms, frames, open, Some(inboxes)));
+}
+
 async fn serve(tick_ms: u64) {
+    let (frames, _) = broadcast::channel::<Bytes>(BACKLOG);
+    serve_with(tick_ms, frames, Arc::new(AtomicU64::new(0)), None).await
+}
+
+/// Accepts, ticks and answers `stats`; each socket is served here (work stealing) or, given
+/// `inboxes`, handed to the pinned workers in turn.
+async fn serve_with(
+    tick_ms: u64,
+    frames: broadcast::Sender<Bytes>,
+    open: Arc<AtomicU64>,
+    inboxes: Option<Vec<tokio::sync::mpsc::UnboundedSender<std::net::TcpStream>>>,
+) {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0");
@@ -70,8 +130,6 @@ async fn serve(tick_ms: u64) {
     );
     let _ = io::stdout().flush();
     let ticks = Arc::new(AtomicU64::new(0));
-    let open = Arc::new(AtomicU64::new(0));
-    let (frames, _) = broadcast::channel::<Bytes>(BACKLOG);
 
     let (ticks_seen, open_seen) = (ticks.clone(), open.clone());
     std::thread::spawn(move || {
@@ -102,10 +160,18 @@ async fn serve(tick_ms: u64) {
         }
     });
 
+    let mut next = 0;
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
+        if let Some(inboxes) = &inboxes {
+            if let Ok(stream) = stream.into_std() {
+                let _ = inboxes[next % inboxes.len()].send(stream);
+                next += 1;
+            }
+            continue;
+        }
         let (frames, open) = (frames.subscribe(), open.clone());
         tokio::spawn(async move {
             open.fetch_add(1, Ordering::Relaxed);

@@ -96,6 +96,9 @@ pub enum Kind {
     Tickerlab,
     /// The bench's minimal Tokio WebSocket server, [`super::floor`] (`--floor-child`).
     Floor,
+    /// The same floor with actix's threading model: a single-threaded runtime per core, each
+    /// socket handed to one of them for its life (`--floor-child --pinned`).
+    PinnedFloor,
 }
 
 /// What the child process has cost so far, from `/proc`.
@@ -166,9 +169,12 @@ impl ChildServer {
         };
         let role = match kind {
             Kind::Tickerlab => "--serve-child",
-            Kind::Floor => "--floor-child",
+            Kind::Floor | Kind::PinnedFloor => "--floor-child",
         };
         command.args([role, "--tick-ms", &tick_ms.to_string()]);
+        if kind == Kind::PinnedFloor {
+            command.arg("--pinned");
+        }
         if let Some(workers) = workers {
             command.args(["--workers", &workers.to_string()]);
         }
@@ -248,7 +254,7 @@ impl ChildServer {
     /// WebSockets the server holds open now: the floor says so on `stats`; tickerlab's gauge
     /// `tickerlab_open_connections{transport="websocket"}` is read from `GET /metrics`.
     pub fn open_websockets(&mut self) -> io::Result<u64> {
-        if self.kind == Kind::Floor {
+        if matches!(self.kind, Kind::Floor | Kind::PinnedFloor) {
             return self
                 .counters()?
                 .open
