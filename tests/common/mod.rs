@@ -79,33 +79,50 @@ pub async fn spawn_app(config: Config) -> TestApp {
 }
 
 /// The next text message as JSON, skipping control frames, on any stream (plain or TLS).
-/// Panics after [`WAIT`].
+/// Panics when none came within [`WAIT`], however many pings came meanwhile (the heartbeat
+/// pings every 5 s, so a wait per frame would never end on a socket that only pings).
 pub async fn next_json<S>(ws: &mut WebSocketStream<S>) -> Value
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    loop {
-        let message = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("no message within the wait")
-            .expect("socket ended")
-            .expect("socket error");
-        match message {
-            Message::Text(text) => return serde_json::from_str(&text).expect("server sent JSON"),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("expected a text message, got {other:?}"),
+    let text = async {
+        loop {
+            let message = ws
+                .next()
+                .await
+                .expect("socket ended")
+                .expect("socket error");
+            match message {
+                Message::Text(text) => return text,
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("expected a text message, got {other:?}"),
+            }
         }
-    }
+    };
+    serde_json::from_str(&within("text message", text).await).expect("server sent JSON")
 }
 
-/// The next message of the given `type`, skipping others (e.g. ticks while waiting for a pong).
+/// The next message of the given `type`, skipping others (e.g. ticks while waiting for a
+/// pong). Panics when none came within [`WAIT`], however many others came meanwhile.
 pub async fn next_of_type(ws: &mut Ws, kind: &str) -> Value {
-    loop {
-        let message = next_json(ws).await;
-        if message["type"] == kind {
-            return message;
+    let found = async {
+        loop {
+            let message = next_json(ws).await;
+            if message["type"] == kind {
+                return message;
+            }
         }
-    }
+    };
+    within(&format!("{kind:?} message"), found).await
+}
+
+/// `future`'s output, or a panic saying no `what` came once [`WAIT`] has passed. For a wait
+/// for one message among others: bounded as a whole, so a message that never comes fails the
+/// test even while others keep coming (a wait per message would then never end).
+pub async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(WAIT, future)
+        .await
+        .unwrap_or_else(|_| panic!("no {what} within {WAIT:?}"))
 }
 
 /// Sends a JSON value as a text message.

@@ -74,18 +74,21 @@ fn connected(feed: &Value) -> bool {
 
 /// The next tick on the socket as (parsed, raw text), skipping other messages.
 async fn next_tick(ws: &mut Ws) -> (Tick, String) {
-    loop {
-        let message = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("no tick within the wait")
-            .expect("socket ended")
-            .expect("socket error");
-        if let Message::Text(text) = message
-            && let Ok(tick) = serde_json::from_str::<Tick>(&text)
-        {
-            return (tick, text.to_string());
+    let tick = async {
+        loop {
+            let message = ws
+                .next()
+                .await
+                .expect("socket ended")
+                .expect("socket error");
+            if let Message::Text(text) = message
+                && let Ok(tick) = serde_json::from_str::<Tick>(&text)
+            {
+                return (tick, text.to_string());
+            }
         }
-    }
+    };
+    common::within("tick", tick).await
 }
 
 /// Every tick a socket received, by symbol then seq, raw text kept.
@@ -852,13 +855,16 @@ impl Forgery {
         let until = self.publisher_seq() + 3;
         let run = self.publisher.feed.run();
         let mut last: BTreeMap<String, u64> = BTreeMap::new();
+        // One deadline for the whole wait: ticks of one symbol must not keep it open for
+        // another that stopped.
+        let deadline = tokio::time::Instant::now() + WAIT;
         while !symbols
             .iter()
             .all(|s| last.get(*s).is_some_and(|seq| *seq >= until))
         {
-            let message = tokio::time::timeout(WAIT, ws.next())
+            let message = tokio::time::timeout_at(deadline, ws.next())
                 .await
-                .unwrap_or_else(|_| panic!("no tick within the wait; seqs so far {last:?}"))
+                .unwrap_or_else(|_| panic!("not there within {WAIT:?}; seqs so far {last:?}"))
                 .expect("socket ended")
                 .expect("socket error");
             let Message::Text(text) = message else {

@@ -389,18 +389,21 @@ async fn drop_makes_the_server_close_with_1012_and_a_new_socket_works() {
     hello(&mut ws).await;
     next_of_type(&mut ws, "tick").await;
     send_json(&mut ws, json!({"type": "drop", "id": 10})).await;
-    let close = loop {
-        let message = tokio::time::timeout(common::WAIT, ws.next())
-            .await
-            .expect("no close within the wait")
-            .expect("socket ended without a close frame")
-            .expect("socket error");
-        match message {
-            Message::Close(frame) => break frame.expect("a close frame with a code"),
-            Message::Text(_) | Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected {other:?}"),
+    let close = common::within("close frame", async {
+        loop {
+            let message = ws
+                .next()
+                .await
+                .expect("socket ended without a close frame")
+                .expect("socket error");
+            match message {
+                Message::Close(frame) => break frame.expect("a close frame with a code"),
+                Message::Text(_) | Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("unexpected {other:?}"),
+            }
         }
-    };
+    })
+    .await;
     assert_eq!(close.code, CloseCode::Restart, "{close:?}");
     assert!(close.reason.contains("id 10"), "{}", close.reason);
     // The drop closed this socket only: a new one is served as usual.
@@ -453,36 +456,45 @@ async fn a_symbol_subscribed_again_after_long_starts_at_the_newest_tick() {
     let mut ws = app.ws("/ws").await;
     hello(&mut ws).await;
     send_json(&mut ws, json!({"type": "subscribe", "symbols": ["GLOBX"]})).await;
-    let first = loop {
-        let tick = next_of_type(&mut ws, "tick").await;
-        if tick["symbol"] == "GLOBX" {
-            break tick["seq"].as_u64().unwrap();
+    let first = common::within("GLOBX tick", async {
+        loop {
+            let tick = next_of_type(&mut ws, "tick").await;
+            if tick["symbol"] == "GLOBX" {
+                break tick["seq"].as_u64().unwrap();
+            }
         }
-    };
+    })
+    .await;
     send_json(
         &mut ws,
         json!({"type": "unsubscribe", "symbols": ["GLOBX"]}),
     )
     .await;
-    let mut last_sent = first;
-    loop {
-        let message = next_json(&mut ws).await;
-        match message["type"].as_str() {
-            Some("subscribed") => break,
-            Some("tick") if message["symbol"] == "GLOBX" => {
-                last_sent = message["seq"].as_u64().unwrap();
+    let last_sent = common::within("subscribed after the unsubscribe", async {
+        let mut last_sent = first;
+        loop {
+            let message = next_json(&mut ws).await;
+            match message["type"].as_str() {
+                Some("subscribed") => break last_sent,
+                Some("tick") if message["symbol"] == "GLOBX" => {
+                    last_sent = message["seq"].as_u64().unwrap();
+                }
+                _ => {}
             }
-            _ => {}
         }
-    }
+    })
+    .await;
     common::wait_for_ticks(&app, last_sent + 400).await;
     send_json(&mut ws, json!({"type": "subscribe", "symbols": ["GLOBX"]})).await;
-    let again = loop {
-        let tick = next_of_type(&mut ws, "tick").await;
-        if tick["symbol"] == "GLOBX" {
-            break tick["seq"].as_u64().unwrap();
+    let again = common::within("GLOBX tick", async {
+        loop {
+            let tick = next_of_type(&mut ws, "tick").await;
+            if tick["symbol"] == "GLOBX" {
+                break tick["seq"].as_u64().unwrap();
+            }
         }
-    };
+    })
+    .await;
     let history = tickerlab::feed::HISTORY as u64;
     assert!(
         again > last_sent + history,
@@ -614,19 +626,21 @@ async fn a_quiet_client_that_answers_pings_stays_connected() {
 async fn a_pong_counts_the_heartbeat_pings_sent_and_answered_on_the_socket() {
     let app = spawn_app(heartbeat_config()).await;
     let mut ws = greeted_client(&app).await;
-    let mut seen = 0;
-    loop {
-        let message = tokio::time::timeout(common::WAIT, futures_util::StreamExt::next(&mut ws))
-            .await
-            .expect("message")
-            .expect("open")
-            .expect("ok");
-        match message {
-            Message::Ping(_) => seen += 1,
-            _ if seen >= 3 => break,
-            _ => {}
+    let seen = common::within("three pings and a frame after them", async {
+        let mut seen = 0;
+        loop {
+            let message = futures_util::StreamExt::next(&mut ws)
+                .await
+                .expect("open")
+                .expect("ok");
+            match message {
+                Message::Ping(_) => seen += 1,
+                _ if seen >= 3 => break seen,
+                _ => {}
+            }
         }
-    }
+    })
+    .await;
     send_json(&mut ws, json!({"type": "ping", "id": 7})).await;
     let pong = next_of_type(&mut ws, "pong").await;
     let heartbeat = &pong["heartbeat"];
