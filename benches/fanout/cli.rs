@@ -45,6 +45,12 @@ pub struct Plan {
     /// work-stealing floor, which tells what the fixed assignment of sockets alone costs.
     #[arg(long, env = "BENCH_PINNED_FLOOR")]
     pub pinned_floor: bool,
+    /// Cores of their own for each side: every server child (tickerlab's, the floor's) is
+    /// pinned to the first half of the cores this bench may use, the bench's clients to the
+    /// other half, so neither preempts the other (on 2 cores: the server on one, the clients
+    /// on the other; tickerlab then runs one worker and the floor one thread).
+    #[arg(long, env = "BENCH_SPLIT_CORES", conflicts_with = "neighbour")]
+    pub split_cores: bool,
     /// Seconds after the last client joined recorded apart as the start-up transient, in the
     /// steps at a 100 ms tick with --transient-clients clients (0: none, settle 1 s).
     #[arg(long, env = "BENCH_TRANSIENT_SECS", default_value_t = 10.0)]
@@ -177,7 +183,7 @@ fn command_line(secs: f64, matches: &ArgMatches) -> String {
     }
     // Switches: their value is whether they were given, which clap reads from the command
     // line or from their environment variable.
-    for id in ["neighbour", "pinned_floor"] {
+    for id in ["neighbour", "pinned_floor", "split_cores"] {
         if matches.get_flag(id) {
             command += &format!(" --{}", id.replace('_', "-"));
         }

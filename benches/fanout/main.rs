@@ -159,13 +159,29 @@ fn main() {
         "fanout bench: {machine}, open-files limit {limit}, {} s per step",
         plan.secs
     );
+    let client_threads = if plan.split_cores { split_cores() } else { 2 };
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(client_threads)
         .enable_all()
         .build()
         .expect("a Tokio runtime for the clients");
     let results = runtime.block_on(run(&plan));
     report::report(&machine, &plan, &results);
+}
+
+/// `--split-cores`: the first half of the cores for the server children, the rest for this
+/// process's threads (the clients); returns how many threads the clients get, one per core.
+fn split_cores() -> usize {
+    let cores = support::cores::allowed().expect("the cores this bench may use");
+    if cores.len() < 2 {
+        eprintln!("--split-cores needs at least 2 cores, and this bench may use {cores:?}");
+        std::process::exit(1);
+    }
+    let (server, clients) = cores.split_at(cores.len() / 2);
+    eprintln!("split cores: servers on {server:?}, clients on {clients:?}");
+    let _ = support::server::SERVER_CORES.set(server.to_vec());
+    support::cores::pin(clients).expect("pin the clients to their cores");
+    clients.len()
 }
 
 /// The most clients connected at once by the parts the plan wants: each holds a socket.

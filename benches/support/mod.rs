@@ -1,6 +1,7 @@
 //! Helpers shared by the bench programs: one concept per file.
 //!
 //! * [`cli`]: the arguments cargo adds to a bench's command line, which every bench accepts.
+//! * [`cores`]: which cores a thread may run on, and pinning it (and what it starts) to some.
 //! * [`counting`]: a stream wrapper that counts every byte read and written, so "bytes on the
 //!   wire" is a measurement, not an estimate.
 //! * [`floor`]: the least a WebSocket push server can do (one frame built per tick, one write
@@ -18,6 +19,7 @@
 #![allow(dead_code)] // each bench binary uses a different subset
 
 pub mod cli;
+pub mod cores;
 pub mod counting;
 pub mod floor;
 pub mod http_client;

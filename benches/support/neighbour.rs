@@ -85,22 +85,8 @@ pub fn child_main(secs: f64) {
     }
 }
 
-/// Restricts the calling thread to the last core in its affinity mask; returns that core.
+/// Restricts the calling thread to the last core it may run on; returns that core.
 fn pin_to_last_core() -> Option<usize> {
-    let size = std::mem::size_of::<libc::cpu_set_t>();
-    // SAFETY: cpu_set_t is plain bits, valid when zeroed; sched_getaffinity and
-    // sched_setaffinity read or write exactly `size` bytes of the set we pass; pid 0 is the
-    // calling thread.
-    unsafe {
-        let mut allowed: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, size, &mut allowed) != 0 {
-            return None;
-        }
-        let core = (0..libc::CPU_SETSIZE as usize)
-            .rev()
-            .find(|&core| libc::CPU_ISSET(core, &allowed))?;
-        let mut one: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(core, &mut one);
-        (libc::sched_setaffinity(0, size, &one) == 0).then_some(core)
-    }
+    let core = *super::cores::allowed().ok()?.last()?;
+    super::cores::pin(&[core]).ok().map(|()| core)
 }

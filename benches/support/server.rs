@@ -16,6 +16,7 @@
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -124,6 +125,10 @@ pub struct Usage {
     pub runq_wait_secs: f64,
 }
 
+/// With `--split-cores`, the cores every server child is pinned to (from before it runs),
+/// set once by the bench's `main` before it starts any.
+pub static SERVER_CORES: std::sync::OnceLock<Vec<usize>> = std::sync::OnceLock::new();
+
 /// The heartbeat every tickerlab child started from now on is given (`--heartbeat-secs`),
 /// set once by the bench's `main` before it starts any.
 pub static CHILD_HEARTBEAT_SECS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
@@ -180,6 +185,14 @@ impl ChildServer {
         }
         if let (Kind::Tickerlab, Some(secs)) = (kind, CHILD_HEARTBEAT_SECS.get()) {
             command.args(["--heartbeat-secs", &secs.to_string()]);
+        }
+        if let Some(cores) = SERVER_CORES.get() {
+            let cores = cores.clone();
+            // SAFETY: the closure runs in the child between fork and exec; `pin` makes one
+            // system call and allocates nothing (`cores` was allocated before the fork).
+            unsafe {
+                command.pre_exec(move || super::cores::pin(&cores));
+            }
         }
         let mut child = command
             .stdin(Stdio::piped())
