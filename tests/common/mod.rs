@@ -85,21 +85,26 @@ pub async fn next_json<S>(ws: &mut WebSocketStream<S>) -> Value
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let text = async {
-        loop {
-            let message = ws
-                .next()
-                .await
-                .expect("socket ended")
-                .expect("socket error");
-            match message {
-                Message::Text(text) => return text,
-                Message::Ping(_) | Message::Pong(_) => continue,
-                other => panic!("expected a text message, got {other:?}"),
-            }
+    serde_json::from_str(&within("text message", next_text(ws)).await).expect("server sent JSON")
+}
+
+/// The next text message, skipping pings and pongs; unbounded (callers bound their wait).
+pub async fn next_text<S>(ws: &mut WebSocketStream<S>) -> String
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        let message = ws
+            .next()
+            .await
+            .expect("socket ended")
+            .expect("socket error");
+        match message {
+            Message::Text(text) => return text.to_string(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("expected a text message, got {other:?}"),
         }
-    };
-    serde_json::from_str(&within("text message", text).await).expect("server sent JSON")
+    }
 }
 
 /// The next message of the given `type`, skipping others (e.g. ticks while waiting for a

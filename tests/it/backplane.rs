@@ -76,15 +76,9 @@ fn connected(feed: &Value) -> bool {
 async fn next_tick(ws: &mut Ws) -> (Tick, String) {
     let tick = async {
         loop {
-            let message = ws
-                .next()
-                .await
-                .expect("socket ended")
-                .expect("socket error");
-            if let Message::Text(text) = message
-                && let Ok(tick) = serde_json::from_str::<Tick>(&text)
-            {
-                return (tick, text.to_string());
+            let text = common::next_text(ws).await;
+            if let Ok(tick) = serde_json::from_str::<Tick>(&text) {
+                return (tick, text);
             }
         }
     };

@@ -456,15 +456,7 @@ async fn a_symbol_subscribed_again_after_long_starts_at_the_newest_tick() {
     let mut ws = app.ws("/ws").await;
     hello(&mut ws).await;
     send_json(&mut ws, json!({"type": "subscribe", "symbols": ["GLOBX"]})).await;
-    let first = common::within("GLOBX tick", async {
-        loop {
-            let tick = next_of_type(&mut ws, "tick").await;
-            if tick["symbol"] == "GLOBX" {
-                break tick["seq"].as_u64().unwrap();
-            }
-        }
-    })
-    .await;
+    let first = next_seq_of(&mut ws, "GLOBX").await;
     send_json(
         &mut ws,
         json!({"type": "unsubscribe", "symbols": ["GLOBX"]}),
@@ -486,15 +478,7 @@ async fn a_symbol_subscribed_again_after_long_starts_at_the_newest_tick() {
     .await;
     common::wait_for_ticks(&app, last_sent + 400).await;
     send_json(&mut ws, json!({"type": "subscribe", "symbols": ["GLOBX"]})).await;
-    let again = common::within("GLOBX tick", async {
-        loop {
-            let tick = next_of_type(&mut ws, "tick").await;
-            if tick["symbol"] == "GLOBX" {
-                break tick["seq"].as_u64().unwrap();
-            }
-        }
-    })
-    .await;
+    let again = next_seq_of(&mut ws, "GLOBX").await;
     let history = tickerlab::feed::HISTORY as u64;
     assert!(
         again > last_sent + history,
@@ -508,6 +492,19 @@ async fn a_symbol_subscribed_again_after_long_starts_at_the_newest_tick() {
         skipped >= gap
     })
     .await;
+}
+
+/// The seq of the next tick of `symbol`, skipping other messages; bounded by the wait.
+async fn next_seq_of(ws: &mut common::Ws, symbol: &str) -> u64 {
+    let tick = async {
+        loop {
+            let tick = next_of_type(ws, "tick").await;
+            if tick["symbol"] == symbol {
+                return tick["seq"].as_u64().expect("a tick's seq");
+            }
+        }
+    };
+    common::within(&format!("{symbol} tick"), tick).await
 }
 
 // ---- heartbeat -------------------------------------------------------------------------
