@@ -14,9 +14,18 @@
 //! The tap only watches. It decodes a copy of each chunk the relay forwards, per connection
 //! and direction, and keeps at most one unfinished frame header or HTTP head between chunks
 //! ([`MAX_PENDING`]); a payload is shown up to [`PREVIEW`] bytes and skipped after that.
+//!
+//! Nor does it wait for whoever reads its lines. Writing to standard output blocks when the
+//! reader stops (a pipe into a paused `less` fills in 64 KiB), and the relay must not block
+//! with it. So the relay only queues each line, up to [`MAX_QUEUED`] bytes, and a thread of
+//! the tap's own writes them out; lines that find the queue full are dropped, and the next
+//! line written says how many.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
 
 /// The most bytes the tap keeps while it waits for the rest of a head or a frame header.
 /// Past it, the tap stops decoding that direction and says so.
@@ -24,6 +33,9 @@ pub const MAX_PENDING: usize = 8 * 1024;
 
 /// How much of a payload the tap prints.
 pub const PREVIEW: usize = 160;
+
+/// The most bytes of lines waiting for standard output; past it, new lines are dropped.
+pub const MAX_QUEUED: usize = 256 * 1024;
 
 /// Which way the bytes go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +74,67 @@ enum State {
     Lost,
 }
 
+/// The tap's way to standard output: a bounded queue of lines and the thread that writes
+/// them, started by the first line.
+struct Printer {
+    lines: mpsc::Sender<String>,
+    /// Bytes queued and not written yet.
+    queued: AtomicUsize,
+    /// Lines dropped since the last line written.
+    dropped: AtomicU64,
+}
+
+impl Printer {
+    fn get() -> &'static Printer {
+        static PRINTER: OnceLock<Printer> = OnceLock::new();
+        PRINTER.get_or_init(|| {
+            let (lines, queue) = mpsc::channel::<String>();
+            let spawned = std::thread::Builder::new()
+                .name("tickerlab-tap".into())
+                .spawn(move || {
+                    let printer = Printer::get();
+                    for line in queue {
+                        let dropped = printer.dropped.swap(0, Ordering::Relaxed);
+                        let mut out = std::io::stdout().lock();
+                        if dropped > 0 {
+                            let _ = writeln!(
+                                out,
+                                "tap: {dropped} lines not shown: standard output was not read \
+                                 as fast as the tap wrote"
+                            );
+                        }
+                        // A closed stdout (`| head`) is not an error: the lines go nowhere.
+                        let _ = out.write_all(line.as_bytes());
+                        drop(out);
+                        printer.queued.fetch_sub(line.len(), Ordering::Relaxed);
+                    }
+                });
+            if let Err(error) = spawned {
+                tracing::warn!(%error, "the wire tap's printer did not start; it shows nothing");
+            }
+            Printer {
+                lines,
+                queued: AtomicUsize::new(0),
+                dropped: AtomicU64::new(0),
+            }
+        })
+    }
+
+    /// Queues `line` for standard output, or drops it (and counts it) when [`MAX_QUEUED`]
+    /// bytes are waiting already.
+    fn print(&self, line: String) {
+        let len = line.len();
+        if self.queued.fetch_add(len, Ordering::Relaxed) + len > MAX_QUEUED {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if self.lines.send(line).is_err() {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+        }
+    }
+}
+
 /// One direction of one connection, decoded as it passes.
 #[derive(Debug)]
 pub struct Tap {
@@ -88,20 +161,14 @@ impl Tap {
     }
 
     /// Decodes `bytes` (the next chunk on this direction) and prints what an observer sees,
-    /// one line per thing, to standard output.
+    /// one line per thing, to standard output (through the [`Printer`]: this never blocks).
     pub fn observe(&mut self, bytes: &[u8]) {
-        let lines = self.decode(bytes);
-        if lines.is_empty() {
-            return;
-        }
-        let mut out = std::io::stdout().lock();
-        for line in lines {
-            let _ = writeln!(
-                out,
-                "tap #{} {}: {line}",
+        for line in self.decode(bytes) {
+            Printer::get().print(format!(
+                "tap #{} {}: {line}\n",
                 self.connection,
                 self.direction.arrow()
-            );
+            ));
         }
     }
 

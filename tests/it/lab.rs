@@ -730,6 +730,69 @@ async fn the_wire_tap_reads_a_ws_ticks_price_and_the_clients_masking_key() {
     );
 }
 
+/// `--lab-tap` with nobody reading its standard output (a pipe into a paused `less`): the
+/// pipe fills at 64 KiB, and a relay that wrote its tap lines itself would block on the next
+/// one, with every connection through the simulated network. The tap queues at most
+/// `tickerlab::tap::MAX_QUEUED` bytes and drops the rest, so requests through the relay keep
+/// being answered and the server's memory stays where it was; once someone reads again, a
+/// line says how many were dropped.
+///
+/// Each request carries a 6 KiB header, which the tap prints whole: 160 of them make about
+/// 1 MiB of tap lines, far past the pipe and the queue together.
+#[tokio::test]
+async fn a_wire_tap_nobody_reads_holds_up_no_request_and_says_what_it_dropped() {
+    let (child, _addr, mut lines) = common::start_binary(&["--lab-rtt-ms", "1", "--lab-tap"]).await;
+    let pid = child.id().expect("the child's pid");
+    let line = common::within("the simulated network's line", lines.next_line())
+        .await
+        .expect("read stdout")
+        .expect("the simulated network's line");
+    let lab = line
+        .rsplit_once("://")
+        .map(|(_, addr)| addr.to_owned())
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+    let rss_before = common::process::rss_kib(pid);
+    let client = reqwest::Client::new();
+    let pad = "a".repeat(6 * 1024);
+    for n in 0..160 {
+        let response = tokio::time::timeout(
+            WAIT,
+            client
+                .get(format!("http://{lab}/price"))
+                .header("x-pad", &pad)
+                .send(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("request {n} through the relay unanswered within {WAIT:?}"))
+        .expect("an answer");
+        assert_eq!(response.status(), 200, "request {n}");
+    }
+    let grown = common::process::rss_kib(pid).saturating_sub(rss_before);
+    assert!(
+        grown < 8 * 1024,
+        "the server grew by {grown} KiB while its tap was not read"
+    );
+    let notice = common::within("the tap's line about the lines it dropped", async {
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .expect("read stdout")
+                .expect("the server's output goes on");
+            if line.starts_with("tap: ") && line.contains("lines not shown") {
+                return line;
+            }
+        }
+    })
+    .await;
+    let dropped: u64 = notice["tap: ".len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {notice:?}"));
+    assert!(dropped > 0, "{notice}");
+}
+
 /// The same over `wss://`: the observer sees TLS records, and the price is in none of them.
 #[tokio::test]
 async fn the_wire_tap_sees_only_tls_records_for_wss() {
