@@ -2,6 +2,7 @@
 //! `cargo bench --bench fanout -- --help` prints them. The server children the bench starts
 //! are this same program, run with the hidden `--serve-child` or `--floor-child`.
 
+use clap::builder::FalseyValueParser;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
@@ -38,18 +39,23 @@ pub struct Plan {
     /// A noisy neighbour during every fan-out step, tickerlab's and the floor's alike: a child
     /// process spinning on one core (the last one, pinned with sched_setaffinity) from before
     /// the server starts to the end of the step, and stopping by itself if not stopped.
-    #[arg(long, env = "BENCH_NEIGHBOUR")]
+    #[arg(long, env = "BENCH_NEIGHBOUR", value_parser = FalseyValueParser::new())]
     pub neighbour: bool,
     /// A third step in every tail round: the floor with actix's threading model (one
     /// single-threaded runtime per core, each socket on one of them for its life) beside the
     /// work-stealing floor, which tells what the fixed assignment of sockets alone costs.
-    #[arg(long, env = "BENCH_PINNED_FLOOR")]
+    #[arg(long, env = "BENCH_PINNED_FLOOR", value_parser = FalseyValueParser::new())]
     pub pinned_floor: bool,
     /// Cores of their own for each side: every server child (tickerlab's, the floor's) is
     /// pinned to the first half of the cores this bench may use, the bench's clients to the
     /// other half, so neither preempts the other (on 2 cores: the server on one, the clients
     /// on the other; tickerlab then runs one worker and the floor one thread).
-    #[arg(long, env = "BENCH_SPLIT_CORES", conflicts_with = "neighbour")]
+    #[arg(
+        long,
+        env = "BENCH_SPLIT_CORES",
+        value_parser = FalseyValueParser::new(),
+        conflicts_with = "neighbour"
+    )]
     pub split_cores: bool,
     /// Seconds after the last client joined recorded apart as the start-up transient, in the
     /// steps at a 100 ms tick with --transient-clients clients (0: none, settle 1 s).
@@ -88,9 +94,9 @@ pub struct Plan {
     /// The server child's tick, milliseconds.
     #[arg(long, hide = true, env = "BENCH_CHILD_TICK_MS", default_value_t = 100)]
     pub tick_ms: u64,
-    /// tickerlab's HTTP workers (default: one per core). The children read it from the
-    /// environment they inherit, so `BENCH_WORKERS=4 cargo bench --bench fanout` serves with 4.
-    #[arg(long, hide = true, env = "BENCH_WORKERS")]
+    /// tickerlab's HTTP workers (default: one per core it may use): the bench passes it to
+    /// every tickerlab child it starts.
+    #[arg(long, env = "BENCH_WORKERS")]
     pub workers: Option<usize>,
     /// tickerlab's heartbeat: seconds between the pings it sends every client (default: the
     /// server's own, 5 s). With a long one (1800) no ping falls inside a step, which is how

@@ -144,6 +144,9 @@ fn main() {
     if let Some(secs) = plan.heartbeat_secs {
         let _ = support::server::CHILD_HEARTBEAT_SECS.set(secs);
     }
+    if let Some(workers) = plan.workers {
+        let _ = support::server::CHILD_WORKERS.set(workers);
+    }
     let limit = raise_open_files_limit();
     let most = most_clients(&plan);
     if (most as u64) + 256 > limit {

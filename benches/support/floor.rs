@@ -68,7 +68,10 @@ pub fn child_main(tick_ms: u64, pinned: bool) {
 /// The floor with actix's threading model instead of work stealing (`--pinned`):
 /// one single-threaded runtime per core, each accepted socket handed to the next one in turn
 /// and served there for its life, as actix-server's accept loop hands sockets to its workers.
-/// Beside the work-stealing floor, it tells what the fixed assignment alone costs.
+/// Each worker relays the ticks to its own sockets, as tickerlab's per-worker relay does
+/// (`src/feed/local.rs`): one cross-thread wake per worker per tick, then each socket's task
+/// woken from its own thread. Beside the work-stealing floor, it tells what the fixed
+/// assignment costs.
 fn pinned_main(tick_ms: u64) {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -80,7 +83,7 @@ fn pinned_main(tick_ms: u64) {
     let inboxes: Vec<_> = (0..workers)
         .map(|_| {
             let (send, mut receive) = tokio::sync::mpsc::unbounded_channel::<std::net::TcpStream>();
-            let (frames, open) = (frames.clone(), open.clone());
+            let (mut ticks, open) = (frames.subscribe(), open.clone());
             std::thread::spawn(move || {
                 let worker = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -88,9 +91,26 @@ fn pinned_main(tick_ms: u64) {
                     .expect("a pinned floor worker");
                 let local = tokio::task::LocalSet::new();
                 local.block_on(&worker, async move {
+                    let (frames, _) = broadcast::channel::<Bytes>(BACKLOG);
+                    let relay = frames.clone();
+                    tokio::task::spawn_local(async move {
+                        loop {
+                            match ticks.recv().await {
+                                Ok(frame) => {
+                                    let _ = relay.send(frame);
+                                }
+                                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                                Err(broadcast::error::RecvError::Closed) => return,
+                            }
+                        }
+                    });
                     while let Some(stream) = receive.recv().await {
-                        let Ok(stream) = TcpStream::from_std(stream) else {
-                            continue;
+                        let stream = match TcpStream::from_std(stream) {
+                            Ok(stream) => stream,
+                            Err(error) => {
+                                eprintln!("pinned floor: a socket lost: {error}");
+                                continue;
+                            }
                         };
                         let (frames, open) = (frames.subscribe(), open.clone());
                         tokio::task::spawn_local(async move {
@@ -166,10 +186,15 @@ async fn serve_with(
             continue;
         };
         if let Some(inboxes) = &inboxes {
-            if let Ok(stream) = stream.into_std() {
-                let _ = inboxes[next % inboxes.len()].send(stream);
-                next += 1;
+            let handed = stream.into_std().map_err(|e| e.to_string()).and_then(|s| {
+                inboxes[next % inboxes.len()]
+                    .send(s)
+                    .map_err(|e| e.to_string())
+            });
+            if let Err(error) = handed {
+                eprintln!("pinned floor: a socket lost: {error}");
             }
+            next += 1;
             continue;
         }
         let (frames, open) = (frames.subscribe(), open.clone());

@@ -129,6 +129,10 @@ pub struct Usage {
 /// set once by the bench's `main` before it starts any.
 pub static SERVER_CORES: std::sync::OnceLock<Vec<usize>> = std::sync::OnceLock::new();
 
+/// The HTTP workers every tickerlab child started from now on is given (`--workers`), set
+/// once by the bench's `main` before it starts any.
+pub static CHILD_WORKERS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
 /// The heartbeat every tickerlab child started from now on is given (`--heartbeat-secs`),
 /// set once by the bench's `main` before it starts any.
 pub static CHILD_HEARTBEAT_SECS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
@@ -180,7 +184,8 @@ impl ChildServer {
         if kind == Kind::PinnedFloor {
             command.arg("--pinned");
         }
-        if let Some(workers) = workers {
+        let workers = workers.or_else(|| CHILD_WORKERS.get().copied());
+        if let (Kind::Tickerlab, Some(workers)) = (kind, workers) {
             command.args(["--workers", &workers.to_string()]);
         }
         if let (Kind::Tickerlab, Some(secs)) = (kind, CHILD_HEARTBEAT_SECS.get()) {
