@@ -161,7 +161,8 @@ impl Tap {
     }
 
     /// Decodes `bytes` (the next chunk on this direction) and prints what an observer sees,
-    /// one line per thing, to standard output (through the [`Printer`]: this never blocks).
+    /// one line per thing, to standard output: queued for the tap's printer thread (see the
+    /// module's text), so this never blocks.
     pub fn observe(&mut self, bytes: &[u8]) {
         for line in self.decode(bytes) {
             Printer::get().print(format!(

@@ -47,9 +47,10 @@ pub struct Plan {
     #[arg(long, env = "BENCH_PINNED_FLOOR", value_parser = FalseyValueParser::new())]
     pub pinned_floor: bool,
     /// Cores of their own for each side: every server child (tickerlab's, the floor's) is
-    /// pinned to the first half of the cores this bench may use, the bench's clients to the
-    /// other half, so neither preempts the other (on 2 cores: the server on one, the clients
-    /// on the other; tickerlab then runs one worker and the floor one thread).
+    /// pinned to the first half of the cores this bench may use (rounded down), the bench's
+    /// clients to the rest, so neither preempts the other, in every part of the run (on 2
+    /// cores: the server on one, the clients on the other; tickerlab then runs one worker and
+    /// the floors one thread, each sizing itself by the cores it may use).
     #[arg(
         long,
         env = "BENCH_SPLIT_CORES",

@@ -68,8 +68,9 @@
 //! each second's p99 side by side (`tail.rs`). `--clients 5000` makes it the join scenario.
 //! `--pinned-floor` adds a third step to every round: the floor served the way actix serves,
 //! one single-threaded runtime per core with each socket on one of them for its life, whose
-//! ratio to the work-stealing floor is what that fixed assignment alone costs. `--workers`
-//! (`BENCH_WORKERS`) sets tickerlab's HTTP workers.
+//! ratio to the work-stealing floor is what that fixed assignment costs. `--workers`
+//! (`BENCH_WORKERS`) sets tickerlab's HTTP workers; `--split-cores` pins the servers to the
+//! first half of the cores and the clients to the rest (`support::cores`).
 //!
 //! **A noisy neighbour** (`--neighbour`): during every fan-out step, tickerlab's and the
 //! floor's alike, a child process spins on one core (`support::neighbour`), from before the

@@ -192,15 +192,20 @@ pub fn client_cpu_us_per_msg(s: &Step) -> f64 {
 /// A figure the ratio lines compare: its name and how to read it from a step.
 type Figure = (&'static str, fn(&Step) -> f64);
 
+const P50: Figure = ("p50", |s| s.delay.p50);
+const P99: Figure = ("p99", |s| s.delay.p99);
+const CPU: Figure = ("CPU / msg", |s| s.server_cpu_us_per_msg);
+const CONTROL: Figure = ("client CPU / msg (the control)", client_cpu_us_per_msg);
+
 const FIGURES: [Figure; 6] = [
-    ("p50", |s| s.delay.p50),
-    ("p99", |s| s.delay.p99),
+    P50,
+    P99,
     ("p99.9", |s| s.delay.p999),
     ("worst second p99", |s| {
         s.timeline.worst().map_or(f64::NAN, |w| w.delay.p99)
     }),
-    ("CPU / msg", |s| s.server_cpu_us_per_msg),
-    ("client CPU / msg (the control)", client_cpu_us_per_msg),
+    CPU,
+    CONTROL,
 ];
 
 /// tickerlab / floor for each figure, per round, then the median of the rounds.
@@ -231,11 +236,11 @@ fn ratios(scenario: &[&TailRound]) {
     );
 }
 
-/// The figures the pinned floor is compared on: p50, p99 and CPU per message.
-const PINNED_FIGURES: [Figure; 3] = [FIGURES[0], FIGURES[1], FIGURES[4]];
+/// The figures the pinned floor is compared on: p50, p99, CPU per message and the control.
+const PINNED_FIGURES: [Figure; 4] = [P50, P99, CPU, CONTROL];
 
 /// `a / b` for each of [`PINNED_FIGURES`].
-type Ratios = [f64; 3];
+type Ratios = [f64; 4];
 
 /// With the pinned floor: what the fixed assignment of sockets costs the floor (pinned /
 /// work-stealing), and tickerlab against a floor that has it too (tickerlab / pinned), per

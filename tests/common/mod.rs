@@ -118,13 +118,16 @@ pub async fn next_of_type(ws: &mut Ws, kind: &str) -> Value {
             }
         }
     };
-    within(&format!("{kind:?} message"), found).await
+    within(format!("{kind:?} message"), found).await
 }
 
 /// `future`'s output, or a panic saying no `what` came once [`WAIT`] has passed. For a wait
 /// for one message among others: bounded as a whole, so a message that never comes fails the
 /// test even while others keep coming (a wait per message would then never end).
-pub async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+pub async fn within<T>(
+    what: impl std::fmt::Display,
+    future: impl std::future::Future<Output = T>,
+) -> T {
     tokio::time::timeout(WAIT, future)
         .await
         .unwrap_or_else(|_| panic!("no {what} within {WAIT:?}"))
@@ -190,19 +193,23 @@ pub async fn wait_for_metrics<T>(app: &TestApp, what: &str, read: impl Fn(&str) 
     wait_for(what, || async move { read(&metrics_text(app).await) }).await
 }
 
-/// Reads until the server's close frame; returns its code and reason.
+/// Reads until the server's close frame, skipping what comes before it; returns its code and
+/// reason. Panics when none came within [`WAIT`], however many ticks came meanwhile.
 pub async fn close_of(ws: &mut Ws) -> (u16, String) {
-    loop {
-        let message = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("no close within the wait")
-            .expect("socket ended without a close frame")
-            .expect("socket error");
-        if let Message::Close(frame) = message {
-            let frame = frame.expect("a close frame with a code");
-            return (u16::from(frame.code), frame.reason.to_string());
+    let close = async {
+        loop {
+            let message = ws
+                .next()
+                .await
+                .expect("socket ended without a close frame")
+                .expect("socket error");
+            if let Message::Close(frame) = message {
+                let frame = frame.expect("a close frame with a code");
+                return (u16::from(frame.code), frame.reason.to_string());
+            }
         }
-    }
+    };
+    within("close frame", close).await
 }
 
 /// Reads `n` ticks and asserts their `seq` are consecutive: a client that is being served

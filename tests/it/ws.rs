@@ -380,8 +380,6 @@ impl SendText for common::Ws {
 
 #[tokio::test]
 async fn drop_makes_the_server_close_with_1012_and_a_new_socket_works() {
-    use futures_util::StreamExt;
-    use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
     let app = spawn_app(test_config()).await;
@@ -389,23 +387,9 @@ async fn drop_makes_the_server_close_with_1012_and_a_new_socket_works() {
     hello(&mut ws).await;
     next_of_type(&mut ws, "tick").await;
     send_json(&mut ws, json!({"type": "drop", "id": 10})).await;
-    let close = common::within("close frame", async {
-        loop {
-            let message = ws
-                .next()
-                .await
-                .expect("socket ended without a close frame")
-                .expect("socket error");
-            match message {
-                Message::Close(frame) => break frame.expect("a close frame with a code"),
-                Message::Text(_) | Message::Ping(_) | Message::Pong(_) => continue,
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-    })
-    .await;
-    assert_eq!(close.code, CloseCode::Restart, "{close:?}");
-    assert!(close.reason.contains("id 10"), "{}", close.reason);
+    let (code, reason) = common::close_of(&mut ws).await;
+    assert_eq!(code, u16::from(CloseCode::Restart), "{reason}");
+    assert!(reason.contains("id 10"), "{reason}");
     // The drop closed this socket only: a new one is served as usual.
     let mut again = app.ws("/ws?symbols=ACME").await;
     hello(&mut again).await;
@@ -504,7 +488,7 @@ async fn next_seq_of(ws: &mut common::Ws, symbol: &str) -> u64 {
             }
         }
     };
-    common::within(&format!("{symbol} tick"), tick).await
+    common::within(format!("{symbol} tick"), tick).await
 }
 
 // ---- heartbeat -------------------------------------------------------------------------
