@@ -589,6 +589,17 @@ async fn silent_connections_to_the_lab_port_are_released_after_the_app_gives_up(
     drop(silent);
 }
 
+/// The simulated network's address, from the line the binary prints after its URL.
+async fn lab_address(lines: &mut common::ChildLines) -> String {
+    let line = common::within("the simulated network's line", lines.next_line())
+        .await
+        .expect("read stdout")
+        .expect("the simulated network's line");
+    line.rsplit_once("://")
+        .map(|(_, addr)| addr.to_owned())
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+}
+
 /// Runs the binary with the simulated network and its wire tap (and `extra` flags), opens a
 /// WebSocket through the lab port (`wss://` when `root` is given), reads three ticks, and
 /// returns the text of the first and every line the tap printed meanwhile.
@@ -599,15 +610,7 @@ async fn tapped_ticks(
     let mut args = vec!["--lab-rtt-ms", "10", "--lab-tap", "--tick-ms", "100"];
     args.extend_from_slice(extra);
     let (mut child, _addr, mut lines) = common::start_binary(&args).await;
-    let line = tokio::time::timeout(WAIT, lines.next_line())
-        .await
-        .expect("the simulated network's line within the wait")
-        .expect("read stdout")
-        .expect("the simulated network's line");
-    let lab = line
-        .rsplit_once("://")
-        .map(|(_, addr)| addr.to_owned())
-        .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+    let lab = lab_address(&mut lines).await;
     // Everything the tap prints, collected as it comes.
     let printed = Arc::new(std::sync::Mutex::new(Vec::new()));
     let collector = printed.clone();
@@ -743,14 +746,7 @@ async fn the_wire_tap_reads_a_ws_ticks_price_and_the_clients_masking_key() {
 async fn a_wire_tap_nobody_reads_holds_up_no_request_and_says_what_it_dropped() {
     let (child, _addr, mut lines) = common::start_binary(&["--lab-rtt-ms", "1", "--lab-tap"]).await;
     let pid = child.id().expect("the child's pid");
-    let line = common::within("the simulated network's line", lines.next_line())
-        .await
-        .expect("read stdout")
-        .expect("the simulated network's line");
-    let lab = line
-        .rsplit_once("://")
-        .map(|(_, addr)| addr.to_owned())
-        .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+    let lab = lab_address(&mut lines).await;
     let rss_before = common::process::rss_kib(pid);
     let client = reqwest::Client::new();
     let pad = "a".repeat(6 * 1024);
