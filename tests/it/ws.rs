@@ -645,55 +645,61 @@ async fn a_pong_counts_the_heartbeat_pings_sent_and_answered_on_the_socket() {
 async fn heartbeat_pings_ride_with_ticks_and_come_alone_without_them() {
     let app = spawn_app(heartbeat_config()).await;
     let mut ws = RawWs::connect(app.addr, "/ws?symbols=ACME").await;
-    let (mut pings, mut riding) = (0, 0);
-    while riding < 3 {
-        let frames = ws.frames_of_next_read().await.expect("open");
-        for (i, frame) in frames.iter().enumerate() {
-            if frame.opcode == raw::PING {
-                ws.send_frame(true, raw::PONG, &frame.payload).await;
-                pings += 1;
-                if pings == 1 {
-                    continue;
+    common::within("three pings riding with ticks", async {
+        let (mut pings, mut riding) = (0, 0);
+        while riding < 3 {
+            let frames = ws.frames_of_next_read().await.expect("open");
+            for (i, frame) in frames.iter().enumerate() {
+                if frame.opcode == raw::PING {
+                    ws.send_frame(true, raw::PONG, &frame.payload).await;
+                    pings += 1;
+                    if pings == 1 {
+                        continue;
+                    }
+                    let before = i.checked_sub(1).map(|i| frames[i].opcode);
+                    assert_eq!(
+                        before,
+                        Some(raw::TEXT),
+                        "a ping right after a tick: {frames:?}"
+                    );
+                    riding += 1;
                 }
-                let before = i.checked_sub(1).map(|i| frames[i].opcode);
-                assert_eq!(
-                    before,
-                    Some(raw::TEXT),
-                    "a ping right after a tick: {frames:?}"
-                );
-                riding += 1;
             }
         }
-    }
+    })
+    .await;
     let unsubscribe = json!({"type": "unsubscribe", "symbols": ["ACME"], "id": "u"});
     ws.send_frame(true, raw::TEXT, unsubscribe.to_string().as_bytes())
         .await;
     // The answer first (ticks already on their way may come before it), then only pings.
-    let mut answered = false;
-    let mut alone = 0;
-    while alone < 2 {
-        let frames = ws.frames_of_next_read().await.expect("open");
-        for frame in &frames {
-            match frame.opcode {
-                raw::TEXT => {
-                    let message: serde_json::Value =
-                        serde_json::from_slice(&frame.payload).expect("JSON");
-                    if message["type"] == "subscribed" && message["id"] == "u" {
-                        answered = true;
-                    } else {
-                        assert!(!answered, "nothing after the answer but pings: {message}");
+    common::within("the answer, then two pings alone", async {
+        let mut answered = false;
+        let mut alone = 0;
+        while alone < 2 {
+            let frames = ws.frames_of_next_read().await.expect("open");
+            for frame in &frames {
+                match frame.opcode {
+                    raw::TEXT => {
+                        let message: serde_json::Value =
+                            serde_json::from_slice(&frame.payload).expect("JSON");
+                        if message["type"] == "subscribed" && message["id"] == "u" {
+                            answered = true;
+                        } else {
+                            assert!(!answered, "nothing after the answer but pings: {message}");
+                        }
                     }
-                }
-                raw::PING => {
-                    if answered {
-                        alone += 1;
+                    raw::PING => {
+                        if answered {
+                            alone += 1;
+                        }
+                        ws.send_frame(true, raw::PONG, &frame.payload).await;
                     }
-                    ws.send_frame(true, raw::PONG, &frame.payload).await;
+                    other => panic!("unexpected opcode {other}"),
                 }
-                other => panic!("unexpected opcode {other}"),
             }
         }
-    }
+    })
+    .await;
     assert_eq!(metric(&metrics_text(&app).await, WS_OPEN), 1);
 }
 
