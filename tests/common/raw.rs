@@ -163,29 +163,38 @@ impl RawWs {
         (n > 0).then_some(())
     }
 
-    /// Reads frames until a close frame, answering nothing; returns its code and reason.
+    /// Reads frames until a close frame, answering nothing; returns its code and reason. The
+    /// wait is bounded as a whole ([`super::within`]): ticks and pings that keep coming do not
+    /// stretch it.
     pub async fn until_close(&mut self) -> (u16, String) {
-        loop {
-            let frame = self
-                .next_frame()
-                .await
-                .expect("a close frame before the connection ends");
-            if frame.opcode == CLOSE {
-                return frame.close();
+        super::within("close frame", async {
+            loop {
+                let frame = self
+                    .next_frame()
+                    .await
+                    .expect("a close frame before the connection ends");
+                if frame.opcode == CLOSE {
+                    return frame.close();
+                }
             }
-        }
+        })
+        .await
     }
 
-    /// Reads frames until a text frame; returns it as JSON.
+    /// Reads frames until a text frame; returns it as JSON. Bounded as a whole, like
+    /// [`RawWs::until_close`]: a socket that only pings fails the wait.
     pub async fn next_text(&mut self) -> serde_json::Value {
-        loop {
-            let frame = self.next_frame().await.expect("connection open");
-            match frame.opcode {
-                TEXT => return serde_json::from_slice(&frame.payload).expect("JSON"),
-                CLOSE => panic!("closed: {:?}", frame.close()),
-                _ => continue,
+        super::within("text frame", async {
+            loop {
+                let frame = self.next_frame().await.expect("connection open");
+                match frame.opcode {
+                    TEXT => return serde_json::from_slice(&frame.payload).expect("JSON"),
+                    CLOSE => panic!("closed: {:?}", frame.close()),
+                    _ => continue,
+                }
             }
-        }
+        })
+        .await
     }
 }
 

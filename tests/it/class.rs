@@ -626,16 +626,19 @@ async fn a_page_without_its_websocket_pane_still_reports_over_one_control_socket
 #[tokio::test]
 async fn the_binary_prints_the_class_views_url_with_a_random_key() {
     let (_child, addr, mut lines) = crate::common::start_binary(&[]).await;
-    let url = loop {
-        let line = tokio::time::timeout(crate::common::WAIT, lines.next_line())
-            .await
-            .expect("the class view's line within the wait")
-            .expect("read stdout")
-            .expect("the class view's line");
-        if let Some(url) = line.strip_prefix("class view (for the instructor's projector): ") {
-            break url.to_owned();
+    let url = crate::common::within("class view's line", async {
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .expect("read stdout")
+                .expect("the class view's line");
+            if let Some(url) = line.strip_prefix("class view (for the instructor's projector): ") {
+                break url.to_owned();
+            }
         }
-    };
+    })
+    .await;
     let key = url
         .strip_prefix(&format!("http://{addr}/class?key="))
         .unwrap_or_else(|| panic!("the line names this server's /class: {url}"));

@@ -671,20 +671,19 @@ where
     ws.send(tokio_tungstenite::tungstenite::Message::text(PING))
         .await
         .expect("send a ping message");
-    let mut ticks = Vec::new();
-    while ticks.len() < 3 {
-        let message = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("a message within the wait")
-            .expect("open")
-            .expect("a message");
-        if let tokio_tungstenite::tungstenite::Message::Text(text) = message
-            && text.contains(r#""type":"tick""#)
-        {
-            ticks.push(text.to_string());
+    common::within("three ticks", async {
+        let mut ticks = Vec::new();
+        while ticks.len() < 3 {
+            let message = ws.next().await.expect("open").expect("a message");
+            if let tokio_tungstenite::tungstenite::Message::Text(text) = message
+                && text.contains(r#""type":"tick""#)
+            {
+                ticks.push(text.to_string());
+            }
         }
-    }
-    ticks
+        ticks
+    })
+    .await
 }
 
 /// The message each tapped client sends: a text frame, which the client masks.

@@ -65,13 +65,18 @@ impl EventReader {
         }
     }
 
+    /// The next block with an event (an id and data), skipping comments; bounded as a whole,
+    /// so a stream that only sends comments fails the wait.
     async fn next_event(&mut self) -> (String, Value) {
-        loop {
-            let block = self.next().await;
-            if let (Some(id), Some(data)) = (block.id, block.data) {
-                return (id, serde_json::from_str(&data).unwrap());
+        crate::common::within("event", async {
+            loop {
+                let block = self.next().await;
+                if let (Some(id), Some(data)) = (block.id, block.data) {
+                    return (id, serde_json::from_str(&data).unwrap());
+                }
             }
-        }
+        })
+        .await
     }
 }
 
@@ -279,13 +284,15 @@ async fn an_sse_last_event_id_from_an_earlier_run_is_ignored() {
     assert_eq!(response.status(), 200);
     let mut text = String::new();
     let wanted = [r#""symbol":"ACME","#, r#""symbol":"GLOBX","#];
-    while !wanted.iter().all(|w| text.contains(w)) {
-        let chunk = tokio::time::timeout(WAIT, response.chunk())
-            .await
-            .unwrap_or_else(|_| panic!("no current tick within the wait; got {text:?}"))
-            .unwrap()
-            .expect("stream open");
-        text.push_str(&String::from_utf8_lossy(&chunk));
+    // Bounded as a whole: ACME's ticks alone must not keep the wait for GLOBX's going.
+    let reading = async {
+        while !wanted.iter().all(|w| text.contains(w)) {
+            let chunk = response.chunk().await.unwrap().expect("stream open");
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    if tokio::time::timeout(WAIT, reading).await.is_err() {
+        panic!("no current tick of each symbol within {WAIT:?}; got {text:?}");
     }
 }
 

@@ -506,7 +506,7 @@ async fn a_peer_that_never_answers_pings_is_closed_as_dead() {
     let (app, mut bystander) = app_with_bystander(heartbeat_config()).await;
     let mut silent = RawWs::connect(app.addr, "/ws").await;
     // Read everything, answer nothing: pings go unanswered.
-    let silent = tokio::spawn(async move {
+    let silent = tokio::spawn(common::within("close for the silent peer", async move {
         let mut pings = 0;
         loop {
             let frame = silent
@@ -519,7 +519,7 @@ async fn a_peer_that_never_answers_pings_is_closed_as_dead() {
                 _ => {}
             }
         }
-    });
+    }));
     // Meanwhile the bystander reads (and so answers pings) and misses nothing.
     while !silent.is_finished() {
         assert_streaming(&mut bystander, 5).await;
@@ -549,14 +549,14 @@ async fn sockets_opened_together_get_their_first_pings_spread_over_the_period() 
     let sockets = futures_util::future::join_all(sockets).await;
     let joined = opened.elapsed();
     let first_pings = sockets.into_iter().map(|mut socket| {
-        tokio::spawn(async move {
+        tokio::spawn(common::within("first ping", async move {
             loop {
                 let frame = socket.next_frame().await.expect("frames until a ping");
                 if frame.opcode == raw::PING {
                     return opened.elapsed();
                 }
             }
-        })
+        }))
     });
     let mut first_pings: Vec<_> = futures_util::future::join_all(first_pings)
         .await
@@ -580,20 +580,30 @@ async fn a_quiet_client_that_answers_pings_stays_connected() {
     // tungstenite answers each ping with a pong as it reads. The client sends nothing else
     // for twice the timeout; it must still be streaming.
     let ticks_needed = 2 * 3 * 1000 / 20;
-    let mut pings = 0;
-    let mut ticks = 0;
-    while ticks < ticks_needed {
-        match tokio::time::timeout(common::WAIT, futures_util::StreamExt::next(&mut quiet))
-            .await
-            .expect("message")
-            .expect("open")
-            .expect("ok")
-        {
-            Message::Ping(_) => pings += 1,
-            Message::Text(_) => ticks += 1,
-            other => panic!("unexpected {other:?}"),
+    // Bounded as a whole (about 6 s of ticks, five times that allowed): pings alone, with
+    // the ticks stopped, must not keep the loop waiting.
+    let (mut pings, mut ticks) = (0, 0);
+    let counting = async {
+        while ticks < ticks_needed {
+            match futures_util::StreamExt::next(&mut quiet)
+                .await
+                .expect("open")
+                .expect("ok")
+            {
+                Message::Ping(_) => pings += 1,
+                Message::Text(_) => ticks += 1,
+                other => panic!("unexpected {other:?}"),
+            }
         }
-    }
+    };
+    tokio::time::timeout(3 * common::WAIT, counting)
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "{ticks_needed} ticks not there within {:?}",
+                3 * common::WAIT
+            )
+        });
     assert!(pings >= 3, "the server pinged ({pings})");
     assert_eq!(metric(&metrics_text(&app).await, WS_OPEN), 1);
 }

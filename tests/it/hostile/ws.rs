@@ -167,20 +167,23 @@ async fn a_flood_of_empty_continuations_closes_1008() {
 
 // ---- R12: the server closes the TCP connection after the closing handshake -------------------
 
-/// Reads until the server ends the TCP connection; the bytes read, or `None` on a reset.
+/// Reads until the server ends the TCP connection, within [`DEADLINE`] as a whole; the bytes
+/// read, or `None` on a reset.
 async fn until_eof(stream: &mut TcpStream) -> Option<usize> {
-    let mut total = 0;
-    let mut buf = [0u8; 4096];
-    loop {
-        match tokio::time::timeout(DEADLINE, stream.read(&mut buf))
-            .await
-            .expect("the server ends the connection")
-        {
-            Ok(0) => return Some(total),
-            Ok(n) => total += n,
-            Err(_) => return None,
+    let reading = async {
+        let mut total = 0;
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) => return Some(total),
+                Ok(n) => total += n,
+                Err(_) => return None,
+            }
         }
-    }
+    };
+    tokio::time::timeout(DEADLINE, reading)
+        .await
+        .expect("the server ends the connection")
 }
 
 #[tokio::test]
@@ -582,21 +585,25 @@ async fn a_fragmented_message_is_reassembled_and_answered() {
     // A control frame may come between fragments (RFC 6455 section 5.4).
     ws.send_frame(true, raw::PING, b"between").await;
     ws.send_frame(true, raw::CONTINUATION, b"77}").await;
-    let (mut pong_frame, mut pong_message) = (false, None);
-    while pong_message.is_none() || !pong_frame {
-        let frame = ws.next_frame().await.expect("open");
-        match frame.opcode {
-            raw::PONG => pong_frame |= frame.payload == b"between",
-            raw::TEXT => {
-                let v: Value = serde_json::from_slice(&frame.payload).unwrap();
-                if v["type"] == "pong" {
-                    pong_message = Some(v);
+    let pong_message = common::within("pong frame and pong message", async {
+        let (mut pong_frame, mut pong_message) = (false, None);
+        while pong_message.is_none() || !pong_frame {
+            let frame = ws.next_frame().await.expect("open");
+            match frame.opcode {
+                raw::PONG => pong_frame |= frame.payload == b"between",
+                raw::TEXT => {
+                    let v: Value = serde_json::from_slice(&frame.payload).unwrap();
+                    if v["type"] == "pong" {
+                        pong_message = Some(v);
+                    }
                 }
+                raw::CLOSE => panic!("closed: {:?}", frame.close()),
+                _ => {}
             }
-            raw::CLOSE => panic!("closed: {:?}", frame.close()),
-            _ => {}
         }
-    }
+        pong_message
+    })
+    .await;
     assert_eq!(pong_message.unwrap()["id"], 77);
     assert_unharmed(&app, &mut bystander).await;
 }
