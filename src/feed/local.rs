@@ -10,6 +10,11 @@
 //! and wakes the connections of its own thread, each a push onto that thread's own run
 //! queue. A connection holds a [`LocalReceiver`], which is what it waits on.
 //!
+//! A connection can do better than be woken: one that registers itself as a [`Direct`] taker
+//! is handed each snapshot by the relay in the same turn, and writes what it owes straight to
+//! its socket there (`/ws`, see `http::ws::body`), so a tick costs it no wake-up of its task
+//! at all; it wakes its own task only when it cannot write now.
+//!
 //! Nothing else changes: the snapshot is the feed's, so a frame is still built once per
 //! symbol per tick and shared by every socket, and "latest value wins" holds (a receiver
 //! sees the newest snapshot, and the feed's history covers a reader woken late).
@@ -36,6 +41,24 @@ pub(crate) struct LocalFeed {
     /// Who to wake on the next snapshot. Its version counts the snapshots: a receiver has
     /// seen the newest once its `seen` equals it.
     waiters: Waiters,
+    /// The receivers that take each snapshot as it comes ([`LocalReceiver::take_directly`]),
+    /// in the places they were given; a place given up is `None` until reused.
+    direct: RefCell<Vec<Option<Rc<dyn Direct>>>>,
+    /// Places in `direct` given up, reused by the next to register.
+    direct_free: RefCell<Vec<usize>>,
+}
+
+/// A connection that takes each new snapshot from the relay itself, in the relay's turn,
+/// instead of having its task woken for it (see the module docs).
+///
+/// The relay calls it with no other code of the thread running in between, and holds its
+/// list of takers while it does: `take` must neither register nor drop a [`LocalReceiver`].
+pub(crate) trait Direct {
+    /// The relay has a new snapshot: write what it owes the connection now, or wake the task
+    /// that will.
+    fn take(&self, snapshot: &Rc<LocalSnapshot>);
+    /// The feed stopped: wake the task that will notice it.
+    fn wake(&self);
 }
 
 thread_local! {
@@ -64,6 +87,8 @@ impl LocalFeed {
                 current: RefCell::new(Rc::new(LocalSnapshot(feed.latest()))),
                 closed: Cell::new(false),
                 waiters: Waiters::default(),
+                direct: RefCell::default(),
+                direct_free: RefCell::default(),
             });
             feed.shared.stats.relays.fetch_add(1, Ordering::Relaxed);
             relays.push(Rc::downgrade(&relay));
@@ -78,19 +103,28 @@ impl LocalFeed {
             relay: self.clone(),
             seen: self.waiters.version(),
             registered: None,
+            direct: None,
         }
     }
 
-    /// Adopts the feed's new snapshot and wakes every receiver waiting for one.
+    /// Adopts the feed's new snapshot, hands it to every direct taker and wakes every receiver
+    /// waiting for one.
     fn publish(&self, snapshot: Arc<Snapshot>) {
-        *self.current.borrow_mut() = Rc::new(LocalSnapshot(snapshot));
+        let current = Rc::new(LocalSnapshot(snapshot));
+        *self.current.borrow_mut() = current.clone();
         self.waiters.wake_all();
+        for taker in self.direct.borrow().iter().flatten() {
+            taker.take(&current);
+        }
     }
 
     /// The feed stopped: every receiver is told.
     fn close(&self) {
         self.closed.set(true);
         self.waiters.wake_all();
+        for taker in self.direct.borrow().iter().flatten() {
+            taker.wake();
+        }
     }
 }
 
@@ -145,11 +179,17 @@ pub(crate) struct LocalReceiver {
     seen: u64,
     /// Its place in the relay's list of waiters.
     registered: Registration,
+    /// Its place in the relay's list of direct takers, if it is one.
+    direct: Option<usize>,
 }
 
 impl Drop for LocalReceiver {
     fn drop(&mut self) {
         self.relay.waiters.unregister(&mut self.registered);
+        if let Some(place) = self.direct.take() {
+            self.relay.direct.borrow_mut()[place] = None;
+            self.relay.direct_free.borrow_mut().push(place);
+        }
     }
 }
 
@@ -168,8 +208,30 @@ impl LocalReceiver {
         self.relay.current.borrow().clone()
     }
 
+    /// From now on the relay hands each new snapshot to `taker` ([`Direct`]) instead of
+    /// waking this receiver's task: [`LocalReceiver::poll_change`] no longer registers it, so
+    /// `taker` wakes it when it needs to run. Until this receiver is dropped.
+    pub(crate) fn take_directly(&mut self, taker: Rc<dyn Direct>) {
+        self.relay.waiters.unregister(&mut self.registered);
+        let mut direct = self.relay.direct.borrow_mut();
+        let place = match self.relay.direct_free.borrow_mut().pop() {
+            Some(place) => {
+                direct[place] = Some(taker);
+                place
+            }
+            None => {
+                direct.push(Some(taker));
+                direct.len() - 1
+            }
+        };
+        if let Some(old) = self.direct.replace(place) {
+            direct[old] = None;
+            self.relay.direct_free.borrow_mut().push(old);
+        }
+    }
+
     /// A snapshot newer than the last one taken, or `Pending` with the task woken when one
-    /// comes (or when the feed stops).
+    /// comes (or when the feed stops); a direct taker's task is woken by the taker instead.
     pub(crate) fn poll_change(&mut self, cx: &Context<'_>) -> Poll<Change> {
         if self.relay.closed.get() {
             return Poll::Ready(Change::Stopped);
@@ -177,7 +239,9 @@ impl LocalReceiver {
         if self.relay.waiters.version() != self.seen {
             return Poll::Ready(Change::Snapshot(self.newest()));
         }
-        self.relay.waiters.register(&mut self.registered, cx);
+        if self.direct.is_none() {
+            self.relay.waiters.register(&mut self.registered, cx);
+        }
         Poll::Pending
     }
 }

@@ -89,6 +89,12 @@ impl Backpressure {
         self.blocked_since_asked.replace(false)
     }
 
+    /// Whether a write blocked since [`Backpressure::take_blocked`] last asked, without clearing
+    /// the record.
+    pub fn blocked_since_asked(&self) -> bool {
+        self.blocked_since_asked.get()
+    }
+
     /// Wakes `waker` when the socket takes bytes again.
     pub fn park(&self, waker: &Waker) {
         let mut parked = self.parked.borrow_mut();
@@ -167,6 +173,11 @@ impl std::fmt::Debug for Abort {
 }
 
 impl Abort {
+    /// Whether [`Abort::now`] was called.
+    pub fn is_requested(&self) -> bool {
+        self.requested.get()
+    }
+
     /// Ends the connection: the dispatcher is woken, its next read or write fails, and the
     /// socket is closed with a reset. Does nothing more once the connection is gone.
     pub fn now(&self) {
@@ -225,6 +236,35 @@ pub struct Handles {
     pub meter: Option<Meter>,
     /// Whether the socket takes bytes, for a streaming body.
     pub backpressure: Backpressure,
+    /// The connection's plain TCP socket, for as long as it is open, when a WebSocket's ticks
+    /// may be written to it directly ([`GuardedIo::writable_directly`]).
+    socket: Cell<Option<RawSocket>>,
+}
+
+/// A socket as the operating system names it.
+#[cfg(unix)]
+pub type RawSocket = std::os::fd::RawFd;
+/// A socket as the operating system names it (never reported here: see [`Handles::socket`]).
+#[cfg(not(unix))]
+pub type RawSocket = usize;
+
+impl Handles {
+    /// The connection's plain TCP socket, while it is open, if writes may go to it past the
+    /// dispatcher: only a WebSocket's tick writer does that, and only when the dispatcher
+    /// has nothing unwritten (see `http::ws::body`). `None` for TLS (the bytes must go through
+    /// the TLS session) and once the connection's [`GuardedIo`] is gone.
+    pub fn socket(&self) -> Option<RawSocket> {
+        self.socket.get()
+    }
+
+    /// `bytes` were written to [`Handles::socket`] directly: they count as the connection's.
+    pub fn wrote_directly(&self, bytes: usize) {
+        if bytes > 0
+            && let Some(meter) = &self.meter
+        {
+            meter.count(0, bytes);
+        }
+    }
 }
 
 /// A connection's I/O as the HTTP dispatcher sees it, with the limits described in the
@@ -325,6 +365,20 @@ impl<T> GuardedIo<T> {
         self.handles.clone()
     }
 
+    /// Lets a WebSocket's tick writer write to this plain TCP connection's socket itself
+    /// ([`Handles::socket`]), past the dispatcher, when the dispatcher has nothing unwritten.
+    /// On Linux only (it needs `MSG_NOSIGNAL`); elsewhere this does nothing and ticks go
+    /// through the dispatcher. Called as the connection is wrapped, never for TLS.
+    pub fn writable_directly(self) -> GuardedIo<T> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let socket = (self.tcp)(&self.io).as_raw_fd();
+            self.handles.socket.set(Some(socket));
+        }
+        self
+    }
+
     /// Before every read and write: fails once [`Abort::now`] was called, with `SO_LINGER` 0
     /// set so that closing the socket resets it; otherwise remembers who to wake for it.
     fn aborted(&self, cx: &Context<'_>) -> Option<io::Error> {
@@ -375,6 +429,8 @@ impl<T> GuardedIo<T> {
 
 impl<T> Drop for GuardedIo<T> {
     fn drop(&mut self) {
+        // The socket closes with `io`: nothing may write to it past this point.
+        self.handles.socket.set(None);
         // Leave the `ws_send_waiting` gauge on every way out, a write timeout included.
         self.progressed();
     }

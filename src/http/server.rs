@@ -151,7 +151,9 @@ impl Site {
         fn_service(move |tcp: TcpStream| {
             let peer = tcp.peer_addr().ok();
             std::future::ready(Ok((
-                GuardedIo::new(tcp, |tcp| tcp, write_timeout).metered(metrics.clone(), false),
+                GuardedIo::new(tcp, |tcp| tcp, write_timeout)
+                    .metered(metrics.clone(), false)
+                    .writable_directly(),
                 Protocol::Http1,
                 peer,
             )))

@@ -89,7 +89,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 
-use crate::feed::local::{Change, LocalFeed, LocalReceiver, LocalSnapshot};
+use crate::feed::local::{Change, Direct, LocalFeed, LocalReceiver, LocalSnapshot};
 use crate::feed::{Feed, HISTORY};
 use crate::http::connection::Handles;
 use crate::metrics::Metrics;
@@ -128,19 +128,50 @@ struct Shared {
     /// The session's heartbeat left a ping for the next tick to carry
     /// ([`Pusher::ping_with_next_tick`]).
     ping_due: Cell<bool>,
+    /// The relay wrote part of a frame (or none of it) and left the rest in `unsent`.
+    has_unsent: Cell<bool>,
     /// The body's task (the connection's), woken when the subscription changes, ticks may
     /// start, or the session is over.
     body: RefCell<Option<Waker>>,
     /// The symbols this client wants and what it has been sent of each (`/ws`).
     subscription: RefCell<Subscription>,
+    /// What the relay needs to write ticks itself ([`Direct`]): set for a `/ws` connection on
+    /// plain TCP.
+    direct: Option<DirectWriter>,
+    /// The rest of a frame the relay could not write whole: the body's next chunk, before
+    /// anything else.
+    unsent: RefCell<Option<Bytes>>,
     /// The session's task, woken when the feed stops.
     session: RefCell<Option<Waker>>,
 }
 
+/// What the worker's relay needs to write a connection's ticks to its socket in its own turn.
+struct DirectWriter {
+    /// The connection: its socket, whether it takes bytes, its meter.
+    handles: Rc<Handles>,
+    metrics: Arc<Metrics>,
+    feed: Feed,
+}
+
+impl std::fmt::Debug for DirectWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectWriter")
+            .field("handles", &self.handles)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Shared {
     fn new(subscription: Subscription) -> Rc<Shared> {
+        Shared::with_writer(subscription, None)
+    }
+
+    fn with_writer(subscription: Subscription, direct: Option<DirectWriter>) -> Rc<Shared> {
         Rc::new(Shared {
             subscription: RefCell::new(subscription),
+            direct,
+            has_unsent: Cell::new(false),
+            unsent: RefCell::new(None),
             live: Cell::new(false),
             feed_stopped: Cell::new(false),
             // Look into the queue once to begin with: hello may be queued already.
@@ -168,6 +199,92 @@ impl Shared {
         remember(&self.body, cx.waker());
         false
     }
+
+    /// Whether no tick may go now, whoever writes it: ticks do not flow (yet, or any more), the
+    /// socket is blocked, or the connection is being reset. Whatever changes that wakes the
+    /// body's task itself ([`Pusher::start`], [`Shared::end`], the socket draining, the abort).
+    fn ticks_held(&self, handles: &Handles) -> bool {
+        !self.live.get()
+            || self.over.get()
+            || handles.backpressure.is_blocked()
+            || handles.abort.is_requested()
+    }
+
+    /// Whether something must be written before the next tick, by the body: a frame of the
+    /// session's, a ping to ride with the tick, the rest of a frame, or the skip to the newest
+    /// tick after the socket blocked. Otherwise the dispatcher's buffer is empty: each turn of
+    /// actix's dispatcher ends by writing out its whole buffer, or blocks.
+    fn body_first(&self, handles: &Handles) -> bool {
+        self.queued.get()
+            || self.ping_due.get()
+            || self.has_unsent.get()
+            || handles.backpressure.blocked_since_asked()
+    }
+}
+
+/// The relay's pass over a `/ws` connection (see [`Direct`] and the module docs): the frames
+/// the client is owed from the new snapshot are written to the socket at once, with one system
+/// call each and no wake-up of the connection's task. When the socket cannot take a frame
+/// whole, the rest is left for the body to write first (through the dispatcher, which then
+/// waits for the socket as for any write); when anything else must come first, the relay wakes
+/// the body's task and leaves the tick to it.
+impl Direct for Shared {
+    fn take(&self, snapshot: &Rc<LocalSnapshot>) {
+        let Some(direct) = &self.direct else {
+            return wake(&self.body);
+        };
+        if self.ticks_held(&direct.handles) {
+            return;
+        }
+        let socket = direct.handles.socket();
+        let Some(socket) = socket.filter(|_| !self.body_first(&direct.handles)) else {
+            return wake(&self.body);
+        };
+        while let Some(frame) =
+            frame_owed(snapshot, &self.subscription, &direct.feed, &direct.metrics)
+        {
+            direct.metrics.ws_sent(payload_len(&frame));
+            self.wrote_tick.set(true);
+            let written = send_now(socket, &frame).unwrap_or(0);
+            direct.handles.wrote_directly(written);
+            if written < frame.len() {
+                *self.unsent.borrow_mut() = Some(frame.slice(written..));
+                self.has_unsent.set(true);
+                return wake(&self.body);
+            }
+        }
+    }
+
+    fn wake(&self) {
+        wake(&self.body);
+    }
+}
+
+/// Writes `frame` to the socket `fd` without waiting: how many bytes the kernel took.
+///
+/// The socket is the connection's own, open for as long as its [`Handles`] report it
+/// ([`Handles::socket`]); it is non-blocking (Tokio made it so), and `MSG_NOSIGNAL` turns a
+/// peer that is gone into an error rather than a `SIGPIPE`. Tokio's readiness for the socket is
+/// untouched: a write the kernel refused here is retried by the dispatcher through Tokio,
+/// which then waits for the socket to drain.
+#[cfg(target_os = "linux")]
+fn send_now(fd: std::os::fd::RawFd, frame: &[u8]) -> std::io::Result<usize> {
+    // SAFETY: `frame` is valid for `frame.len()` bytes, and `fd` is an open socket (above).
+    let sent = unsafe {
+        libc::send(
+            fd,
+            frame.as_ptr().cast(),
+            frame.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    usize::try_from(sent).map_err(|_| std::io::Error::last_os_error())
+}
+
+/// Elsewhere no connection reports a socket ([`Handles::socket`]), so this is never called.
+#[cfg(not(target_os = "linux"))]
+fn send_now(_fd: std::os::fd::RawFd, _frame: &[u8]) -> std::io::Result<usize> {
+    Ok(0)
 }
 
 /// Stores `waker` in `slot` unless it already holds one that wakes the same task: the usual
@@ -317,7 +434,19 @@ impl Ticks {
         // Subscribe first, then read: no tick can fall in between.
         let mut snapshots = LocalFeed::for_this_thread(&feed).receiver();
         let current = snapshots.newest();
-        let shared = Shared::new(subscription);
+        // On plain TCP the relay writes the ticks itself (see [`Direct`]).
+        let direct = writer
+            .as_ref()
+            .filter(|handles| handles.socket().is_some())
+            .map(|handles| DirectWriter {
+                handles: handles.clone(),
+                metrics: metrics.clone(),
+                feed: feed.clone(),
+            });
+        let shared = Shared::with_writer(subscription, direct);
+        if shared.direct.is_some() {
+            snapshots.take_directly(shared.clone());
+        }
         let pusher = Pusher {
             shared: shared.clone(),
             writer: writer.clone(),
@@ -358,43 +487,12 @@ impl Ticks {
     /// longer holds. (A client that is slow is moved to the newest first: see
     /// [`Ticks::skip_to_newest`].)
     fn next_frame(&self) -> Option<Bytes> {
-        let mut subscription = self.shared.subscription.borrow_mut();
-        for (i, published) in self.current.ticks.iter().enumerate() {
-            if !subscription.contains(i) {
-                continue;
-            }
-            let (run, seq) = (published.tick.run, published.tick.seq);
-            skip_gap(
-                &mut subscription,
-                i,
-                published,
-                HISTORY as u64,
-                &self.metrics,
-            );
-            loop {
-                let last = subscription.last_sent(i, run);
-                if seq <= last {
-                    break;
-                }
-                if last == 0 || last + 1 == seq {
-                    subscription.mark_sent(i, run, seq);
-                    return Some(self.feed.ws_frame(published));
-                }
-                // Caught up one at a time, oldest first (at most `HISTORY`, see above). A
-                // tick the history no longer holds (or a relay never had) is skipped and
-                // counted.
-                subscription.mark_sent(i, run, last + 1);
-                match self.feed.recent_frame(i, run, last + 1) {
-                    Some(frame) => return Some(frame),
-                    None => {
-                        self.metrics
-                            .ws_ticks_skipped
-                            .fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-        }
-        None
+        frame_owed(
+            &self.current,
+            &self.shared.subscription,
+            &self.feed,
+            &self.metrics,
+        )
     }
 
     /// The next tick frame to write, or `Pending` with the task registered where it will be
@@ -438,6 +536,45 @@ impl Ticks {
             }
         }
     }
+}
+
+/// The next frame a client subscribed to `subscription` is owed from `snapshot`, marked sent
+/// (see [`Ticks::next_frame`]); the body and the relay's direct writes ([`Direct`]) both take
+/// their frames from here, so a tick is never sent twice nor out of order, whoever writes it.
+fn frame_owed(
+    snapshot: &LocalSnapshot,
+    subscription: &RefCell<Subscription>,
+    feed: &Feed,
+    metrics: &Metrics,
+) -> Option<Bytes> {
+    let mut subscription = subscription.borrow_mut();
+    for (i, published) in snapshot.ticks.iter().enumerate() {
+        if !subscription.contains(i) {
+            continue;
+        }
+        let (run, seq) = (published.tick.run, published.tick.seq);
+        skip_gap(&mut subscription, i, published, HISTORY as u64, metrics);
+        loop {
+            let last = subscription.last_sent(i, run);
+            if seq <= last {
+                break;
+            }
+            if last == 0 || last + 1 == seq {
+                subscription.mark_sent(i, run, seq);
+                return Some(feed.ws_frame(published));
+            }
+            // Caught up one at a time, oldest first (at most `HISTORY`, see above). A tick the
+            // history no longer holds (or a relay never had) is skipped and counted.
+            subscription.mark_sent(i, run, last + 1);
+            match feed.recent_frame(i, run, last + 1) {
+                Some(frame) => return Some(frame),
+                None => {
+                    metrics.ws_ticks_skipped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+    None
 }
 
 /// Skips symbol `i`'s gap before `published` in one step when more than `tolerated` ticks
@@ -635,6 +772,14 @@ impl MessageBody for WsBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let this = self.get_mut();
+        // The rest of a frame the relay could not write whole comes before anything else: the
+        // client has its first bytes already.
+        if this.shared.has_unsent.replace(false)
+            && let Some(rest) = this.shared.unsent.borrow_mut().take()
+        {
+            this.unflushed = true;
+            return Poll::Ready(Some(Ok(rest)));
+        }
         // The heartbeat's ping, the very next chunk after the tick that carries it: the
         // dispatcher writes both with one system call. Before the session's frames, so that
         // a close frame queued in between (while the dispatcher wrote out a full buffer) is
