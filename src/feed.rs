@@ -64,6 +64,8 @@ struct Stats {
     ws_frames: AtomicU64,
     /// Worker threads relaying the feed now ([`local::LocalFeed`]).
     relays: AtomicU64,
+    /// Tick frames the relays wrote to sockets themselves ([`local::Direct`]).
+    relay_writes: AtomicU64,
     /// On a front-end: ticks read from Redis and refused, by [`Rejection`] position.
     rejected: [AtomicU64; Rejection::ALL.len()],
 }
@@ -524,6 +526,13 @@ impl Feed {
     /// worker with a `/ws` client, however many clients (see `feed/local.rs`).
     pub fn worker_relays(&self) -> u64 {
         self.shared.stats.relays.load(Ordering::Relaxed)
+    }
+
+    /// How many tick frames the workers' relays wrote straight to their WebSockets' sockets,
+    /// with no wake-up of the connection's task (see `feed/local.rs`); the others went
+    /// through the connection's own task.
+    pub fn relay_writes(&self) -> u64 {
+        self.shared.stats.relay_writes.load(Ordering::Relaxed)
     }
 
     /// How many WebSocket frames of ticks were built: at most one per symbol per tick,

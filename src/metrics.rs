@@ -408,6 +408,12 @@ impl Metrics {
             &[("", feed.worker_relays())],
         );
         metric(
+            "tickerlab_feed_relay_writes_total",
+            "counter",
+            "Tick frames a worker's relay wrote straight to a WebSocket's socket, with no wake-up of the connection's task (plain TCP, the socket keeping up); the rest went through the connection's task.",
+            &[("", feed.relay_writes())],
+        );
+        metric(
             "tickerlab_ws_messages_sent_total",
             "counter",
             "Text messages written to WebSocket connections (ticks and answers).",

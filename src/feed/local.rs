@@ -55,8 +55,8 @@ pub(crate) struct LocalFeed {
 /// list of takers while it does: `take` must neither register nor drop a [`LocalReceiver`].
 pub(crate) trait Direct {
     /// The relay has a new snapshot: write what it owes the connection now, or wake the task
-    /// that will.
-    fn take(&self, snapshot: &Rc<LocalSnapshot>);
+    /// that will. Returns how many frames it wrote whole.
+    fn take(&self, snapshot: &Rc<LocalSnapshot>) -> u64;
     /// The feed stopped: wake the task that will notice it.
     fn wake(&self);
 }
@@ -113,8 +113,14 @@ impl LocalFeed {
         let current = Rc::new(LocalSnapshot(snapshot));
         *self.current.borrow_mut() = current.clone();
         self.waiters.wake_all();
+        let mut written = 0;
         for taker in self.direct.borrow().iter().flatten() {
-            taker.take(&current);
+            written += taker.take(&current);
+        }
+        // Counted once per snapshot, not per socket: one shared atomic per worker per tick.
+        if written > 0 {
+            let stats = &self.feed.shared.stats;
+            stats.relay_writes.fetch_add(written, Ordering::Relaxed);
         }
     }
 

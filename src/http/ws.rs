@@ -18,7 +18,8 @@
 //!   handshake.
 //! * `body`: the outgoing body, which writes the session's frames, then each tick in one
 //!   hop (the feed's frame, built once per tick and shared by every socket, written by the
-//!   task that owns the connection, held back while the client is not reading), and closes
+//!   worker's relay straight to a plain TCP socket that keeps up, else by the task that owns
+//!   the connection, held back while the client is not reading), and closes
 //!   the TCP connection as soon as the session is over, instead of waiting for the client
 //!   to hang up.
 //!

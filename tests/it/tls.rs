@@ -178,6 +178,9 @@ async fn wss_handshake_completes_and_ticks_arrive_with_a_self_signed_certificate
     assert_eq!(hello["type"], "hello", "{hello}");
     let seqs = tick_seqs(&mut ws, 5).await;
     assert!(strictly_increasing(&seqs), "{seqs:?}");
+    // A tick over TLS goes through the TLS session, so through the connection's task: the
+    // worker's relay never writes to the socket itself.
+    assert_eq!(app.feed.relay_writes(), 0);
     app.stopper.stop().await;
 }
 

@@ -335,6 +335,50 @@ async fn forty_clients_share_one_feed_relay_per_worker() {
     wait_for_metric(&app, "tickerlab_feed_worker_relays", |n| n == 0).await;
 }
 
+/// Ticks to clients that keep up are written by their worker's relay, straight to each socket
+/// in the relay's own turn, with no wake-up of the connection's task: of 40 ticks to each of
+/// ten clients, all but the first few per client (the first tick goes out through the
+/// connection's task, after `hello`) count in `tickerlab_feed_relay_writes_total`. Every
+/// client still gets every tick once, in order. (No heartbeat ping falls in the run: a ping
+/// rides with a tick through the task.)
+#[tokio::test]
+async fn ticks_to_clients_that_keep_up_are_written_by_the_relay() {
+    const CLIENTS: u64 = 10;
+    const TICKS: u64 = 40;
+    let app = spawn_app(Config {
+        heartbeat_secs: 60,
+        client_timeout_secs: 120,
+        ..test_config()
+    })
+    .await;
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        let mut ws = app.ws("/ws?symbols=ACME").await;
+        hello(&mut ws).await;
+        clients.push(ws);
+    }
+    let readers = clients.into_iter().map(|mut ws| async move {
+        let mut seqs = Vec::new();
+        for _ in 0..TICKS {
+            seqs.push(next_json(&mut ws).await["seq"].as_u64().expect("a seq"));
+        }
+        seqs
+    });
+    for seqs in futures_util::future::join_all(readers).await {
+        assert!(
+            seqs.windows(2).all(|w| w[1] == w[0] + 1),
+            "every tick once, in order: {seqs:?}"
+        );
+    }
+    // The relay counts its writes after each pass over its sockets: wait for the count.
+    let least = CLIENTS * (TICKS - 3);
+    let feed = &app.feed;
+    common::wait_for("the relay's writes", || async move {
+        (feed.relay_writes() >= least).then_some(())
+    })
+    .await;
+}
+
 /// Each tick's WebSocket frame is built once per symbol and written by
 /// every socket, whatever their number. Fifty clients on all four symbols each read 40
 /// ticks; a frame built per client would make ~50 times as many frames as ticks.

@@ -27,6 +27,27 @@
 //! before the ticks that follow them, and the session stops the ticks ([`Pusher::stop`])
 //! before it queues its close frame: nothing is ever sent after a close.
 //!
+//! **On plain TCP the relay writes the ticks itself.** Waking the connection's task costs
+//! more than the write it is woken for: the task runs actix-server's service future, the
+//! dispatcher's turn (timers, read buffer, body, flush) and copies the frame into the
+//! dispatcher's write buffer, all for one `send` of shared bytes. So the worker's relay, in
+//! its own turn, writes each frame straight to the socket of every connection of its
+//! thread that can take it now ([`Direct`], implemented by the state the body and session
+//! share): one `send(2)` per frame, non-blocking, from the same [`frame_owed`] the body
+//! uses, so no tick goes twice or out of order whoever writes it. It does so only when
+//! nothing must go before the tick: ticks flow, no frame of the session's is queued, no
+//! ping is due to ride with it, and the dispatcher has nothing unwritten. That last one is
+//! known without looking into actix: every turn of its HTTP/1 dispatcher ends by writing
+//! out its whole buffer, or by a write that blocked, which the connection's I/O wrapper
+//! records ([`Backpressure`](crate::http::connection::Backpressure)); all of it runs on one
+//! thread, so nothing runs between that record and the relay's look. Otherwise the relay
+//! wakes the body, which writes the tick as below. A frame the socket takes only part of
+//! (or none of) is left to the body as its next chunk, before anything else, and the
+//! dispatcher writes the rest through Tokio, which then waits for the socket like any other
+//! write; so a client that stops reading meets the same backpressure, skip and timeouts as
+//! before. Over TLS the bytes must go through the TLS session, so the body writes them all
+//! (the connection reports no socket: [`Handles::socket`]).
+//!
 //! **The heartbeat rides with the ticks.** The session pings its client every heartbeat
 //! period. Sent on its own, a ping wakes the connection's task and costs a system call on
 //! each side (the client's read, the server's write) just for itself, 200 of each a second
@@ -229,17 +250,20 @@ impl Shared {
 /// waits for the socket as for any write); when anything else must come first, the relay wakes
 /// the body's task and leaves the tick to it.
 impl Direct for Shared {
-    fn take(&self, snapshot: &Rc<LocalSnapshot>) {
+    fn take(&self, snapshot: &Rc<LocalSnapshot>) -> u64 {
         let Some(direct) = &self.direct else {
-            return wake(&self.body);
+            wake(&self.body);
+            return 0;
         };
         if self.ticks_held(&direct.handles) {
-            return;
+            return 0;
         }
         let socket = direct.handles.socket();
         let Some(socket) = socket.filter(|_| !self.body_first(&direct.handles)) else {
-            return wake(&self.body);
+            wake(&self.body);
+            return 0;
         };
+        let mut whole = 0;
         while let Some(frame) =
             frame_owed(snapshot, &self.subscription, &direct.feed, &direct.metrics)
         {
@@ -250,9 +274,12 @@ impl Direct for Shared {
             if written < frame.len() {
                 *self.unsent.borrow_mut() = Some(frame.slice(written..));
                 self.has_unsent.set(true);
-                return wake(&self.body);
+                wake(&self.body);
+                return whole;
             }
+            whole += 1;
         }
+        whole
     }
 
     fn wake(&self) {
