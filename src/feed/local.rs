@@ -214,6 +214,11 @@ impl LocalReceiver {
         self.relay.current.borrow().clone()
     }
 
+    /// Whether the relay has a snapshot newer than the last one this receiver took.
+    pub(crate) fn is_behind(&self) -> bool {
+        self.relay.waiters.version() != self.seen
+    }
+
     /// From now on the relay hands each new snapshot to `taker` ([`Direct`]) instead of
     /// waking this receiver's task: [`LocalReceiver::poll_change`] no longer registers it, so
     /// `taker` wakes it when it needs to run. Until this receiver is dropped.

@@ -216,17 +216,19 @@ impl Meter {
 }
 
 /// What the requests on a connection can reach of it (through the request's connection data,
-/// as `Rc<Handles>`): whether its socket takes bytes, the switch that ends it, and the meter
-/// its bytes count in.
+/// as `Rc<Handles>`): whether its socket takes bytes, the switch that ends it, the meter its
+/// bytes count in, and the socket itself for a WebSocket's ticks.
 ///
-/// One allocation for the three, because a WebSocket touches them on every tick: its body
+/// One allocation for them, because a WebSocket touches them on every tick: its body
 /// asks whether the socket is blocked, and the [`GuardedIo`] under it checks the abort
 /// switch and counts the bytes of the write. A thousand connections' state does not stay in
 /// the processor's caches from one tick to the next, so each separate allocation read per
 /// tick is a cache miss per client per tick; together they are one. For the same reason what
-/// a tick reads of them (the abort switch and the dispatcher's waker, the meter, whether and
-/// since when the socket is blocked) fits the first 64 bytes, one or two cache lines:
-/// `repr(C)` keeps the fields in this order.
+/// a tick reads of them through the dispatcher (the abort switch and the dispatcher's waker,
+/// the meter, whether and since when the socket is blocked) fits the first 64 bytes, one or
+/// two cache lines: `repr(C)` keeps the fields in this order. A tick the worker's relay writes
+/// itself reads the socket too, last, in the next line (before it there is no room for it
+/// without pushing the backpressure flags out of the first 64 bytes).
 #[derive(Debug, Default)]
 #[repr(C)]
 pub struct Handles {
@@ -252,7 +254,8 @@ impl Handles {
     /// The connection's plain TCP socket, while it is open, if writes may go to it past the
     /// dispatcher: only a WebSocket's tick writer does that, and only when the dispatcher
     /// has nothing unwritten (see `http::ws::body`). `None` for TLS (the bytes must go through
-    /// the TLS session) and once the connection's [`GuardedIo`] is gone.
+    /// the TLS session), once the client ended its side of the connection, and once the
+    /// connection's [`GuardedIo`] is gone.
     pub fn socket(&self) -> Option<RawSocket> {
         self.socket.get()
     }
@@ -450,8 +453,15 @@ impl<T: AsyncRead + Unpin> AsyncRead for GuardedIo<T> {
             ready!(limit.poll_ready(cx));
         }
         let before = out.filled().len();
-        ready!(Pin::new(&mut this.io).poll_read(cx, out))?;
+        let result = ready!(Pin::new(&mut this.io).poll_read(cx, out));
         let read = out.filled().len() - before;
+        if result.is_err() || (read == 0 && out.remaining() > 0) {
+            // The client ended its side (or the connection failed): the dispatcher now shuts
+            // the connection down without asking the body for more, so nothing may start a
+            // frame on the socket past it that the body would have to finish.
+            this.handles.socket.set(None);
+        }
+        result?;
         if let Some(limit) = &mut this.read_limit {
             limit.balance -= read as f64;
         }

@@ -112,7 +112,7 @@ use std::task::{Context, Poll, Waker};
 
 use crate::feed::local::{Change, Direct, LocalFeed, LocalReceiver, LocalSnapshot};
 use crate::feed::{Feed, HISTORY};
-use crate::http::connection::Handles;
+use crate::http::connection::{Handles, RawSocket};
 use crate::metrics::Metrics;
 use crate::subscription::Subscription;
 use actix_web::body::{BodySize, BoxBody, MessageBody};
@@ -125,8 +125,10 @@ use actix_web::web::Bytes;
 ///
 /// For the same reason the fields a tick reads come first (`repr(C)` keeps the order) and fit
 /// its first 64 bytes, one or two cache lines, where they were spread over more: the flags,
-/// the body's waker, and the subscription's set and first symbol. The rest (the other
-/// symbols, the session's waker) is read when the client asks for something. (Aligning it to
+/// what the relay needs to write the tick itself ([`Direct`]), and the subscription's set and
+/// first symbol. The rest (the other symbols, the body's waker, read when a tick goes through
+/// the connection's task, the session's waker) is read when the client asks for something
+/// or the socket cannot take the tick now. (Aligning it to
 /// a line, to make that always one, cost 0.5 KiB per idle connection, for no gain the fan-out
 /// bench could see.)
 #[derive(Debug)]
@@ -151,14 +153,14 @@ struct Shared {
     ping_due: Cell<bool>,
     /// The relay wrote part of a frame (or none of it) and left the rest in `unsent`.
     has_unsent: Cell<bool>,
-    /// The body's task (the connection's), woken when the subscription changes, ticks may
-    /// start, or the session is over.
-    body: RefCell<Option<Waker>>,
-    /// The symbols this client wants and what it has been sent of each (`/ws`).
-    subscription: RefCell<Subscription>,
     /// What the relay needs to write ticks itself ([`Direct`]): set for a `/ws` connection on
     /// plain TCP.
     direct: Option<DirectWriter>,
+    /// The symbols this client wants and what it has been sent of each (`/ws`).
+    subscription: RefCell<Subscription>,
+    /// The body's task (the connection's), woken when the subscription changes, ticks may
+    /// start, the session is over, or the relay leaves a tick to it.
+    body: RefCell<Option<Waker>>,
     /// The rest of a frame the relay could not write whole: the body's next chunk, before
     /// anything else.
     unsent: RefCell<Option<Bytes>>,
@@ -295,7 +297,7 @@ impl Direct for Shared {
 /// untouched: a write the kernel refused here is retried by the dispatcher through Tokio,
 /// which then waits for the socket to drain.
 #[cfg(target_os = "linux")]
-fn send_now(fd: std::os::fd::RawFd, frame: &[u8]) -> std::io::Result<usize> {
+fn send_now(fd: RawSocket, frame: &[u8]) -> std::io::Result<usize> {
     // SAFETY: `frame` is valid for `frame.len()` bytes, and `fd` is an open socket (above).
     let sent = unsafe {
         libc::send(
@@ -310,7 +312,7 @@ fn send_now(fd: std::os::fd::RawFd, frame: &[u8]) -> std::io::Result<usize> {
 
 /// Elsewhere no connection reports a socket ([`Handles::socket`]), so this is never called.
 #[cfg(not(target_os = "linux"))]
-fn send_now(_fd: std::os::fd::RawFd, _frame: &[u8]) -> std::io::Result<usize> {
+fn send_now(_fd: RawSocket, _frame: &[u8]) -> std::io::Result<usize> {
     Ok(0)
 }
 
@@ -542,6 +544,13 @@ impl Ticks {
             .is_some_and(|w| w.backpressure.take_blocked())
         {
             self.skip_to_newest();
+        }
+        // Owed frames are looked for from the newest snapshot on: the relay may have written
+        // this client's ticks up to it while this task slept, and an older snapshot would
+        // offer a symbol subscribed since (or a run since replaced) its stale tick. A gap
+        // before the newest is filled from the history all the same.
+        if self.snapshots.is_behind() {
+            self.current = self.snapshots.newest();
         }
         loop {
             if let Some(frame) = self.next_frame() {
@@ -902,6 +911,52 @@ mod tests {
         task.stop();
     }
 
+    /// A symbol subscribed after the body slept through several ticks (as it does while the
+    /// relay writes them: see [`Direct`]) starts at its newest tick: the body looks from the
+    /// newest snapshot on, not from the one it last saw, which would offer the new symbol's
+    /// stale tick and then a replay of the history up to the newest.
+    #[actix_web::test]
+    async fn a_symbol_adopted_after_the_body_slept_through_ticks_starts_at_its_newest() {
+        let specs = ["ACME", "GLOBX"].map(crate::market::SymbolSpec::for_name);
+        let market = crate::market::Market::new(specs.to_vec(), 7);
+        let (feed, task) = Feed::start(market, Duration::from_millis(10));
+        let metrics = Arc::new(Metrics::default());
+        let (ticks, pusher) = Ticks::new(feed.clone(), Subscription::only(0), None, metrics);
+        let (mut body, _ending, _out) = body_and_outbox_with(Some(ticks)).await;
+        pusher.start();
+        let mut next = async || {
+            let chunk = std::future::poll_fn(|cx| Pin::new(&mut body).poll_next(cx));
+            let chunk = tokio::time::timeout(Duration::from_secs(5), chunk)
+                .await
+                .expect("a chunk within 5 s")
+                .expect("the body goes on")
+                .expect("no error");
+            let json = &chunk[2..]; // a short text frame: 2 bytes of header
+            serde_json::from_slice::<serde_json::Value>(json).expect("a tick")
+        };
+        assert_eq!(next().await["symbol"], "ACME");
+        // The body is not polled while the feed makes 20 ticks.
+        let slept_from = feed.latest().ticks[1].tick.seq;
+        while feed.latest().ticks[1].tick.seq < slept_from + 20 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut changed = pusher.subscription().clone();
+        changed.change(&feed, &["GLOBX".to_owned()], true);
+        let newest = feed.latest().ticks[1].tick.seq;
+        pusher.adopt(&changed);
+        let first = loop {
+            let tick = next().await;
+            if tick["symbol"] == "GLOBX" {
+                break tick["seq"].as_u64().expect("a seq");
+            }
+        };
+        assert!(
+            first >= newest,
+            "GLOBX started at {first}, before the newest {newest} when it was subscribed"
+        );
+        task.stop();
+    }
+
     /// The ping the body writes after a tick is the frame actix-ws writes for the session's
     /// own pings.
     #[test]
@@ -916,7 +971,7 @@ mod tests {
     }
 
     /// What a tick reads of the state the session shares with the body lies in its first 64
-    /// bytes: the flags, the body's waker, and the subscription's borrow flag, set and first
+    /// bytes: the flags, the relay's writer, and the subscription's borrow flag, set and first
     /// symbol.
     #[test]
     fn what_a_tick_reads_of_the_shared_state_is_in_its_first_64_bytes() {
@@ -936,7 +991,8 @@ mod tests {
             ("over", end_of(base, &shared.over)),
             ("wrote_tick", end_of(base, &shared.wrote_tick)),
             ("ping_due", end_of(base, &shared.ping_due)),
-            ("body", end_of(base, &shared.body)),
+            ("has_unsent", end_of(base, &shared.has_unsent)),
+            ("direct", end_of(base, &shared.direct)),
             ("subscription's first symbol", value - base + 24),
         ];
         for (field, end) in read_per_tick {
