@@ -888,14 +888,7 @@ mod tests {
         let (mut body, _ending, mut out) = body_and_outbox_with(Some(ticks)).await;
         pusher.start();
         pusher.ping_with_next_tick();
-        let mut next = async || {
-            let chunk = std::future::poll_fn(|cx| Pin::new(&mut body).poll_next(cx));
-            tokio::time::timeout(Duration::from_secs(5), chunk)
-                .await
-                .expect("a chunk within 5 s")
-                .expect("the body goes on")
-                .expect("no error")
-        };
+        let mut next = async || next_chunk(&mut body).await;
         let tick = next().await;
         assert!(
             tick.starts_with(b"\x81") && tick.windows(13).any(|w| w == b"\"type\":\"tick\""),
@@ -925,12 +918,7 @@ mod tests {
         let (mut body, _ending, _out) = body_and_outbox_with(Some(ticks)).await;
         pusher.start();
         let mut next = async || {
-            let chunk = std::future::poll_fn(|cx| Pin::new(&mut body).poll_next(cx));
-            let chunk = tokio::time::timeout(Duration::from_secs(5), chunk)
-                .await
-                .expect("a chunk within 5 s")
-                .expect("the body goes on")
-                .expect("no error");
+            let chunk = next_chunk(&mut body).await;
             let json = &chunk[2..]; // a short text frame: 2 bytes of header
             serde_json::from_slice::<serde_json::Value>(json).expect("a tick")
         };
@@ -1043,6 +1031,16 @@ mod tests {
             .expect("the body goes on")
             .expect("no error");
         assert_eq!(&chunk[..], b"\x81\x10after the budget");
+    }
+
+    /// The body's next chunk; panics if none comes within 5 s, or if the body ends or fails.
+    async fn next_chunk(body: &mut WsBody) -> Bytes {
+        let chunk = std::future::poll_fn(|cx| Pin::new(&mut *body).poll_next(cx));
+        tokio::time::timeout(Duration::from_secs(5), chunk)
+            .await
+            .expect("a chunk within 5 s")
+            .expect("the body goes on")
+            .expect("no error")
     }
 
     /// A body over a real actix-ws session, the session's `Ending` (to keep: dropping it ends
