@@ -221,8 +221,9 @@ impl LocalReceiver {
 
     /// From now on the relay hands each new snapshot to `taker` ([`Direct`]) instead of
     /// waking this receiver's task: [`LocalReceiver::poll_change`] no longer registers it, so
-    /// `taker` wakes it when it needs to run. Until this receiver is dropped.
+    /// `taker` wakes it when it needs to run. Until this receiver is dropped; called once.
     pub(crate) fn take_directly(&mut self, taker: Rc<dyn Direct>) {
+        debug_assert!(self.direct.is_none(), "a receiver takes directly once");
         self.relay.waiters.unregister(&mut self.registered);
         let mut direct = self.relay.direct.borrow_mut();
         let place = match self.relay.direct_free.borrow_mut().pop() {
@@ -235,10 +236,7 @@ impl LocalReceiver {
                 direct.len() - 1
             }
         };
-        if let Some(old) = self.direct.replace(place) {
-            direct[old] = None;
-            self.relay.direct_free.borrow_mut().push(old);
-        }
+        self.direct = Some(place);
     }
 
     /// A snapshot newer than the last one taken, or `Pending` with the task woken when one

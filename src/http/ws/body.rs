@@ -925,9 +925,14 @@ mod tests {
         assert_eq!(next().await["symbol"], "ACME");
         // The body is not polled while the feed makes 20 ticks.
         let slept_from = feed.latest().ticks[1].tick.seq;
-        while feed.latest().ticks[1].tick.seq < slept_from + 20 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let twenty_ticks = async {
+            while feed.latest().ticks[1].tick.seq < slept_from + 20 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), twenty_ticks)
+            .await
+            .expect("20 ticks within 10 s");
         let mut changed = pusher.subscription().clone();
         changed.change(&feed, &["GLOBX".to_owned()], true);
         let newest = feed.latest().ticks[1].tick.seq;
